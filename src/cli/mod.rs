@@ -1,0 +1,139 @@
+//! The command-line face: argument definitions (clap derive) and dispatch to one function per
+//! command. Commands write to the writers they are given, so tests run exactly what the
+//! binary runs.
+//!
+//! Exit status: 0 success, 1 the command ran and found invalid input (or failed), 2 usage
+//! error (from clap).
+
+mod isbt;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// coi-agent: chain-of-identity labeling for cell and gene therapy.
+#[derive(Debug, Parser)]
+#[command(name = "coi-agent", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read, check and build ISBT 128 data.
+    Isbt {
+        #[command(subcommand)]
+        command: IsbtCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IsbtCommand {
+    /// Parse scanned data: one result per argument. Exit 0 if every input is valid, 1 if any
+    /// is not.
+    ///
+    /// Each DATA is what a scanner sends for one read, without its suffix: an optional AIM
+    /// symbology identifier (]C0, ]C4, ]d1), then one ISBT 128 data structure, a concatenated
+    /// pair, or a compound message (=+aabbb...).
+    Parse {
+        /// One JSON object per line per input instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Scanned data, e.g. '=A99992212345600' (quote it: '&' and '<' are shell syntax).
+        #[arg(required = true, value_name = "DATA")]
+        data: Vec<OsString>,
+    },
+    /// Print the MOD 37-2 check character of a 13-character DIN or of a 15-character COI
+    /// identifier (DS 040 content, without '&/'), alone on one line.
+    Check {
+        /// Print the two-digit Type 3 flags (60-96) that carry a DIN's check in its barcode.
+        #[arg(long)]
+        flags: bool,
+        /// A DIN such as A999922123456, or a COI identifier such as CHA999925000042.
+        #[arg(value_name = "VALUE")]
+        value: String,
+    },
+}
+
+/// Runs a parsed command line against the process's stdout and stderr.
+pub fn main(cli: Cli) -> ExitCode {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    match run(cli, &mut stdout.lock(), &mut stderr.lock()) {
+        Ok(code) => code,
+        // A closed pipe (`coi-agent ... | head`) is the reader's choice, not a failure.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = writeln!(stderr.lock(), "coi-agent: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command, writing results to `out` and diagnostics to `err`.
+///
+/// # Errors
+/// Only I/O errors on the writers; invalid input is reported in the output and the exit code.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Isbt { command } => match command {
+            IsbtCommand::Parse { json, data } => isbt::parse(&data, json, out),
+            IsbtCommand::Check { flags, value } => isbt::check(&value, flags, out, err),
+        },
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parse_needs_data() {
+        let res = Cli::try_parse_from(["coi-agent", "isbt", "parse"]);
+        assert_eq!(res.unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn parse_takes_json_and_several_inputs() {
+        let cli =
+            Cli::try_parse_from(["coi-agent", "isbt", "parse", "--json", "=A", "&/X"]).unwrap();
+        let Command::Isbt {
+            command: IsbtCommand::Parse { json, data },
+        } = cli.command
+        else {
+            panic!("expected isbt parse, got {cli:?}");
+        };
+        assert!(json);
+        assert_eq!(data, vec![OsString::from("=A"), OsString::from("&/X")]);
+    }
+
+    #[test]
+    fn check_takes_flags() {
+        let cli = Cli::try_parse_from(["coi-agent", "isbt", "check", "--flags", "G123417654321"])
+            .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Isbt {
+                command: IsbtCommand::Check { flags: true, .. }
+            }
+        ));
+    }
+}

@@ -1,0 +1,87 @@
+//! The Chain of Identity identifier (DS 040, ST-028): `CH`, the issuing facility, a year and
+//! six characters; it binds every bag and document of one patient's therapy together. Printed
+//! with a boxed MOD 37-2 check character computed over its 15 characters.
+
+use super::check::CheckCharacter;
+use super::error::Isbt128Error;
+use super::field::{At, ascii, check_fin, is_digit, is_upper_or_digit};
+use super::spec;
+
+/// The 15-character content of DS 040, `CHαppppyynnnnnn`, without its `&/` identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CoiId([u8; 15]);
+
+impl CoiId {
+    /// Parses the 15-character content (no `&/`).
+    ///
+    /// # Errors
+    /// The wrong length, a missing `CH`, or a character not allowed in its position.
+    pub fn parse(text: &str) -> Result<CoiId, Isbt128Error> {
+        if text.len() != 15 {
+            return Err(Isbt128Error::InvalidValue {
+                spec: &spec::COI,
+                offset: 0,
+                problem: format!(
+                    "a COI identifier is 15 characters, found {}",
+                    text.chars().count()
+                ),
+            });
+        }
+        CoiId::from_content(At::new(&spec::COI, 0), text.as_bytes())
+    }
+
+    pub(crate) fn from_content(at: At, bytes: &[u8]) -> Result<CoiId, Isbt128Error> {
+        let Ok(coi) = <[u8; 15]>::try_from(bytes) else {
+            return Err(at.invalid("a COI identifier is 15 characters"));
+        };
+        if let Some(i) = (0..2).find(|&i| coi[i] != b"CH"[i]) {
+            return Err(Isbt128Error::BadCharacter {
+                spec: at.spec,
+                field: "prefix CH",
+                offset: at.offset + i,
+                found: char::from(coi[i]),
+            });
+        }
+        check_fin(at, &coi[2..7], 2)?;
+        at.check(&coi[7..9], 7, "year", is_digit)?;
+        at.check(&coi[9..], 9, "sequence", is_upper_or_digit)?;
+        Ok(CoiId(coi))
+    }
+
+    pub fn as_str(&self) -> &str {
+        ascii(&self.0)
+    }
+
+    /// The facility identification number of the issuer.
+    pub fn issuer(&self) -> &str {
+        ascii(&self.0[2..7])
+    }
+
+    /// The two-digit year of issue.
+    pub fn year(&self) -> &str {
+        ascii(&self.0[7..9])
+    }
+
+    /// The six characters that make it unique for the issuer and year.
+    pub fn sequence(&self) -> &str {
+        ascii(&self.0[9..])
+    }
+
+    /// The MOD 37-2 check character printed, boxed, beside the identifier.
+    pub fn check_character(&self) -> CheckCharacter {
+        // A `CoiId` holds only `0`–`9` and `A`–`Z` (checked in `from_content`), so `compute`
+        // cannot return `None`.
+        CheckCharacter::compute(&self.0).expect("a CoiId holds only 0-9 and A-Z")
+    }
+
+    /// The eye-readable grouping `CH A9999 25 000042`.
+    pub fn grouped(&self) -> String {
+        format!("CH {} {} {}", self.issuer(), self.year(), self.sequence())
+    }
+}
+
+impl std::fmt::Display for CoiId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,226 @@
+//! The Donation Identification Number (DS 001): the 13-character DIN that names a collection
+//! worldwide for 100 years, and the two flag characters that ride with it in the barcode but
+//! are not part of it.
+
+use super::check::CheckCharacter;
+use super::error::Isbt128Error;
+use super::field::{At, ascii, check_fin, is_digit};
+use super::spec;
+
+/// A 13-character DIN `αppppyynnnnnn`: facility identification number, year, sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Din([u8; 13]);
+
+/// The two flag characters `ff` that follow a DIN in its barcode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DinFlags([u8; 2]);
+
+/// What a flag pair means (ST-001 Table 3 [RT004]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagKind {
+    /// `00`: flags not used.
+    NotUsed,
+    /// Type 1 (`01`–`19`): process control defined by ICCBBA, e.g. container n of a set.
+    Iccbba,
+    /// Type 2 (`20`–`59`): process control defined locally.
+    Local,
+    /// Type 3 (`60`–`96`): 60 + the DIN's MOD 37-2 check value.
+    Check,
+    /// Any other value: not defined; shown, never interpreted.
+    Reserved,
+}
+
+/// A DIN with its flags: the content of a DS 001 barcode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Donation {
+    pub din: Din,
+    pub flags: DinFlags,
+}
+
+impl Din {
+    /// Parses a 13-character DIN (no `=`, no flags).
+    ///
+    /// # Errors
+    /// The wrong length, or a character not allowed in its position.
+    pub fn parse(text: &str) -> Result<Din, Isbt128Error> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 13 {
+            return Err(Isbt128Error::InvalidValue {
+                spec: &spec::DIN,
+                offset: 0,
+                problem: format!("a DIN is 13 characters, found {}", text.chars().count()),
+            });
+        }
+        Din::from_content(At::new(&spec::DIN, 0), bytes)
+    }
+
+    /// Checks the 13 DIN characters of a DS 001 content.
+    pub(crate) fn from_content(at: At, bytes: &[u8]) -> Result<Din, Isbt128Error> {
+        let Ok(din) = <[u8; 13]>::try_from(bytes) else {
+            return Err(at.invalid("a DIN is 13 characters"));
+        };
+        check_fin(at, &din[..5], 0)?;
+        at.check(&din[5..7], 5, "year", is_digit)?;
+        at.check(&din[7..], 7, "sequence number", is_digit)?;
+        Ok(Din(din))
+    }
+
+    pub fn as_str(&self) -> &str {
+        ascii(&self.0)
+    }
+
+    /// The facility identification number `αpppp` of the collecting facility.
+    pub fn facility(&self) -> &str {
+        ascii(&self.0[..5])
+    }
+
+    /// The two-digit nominal year.
+    pub fn year(&self) -> &str {
+        ascii(&self.0[5..7])
+    }
+
+    /// The six-digit sequence number within the facility and year.
+    pub fn sequence(&self) -> &str {
+        ascii(&self.0[7..])
+    }
+
+    /// The MOD 37-2 check character printed, boxed, beside the DIN.
+    pub fn check_character(&self) -> CheckCharacter {
+        // A `Din` holds only `0`–`9` and `A`–`Z` (checked in `from_content`), all inside the
+        // MOD 37-2 alphabet, so `compute` cannot return `None`.
+        CheckCharacter::compute(&self.0).expect("a Din holds only 0-9 and A-Z")
+    }
+
+    /// The Type 3 flags (`60`–`96`) that carry this DIN's check in a barcode.
+    pub fn check_flags(&self) -> DinFlags {
+        DinFlags::from_value(self.check_character().type3_flag_value())
+    }
+
+    /// The eye-readable grouping `A9999 22 123456` (facility, year, sequence).
+    pub fn grouped(&self) -> String {
+        format!("{} {} {}", self.facility(), self.year(), self.sequence())
+    }
+}
+
+impl std::fmt::Display for Din {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl DinFlags {
+    /// Flags `00`: not used.
+    pub const NOT_USED: DinFlags = DinFlags(*b"00");
+
+    /// Parses two flag characters (`0`–`9`, `A`–`H`, `J`–`N`, `P`, `R`–`Y`).
+    ///
+    /// # Errors
+    /// Not two characters, or a character outside that set.
+    pub fn parse(text: &str) -> Result<DinFlags, Isbt128Error> {
+        DinFlags::from_content(At::new(&spec::DIN, 0), text.as_bytes(), 0)
+    }
+
+    fn from_content(at: At, bytes: &[u8], start: usize) -> Result<DinFlags, Isbt128Error> {
+        let Ok(flags) = <[u8; 2]>::try_from(bytes) else {
+            return Err(at.invalid("DIN flags are 2 characters"));
+        };
+        at.check(
+            &flags,
+            start,
+            "flags",
+            |b| matches!(b, b'0'..=b'9' | b'A'..=b'H' | b'J'..=b'N' | b'P' | b'R'..=b'Y'),
+        )?;
+        Ok(DinFlags(flags))
+    }
+
+    /// Two decimal digits for a value 0–99.
+    pub fn from_value(value: u8) -> DinFlags {
+        let value = value % 100;
+        DinFlags([b'0' + value / 10, b'0' + value % 10])
+    }
+
+    pub fn as_str(&self) -> &str {
+        ascii(&self.0)
+    }
+
+    /// The numeric value when both characters are digits.
+    pub fn value(&self) -> Option<u8> {
+        match self.0 {
+            [a @ b'0'..=b'9', b @ b'0'..=b'9'] => Some((a - b'0') * 10 + (b - b'0')),
+            _ => None,
+        }
+    }
+
+    pub fn kind(&self) -> FlagKind {
+        match self.value() {
+            Some(0) => FlagKind::NotUsed,
+            Some(1..=19) => FlagKind::Iccbba,
+            Some(20..=59) => FlagKind::Local,
+            Some(60..=96) => FlagKind::Check,
+            _ => FlagKind::Reserved,
+        }
+    }
+}
+
+impl std::fmt::Display for DinFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FlagKind {
+    /// A stable name for JSON and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagKind::NotUsed => "not_used",
+            FlagKind::Iccbba => "type1_iccbba",
+            FlagKind::Local => "type2_local",
+            FlagKind::Check => "type3_check",
+            FlagKind::Reserved => "reserved",
+        }
+    }
+}
+
+impl Donation {
+    /// A DIN with the given flags.
+    ///
+    /// # Errors
+    /// Type 3 flags that do not match the DIN's check.
+    pub fn new(din: Din, flags: DinFlags) -> Result<Donation, Isbt128Error> {
+        let donation = Donation { din, flags };
+        donation.verify()?;
+        Ok(donation)
+    }
+
+    /// A DIN carrying its own check as Type 3 flags.
+    pub fn with_check_flags(din: Din) -> Donation {
+        Donation {
+            din,
+            flags: din.check_flags(),
+        }
+    }
+
+    /// Parses and verifies the 15 content characters `αppppyynnnnnnff` of DS 001.
+    pub(crate) fn from_content(at: At, bytes: &[u8]) -> Result<Donation, Isbt128Error> {
+        let (din, flags) = bytes.split_at(bytes.len().min(13));
+        let din = Din::from_content(at, din)?;
+        let flags = DinFlags::from_content(at, flags, 13)?;
+        Donation::new(din, flags)
+    }
+
+    /// Type 3 flags must equal 60 + the check value; other flags carry no check.
+    fn verify(&self) -> Result<(), Isbt128Error> {
+        if self.flags.kind() != FlagKind::Check {
+            return Ok(());
+        }
+        let check = self.din.check_character();
+        if self.flags.value() == Some(check.type3_flag_value()) {
+            return Ok(());
+        }
+        Err(Isbt128Error::FlagMismatch {
+            found: self.flags.as_str().to_owned(),
+            expected: check.type3_flag_value(),
+            check: check.as_char(),
+        })
+    }
+}

@@ -1,0 +1,7 @@
+//! coi-agent: the edge agent for chain-of-identity labeling in cell and gene therapy.
+//!
+//! The pure core ([`isbt128`]) does no I/O; the command-line face ([`cli`]) is a thin layer
+//! over it. See `ARCHITECTURE.md` in the design notes for the module map and its invariants.
+
+pub mod cli;
+pub mod isbt128;
