@@ -218,7 +218,13 @@ proptest! {
                 let skip = usize::from(s.spec.number == Some("001"));
                 rebuilt.push_str(&s.content[skip..]);
             }
-            prop_assert_eq!(rebuilt, data);
+            prop_assert_eq!(&rebuilt, &data);
+            // And every value coi-agent interprets re-encodes to exactly the bytes it was read from.
+            for s in &message.structures {
+                if let Ok(encoded) = s.value.encode() {
+                    prop_assert_eq!(&data[s.offset..s.offset + encoded.len()], encoded.as_str());
+                }
+            }
         }
     }
 }

@@ -7,6 +7,32 @@
 /// The 37 symbols of MOD 37-2, in value order: `0`–`9` are 0–9, `A`–`Z` are 10–35, `*` is 36.
 pub const ALPHABET: &[u8; 37] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*";
 
+/// `WEIGHTS[k]` = 2^(k+1) mod 37, the weight of the k-th character from the end. 2 has order
+/// 36 modulo 37, so the weights repeat with period 36.
+const WEIGHTS: [u8; 36] = {
+    let mut table = [0u8; 36];
+    let mut k = 0;
+    let mut power: u16 = 2;
+    while k < 36 {
+        table[k] = power as u8;
+        power = power * 2 % 37;
+        k += 1;
+    }
+    table
+};
+
+/// The MOD 37-2 value of each byte; 255 for bytes outside `0`–`9`, `A`–`Z` (`*` is only ever a
+/// result, never an input).
+static VALUES: [u8; 256] = {
+    let mut table = [255u8; 256];
+    let mut v = 0;
+    while v < 36 {
+        table[ALPHABET[v] as usize] = v as u8;
+        v += 1;
+    }
+    table
+};
+
 /// A MOD 37-2 check character (value 0–36).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CheckCharacter(u8);
@@ -14,17 +40,58 @@ pub struct CheckCharacter(u8);
 impl CheckCharacter {
     /// Computes the check character over `data`, or `None` if a byte is not `0`–`9` or `A`–`Z`.
     pub fn compute(data: &[u8]) -> Option<CheckCharacter> {
+        // The iterative form `s = ((s + v) * 2) mod 37` equals the sum of v_i * 2^(n-i+1)
+        // mod 37. Summing with precomputed weights keeps the loop free of a dependency chain
+        // through the modulo, which made the iterative form the slowest step of a DIN parse
+        // (BENCHMARKS.md).
+        // The identifiers coi-agent checks have fixed lengths; a constant length lets the
+        // compiler unroll the sum completely.
+        if let Ok(din) = <&[u8; 13]>::try_from(data) {
+            return CheckCharacter::compute_fixed(din);
+        }
+        if let Ok(coi) = <&[u8; 15]>::try_from(data) {
+            return CheckCharacter::compute_fixed(coi);
+        }
         let mut sum: u32 = 0;
-        for &byte in data {
-            let value = match byte {
-                b'0'..=b'9' => byte - b'0',
-                b'A'..=b'Z' => byte - b'A' + 10,
-                _ => return None,
-            };
-            sum = ((sum + u32::from(value)) * 2) % 37;
+        let mut valid = true;
+        // Weights repeat every 36 characters.
+        for chunk in data.rchunks(WEIGHTS.len()) {
+            for (&byte, &weight) in chunk.iter().rev().zip(WEIGHTS.iter()) {
+                let value = VALUES[usize::from(byte)];
+                valid &= value < 36;
+                sum += u32::from(value) * u32::from(weight);
+            }
+            sum %= 37;
         }
         // (38 - sum) % 37 is in 0..=36, so the cast cannot truncate.
-        Some(CheckCharacter(((38 - sum) % 37) as u8))
+        valid.then(|| CheckCharacter(((38 - sum) % 37) as u8))
+    }
+
+    /// The check of an identifier whose bytes are known to be `0`–`9` or `A`–`Z` (a `Din` or a
+    /// `CoiId`), without the per-byte validity test.
+    #[inline]
+    pub(crate) fn of_alphanumeric<const N: usize>(data: &[u8; N]) -> CheckCharacter {
+        let mut sum: u32 = 0;
+        for i in 0..N {
+            let byte = data[i];
+            let value = byte.wrapping_sub(b'0') - 7 * u8::from(byte > b'9');
+            sum += u32::from(value) * u32::from(WEIGHTS[(N - 1 - i) % 36]);
+        }
+        // (38 - sum % 37) % 37 is in 0..=36, so the cast cannot truncate.
+        CheckCharacter(((38 - sum % 37) % 37) as u8)
+    }
+
+    #[inline]
+    fn compute_fixed<const N: usize>(data: &[u8; N]) -> Option<CheckCharacter> {
+        let mut sum: u32 = 0;
+        let mut invalid: u8 = 0;
+        for i in 0..N {
+            let value = VALUES[usize::from(data[i])];
+            invalid |= value & 0x80;
+            sum += u32::from(value) * u32::from(WEIGHTS[(N - 1 - i) % 36]);
+        }
+        // (38 - sum % 37) % 37 is in 0..=36, so the cast cannot truncate.
+        (invalid == 0).then(|| CheckCharacter(((38 - sum % 37) % 37) as u8))
     }
 
     /// The check value, 0–36.
@@ -58,6 +125,40 @@ mod tests {
         let check = CheckCharacter::compute(b"G123417654321").unwrap();
         assert_eq!(check.as_char(), 'A');
         assert_eq!(check.type3_flag_value(), 70);
+    }
+
+    /// The definition in ST-001 Appendix A, step by step, for comparison with the fast form.
+    fn iterative(data: &[u8]) -> u8 {
+        let mut sum = 0u32;
+        for &b in data {
+            let v = ALPHABET.iter().position(|&a| a == b).unwrap() as u32;
+            sum = ((sum + v) * 2) % 37;
+        }
+        ((38 - sum) % 37) as u8
+    }
+
+    #[test]
+    fn weighted_sum_equals_the_iterative_definition() {
+        let alphabet = &ALPHABET[..36];
+        // Every length up to 80 (past the 36-step period of the weights), varied content.
+        for len in 0..80usize {
+            let data: Vec<u8> = (0..len).map(|i| alphabet[(i * 7 + len) % 36]).collect();
+            assert_eq!(
+                CheckCharacter::compute(&data).unwrap().value(),
+                iterative(&data),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_unchecked_form_agrees_on_identifiers() {
+        for din in [b"G123417654321", b"A999917345628", b"ZZZZZ99999999"] {
+            assert_eq!(
+                Some(CheckCharacter::of_alphanumeric(din)),
+                CheckCharacter::compute(din)
+            );
+        }
     }
 
     #[test]

@@ -4,8 +4,23 @@
 
 use super::check::CheckCharacter;
 use super::error::Isbt128Error;
-use super::field::{At, ascii, check_fin, is_digit, is_upper_or_digit};
+use super::field::{At, Class, DIGIT, FIN_LAYOUT, UPPER, UPPER_OR_DIGIT, ascii, check_fin, fits};
 use super::spec;
+
+/// The classes of `CHαppppyynnnnnn`, position by position (`CH` itself is compared apart).
+const COI_LAYOUT: [Class; 15] = {
+    let mut layout = [UPPER_OR_DIGIT; 15];
+    layout[0] = UPPER;
+    layout[1] = UPPER;
+    let mut i = 0;
+    while i < FIN_LAYOUT.len() {
+        layout[2 + i] = FIN_LAYOUT[i];
+        i += 1;
+    }
+    layout[7] = DIGIT;
+    layout[8] = DIGIT;
+    layout
+};
 
 /// The 15-character content of DS 040, `CHαppppyynnnnnn`, without its `&/` identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,10 +45,14 @@ impl CoiId {
         CoiId::from_content(At::new(&spec::COI, 0), text.as_bytes())
     }
 
+    #[inline]
     pub(crate) fn from_content(at: At, bytes: &[u8]) -> Result<CoiId, Isbt128Error> {
         let Ok(coi) = <[u8; 15]>::try_from(bytes) else {
             return Err(at.invalid("a COI identifier is 15 characters"));
         };
+        if coi.starts_with(b"CH") && fits(&coi, &COI_LAYOUT) {
+            return Ok(CoiId(coi));
+        }
         if let Some(i) = (0..2).find(|&i| coi[i] != b"CH"[i]) {
             return Err(Isbt128Error::BadCharacter {
                 spec: at.spec,
@@ -43,8 +62,8 @@ impl CoiId {
             });
         }
         check_fin(at, &coi[2..7], 2)?;
-        at.check(&coi[7..9], 7, "year", is_digit)?;
-        at.check(&coi[9..], 9, "sequence", is_upper_or_digit)?;
+        at.check(&coi[7..9], 7, "year", DIGIT)?;
+        at.check(&coi[9..], 9, "sequence", UPPER_OR_DIGIT)?;
         Ok(CoiId(coi))
     }
 
@@ -69,9 +88,8 @@ impl CoiId {
 
     /// The MOD 37-2 check character printed, boxed, beside the identifier.
     pub fn check_character(&self) -> CheckCharacter {
-        // A `CoiId` holds only `0`–`9` and `A`–`Z` (checked in `from_content`), so `compute`
-        // cannot return `None`.
-        CheckCharacter::compute(&self.0).expect("a CoiId holds only 0-9 and A-Z")
+        // A `CoiId` holds only `0`–`9` and `A`–`Z`, checked in `from_content`.
+        CheckCharacter::of_alphanumeric(&self.0)
     }
 
     /// The eye-readable grouping `CH A9999 25 000042`.

@@ -4,8 +4,19 @@
 
 use super::check::CheckCharacter;
 use super::error::Isbt128Error;
-use super::field::{At, ascii, check_fin, is_digit};
+use super::field::{At, Class, DIGIT, FIN_LAYOUT, FLAG, ascii, check_fin, fits};
 use super::spec;
+
+/// The classes of the 13 DIN characters: facility, year, sequence.
+const DIN_LAYOUT: [Class; 13] = {
+    let mut layout = [DIGIT; 13];
+    let mut i = 0;
+    while i < FIN_LAYOUT.len() {
+        layout[i] = FIN_LAYOUT[i];
+        i += 1;
+    }
+    layout
+};
 
 /// A 13-character DIN `αppppyynnnnnn`: facility identification number, year, sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,13 +66,16 @@ impl Din {
     }
 
     /// Checks the 13 DIN characters of a DS 001 content.
+    #[inline]
     pub(crate) fn from_content(at: At, bytes: &[u8]) -> Result<Din, Isbt128Error> {
         let Ok(din) = <[u8; 13]>::try_from(bytes) else {
             return Err(at.invalid("a DIN is 13 characters"));
         };
-        check_fin(at, &din[..5], 0)?;
-        at.check(&din[5..7], 5, "year", is_digit)?;
-        at.check(&din[7..], 7, "sequence number", is_digit)?;
+        if !fits(&din, &DIN_LAYOUT) {
+            check_fin(at, &din[..5], 0)?;
+            at.check(&din[5..7], 5, "year", DIGIT)?;
+            at.check(&din[7..], 7, "sequence number", DIGIT)?;
+        }
         Ok(Din(din))
     }
 
@@ -86,9 +100,8 @@ impl Din {
 
     /// The MOD 37-2 check character printed, boxed, beside the DIN.
     pub fn check_character(&self) -> CheckCharacter {
-        // A `Din` holds only `0`–`9` and `A`–`Z` (checked in `from_content`), all inside the
-        // MOD 37-2 alphabet, so `compute` cannot return `None`.
-        CheckCharacter::compute(&self.0).expect("a Din holds only 0-9 and A-Z")
+        // A `Din` holds only `0`–`9` and `A`–`Z`, checked in `from_content`.
+        CheckCharacter::of_alphanumeric(&self.0)
     }
 
     /// The Type 3 flags (`60`–`96`) that carry this DIN's check in a barcode.
@@ -120,16 +133,12 @@ impl DinFlags {
         DinFlags::from_content(At::new(&spec::DIN, 0), text.as_bytes(), 0)
     }
 
+    #[inline]
     fn from_content(at: At, bytes: &[u8], start: usize) -> Result<DinFlags, Isbt128Error> {
         let Ok(flags) = <[u8; 2]>::try_from(bytes) else {
             return Err(at.invalid("DIN flags are 2 characters"));
         };
-        at.check(
-            &flags,
-            start,
-            "flags",
-            |b| matches!(b, b'0'..=b'9' | b'A'..=b'H' | b'J'..=b'N' | b'P' | b'R'..=b'Y'),
-        )?;
+        at.check(&flags, start, "flags", FLAG)?;
         Ok(DinFlags(flags))
     }
 
@@ -186,6 +195,7 @@ impl Donation {
     ///
     /// # Errors
     /// Type 3 flags that do not match the DIN's check.
+    #[inline]
     pub fn new(din: Din, flags: DinFlags) -> Result<Donation, Isbt128Error> {
         let donation = Donation { din, flags };
         donation.verify()?;
@@ -201,6 +211,7 @@ impl Donation {
     }
 
     /// Parses and verifies the 15 content characters `αppppyynnnnnnff` of DS 001.
+    #[inline]
     pub(crate) fn from_content(at: At, bytes: &[u8]) -> Result<Donation, Isbt128Error> {
         let (din, flags) = bytes.split_at(bytes.len().min(13));
         let din = Din::from_content(at, din)?;
@@ -209,18 +220,24 @@ impl Donation {
     }
 
     /// Type 3 flags must equal 60 + the check value; other flags carry no check.
+    #[inline]
     fn verify(&self) -> Result<(), Isbt128Error> {
-        if self.flags.kind() != FlagKind::Check {
-            return Ok(());
+        match self.flags.value() {
+            Some(flags @ 60..=96) if flags != self.din.check_character().type3_flag_value() => {
+                Err(self.flag_mismatch())
+            }
+            _ => Ok(()),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn flag_mismatch(&self) -> Isbt128Error {
         let check = self.din.check_character();
-        if self.flags.value() == Some(check.type3_flag_value()) {
-            return Ok(());
-        }
-        Err(Isbt128Error::FlagMismatch {
+        Isbt128Error::FlagMismatch {
             found: self.flags.as_str().to_owned(),
             expected: check.type3_flag_value(),
             check: check.as_char(),
-        })
+        }
     }
 }

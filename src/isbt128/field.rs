@@ -17,39 +17,40 @@ impl At {
         At { spec, offset }
     }
 
-    /// Checks that every byte of `bytes` (which starts `start` bytes into the field's
-    /// structure content) satisfies `allowed`.
+    /// Checks that every byte of `bytes` (which starts `start` bytes into the structure's
+    /// content) is in `class`.
+    #[inline]
     pub fn check(
         self,
         bytes: &[u8],
         start: usize,
         field: &'static str,
-        allowed: fn(u8) -> bool,
+        class: Class,
     ) -> Result<(), Isbt128Error> {
-        match bytes.iter().position(|&b| !allowed(b)) {
-            None => Ok(()),
-            Some(i) => Err(Isbt128Error::BadCharacter {
-                spec: self.spec,
-                field,
-                offset: self.offset + start + i,
-                found: char::from(bytes[i]),
-            }),
+        for (i, &byte) in bytes.iter().enumerate() {
+            if !class.contains(byte) {
+                return Err(self.bad_character(start + i, field, byte));
+            }
         }
+        Ok(())
     }
 
     /// Reads `bytes` as a decimal number, every byte a digit.
+    #[inline]
     pub fn number(
         self,
         bytes: &[u8],
         start: usize,
         field: &'static str,
     ) -> Result<u32, Isbt128Error> {
-        self.check(bytes, start, field, is_digit)?;
+        self.check(bytes, start, field, DIGIT)?;
         Ok(bytes
             .iter()
             .fold(0u32, |n, &b| n * 10 + u32::from(b - b'0')))
     }
 
+    #[cold]
+    #[inline(never)]
     pub fn invalid(self, problem: impl Into<String>) -> Isbt128Error {
         Isbt128Error::InvalidValue {
             spec: self.spec,
@@ -57,28 +58,99 @@ impl At {
             problem: problem.into(),
         }
     }
+
+    // Errors are built out of line so the valid path stays small and fast.
+    #[cold]
+    #[inline(never)]
+    fn bad_character(self, position: usize, field: &'static str, byte: u8) -> Isbt128Error {
+        Isbt128Error::BadCharacter {
+            spec: self.spec,
+            field,
+            offset: self.offset + position,
+            found: char::from(byte),
+        }
+    }
 }
 
-pub(crate) fn is_digit(b: u8) -> bool {
-    b.is_ascii_digit()
-}
+/// A set of ASCII characters, tested with one table lookup.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Class(u8);
 
-pub(crate) fn is_upper_or_digit(b: u8) -> bool {
-    b.is_ascii_uppercase() || b.is_ascii_digit()
-}
-
-pub(crate) fn is_alphanumeric(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-}
-
-pub(crate) fn is_lower_or_digit(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit()
-}
-
+const DIGIT_BIT: u8 = 1;
+const UPPER_BIT: u8 = 2;
+const LOWER_BIT: u8 = 4;
 /// `A`–`N`, `P`–`Z`, `0`–`9`: letter O is never used in a facility identification number.
-pub(crate) fn is_fin_character(b: u8) -> bool {
-    matches!(b, b'A'..=b'N' | b'P'..=b'Z' | b'0'..=b'9')
+const FIN_BIT: u8 = 8;
+/// `A`–`N`, `P`–`Z`, `1`–`9`: the first character of a DIN or facility identification number.
+const FIN_FIRST_BIT: u8 = 16;
+/// `0`–`9`, `A`–`H`, `J`–`N`, `P`, `R`–`Y`: DIN flag characters (ST-001 §2.4.1).
+const FLAG_BIT: u8 = 32;
+/// Printable ASCII other than space (`!`–`~`).
+const GRAPHIC_BIT: u8 = 64;
+
+pub(crate) const DIGIT: Class = Class(DIGIT_BIT);
+pub(crate) const UPPER: Class = Class(UPPER_BIT);
+pub(crate) const UPPER_OR_DIGIT: Class = Class(UPPER_BIT | DIGIT_BIT);
+pub(crate) const LOWER_OR_DIGIT: Class = Class(LOWER_BIT | DIGIT_BIT);
+pub(crate) const ALPHANUMERIC: Class = Class(UPPER_BIT | LOWER_BIT | DIGIT_BIT);
+pub(crate) const FIN: Class = Class(FIN_BIT);
+pub(crate) const FIN_FIRST: Class = Class(FIN_FIRST_BIT);
+pub(crate) const FLAG: Class = Class(FLAG_BIT);
+pub(crate) const GRAPHIC: Class = Class(GRAPHIC_BIT);
+
+static CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        let mut bits = 0;
+        if c.is_ascii_digit() {
+            bits |= DIGIT_BIT | FIN_BIT | FLAG_BIT;
+            if c != b'0' {
+                bits |= FIN_FIRST_BIT;
+            }
+        }
+        if c.is_ascii_uppercase() {
+            bits |= UPPER_BIT;
+            if c != b'O' {
+                bits |= FIN_BIT | FIN_FIRST_BIT;
+            }
+            if matches!(c, b'A'..=b'H' | b'J'..=b'N' | b'P' | b'R'..=b'Y') {
+                bits |= FLAG_BIT;
+            }
+        }
+        if c.is_ascii_lowercase() {
+            bits |= LOWER_BIT;
+        }
+        if c.is_ascii_graphic() {
+            bits |= GRAPHIC_BIT;
+        }
+        table[b] = bits;
+        b += 1;
+    }
+    table
+};
+
+impl Class {
+    #[inline]
+    pub fn contains(self, byte: u8) -> bool {
+        CLASSES[usize::from(byte)] & self.0 != 0
+    }
 }
+
+/// True when every byte is in the class its position requires. A fast, branch-free accept for
+/// fixed layouts; when it says no, the field-by-field checks find and name the bad character.
+#[inline]
+pub(crate) fn fits<const N: usize>(bytes: &[u8; N], layout: &[Class; N]) -> bool {
+    let mut ok = true;
+    for i in 0..N {
+        ok &= layout[i].contains(bytes[i]);
+    }
+    ok
+}
+
+/// The classes of a facility identification number `αpppp`, position by position.
+pub(crate) const FIN_LAYOUT: [Class; 5] = [FIN_FIRST, FIN, FIN, DIGIT, DIGIT];
 
 /// Turns bytes already checked to be ASCII into text.
 pub(crate) fn ascii(bytes: &[u8]) -> &str {
@@ -91,15 +163,10 @@ pub(crate) fn ascii(bytes: &[u8]) -> &str {
 /// `1`–`9`; the next two `A`–`N`, `P`–`Z`, `0`–`9`; the last two digits.
 pub(crate) fn check_fin(at: At, fin: &[u8], start: usize) -> Result<(), Isbt128Error> {
     const FIELD: &str = "facility identification number";
-    let [first, rest @ ..] = fin else {
-        return Err(at.invalid("facility identification number is empty"));
-    };
-    at.check(&[*first], start, FIELD, super::spec::is_fin_first)?;
-    at.check(
-        rest.get(..2).unwrap_or(&[]),
-        start + 1,
-        FIELD,
-        is_fin_character,
-    )?;
-    at.check(rest.get(2..).unwrap_or(&[]), start + 3, FIELD, is_digit)
+    if fin.len() != 5 {
+        return Err(at.invalid("a facility identification number is 5 characters"));
+    }
+    at.check(&fin[..1], start, FIELD, FIN_FIRST)?;
+    at.check(&fin[1..3], start + 1, FIELD, FIN)?;
+    at.check(&fin[3..], start + 3, FIELD, DIGIT)
 }

@@ -3,9 +3,11 @@
 //! message (`=+aabbb` and its structures). The framing itself (suffixes, timeouts) belongs to
 //! the scanner adapter; this module gets the bytes of one frame.
 
+use smallvec::SmallVec;
+
 use super::error::Isbt128Error;
 use super::field::At;
-use super::spec::{self, ContentLength, Identified, Spec};
+use super::spec::{self, ContentLength, Identified, Kind, Spec};
 use super::structure::{CompoundHeader, Structure, Value, interpret};
 
 /// The AIM symbology identifier that prefixed the data (ISO/IEC 15424).
@@ -17,8 +19,13 @@ pub struct Symbology([u8; 3]);
 pub struct Message<'a> {
     pub symbology: Option<Symbology>,
     /// For a compound message the header (DS 023) comes first, then the structures it counts.
-    pub structures: Vec<Structure<'a>>,
+    pub structures: Structures<'a>,
 }
+
+/// The structures of one read. A single structure or a concatenated pair is stored inline, so
+/// parsing such a scan does not allocate (an allocation costs as much as the whole parse here;
+/// BENCHMARKS.md); a compound message allocates once, sized by its header.
+pub type Structures<'a> = SmallVec<[Structure<'a>; 2]>;
 
 impl Symbology {
     pub fn as_str(&self) -> &str {
@@ -62,32 +69,41 @@ impl Message<'_> {
 /// # Errors
 /// The first problem found, with its offset.
 pub fn parse(data: &[u8]) -> Result<Message<'_>, Isbt128Error> {
+    // Every byte of valid data is checked against its field's character class, none of which
+    // admits a control character, space or non-ASCII byte. So the data is parsed first, and
+    // only a failed parse looks for such a byte, to report it ahead of whatever it broke.
+    let res = std::str::from_utf8(data)
+        .map_err(|_| Isbt128Error::Empty)
+        .and_then(parse_text);
+    res.map_err(
+        |err| match data.iter().position(|b| !b.is_ascii_graphic()) {
+            Some(offset) => Isbt128Error::NotPrintable {
+                offset,
+                byte: data[offset],
+            },
+            None => err,
+        },
+    )
+}
+
+fn parse_text(text: &str) -> Result<Message<'_>, Isbt128Error> {
+    let data = text.as_bytes();
     if data.is_empty() {
         return Err(Isbt128Error::Empty);
     }
-    if let Some(offset) = data.iter().position(|b| !b.is_ascii_graphic()) {
-        return Err(Isbt128Error::NotPrintable {
-            offset,
-            byte: data[offset],
-        });
-    }
-    // Every byte is printable ASCII (checked above), so the data is valid UTF-8.
-    let Ok(text) = std::str::from_utf8(data) else {
-        return Err(Isbt128Error::NotPrintable {
-            offset: 0,
-            byte: data[0],
-        });
-    };
     let (symbology, start) = read_symbology(data)?;
     if start == data.len() {
         return Err(Isbt128Error::Empty);
     }
-    let mut structures = Vec::with_capacity(2);
+    let mut structures = Structures::new();
     let mut offset = start;
     while offset < data.len() {
         let structure = read_structure(text, offset, structures.last())?;
         offset += structure.data_identifier.len() + structure.content.len()
-            - usize::from(structure.spec == &spec::DIN);
+            - usize::from(structure.spec.kind == Kind::Din);
+        if let Value::CompoundHeader(header) = structure.value {
+            structures.reserve(header.count() + 1);
+        }
         structures.push(structure);
     }
     check_compound(&structures)?;
@@ -107,6 +123,7 @@ const GS1: [(&[u8; 3], &str); 6] = [
     (b"]E0", "EAN/UPC"),
 ];
 
+#[inline]
 fn read_symbology(data: &[u8]) -> Result<(Option<Symbology>, usize), Isbt128Error> {
     if data[0] != b']' {
         return Ok((None, 0));
@@ -134,6 +151,7 @@ fn read_symbology(data: &[u8]) -> Result<(Option<Symbology>, usize), Isbt128Erro
 }
 
 /// Reads the structure that starts at `offset`.
+#[inline]
 fn read_structure<'a>(
     text: &'a str,
     offset: usize,
@@ -180,6 +198,7 @@ fn read_structure<'a>(
 }
 
 /// How many content characters the structure has, checked against what is left.
+#[inline]
 fn content_length(spec: &'static Spec, rest: &[u8], offset: usize) -> Result<usize, Isbt128Error> {
     let wrong = |expected| Isbt128Error::WrongLength {
         spec,
@@ -212,11 +231,12 @@ fn content_length(spec: &'static Spec, rest: &[u8], offset: usize) -> Result<usi
 
 /// A compound message header must come first, count exactly what follows, and head only
 /// structures defined by ICCBBA.
+#[inline]
 fn check_compound(structures: &[Structure<'_>]) -> Result<(), Isbt128Error> {
     if let Some(nested) = structures
         .iter()
         .skip(1)
-        .find(|s| s.spec == &spec::COMPOUND_MESSAGE)
+        .find(|s| s.spec.kind == Kind::CompoundMessage)
     {
         return Err(Isbt128Error::CompoundHeaderNotFirst {
             offset: nested.offset,

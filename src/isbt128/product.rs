@@ -3,7 +3,7 @@
 //! characters whose meaning depends on the product family `α`; and Product Divisions (DS 032).
 
 use super::error::Isbt128Error;
-use super::field::{At, ascii, is_alphanumeric, is_digit, is_lower_or_digit, is_upper_or_digit};
+use super::field::{ALPHANUMERIC, At, DIGIT, LOWER_OR_DIGIT, UPPER, UPPER_OR_DIGIT, ascii};
 use super::spec;
 
 /// A DS 003 product code.
@@ -71,24 +71,22 @@ impl ProductCode {
         let Ok(content) = <[u8; 8]>::try_from(bytes) else {
             return Err(at.invalid("a product code is 8 characters"));
         };
-        at.check(&content[..1], 0, "product family", |b| {
-            b.is_ascii_uppercase()
-        })?;
+        at.check(&content[..1], 0, "product family", UPPER)?;
         at.check(
             &content[1..5],
             1,
             "product description code",
-            is_upper_or_digit,
+            UPPER_OR_DIGIT,
         )?;
         let (description_code, tds) = content.split_at(5);
         match tds_use(description_code) {
             TdsUse::CollectionTypeAndDivision => {
-                at.check(&tds[..1], 5, "collection type", is_alphanumeric)?;
-                at.check(&tds[1..2], 6, "division", is_upper_or_digit)?;
-                at.check(&tds[2..], 7, "division", is_lower_or_digit)?;
+                at.check(&tds[..1], 5, "collection type", ALPHANUMERIC)?;
+                at.check(&tds[1..2], 6, "division", UPPER_OR_DIGIT)?;
+                at.check(&tds[2..], 7, "division", LOWER_OR_DIGIT)?;
             }
-            TdsUse::PackCode => at.check(tds, 5, "pack code", is_digit)?,
-            TdsUse::NotInterpreted => at.check(tds, 5, "product code", is_alphanumeric)?,
+            TdsUse::PackCode => at.check(tds, 5, "pack code", DIGIT)?,
+            TdsUse::NotInterpreted => at.check(tds, 5, "product code", ALPHANUMERIC)?,
         }
         let mut code = ProductCode {
             description_code: [0; 5],
@@ -150,7 +148,7 @@ impl ProductDivisions {
         let Ok(divisions) = <[u8; 6]>::try_from(bytes) else {
             return Err(at.invalid("product divisions are 6 characters"));
         };
-        at.check(&divisions, 0, "divisions", is_alphanumeric)?;
+        at.check(&divisions, 0, "divisions", ALPHANUMERIC)?;
         Ok(ProductDivisions(divisions))
     }
 

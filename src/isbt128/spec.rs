@@ -5,7 +5,9 @@
 //! This table only says *what* a structure is and how long it is; `structure` checks the
 //! characters and interprets the content of the structures coi-agent uses.
 
+use super::date::DateRole;
 use super::error::Isbt128Error;
+use super::field::FIN_FIRST;
 
 /// How long a structure's content is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +23,30 @@ pub enum ContentLength {
     Undefined,
 }
 
+/// What coi-agent does with a structure's content: the structures it interprets each have
+/// their own kind; the parser dispatches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Din,
+    BloodGroups,
+    ProductCode,
+    Date(DateRole),
+    DateTime(DateRole),
+    CompoundMessage,
+    PatientDateOfBirth,
+    PatientId,
+    ExpirationMonth,
+    FlexibleDateTime,
+    ProductDivisions,
+    Coi,
+    /// Defined by ST-001, recognised by identifier and length, content not interpreted.
+    NotInterpreted,
+    /// Defined by a nation, region or facility; opaque.
+    National,
+}
+
 /// One entry of the index.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Spec {
     /// `"001"`…`"040"`; `None` for structures not defined by ICCBBA.
     pub number: Option<&'static str>,
@@ -32,14 +56,24 @@ pub struct Spec {
     pub length: ContentLength,
     /// Kept for reading old labels; never built.
     pub retired: bool,
+    pub kind: Kind,
 }
 
 impl Spec {
     /// True for the structures whose layout a nation, region or facility defines.
     pub fn is_national(&self) -> bool {
-        self.length == ContentLength::Undefined
+        self.kind == Kind::National
     }
 }
+
+/// Data identifiers are unique (a test below proves it), so they are the identity of a spec.
+impl PartialEq for Spec {
+    fn eq(&self, other: &Spec) -> bool {
+        self.data_identifier == other.data_identifier
+    }
+}
+
+impl Eq for Spec {}
 
 impl std::fmt::Display for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,7 +91,12 @@ const fn ds(number: &'static str, name: &'static str, di: &'static str, len: usi
         data_identifier: di,
         length: ContentLength::Fixed(len),
         retired: false,
+        kind: Kind::NotInterpreted,
     }
+}
+
+const fn interpreted(kind: Kind, spec: Spec) -> Spec {
+    Spec { kind, ..spec }
 }
 
 const fn retired(number: &'static str, name: &'static str, di: &'static str, len: usize) -> Spec {
@@ -74,28 +113,72 @@ const fn national(name: &'static str, di: &'static str) -> Spec {
         data_identifier: di,
         length: ContentLength::Undefined,
         retired: false,
+        kind: Kind::National,
     }
 }
 
-pub const DIN: Spec = ds("001", "Donation Identification Number", "=", 15);
-pub const BLOOD_GROUPS: Spec = ds("002", "Blood Groups [ABO and RhD]", "=%", 4);
-pub const PRODUCT_CODE: Spec = ds("003", "Product Code", "=<", 8);
-pub const EXPIRATION_DATE: Spec = ds("004", "Expiration Date", "=>", 6);
-pub const EXPIRATION_DATE_TIME: Spec = ds("005", "Expiration Date and Time", "&>", 10);
-pub const COLLECTION_DATE: Spec = ds("006", "Collection Date", "=*", 6);
-pub const COLLECTION_DATE_TIME: Spec = ds("007", "Collection Date and Time", "&*", 10);
-pub const PRODUCTION_DATE: Spec = ds("008", "Production Date", "=}", 6);
-pub const PRODUCTION_DATE_TIME: Spec = ds("009", "Production Date and Time", "&}", 10);
-pub const COMPOUND_MESSAGE: Spec = ds("023", "Compound Message", "=+", 5);
-pub const PATIENT_DATE_OF_BIRTH: Spec = ds("024", "Patient Date of Birth", "=#", 10);
+pub const DIN: Spec = interpreted(
+    Kind::Din,
+    ds("001", "Donation Identification Number", "=", 15),
+);
+pub const BLOOD_GROUPS: Spec = interpreted(
+    Kind::BloodGroups,
+    ds("002", "Blood Groups [ABO and RhD]", "=%", 4),
+);
+pub const PRODUCT_CODE: Spec = interpreted(Kind::ProductCode, ds("003", "Product Code", "=<", 8));
+pub const EXPIRATION_DATE: Spec = interpreted(
+    Kind::Date(DateRole::Expiration),
+    ds("004", "Expiration Date", "=>", 6),
+);
+pub const EXPIRATION_DATE_TIME: Spec = interpreted(
+    Kind::DateTime(DateRole::Expiration),
+    ds("005", "Expiration Date and Time", "&>", 10),
+);
+pub const COLLECTION_DATE: Spec = interpreted(
+    Kind::Date(DateRole::Collection),
+    ds("006", "Collection Date", "=*", 6),
+);
+pub const COLLECTION_DATE_TIME: Spec = interpreted(
+    Kind::DateTime(DateRole::Collection),
+    ds("007", "Collection Date and Time", "&*", 10),
+);
+pub const PRODUCTION_DATE: Spec = interpreted(
+    Kind::Date(DateRole::Production),
+    ds("008", "Production Date", "=}", 6),
+);
+pub const PRODUCTION_DATE_TIME: Spec = interpreted(
+    Kind::DateTime(DateRole::Production),
+    ds("009", "Production Date and Time", "&}", 10),
+);
+pub const COMPOUND_MESSAGE: Spec = interpreted(
+    Kind::CompoundMessage,
+    ds("023", "Compound Message", "=+", 5),
+);
+pub const PATIENT_DATE_OF_BIRTH: Spec = interpreted(
+    Kind::PatientDateOfBirth,
+    ds("024", "Patient Date of Birth", "=#", 10),
+);
 pub const PATIENT_ID: Spec = Spec {
     length: ContentLength::PatientId,
+    kind: Kind::PatientId,
     ..ds("025", "Patient Identification Number", "&#", 0)
 };
-pub const EXPIRATION_MONTH_YEAR: Spec = ds("026", "Expiration Month and Year", "=]", 6);
-pub const FLEXIBLE_DATE_TIME: Spec = ds("031", "Flexible Date and Time", "=(", 16);
-pub const PRODUCT_DIVISIONS: Spec = ds("032", "Product Divisions", "=,", 6);
-pub const COI: Spec = ds("040", "Chain of Identity Identifier", "&/", 15);
+pub const EXPIRATION_MONTH_YEAR: Spec = interpreted(
+    Kind::ExpirationMonth,
+    ds("026", "Expiration Month and Year", "=]", 6),
+);
+pub const FLEXIBLE_DATE_TIME: Spec = interpreted(
+    Kind::FlexibleDateTime,
+    ds("031", "Flexible Date and Time", "=(", 16),
+);
+pub const PRODUCT_DIVISIONS: Spec = interpreted(
+    Kind::ProductDivisions,
+    ds("032", "Product Divisions", "=,", 6),
+);
+pub const COI: Spec = interpreted(
+    Kind::Coi,
+    ds("040", "Chain of Identity Identifier", "&/", 15),
+);
 pub const NOT_DEFINED_BY_ICCBBA: Spec = national("Data Structure Not Defined by ICCBBA", "&");
 
 /// Every structure with a two-character identifier other than DS 001, in ST-001 order.
@@ -195,18 +278,13 @@ pub struct Identified {
     pub content_start: usize,
 }
 
-/// True for the first character of a DIN or facility identification number (`A`–`N`, `P`–`Z`,
-/// `1`–`9`): letter O and digit 0 are excluded so they are never confused.
-pub fn is_fin_first(byte: u8) -> bool {
-    matches!(byte, b'A'..=b'N' | b'P'..=b'Z' | b'1'..=b'9')
-}
-
 /// Identifies the structure that starts at `data[0]`; `offset` is only used in errors.
 ///
 /// # Errors
 /// `NoDataIdentifier` when the first character is not `=` or `&`, `TruncatedDataIdentifier`
 /// when the data ends inside the identifier, `UnknownDataIdentifier` when ST-001 defines no
 /// structure with that identifier.
+#[inline]
 pub fn identify(data: &[u8], offset: usize) -> Result<Identified, Isbt128Error> {
     let first = match data.first() {
         Some(&b @ (b'=' | b'&')) => b,
@@ -220,7 +298,7 @@ pub fn identify(data: &[u8], offset: usize) -> Result<Identified, Isbt128Error> 
         identifier_len: 2,
         content_start: 2,
     };
-    if first == b'=' && is_fin_first(second) {
+    if first == b'=' && FIN_FIRST.contains(second) {
         return Ok(Identified {
             spec: &DIN,
             identifier_len: 2,

@@ -11,9 +11,9 @@ use super::date::{
 };
 use super::din::Donation;
 use super::error::Isbt128Error;
-use super::field::{At, ascii, is_alphanumeric, is_upper_or_digit};
+use super::field::{ALPHANUMERIC, At, GRAPHIC, UPPER_OR_DIGIT, ascii};
 use super::product::{ProductCode, ProductDivisions};
-use super::spec::{self, Spec};
+use super::spec::{self, Kind, Spec};
 
 /// A data structure found in scanned data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,32 +356,25 @@ fn date_time_spec(role: DateRole) -> &'static Spec {
 
 /// Checks and interprets the content of a structure whose identifier and length are known.
 /// `at.offset` is the offset of the first content character.
+#[inline]
 pub(crate) fn interpret<'a>(at: At, content: &'a str) -> Result<Value<'a>, Isbt128Error> {
     let bytes = content.as_bytes();
-    let role = |number| match number {
-        "004" | "005" => DateRole::Expiration,
-        "006" | "007" => DateRole::Collection,
-        _ => DateRole::Production,
-    };
-    let Some(number) = at.spec.number else {
-        return Ok(Value::National);
-    };
-    Ok(match number {
-        "001" => Value::Donation(Donation::from_content(at, bytes)?),
-        "002" => {
-            at.check(&bytes[..2], 0, "blood group", is_alphanumeric)?;
-            at.check(&bytes[2..], 2, "phenotype", is_upper_or_digit)?;
+    Ok(match at.spec.kind {
+        Kind::Din => Value::Donation(Donation::from_content(at, bytes)?),
+        Kind::BloodGroups => {
+            at.check(&bytes[..2], 0, "blood group", ALPHANUMERIC)?;
+            at.check(&bytes[2..], 2, "phenotype", UPPER_OR_DIGIT)?;
             let mut groups = [0u8; 4];
             groups.copy_from_slice(bytes);
             Value::BloodGroups(BloodGroups(groups))
         }
-        "003" => Value::ProductCode(ProductCode::from_content(at, bytes)?),
-        "004" | "006" | "008" => Value::Date(role(number), read_cyyjjj(at, bytes, 0)?),
-        "005" | "007" | "009" => {
+        Kind::ProductCode => Value::ProductCode(ProductCode::from_content(at, bytes)?),
+        Kind::Date(role) => Value::Date(role, read_cyyjjj(at, bytes, 0)?),
+        Kind::DateTime(role) => {
             let date = read_cyyjjj(at, &bytes[..6], 0)?;
-            Value::DateTime(role(number), read_hhmm(at, date, &bytes[6..], 6)?)
+            Value::DateTime(role, read_hhmm(at, date, &bytes[6..], 6)?)
         }
-        "023" => {
+        Kind::CompoundMessage => {
             let count = at.number(&bytes[..2], 0, "structure count")?;
             let sequence = at.number(&bytes[2..], 2, "sequence")?;
             if count == 0 {
@@ -393,20 +386,21 @@ pub(crate) fn interpret<'a>(at: At, content: &'a str) -> Result<Value<'a>, Isbt1
                 sequence: sequence as u16,
             })
         }
-        "024" => {
+        Kind::PatientDateOfBirth => {
             let location = at.number(&bytes[..2], 0, "location code")? as u8;
             let date = read_yyyymmdd(at, &bytes[2..], 2)?;
             Value::PatientDateOfBirth(PatientDateOfBirth { location, date })
         }
-        "025" => {
+        Kind::PatientId => {
             // The length `ll` was checked when the structure was delimited.
             let location = at.number(&bytes[..2], 0, "location code")? as u8;
+            at.check(&bytes[4..], 4, "patient identification", GRAPHIC)?;
             Value::PatientId(PatientId {
                 location,
                 id: &content[4..],
             })
         }
-        "026" => {
+        Kind::ExpirationMonth => {
             let year = at.number(&bytes[..4], 0, "year")? as u16;
             let month = at.number(&bytes[4..], 4, "month")? as u8;
             if year == 0 || !(1..=12).contains(&month) {
@@ -414,7 +408,7 @@ pub(crate) fn interpret<'a>(at: At, content: &'a str) -> Result<Value<'a>, Isbt1
             }
             Value::ExpirationMonth(ExpirationMonth { year, month })
         }
-        "031" => {
+        Kind::FlexibleDateTime => {
             let zone = match bytes[0] {
                 b'1' => ZoneFlag::Local,
                 b'2' => ZoneFlag::Utc,
@@ -439,11 +433,17 @@ pub(crate) fn interpret<'a>(at: At, content: &'a str) -> Result<Value<'a>, Isbt1
                 at: at_time,
             })
         }
-        "032" => Value::ProductDivisions(ProductDivisions::from_content(at, bytes)?),
-        "040" => Value::Coi(CoiId::from_content(at, bytes)?),
-        _ => {
-            at.check(bytes, 0, "content", is_alphanumeric)?;
+        Kind::ProductDivisions => {
+            Value::ProductDivisions(ProductDivisions::from_content(at, bytes)?)
+        }
+        Kind::Coi => Value::Coi(CoiId::from_content(at, bytes)?),
+        Kind::NotInterpreted => {
+            at.check(bytes, 0, "content", ALPHANUMERIC)?;
             Value::NotInterpreted
+        }
+        Kind::National => {
+            at.check(bytes, 0, "content", GRAPHIC)?;
+            Value::National
         }
     })
 }
