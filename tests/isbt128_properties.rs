@@ -214,9 +214,9 @@ proptest! {
             // Whatever parses must cover the data exactly, structure after structure.
             let mut rebuilt = message.symbology.map(|s| s.as_str().to_owned()).unwrap_or_default();
             for s in &message.structures {
-                rebuilt.push_str(s.data_identifier);
+                rebuilt.push_str(s.data_identifier());
                 let skip = usize::from(s.spec.number == Some("001"));
-                rebuilt.push_str(&s.content[skip..]);
+                rebuilt.push_str(&s.content()[skip..]);
             }
             prop_assert_eq!(&rebuilt, &data);
             // And every value coi-agent interprets re-encodes to exactly the bytes it was read from.

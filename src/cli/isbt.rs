@@ -115,8 +115,8 @@ pub(crate) fn structure_json(structure: &Structure<'_>) -> Json {
     };
     put("number", json!(structure.spec.number));
     put("name", json!(structure.spec.name));
-    put("data_identifier", json!(structure.data_identifier));
-    put("content", json!(structure.content));
+    put("data_identifier", json!(structure.data_identifier()));
+    put("content", json!(structure.content()));
     let interpretation = match structure.value {
         Value::NotInterpreted => "not_interpreted",
         Value::National => "national",
@@ -229,7 +229,7 @@ fn write_text(
         writeln!(
             out,
             "  {} {}: {}",
-            structure.data_identifier,
+            structure.data_identifier(),
             structure.spec,
             describe(structure)
         )?;
@@ -262,7 +262,7 @@ fn describe(structure: &Structure<'_>) -> String {
         Value::CompoundHeader(h) => format!("{} structures follow", h.count()),
         Value::BloodGroups(g) => format!("code {}", g.as_str()),
         Value::ProductDivisions(d) => d.as_str().to_owned(),
-        Value::NotInterpreted => format!("{} (recognised, not interpreted)", structure.content),
-        Value::National => format!("{} (not defined by ICCBBA)", structure.content),
+        Value::NotInterpreted => format!("{} (recognised, not interpreted)", structure.content()),
+        Value::National => format!("{} (not defined by ICCBBA)", structure.content()),
     }
 }

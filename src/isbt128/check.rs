@@ -7,6 +7,8 @@
 /// The 37 symbols of MOD 37-2, in value order: `0`–`9` are 0–9, `A`–`Z` are 10–35, `*` is 36.
 pub const ALPHABET: &[u8; 37] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*";
 
+use super::field::Class;
+
 /// `WEIGHTS[k]` = 2^(k+1) mod 37, the weight of the k-th character from the end. 2 has order
 /// 36 modulo 37, so the weights repeat with period 36.
 const WEIGHTS: [u8; 36] = {
@@ -67,18 +69,28 @@ impl CheckCharacter {
         valid.then(|| CheckCharacter(((38 - sum) % 37) as u8))
     }
 
-    /// The check of an identifier whose bytes are known to be `0`–`9` or `A`–`Z` (a `Din` or a
-    /// `CoiId`), without the per-byte validity test.
+    /// Checks `data` against a fixed layout and computes its check character in the same pass
+    /// (one loop over an identifier instead of two). `None` when a byte is outside its class;
+    /// every class in `layout` must lie within `0`–`9` and `A`–`Z`.
     #[inline]
-    pub(crate) fn of_alphanumeric<const N: usize>(data: &[u8; N]) -> CheckCharacter {
+    pub(crate) fn of_layout<const N: usize>(
+        data: &[u8; N],
+        layout: &[Class; N],
+    ) -> Option<CheckCharacter> {
         let mut sum: u32 = 0;
+        let mut ok = true;
         for i in 0..N {
             let byte = data[i];
-            let value = byte.wrapping_sub(b'0') - 7 * u8::from(byte > b'9');
+            ok &= layout[i].contains(byte);
+            // For `0`–`9` and `A`–`Z` this is the MOD 37-2 value; other bytes are refused by
+            // the layout, so their (wrapped) value never counts.
+            let value = byte
+                .wrapping_sub(b'0')
+                .wrapping_sub(7 * u8::from(byte > b'9'));
             sum += u32::from(value) * u32::from(WEIGHTS[(N - 1 - i) % 36]);
         }
         // (38 - sum % 37) % 37 is in 0..=36, so the cast cannot truncate.
-        CheckCharacter(((38 - sum % 37) % 37) as u8)
+        ok.then(|| CheckCharacter(((38 - sum % 37) % 37) as u8))
     }
 
     #[inline]
@@ -152,13 +164,14 @@ mod tests {
     }
 
     #[test]
-    fn the_unchecked_form_agrees_on_identifiers() {
+    fn the_fused_form_agrees_on_identifiers() {
+        use crate::isbt128::field::UPPER_OR_DIGIT;
         for din in [b"G123417654321", b"A999917345628", b"ZZZZZ99999999"] {
-            assert_eq!(
-                Some(CheckCharacter::of_alphanumeric(din)),
-                CheckCharacter::compute(din)
-            );
+            let fused = CheckCharacter::of_layout(din, &[UPPER_OR_DIGIT; 13]);
+            assert_eq!(fused, CheckCharacter::compute(din));
         }
+        let bad = CheckCharacter::of_layout(b"G12341765432a", &[UPPER_OR_DIGIT; 13]);
+        assert_eq!(bad, None);
     }
 
     #[test]

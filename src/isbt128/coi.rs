@@ -4,7 +4,7 @@
 
 use super::check::CheckCharacter;
 use super::error::Isbt128Error;
-use super::field::{At, Class, DIGIT, FIN_LAYOUT, UPPER, UPPER_OR_DIGIT, ascii, check_fin, fits};
+use super::field::{At, Class, DIGIT, FIN_LAYOUT, UPPER, UPPER_OR_DIGIT, ascii, check_fin};
 use super::spec;
 
 /// The classes of `CHαppppyynnnnnn`, position by position (`CH` itself is compared apart).
@@ -24,7 +24,11 @@ const COI_LAYOUT: [Class; 15] = {
 
 /// The 15-character content of DS 040, `CHαppppyynnnnnn`, without its `&/` identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CoiId([u8; 15]);
+pub struct CoiId {
+    chars: [u8; 15],
+    /// Computed while the characters are checked, as for `Din`.
+    check: CheckCharacter,
+}
 
 impl CoiId {
     /// Parses the 15-character content (no `&/`).
@@ -50,8 +54,10 @@ impl CoiId {
         let Ok(coi) = <[u8; 15]>::try_from(bytes) else {
             return Err(at.invalid("a COI identifier is 15 characters"));
         };
-        if coi.starts_with(b"CH") && fits(&coi, &COI_LAYOUT) {
-            return Ok(CoiId(coi));
+        if coi.starts_with(b"CH") {
+            if let Some(check) = CheckCharacter::of_layout(&coi, &COI_LAYOUT) {
+                return Ok(CoiId { chars: coi, check });
+            }
         }
         if let Some(i) = (0..2).find(|&i| coi[i] != b"CH"[i]) {
             return Err(Isbt128Error::BadCharacter {
@@ -64,32 +70,31 @@ impl CoiId {
         check_fin(at, &coi[2..7], 2)?;
         at.check(&coi[7..9], 7, "year", DIGIT)?;
         at.check(&coi[9..], 9, "sequence", UPPER_OR_DIGIT)?;
-        Ok(CoiId(coi))
+        Err(at.invalid("COI identifier characters do not fit their layout"))
     }
 
     pub fn as_str(&self) -> &str {
-        ascii(&self.0)
+        ascii(&self.chars)
     }
 
     /// The facility identification number of the issuer.
     pub fn issuer(&self) -> &str {
-        ascii(&self.0[2..7])
+        ascii(&self.chars[2..7])
     }
 
     /// The two-digit year of issue.
     pub fn year(&self) -> &str {
-        ascii(&self.0[7..9])
+        ascii(&self.chars[7..9])
     }
 
     /// The six characters that make it unique for the issuer and year.
     pub fn sequence(&self) -> &str {
-        ascii(&self.0[9..])
+        ascii(&self.chars[9..])
     }
 
     /// The MOD 37-2 check character printed, boxed, beside the identifier.
     pub fn check_character(&self) -> CheckCharacter {
-        // A `CoiId` holds only `0`–`9` and `A`–`Z`, checked in `from_content`.
-        CheckCharacter::of_alphanumeric(&self.0)
+        self.check
     }
 
     /// The eye-readable grouping `CH A9999 25 000042`.

@@ -4,7 +4,7 @@
 
 use super::check::CheckCharacter;
 use super::error::Isbt128Error;
-use super::field::{At, Class, DIGIT, FIN_LAYOUT, FLAG, ascii, check_fin, fits};
+use super::field::{At, Class, DIGIT, FIN_LAYOUT, FLAG, ascii, check_fin};
 use super::spec;
 
 /// The classes of the 13 DIN characters: facility, year, sequence.
@@ -20,7 +20,12 @@ const DIN_LAYOUT: [Class; 13] = {
 
 /// A 13-character DIN `αppppyynnnnnn`: facility identification number, year, sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Din([u8; 13]);
+pub struct Din {
+    chars: [u8; 13],
+    /// Computed while the characters are checked: it is needed for every Type 3 flag and for
+    /// every printed DIN, and costs nothing extra then.
+    check: CheckCharacter,
+}
 
 /// The two flag characters `ff` that follow a DIN in its barcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,37 +76,37 @@ impl Din {
         let Ok(din) = <[u8; 13]>::try_from(bytes) else {
             return Err(at.invalid("a DIN is 13 characters"));
         };
-        if !fits(&din, &DIN_LAYOUT) {
-            check_fin(at, &din[..5], 0)?;
-            at.check(&din[5..7], 5, "year", DIGIT)?;
-            at.check(&din[7..], 7, "sequence number", DIGIT)?;
+        if let Some(check) = CheckCharacter::of_layout(&din, &DIN_LAYOUT) {
+            return Ok(Din { chars: din, check });
         }
-        Ok(Din(din))
+        check_fin(at, &din[..5], 0)?;
+        at.check(&din[5..7], 5, "year", DIGIT)?;
+        at.check(&din[7..], 7, "sequence number", DIGIT)?;
+        Err(at.invalid("DIN characters do not fit their layout"))
     }
 
     pub fn as_str(&self) -> &str {
-        ascii(&self.0)
+        ascii(&self.chars)
     }
 
     /// The facility identification number `αpppp` of the collecting facility.
     pub fn facility(&self) -> &str {
-        ascii(&self.0[..5])
+        ascii(&self.chars[..5])
     }
 
     /// The two-digit nominal year.
     pub fn year(&self) -> &str {
-        ascii(&self.0[5..7])
+        ascii(&self.chars[5..7])
     }
 
     /// The six-digit sequence number within the facility and year.
     pub fn sequence(&self) -> &str {
-        ascii(&self.0[7..])
+        ascii(&self.chars[7..])
     }
 
     /// The MOD 37-2 check character printed, boxed, beside the DIN.
     pub fn check_character(&self) -> CheckCharacter {
-        // A `Din` holds only `0`–`9` and `A`–`Z`, checked in `from_content`.
-        CheckCharacter::of_alphanumeric(&self.0)
+        self.check
     }
 
     /// The Type 3 flags (`60`–`96`) that carry this DIN's check in a barcode.

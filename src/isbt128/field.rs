@@ -138,17 +138,6 @@ impl Class {
     }
 }
 
-/// True when every byte is in the class its position requires. A fast, branch-free accept for
-/// fixed layouts; when it says no, the field-by-field checks find and name the bad character.
-#[inline]
-pub(crate) fn fits<const N: usize>(bytes: &[u8; N], layout: &[Class; N]) -> bool {
-    let mut ok = true;
-    for i in 0..N {
-        ok &= layout[i].contains(bytes[i]);
-    }
-    ok
-}
-
 /// The classes of a facility identification number `αpppp`, position by position.
 pub(crate) const FIN_LAYOUT: [Class; 5] = [FIN_FIRST, FIN, FIN, DIGIT, DIGIT];
 

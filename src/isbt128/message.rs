@@ -22,10 +22,11 @@ pub struct Message<'a> {
     pub structures: Structures<'a>,
 }
 
-/// The structures of one read. A single structure or a concatenated pair is stored inline, so
-/// parsing such a scan does not allocate (an allocation costs as much as the whole parse here;
-/// BENCHMARKS.md); a compound message allocates once, sized by its header.
-pub type Structures<'a> = SmallVec<[Structure<'a>; 2]>;
+/// The structures of one read. A single structure (every linear barcode on a COI label) is
+/// stored inline, so parsing such a scan does not allocate: an allocation costs as much as the
+/// whole parse here, and a larger inline buffer makes every `Message` slower to return
+/// (BENCHMARKS.md). Concatenated reads and compound messages allocate once.
+pub type Structures<'a> = SmallVec<[Structure<'a>; 1]>;
 
 impl Symbology {
     pub fn as_str(&self) -> &str {
@@ -72,10 +73,7 @@ pub fn parse(data: &[u8]) -> Result<Message<'_>, Isbt128Error> {
     // Every byte of valid data is checked against its field's character class, none of which
     // admits a control character, space or non-ASCII byte. So the data is parsed first, and
     // only a failed parse looks for such a byte, to report it ahead of whatever it broke.
-    let res = std::str::from_utf8(data)
-        .map_err(|_| Isbt128Error::Empty)
-        .and_then(parse_text);
-    res.map_err(
+    parse_checked(data).map_err(
         |err| match data.iter().position(|b| !b.is_ascii_graphic()) {
             Some(offset) => Isbt128Error::NotPrintable {
                 offset,
@@ -86,8 +84,7 @@ pub fn parse(data: &[u8]) -> Result<Message<'_>, Isbt128Error> {
     )
 }
 
-fn parse_text(text: &str) -> Result<Message<'_>, Isbt128Error> {
-    let data = text.as_bytes();
+fn parse_checked(data: &[u8]) -> Result<Message<'_>, Isbt128Error> {
     if data.is_empty() {
         return Err(Isbt128Error::Empty);
     }
@@ -98,15 +95,17 @@ fn parse_text(text: &str) -> Result<Message<'_>, Isbt128Error> {
     let mut structures = Structures::new();
     let mut offset = start;
     while offset < data.len() {
-        let structure = read_structure(text, offset, structures.last())?;
-        offset += structure.data_identifier.len() + structure.content.len()
+        let structure = read_structure(data, offset, structures.last())?;
+        offset += structure.identifier.len() + structure.content.len()
             - usize::from(structure.spec.kind == Kind::Din);
         if let Value::CompoundHeader(header) = structure.value {
             structures.reserve(header.count() + 1);
         }
         structures.push(structure);
     }
-    check_compound(&structures)?;
+    if structures.len() > 1 || structures[0].spec.kind == Kind::CompoundMessage {
+        check_compound(&structures)?;
+    }
     Ok(Message {
         symbology,
         structures,
@@ -153,11 +152,11 @@ fn read_symbology(data: &[u8]) -> Result<(Option<Symbology>, usize), Isbt128Erro
 /// Reads the structure that starts at `offset`.
 #[inline]
 fn read_structure<'a>(
-    text: &'a str,
+    data: &'a [u8],
     offset: usize,
     previous: Option<&Structure<'_>>,
 ) -> Result<Structure<'a>, Isbt128Error> {
-    let rest = &text.as_bytes()[offset..];
+    let rest = &data[offset..];
     let identified = match spec::identify(rest, offset) {
         Err(Isbt128Error::NoDataIdentifier { .. }) if previous.is_some() => {
             return Err(Isbt128Error::TrailingData {
@@ -175,10 +174,11 @@ fn read_structure<'a>(
         content_start,
     } = identified;
     let content_len = content_length(spec, &rest[content_start.min(rest.len())..], offset)?;
-    let end = content_start + content_len;
-    let (Some(data_identifier), Some(content)) = (
-        text.get(offset..offset + identifier_len),
-        text.get(offset + content_start..offset + end),
+    // `content_length` checked that `rest` holds the content; `identify` that it holds the
+    // identifier.
+    let (Some(identifier), Some(content)) = (
+        rest.get(..identifier_len),
+        rest.get(content_start..content_start + content_len),
     ) else {
         return Err(Isbt128Error::WrongLength {
             spec,
@@ -191,7 +191,7 @@ fn read_structure<'a>(
     Ok(Structure {
         spec,
         offset,
-        data_identifier,
+        identifier,
         content,
         value,
     })
@@ -271,7 +271,7 @@ mod tests {
         Ok(message
             .structures
             .iter()
-            .map(|s| format!("{}:{}", s.spec.number.unwrap_or("national"), s.content))
+            .map(|s| format!("{}:{}", s.spec.number.unwrap_or("national"), s.content()))
             .collect())
     }
 

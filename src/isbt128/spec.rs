@@ -327,16 +327,37 @@ pub fn identify(data: &[u8], offset: usize) -> Result<Identified, Isbt128Error> 
             }),
         };
     }
-    match TWO_CHARACTER
-        .iter()
-        .find(|s| s.data_identifier.as_bytes() == [first, second])
-    {
+    let index = match first {
+        b'=' => BY_SECOND_AFTER_EQUALS[usize::from(second)],
+        _ => BY_SECOND_AFTER_AMPERSAND[usize::from(second)],
+    };
+    match TWO_CHARACTER.get(usize::from(index)) {
         Some(spec) => Ok(two(spec)),
         None => Err(Isbt128Error::UnknownDataIdentifier {
             offset,
             identifier: identifier_text(&[first, second]),
         }),
     }
+}
+
+/// Index into `TWO_CHARACTER` by the identifier's second character, one table per first
+/// character (`NONE` where no structure has that identifier): a lookup instead of a search,
+/// because identifying is the first step of every structure of every scan.
+static BY_SECOND_AFTER_EQUALS: [u8; 256] = index_by_second(b'=');
+static BY_SECOND_AFTER_AMPERSAND: [u8; 256] = index_by_second(b'&');
+const NONE: u8 = u8::MAX;
+
+const fn index_by_second(first: u8) -> [u8; 256] {
+    let mut table = [NONE; 256];
+    let mut i = 0;
+    while i < TWO_CHARACTER.len() {
+        let di = TWO_CHARACTER[i].data_identifier.as_bytes();
+        if di[0] == first {
+            table[di[1] as usize] = i as u8;
+        }
+        i += 1;
+    }
+    table
 }
 
 /// Every structure ST-001 defines (DS 001 first), for listings and tests.

@@ -21,11 +21,23 @@ pub struct Structure<'a> {
     pub spec: &'static Spec,
     /// Offset of the data identifier in the data as read (AIM prefix included).
     pub offset: usize,
-    /// The identifier as read: `=A` for a DIN, `&/`, `&,1`, `&x` for a national structure.
-    pub data_identifier: &'a str,
-    /// The content after the identifier (for a DIN, all 15 characters `αppppyynnnnnnff`).
-    pub content: &'a str,
+    /// The identifier as read; see [`Structure::data_identifier`].
+    pub(crate) identifier: &'a [u8],
+    /// The content as read; see [`Structure::content`].
+    pub(crate) content: &'a [u8],
     pub value: Value<'a>,
+}
+
+impl<'a> Structure<'a> {
+    /// The identifier as read: `=A` for a DIN, `&/`, `&,1`, `&x` for a national structure.
+    pub fn data_identifier(&self) -> &'a str {
+        ascii(self.identifier)
+    }
+
+    /// The content after the identifier (for a DIN, all 15 characters `αppppyynnnnnnff`).
+    pub fn content(&self) -> &'a str {
+        ascii(self.content)
+    }
 }
 
 /// The typed value of a structure.
@@ -75,7 +87,7 @@ pub struct PatientDateOfBirth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PatientId<'a> {
     location: u8,
-    id: &'a str,
+    id: &'a [u8],
 }
 
 /// DS 026 `yyyymm`.
@@ -95,7 +107,7 @@ impl BloodGroups {
         if text.len() != 4 {
             return Err(at.invalid("blood groups are 4 characters"));
         }
-        match interpret(at, text)? {
+        match interpret(at, text.as_bytes())? {
             Value::BloodGroups(groups) => Ok(groups),
             _ => Err(at.invalid("not blood groups")),
         }
@@ -158,7 +170,10 @@ impl<'a> PatientId<'a> {
                 problem: "the identifier is 1-99 printable ASCII characters".to_owned(),
             });
         }
-        Ok(PatientId { location, id })
+        Ok(PatientId {
+            location,
+            id: id.as_bytes(),
+        })
     }
 
     pub fn location(&self) -> u8 {
@@ -166,7 +181,7 @@ impl<'a> PatientId<'a> {
     }
 
     pub fn id(&self) -> &'a str {
-        self.id
+        ascii(self.id)
     }
 }
 
@@ -287,7 +302,7 @@ impl Value<'_> {
                 );
             }
             Value::PatientId(p) => {
-                let _ = write!(out, "{:02}{:02}{}", p.location, p.id.len(), p.id);
+                let _ = write!(out, "{:02}{:02}{}", p.location, p.id.len(), p.id());
             }
             Value::ExpirationMonth(m) => {
                 let _ = write!(out, "{:04}{:02}", m.year, m.month);
@@ -357,8 +372,7 @@ fn date_time_spec(role: DateRole) -> &'static Spec {
 /// Checks and interprets the content of a structure whose identifier and length are known.
 /// `at.offset` is the offset of the first content character.
 #[inline]
-pub(crate) fn interpret<'a>(at: At, content: &'a str) -> Result<Value<'a>, Isbt128Error> {
-    let bytes = content.as_bytes();
+pub(crate) fn interpret<'a>(at: At, bytes: &'a [u8]) -> Result<Value<'a>, Isbt128Error> {
     Ok(match at.spec.kind {
         Kind::Din => Value::Donation(Donation::from_content(at, bytes)?),
         Kind::BloodGroups => {
@@ -397,7 +411,7 @@ pub(crate) fn interpret<'a>(at: At, content: &'a str) -> Result<Value<'a>, Isbt1
             at.check(&bytes[4..], 4, "patient identification", GRAPHIC)?;
             Value::PatientId(PatientId {
                 location,
-                id: &content[4..],
+                id: &bytes[4..],
             })
         }
         Kind::ExpirationMonth => {
