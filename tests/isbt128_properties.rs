@@ -75,8 +75,8 @@ fn flags() -> impl Strategy<Value = Option<DinFlags>> {
     // None: the DIN's own Type 3 check flags.
     prop_oneof![
         Just(None),
-        (0u8..60).prop_map(|v| Some(DinFlags::from_value(v))),
-        (97u8..100).prop_map(|v| Some(DinFlags::from_value(v))),
+        (0u8..60).prop_map(DinFlags::from_value),
+        (97u8..100).prop_map(DinFlags::from_value),
     ]
 }
 
@@ -142,7 +142,7 @@ proptest! {
             Some(flags) => Donation::new(din, flags).unwrap(),
         };
         if flags.is_none() {
-            prop_assert_eq!(donation.flags.kind(), FlagKind::Check);
+            prop_assert_eq!(donation.flags().kind(), FlagKind::Check);
         }
         round_trip(Value::Donation(donation))?;
     }

@@ -51,7 +51,7 @@ fn facts(message: &Message<'_>) -> Vec<String> {
         .structures
         .iter()
         .map(|s| match s.value {
-            Value::Donation(d) => format!("DIN {} flags {}", d.din, d.flags),
+            Value::Donation(d) => format!("DIN {} flags {}", d.din(), d.flags()),
             Value::ProductCode(p) => format!(
                 "Product code {} collection type {} division {}",
                 p.description_code(),

@@ -128,12 +128,12 @@ pub(crate) fn structure_json(structure: &Structure<'_>) -> Json {
     }
     match structure.value {
         Value::Donation(donation) => {
-            put("din", json!(donation.din.as_str()));
-            put("flags", json!(donation.flags.as_str()));
-            put("flag_kind", json!(donation.flags.kind().as_str()));
+            put("din", json!(donation.din().as_str()));
+            put("flags", json!(donation.flags().as_str()));
+            put("flag_kind", json!(donation.flags().kind().as_str()));
             put(
                 "check_char",
-                json!(donation.din.check_character().to_string()),
+                json!(donation.din().check_character().to_string()),
             );
         }
         Value::Coi(coi) => {
@@ -189,6 +189,7 @@ pub(crate) fn structure_json(structure: &Structure<'_>) -> Json {
         }
         Value::BloodGroups(groups) => {
             put("blood_group", json!(groups.group_or_message()));
+            put("phenotype", json!(groups.phenotype()));
         }
         Value::ProductDivisions(divisions) => put("divisions", json!(divisions.as_str())),
         Value::NotInterpreted | Value::National => {}
@@ -241,10 +242,10 @@ fn describe(structure: &Structure<'_>) -> String {
     match structure.value {
         Value::Donation(d) => format!(
             "DIN {} [{}], flags {} ({})",
-            d.din.grouped(),
-            d.din.check_character(),
-            d.flags,
-            d.flags.kind().as_str().replace('_', " ")
+            d.din().grouped(),
+            d.din().check_character(),
+            d.flags(),
+            d.flags().kind().as_str().replace('_', " ")
         ),
         Value::Coi(coi) => format!("COI {} [{}]", coi.grouped(), coi.check_character()),
         Value::ProductCode(p) => match (p.collection_type(), p.division()) {

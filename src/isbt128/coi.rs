@@ -40,10 +40,13 @@ impl CoiId {
             return Err(Isbt128Error::InvalidValue {
                 spec: &spec::COI,
                 offset: 0,
-                problem: format!(
-                    "a COI identifier is 15 characters, found {}",
-                    text.chars().count()
-                ),
+                problem: if text.is_ascii() {
+                    format!("a COI identifier is 15 characters, found {}", text.len())
+                } else {
+                    "a COI identifier is 15 ASCII letters and digits; found a character that is \
+                     not ASCII"
+                        .to_owned()
+                },
             });
         }
         CoiId::from_content(At::new(&spec::COI, 0), text.as_bytes())

@@ -253,9 +253,12 @@ pub(crate) fn read_yyyymmdd(
     let day = at.number(bytes.get(6..8).unwrap_or(&[]), start + 6, "day")?;
     // Four and two digits fit u16 and u8.
     CalendarDate::new(year as u16, month as u8, day as u8).ok_or_else(|| {
-        at.invalid(format!(
-            "{year:04}-{month:02}-{day:02} is not a calendar date"
-        ))
+        // No values in this message: DS 024 is a patient's date of birth.
+        at.invalid(if !(1..=12).contains(&month) {
+            "the month is not 01-12"
+        } else {
+            "the day is not a day of that month"
+        })
     })
 }
 

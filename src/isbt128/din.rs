@@ -49,8 +49,8 @@ pub enum FlagKind {
 /// A DIN with its flags: the content of a DS 001 barcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Donation {
-    pub din: Din,
-    pub flags: DinFlags,
+    din: Din,
+    flags: DinFlags,
 }
 
 impl Din {
@@ -64,7 +64,12 @@ impl Din {
             return Err(Isbt128Error::InvalidValue {
                 spec: &spec::DIN,
                 offset: 0,
-                problem: format!("a DIN is 13 characters, found {}", text.chars().count()),
+                problem: if text.is_ascii() {
+                    format!("a DIN is 13 characters, found {}", bytes.len())
+                } else {
+                    "a DIN is 13 ASCII letters and digits; found a character that is not ASCII"
+                        .to_owned()
+                },
             });
         }
         Din::from_content(At::new(&spec::DIN, 0), bytes)
@@ -111,7 +116,9 @@ impl Din {
 
     /// The Type 3 flags (`60`–`96`) that carry this DIN's check in a barcode.
     pub fn check_flags(&self) -> DinFlags {
-        DinFlags::from_value(self.check_character().type3_flag_value())
+        let value = self.check_character().type3_flag_value();
+        // 60 + a check value of 0-36 is at most 96.
+        DinFlags([b'0' + value / 10, b'0' + value % 10])
     }
 
     /// The eye-readable grouping `A9999 22 123456` (facility, year, sequence).
@@ -147,10 +154,9 @@ impl DinFlags {
         Ok(DinFlags(flags))
     }
 
-    /// Two decimal digits for a value 0–99.
-    pub fn from_value(value: u8) -> DinFlags {
-        let value = value % 100;
-        DinFlags([b'0' + value / 10, b'0' + value % 10])
+    /// Two decimal digits for a value 0–99; `None` above 99.
+    pub fn from_value(value: u8) -> Option<DinFlags> {
+        (value < 100).then(|| DinFlags([b'0' + value / 10, b'0' + value % 10]))
     }
 
     pub fn as_str(&self) -> &str {
@@ -205,6 +211,14 @@ impl Donation {
         let donation = Donation { din, flags };
         donation.verify()?;
         Ok(donation)
+    }
+
+    pub fn din(&self) -> Din {
+        self.din
+    }
+
+    pub fn flags(&self) -> DinFlags {
+        self.flags
     }
 
     /// A DIN carrying its own check as Type 3 flags.

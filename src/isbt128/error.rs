@@ -18,6 +18,17 @@ pub enum Isbt128Error {
         identifier: &'static str,
         name: &'static str,
     },
+    #[error(
+        "symbology {identifier} is not Code 128, Data Matrix or QR Code, so it does not carry \
+         ISBT 128"
+    )]
+    UnsupportedSymbology { identifier: String },
+    #[error("symbology {identifier} carries {expected}, found {found} data structures")]
+    SymbologyMismatch {
+        identifier: String,
+        expected: &'static str,
+        found: usize,
+    },
     #[error("no data identifier at offset {offset}: ISBT 128 data starts with '=' or '&'")]
     NoDataIdentifier { offset: usize },
     #[error("data ends inside the data identifier at offset {offset}")]
@@ -89,6 +100,8 @@ impl Isbt128Error {
             Isbt128Error::NotPrintable { .. } => "not_printable",
             Isbt128Error::TruncatedSymbology => "truncated_symbology",
             Isbt128Error::Gs1Symbology { .. } => "gs1_symbology",
+            Isbt128Error::UnsupportedSymbology { .. } => "unsupported_symbology",
+            Isbt128Error::SymbologyMismatch { .. } => "symbology_mismatch",
             Isbt128Error::NoDataIdentifier { .. } => "no_data_identifier",
             Isbt128Error::TruncatedDataIdentifier { .. } => "truncated_data_identifier",
             Isbt128Error::UnknownDataIdentifier { .. } => "unknown_data_identifier",

@@ -67,7 +67,13 @@ impl At {
             spec: self.spec,
             field,
             offset: self.offset + position,
-            found: char::from(byte),
+            // A byte that is not ASCII is part of a multi-byte character: show that it is not
+            // ASCII rather than a misleading Latin-1 reading of one byte.
+            found: if byte.is_ascii() {
+                char::from(byte)
+            } else {
+                char::REPLACEMENT_CHARACTER
+            },
         }
     }
 }

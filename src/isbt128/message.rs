@@ -73,13 +73,15 @@ pub fn parse(data: &[u8]) -> Result<Message<'_>, Isbt128Error> {
     // Every byte of valid data is checked against its field's character class, none of which
     // admits a control character, space or non-ASCII byte. So the data is parsed first, and
     // only a failed parse looks for such a byte, to report it ahead of whatever it broke.
+    // A failed check stays a failed check: it says the data was read but is not what was
+    // printed, which matters more than a stray byte around it.
     parse_checked(data).map_err(
         |err| match data.iter().position(|b| !b.is_ascii_graphic()) {
-            Some(offset) => Isbt128Error::NotPrintable {
+            Some(offset) if !err.is_check_failure() => Isbt128Error::NotPrintable {
                 offset,
                 byte: data[offset],
             },
-            None => err,
+            _ => err,
         },
     )
 }
@@ -105,6 +107,9 @@ fn parse_checked(data: &[u8]) -> Result<Message<'_>, Isbt128Error> {
     }
     if structures.len() > 1 || structures[0].spec.kind == Kind::CompoundMessage {
         check_compound(&structures)?;
+    }
+    if let Some(symbology) = symbology {
+        check_symbology(symbology, &structures)?;
     }
     Ok(Message {
         symbology,
@@ -146,7 +151,36 @@ fn read_symbology(data: &[u8]) -> Result<(Option<Symbology>, usize), Isbt128Erro
         };
         return Err(Isbt128Error::Gs1Symbology { identifier, name });
     }
-    Ok((Some(Symbology(id)), 3))
+    let symbology = Symbology(id);
+    if symbology.name().is_none() {
+        return Err(Isbt128Error::UnsupportedSymbology {
+            identifier: symbology.as_str().to_owned(),
+        });
+    }
+    Ok((Some(symbology), 3))
+}
+
+/// What each symbology may carry: a Code 128 symbol one structure, an ISBT concatenated read
+/// two, a 2-D symbol one structure or a compound message. Anything else means the scanner is
+/// misconfigured or the data is not what it claims to be.
+fn check_symbology(symbology: Symbology, structures: &[Structure<'_>]) -> Result<(), Isbt128Error> {
+    let compound = structures[0].spec.kind == Kind::CompoundMessage;
+    let (ok, expected) = match &symbology.0 {
+        b"]C0" => (structures.len() == 1 && !compound, "one data structure"),
+        b"]C4" => (structures.len() == 2 && !compound, "two data structures"),
+        _ => (
+            structures.len() == 1 || compound,
+            "one data structure or a compound message",
+        ),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Isbt128Error::SymbologyMismatch {
+        identifier: symbology.as_str().to_owned(),
+        expected,
+        found: structures.len(),
+    })
 }
 
 /// Reads the structure that starts at `offset`.
@@ -291,6 +325,38 @@ mod tests {
     }
 
     #[test]
+    fn symbologies_carry_what_they_should() {
+        check_err("]A0=A99992212345600", "symbology ]A0 is not Code 128");
+        check_err(
+            "]C0=A99992212345600=%Ma00",
+            "]C0 carries one data structure, found 2",
+        );
+        check_err(
+            "]C4=A99992212345600",
+            "]C4 carries two data structures, found 1",
+        );
+        check_err(
+            "]C4=+01000=A99992212345600",
+            "]C4 carries two data structures, found 2",
+        );
+        check_err(
+            "]d1=A99992212345600&/CHA999925000042",
+            "compound message, found 2",
+        );
+        assert!(check("]d1=+02000=A99992212345600&/CHA999925000042").is_ok());
+        assert!(check("]d1&/CHA999925000042").is_ok());
+        assert!(
+            check("=A99992212345600=%Ma00").is_ok(),
+            "AIM off: a concatenated read"
+        );
+    }
+
+    #[test]
+    fn a_check_failure_is_reported_even_with_a_stray_byte() {
+        check_err("=G12341765432171\r", "DIN flags 71 do not match the check");
+    }
+
+    #[test]
     fn gs1_symbologies_are_refused_by_name() {
         check_err("]C1=A99992212345600", "symbology ]C1 is GS1 (GS1-128)");
         check_err(
@@ -379,7 +445,9 @@ mod tests {
         check_err("=>025000", "day of year 000 is not 001-365");
         check_err("&*0251002400", "time 24:00 is not 00:00-23:59");
         check_err("=(3002202406021408", "time zone flag '3'");
-        check_err("=#0019840230", "1984-02-30 is not a calendar date");
+        check_err("=#0019840230", "the day is not a day of that month");
+        check_err("&#0100", "the patient identification is empty");
+        check_err("=(1004202406021408", "type of time 04");
     }
 
     #[test]

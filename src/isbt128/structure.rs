@@ -121,6 +121,11 @@ impl BloodGroups {
     pub fn group_or_message(&self) -> &str {
         ascii(&self.0[..2])
     }
+
+    /// `r`: the Rh, Kell or Mia/Mur phenotype code (`0`: no information).
+    pub fn phenotype(&self) -> &str {
+        ascii(&self.0[2..3])
+    }
 }
 
 impl CompoundHeader {
@@ -272,8 +277,8 @@ impl Value<'_> {
         // Writing to a String cannot fail, so the results of `write!` are ignored.
         match self {
             Value::Donation(d) => {
-                out.push_str(d.din.as_str());
-                out.push_str(d.flags.as_str());
+                out.push_str(d.din().as_str());
+                out.push_str(d.flags().as_str());
             }
             Value::BloodGroups(b) => out.push_str(b.as_str()),
             Value::ProductCode(p) => {
@@ -408,6 +413,9 @@ pub(crate) fn interpret<'a>(at: At, bytes: &'a [u8]) -> Result<Value<'a>, Isbt12
         Kind::PatientId => {
             // The length `ll` was checked when the structure was delimited.
             let location = at.number(&bytes[..2], 0, "location code")? as u8;
+            if bytes.len() == 4 {
+                return Err(at.invalid("the patient identification is empty (length 00)"));
+            }
             at.check(&bytes[4..], 4, "patient identification", GRAPHIC)?;
             Value::PatientId(PatientId {
                 location,
@@ -418,7 +426,7 @@ pub(crate) fn interpret<'a>(at: At, bytes: &'a [u8]) -> Result<Value<'a>, Isbt12
             let year = at.number(&bytes[..4], 0, "year")? as u16;
             let month = at.number(&bytes[4..], 4, "month")? as u8;
             if year == 0 || !(1..=12).contains(&month) {
-                return Err(at.invalid(format!("{year:04}-{month:02} is not a month")));
+                return Err(at.invalid("the year or month is out of range"));
             }
             Value::ExpirationMonth(ExpirationMonth { year, month })
         }
@@ -435,8 +443,11 @@ pub(crate) fn interpret<'a>(at: At, bytes: &'a [u8]) -> Result<Value<'a>, Isbt12
             };
             let reserved = at.number(&bytes[1..2], 1, "reserved digit")? as u8;
             let time_type = at.number(&bytes[2..4], 2, "type of time")? as u8;
-            if time_type == 0 {
-                return Err(at.invalid("type of time 00 is not defined"));
+            if !(1..=3).contains(&time_type) {
+                return Err(at.invalid(format!(
+                    "type of time {time_type:02} is not 01 (expiration), 02 (collection) or \
+                     03 (production)"
+                )));
             }
             let date = read_yyyymmdd(at, &bytes[4..12], 4)?;
             let at_time = read_hhmm(at, date, &bytes[12..], 12)?;
