@@ -46,14 +46,6 @@ impl CheckCharacter {
         // mod 37. Summing with precomputed weights keeps the loop free of a dependency chain
         // through the modulo, which made the iterative form the slowest step of a DIN parse
         // (BENCHMARKS.md).
-        // The identifiers coi-agent checks have fixed lengths; a constant length lets the
-        // compiler unroll the sum completely.
-        if let Ok(din) = <&[u8; 13]>::try_from(data) {
-            return CheckCharacter::compute_fixed(din);
-        }
-        if let Ok(coi) = <&[u8; 15]>::try_from(data) {
-            return CheckCharacter::compute_fixed(coi);
-        }
         let mut sum: u32 = 0;
         let mut valid = true;
         // Weights repeat every 36 characters.
@@ -91,19 +83,6 @@ impl CheckCharacter {
         }
         // (38 - sum % 37) % 37 is in 0..=36, so the cast cannot truncate.
         ok.then(|| CheckCharacter(((38 - sum % 37) % 37) as u8))
-    }
-
-    #[inline]
-    fn compute_fixed<const N: usize>(data: &[u8; N]) -> Option<CheckCharacter> {
-        let mut sum: u32 = 0;
-        let mut invalid: u8 = 0;
-        for i in 0..N {
-            let value = VALUES[usize::from(data[i])];
-            invalid |= value & 0x80;
-            sum += u32::from(value) * u32::from(WEIGHTS[(N - 1 - i) % 36]);
-        }
-        // (38 - sum % 37) % 37 is in 0..=36, so the cast cannot truncate.
-        (invalid == 0).then(|| CheckCharacter(((38 - sum % 37) % 37) as u8))
     }
 
     /// The check value, 0–36.
