@@ -5,3 +5,4 @@
 
 pub mod cli;
 pub mod isbt128;
+pub mod scanner;

@@ -197,7 +197,7 @@ pub(crate) fn structure_json(structure: &Structure<'_>) -> Json {
     Json::Object(entry)
 }
 
-fn write_text(
+pub(crate) fn write_text(
     out: &mut dyn Write,
     input: &[u8],
     res: &Result<Message<'_>, crate::isbt128::error::Isbt128Error>,

@@ -5,7 +5,9 @@
 //! Exit status: 0 success, 1 the command ran and found invalid input (or failed), 2 usage
 //! error (from clap).
 
+mod devices;
 mod isbt;
+mod scan;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -27,6 +29,26 @@ pub enum Command {
     Isbt {
         #[command(subcommand)]
         command: IsbtCommand,
+    },
+    /// Read a barcode scanner and print one line per scan, until interrupted (SIGINT or
+    /// SIGTERM) or, for stdin:, until its input ends.
+    Scan {
+        /// The scanner: serial:///dev/ttyACM0?baud=9600&suffix=cr, tcp://HOST:PORT,
+        /// tcp-listen://IP:PORT, hid://VID:PID, evdev:///dev/input/by-id/..., or stdin:.
+        /// Parameters: suffix=cr|lf|crlf|tab|none, timeout_ms=N, max=N; serial also baud=N,
+        /// parity=none|odd|even, flow=none|software|hardware, data_bits=N, stop_bits=N.
+        #[arg(long, value_name = "URI")]
+        source: String,
+        /// One JSON object per line per scan instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List serial ports, USB scanners and keyboard-mode devices, with the source URI to read
+    /// each.
+    Devices {
+        /// One JSON object per line per device instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -83,6 +105,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             IsbtCommand::Parse { json, data } => isbt::parse(&data, json, out),
             IsbtCommand::Check { flags, value } => isbt::check(&value, flags, out, err),
         },
+        Command::Scan { source, json } => scan::scan(&source, json, out, err),
+        Command::Devices { json } => devices::devices(json, out, err),
     }
 }
 

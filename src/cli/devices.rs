@@ -1,0 +1,167 @@
+//! `coi-agent devices`: what is plugged in that coi-agent can use — serial ports, USB devices
+//! that match a scanner profile, and keyboard-mode input devices — each with the source URI to
+//! read it. (Printers join this list with the printer adapters.)
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::scanner::profiles::{self, Mode, ScannerProfile};
+
+/// One device found.
+struct Found {
+    kind: &'static str,
+    name: String,
+    usb: Option<(u16, u16)>,
+    profile: Option<String>,
+    source: Option<String>,
+}
+
+pub(super) fn devices(
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let profiles = match profiles::parse(profiles::EMBEDDED) {
+        Ok(profiles) => profiles,
+        Err(problem) => {
+            writeln!(err, "coi-agent: {problem}")?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut found = Vec::new();
+    let mut notes = Vec::new();
+    serial_ports(&profiles, &mut found, &mut notes);
+    usb_devices(&profiles, &mut found, &mut notes);
+    keyboards(&mut found);
+    for device in &found {
+        if json {
+            let usb = device.usb.map(|(v, p)| format!("{v:04x}:{p:04x}"));
+            let line = json!({
+                "kind": device.kind, "name": device.name, "usb": usb,
+                "profile": device.profile, "source": device.source,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            let usb = device
+                .usb
+                .map(|(v, p)| format!(" [{v:04x}:{p:04x}]"))
+                .unwrap_or_default();
+            let profile = device
+                .profile
+                .as_deref()
+                .map(|p| format!(" — {p}"))
+                .unwrap_or_default();
+            writeln!(out, "{:<12} {}{usb}{profile}", device.kind, device.name)?;
+            if let Some(source) = &device.source {
+                writeln!(
+                    out,
+                    "{:<12}   read with: coi-agent scan --source '{source}'",
+                    ""
+                )?;
+            }
+        }
+    }
+    if found.is_empty() && !json {
+        writeln!(
+            out,
+            "no serial ports, USB scanners or keyboard devices found"
+        )?;
+    }
+    for note in notes {
+        if json {
+            writeln!(out, "{}", json!({"kind": "note", "name": note}))?;
+        } else {
+            writeln!(err, "note: {note}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serial_ports(profiles: &[ScannerProfile], found: &mut Vec<Found>, notes: &mut Vec<String>) {
+    let ports = match serialport::available_ports() {
+        Ok(ports) => ports,
+        Err(problem) => {
+            notes.push(format!("serial ports: {problem}"));
+            return;
+        }
+    };
+    for port in ports {
+        let usb = match &port.port_type {
+            serialport::SerialPortType::UsbPort(info) => Some((info.vid, info.pid)),
+            _ => None,
+        };
+        let profile = usb.and_then(|(v, p)| profiles::find(profiles, v, p));
+        let (suffix, baud) = profile.map_or(("cr", 9600), |p| (p.suffix.as_str(), p.baud));
+        found.push(Found {
+            kind: "serial",
+            name: port.port_name.clone(),
+            usb,
+            profile: profile.map(|p| p.name.clone()),
+            source: Some(format!(
+                "serial://{}?baud={baud}&suffix={suffix}",
+                port.port_name
+            )),
+        });
+    }
+}
+
+fn usb_devices(profiles: &[ScannerProfile], found: &mut Vec<Found>, notes: &mut Vec<String>) {
+    // An explicit context reports a missing USB subsystem as an error instead of panicking.
+    use rusb::UsbContext as _;
+    let devices = match rusb::Context::new().and_then(|context| context.devices()) {
+        Ok(devices) => devices,
+        Err(problem) => {
+            notes.push(format!("USB devices: {problem}"));
+            return;
+        }
+    };
+    for device in devices.iter() {
+        let Ok(descriptor) = device.device_descriptor() else {
+            continue;
+        };
+        let (vid, pid) = (descriptor.vendor_id(), descriptor.product_id());
+        let Some(profile) = profiles::find(profiles, vid, pid) else {
+            continue;
+        };
+        // A HID interface that is not a boot keyboard is the point-of-sale mode.
+        let hid_pos = device.active_config_descriptor().is_ok_and(|config| {
+            config
+                .interfaces()
+                .flat_map(|i| i.descriptors())
+                .any(|d| d.class_code() == 3 && d.protocol_code() != 1)
+        });
+        let source = (hid_pos && profile.modes.contains(&Mode::HidPos))
+            .then(|| format!("hid://{vid:04x}:{pid:04x}"));
+        found.push(Found {
+            kind: "usb-scanner",
+            name: format!("bus {} device {}", device.bus_number(), device.address()),
+            usb: Some((vid, pid)),
+            profile: Some(profile.name.clone()),
+            source,
+        });
+    }
+}
+
+/// Keyboard-mode scanners show up as keyboards under /dev/input/by-id.
+fn keyboards(found: &mut Vec<Found>) {
+    let Ok(entries) = std::fs::read_dir("/dev/input/by-id") else {
+        return;
+    };
+    let mut paths: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.ends_with("-event-kbd"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        found.push(Found {
+            kind: "keyboard",
+            source: Some(format!("evdev://{path}")),
+            name: path,
+            usb: None,
+            profile: None,
+        });
+    }
+}

@@ -1,0 +1,311 @@
+//! Keyboard-mode USB scanners through Linux evdev: the device is grabbed exclusively
+//! (`EVIOCGRAB`), so a scan never types into whatever window has focus, and its key events are
+//! turned back into the characters the scanner meant (US layout), control characters included:
+//! Ctrl+] is GS (0x1D), which keyboard-wedge scanning otherwise loses.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use tokio::sync::{mpsc, watch};
+
+use super::{Backoff, Input, pause_or_stop};
+
+/// `struct input_event` on 64-bit Linux: a 16-byte timeval, then type, code (u16) and value
+/// (i32), native endian.
+pub const EVENT_SIZE: usize = 24;
+const EV_KEY: u16 = 1;
+/// `_IOW('E', 0x90, int)`.
+const EVIOCGRAB: libc::c_ulong = 0x4004_4590;
+
+/// Turns key events into bytes, tracking Shift and Ctrl.
+#[derive(Debug, Default)]
+pub struct KeyDecoder {
+    shift: bool,
+    ctrl: bool,
+}
+
+impl KeyDecoder {
+    /// The byte a key event produces, if any. `value` 1 is a press, 0 a release; auto-repeat
+    /// (2) is ignored, since a scanner never holds a key.
+    pub fn key(&mut self, code: u16, value: i32) -> Option<u8> {
+        match code {
+            42 | 54 => {
+                self.shift = value != 0;
+                return None;
+            }
+            29 | 97 => {
+                self.ctrl = value != 0;
+                return None;
+            }
+            _ => {}
+        }
+        if value != 1 {
+            return None;
+        }
+        let (plain, shifted) = us_layout(code)?;
+        if self.ctrl {
+            // Ctrl with a key of the 0x40-0x5F column gives the control character below it.
+            let upper = plain.to_ascii_uppercase();
+            return matches!(upper, b'@'..=b'_').then_some(upper - b'@');
+        }
+        Some(if self.shift { shifted } else { plain })
+    }
+}
+
+/// The characters of a key on a US keyboard, unshifted and shifted.
+fn us_layout(code: u16) -> Option<(u8, u8)> {
+    const ROW1: &[u8; 12] = b"1234567890-=";
+    const ROW1_SHIFT: &[u8; 12] = b"!@#$%^&*()_+";
+    const ROW2: &[u8; 12] = b"qwertyuiop[]";
+    const ROW2_SHIFT: &[u8; 12] = b"QWERTYUIOP{}";
+    const ROW3: &[u8; 12] = b"asdfghjkl;'`";
+    const ROW3_SHIFT: &[u8; 12] = b"ASDFGHJKL:\"~";
+    const ROW4: &[u8; 11] = b"\\zxcvbnm,./";
+    const ROW4_SHIFT: &[u8; 11] = b"|ZXCVBNM<>?";
+    let i = usize::from(code);
+    Some(match code {
+        2..=13 => (ROW1[i - 2], ROW1_SHIFT[i - 2]),
+        15 => (b'\t', b'\t'),
+        16..=27 => (ROW2[i - 16], ROW2_SHIFT[i - 16]),
+        28 | 96 => (b'\r', b'\r'),
+        30..=41 => (ROW3[i - 30], ROW3_SHIFT[i - 30]),
+        43..=53 => (ROW4[i - 43], ROW4_SHIFT[i - 43]),
+        55 => (b'*', b'*'),
+        57 => (b' ', b' '),
+        71..=73 => (b'7' + (code - 71) as u8, b'7' + (code - 71) as u8),
+        74 => (b'-', b'-'),
+        75..=77 => (b'4' + (code - 75) as u8, b'4' + (code - 75) as u8),
+        78 => (b'+', b'+'),
+        79..=81 => (b'1' + (code - 79) as u8, b'1' + (code - 79) as u8),
+        82 => (b'0', b'0'),
+        83 => (b'.', b'.'),
+        98 => (b'/', b'/'),
+        _ => return None,
+    })
+}
+
+/// Decodes whole `input_event` records from `bytes` into `out`; returns how many bytes were
+/// consumed (a partial record stays for the next read).
+pub fn decode_events(decoder: &mut KeyDecoder, bytes: &[u8], out: &mut Vec<u8>) -> usize {
+    let mut consumed = 0;
+    for record in bytes.chunks_exact(EVENT_SIZE) {
+        let kind = u16::from_ne_bytes([record[16], record[17]]);
+        let code = u16::from_ne_bytes([record[18], record[19]]);
+        let value = i32::from_ne_bytes([record[20], record[21], record[22], record[23]]);
+        if kind == EV_KEY {
+            out.extend(decoder.key(code, value));
+        }
+        consumed += EVENT_SIZE;
+    }
+    consumed
+}
+
+pub(super) fn read(
+    path: PathBuf,
+    grab: bool,
+    tx: mpsc::Sender<Input>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let shown = path.display().to_string();
+    let mut backoff = Backoff::new();
+    let mut last_failure = None;
+    while !*shutdown.borrow() {
+        match open(&path, grab) {
+            Ok(file) => {
+                backoff.reset();
+                last_failure = None;
+                let detail = if grab {
+                    format!("{shown}, grabbed")
+                } else {
+                    shown.clone()
+                };
+                if tx.blocking_send(Input::Connected(detail)).is_err() {
+                    return;
+                }
+                let Some(reason) = read_events(file, &tx, &shutdown) else {
+                    return;
+                };
+                if tx
+                    .blocking_send(Input::Disconnected(format!("{shown}: {reason}")))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(reason) => {
+                if last_failure.as_ref() != Some(&reason) {
+                    if tx.blocking_send(Input::Failed(reason.clone())).is_err() {
+                        return;
+                    }
+                    last_failure = Some(reason);
+                }
+            }
+        }
+        if pause_or_stop(backoff.next_delay(), &shutdown) {
+            return;
+        }
+    }
+}
+
+fn open(path: &PathBuf, grab: bool) -> Result<File, String> {
+    let file = File::open(path).map_err(|err| format!("open {}: {err}", path.display()))?;
+    if grab {
+        // A failed grab is an error, never ignored: an ungrabbed scanner types into other
+        // windows.
+        if os::ioctl_int(file.as_raw_fd(), EVIOCGRAB, 1) != 0 {
+            return Err(format!(
+                "grab {} exclusively: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(file)
+}
+
+/// Waits for input with `poll` (100 ms at a time, to notice shutdown), then reads events.
+fn read_events(
+    mut file: File,
+    tx: &mpsc::Sender<Input>,
+    shutdown: &watch::Receiver<bool>,
+) -> Option<String> {
+    let mut decoder = KeyDecoder::default();
+    let mut pending: Vec<u8> = Vec::with_capacity(EVENT_SIZE * 64);
+    let mut buf = [0u8; EVENT_SIZE * 64];
+    let mut bytes = Vec::new();
+    loop {
+        if *shutdown.borrow() {
+            return None;
+        }
+        match wait_readable(file.as_raw_fd(), 100) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(err) => return Some(err.to_string()),
+        }
+        match file.read(&mut buf) {
+            // A regular file (tests) ends; a device never does until it is unplugged.
+            Ok(0) => return Some("end of file".to_owned()),
+            Ok(n) => {
+                pending.extend_from_slice(&buf[..n]);
+                let used = decode_events(&mut decoder, &pending, &mut bytes);
+                pending.drain(..used);
+                if !bytes.is_empty()
+                    && tx
+                        .blocking_send(Input::Bytes(std::mem::take(&mut bytes)))
+                        .is_err()
+                {
+                    return None;
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Some(err.to_string()),
+        }
+    }
+}
+
+fn wait_readable(fd: i32, timeout_ms: i32) -> std::io::Result<bool> {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let n = os::poll(&mut pollfd, timeout_ms);
+    if n < 0 {
+        let err = std::io::Error::last_os_error();
+        return if err.kind() == std::io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(err)
+        };
+    }
+    if pollfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Err(std::io::Error::other("device error"));
+    }
+    // POLLHUP with no data: the read returns 0 or an error and ends the stream.
+    Ok(n > 0)
+}
+
+/// The two system calls evdev needs. They are the crate's only `unsafe` code, kept in this
+/// one module with `unsafe_code` allowed for it alone.
+#[allow(unsafe_code)]
+mod os {
+    pub(super) fn poll(pollfd: &mut libc::pollfd, timeout_ms: i32) -> i32 {
+        // SAFETY: `pollfd` points to one valid, exclusively borrowed `pollfd`.
+        unsafe { libc::poll(pollfd, 1, timeout_ms) }
+    }
+
+    pub(super) fn ioctl_int(fd: i32, request: libc::c_ulong, value: libc::c_int) -> i32 {
+        // SAFETY: EVIOCGRAB takes an int by value; `fd` is a descriptor the caller owns.
+        unsafe { libc::ioctl(fd, request, value) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: u16, code: u16, value: i32) -> Vec<u8> {
+        let mut record = vec![0u8; 16];
+        record.extend(kind.to_ne_bytes());
+        record.extend(code.to_ne_bytes());
+        record.extend(value.to_ne_bytes());
+        record
+    }
+
+    fn type_keys(keys: &[(u16, bool)]) -> Vec<u8> {
+        // (code, shifted): press and release, with shift around it when asked.
+        let mut events = Vec::new();
+        for &(code, shifted) in keys {
+            if shifted {
+                events.extend(event(EV_KEY, 42, 1));
+            }
+            events.extend(event(EV_KEY, code, 1));
+            events.extend(event(0, 0, 0)); // EV_SYN between key events is ignored
+            events.extend(event(EV_KEY, code, 0));
+            if shifted {
+                events.extend(event(EV_KEY, 42, 0));
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn a_scan_typed_as_keys_comes_back_exactly() {
+        // "=A9" then Enter: '=' is KEY_EQUAL (13), 'A' is shift+KEY_A (30), '9' is KEY_9 (10).
+        let events = type_keys(&[(13, false), (30, true), (10, false), (28, false)]);
+        let mut decoder = KeyDecoder::default();
+        let mut out = Vec::new();
+        assert_eq!(decode_events(&mut decoder, &events, &mut out), events.len());
+        assert_eq!(out, b"=A9\r");
+    }
+
+    #[test]
+    fn ctrl_bracket_is_group_separator_and_ampersand_needs_shift() {
+        let mut decoder = KeyDecoder::default();
+        let mut out = Vec::new();
+        let mut events = event(EV_KEY, 29, 1);
+        events.extend(event(EV_KEY, 27, 1)); // ]
+        events.extend(event(EV_KEY, 27, 0));
+        events.extend(event(EV_KEY, 29, 0));
+        events.extend(type_keys(&[(8, true)])); // shift+7 = &
+        decode_events(&mut decoder, &events, &mut out);
+        assert_eq!(out, b"\x1d&");
+    }
+
+    #[test]
+    fn partial_records_wait_and_repeats_are_ignored() {
+        let mut decoder = KeyDecoder::default();
+        let mut out = Vec::new();
+        let mut events = event(EV_KEY, 2, 1);
+        events.extend(event(EV_KEY, 2, 2)); // auto-repeat
+        let partial = event(EV_KEY, 3, 1);
+        events.extend(&partial[..10]);
+        assert_eq!(
+            decode_events(&mut decoder, &events, &mut out),
+            2 * EVENT_SIZE
+        );
+        assert_eq!(out, b"1");
+    }
+}

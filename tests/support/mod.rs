@@ -1,0 +1,7 @@
+//! Shared helpers for integration tests: pseudo-terminal pairs that stand in for serial
+//! scanners and printers, and a running scanner with deadlines on everything it is asked.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+pub mod pty;
+pub mod scanner;
