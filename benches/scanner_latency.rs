@@ -17,7 +17,11 @@ use tokio::sync::{mpsc, watch};
 const READ: &[u8] = b"]d1=+02000=A99992212345600&/CHA999925000042";
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("coi-agent-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let link = dir.join("ttyBench");
@@ -29,7 +33,9 @@ fn main() {
     let (state_tx, mut state) = watch::channel(ScannerState::Connecting);
     let (shutdown_tx, shutdown) = watch::channel(false);
     runtime.spawn(scanner::run(spec, scans_tx, state_tx, shutdown));
-    runtime.block_on(state.wait_for(|s| matches!(s, ScannerState::Connected { .. }))).unwrap();
+    runtime
+        .block_on(state.wait_for(|s| matches!(s, ScannerState::Connected { .. })))
+        .unwrap();
 
     let mut frame = READ.to_vec();
     frame.push(b'\r');
@@ -63,7 +69,9 @@ fn main() {
 
     // Throughput: paced writes at rising rates; every frame must arrive, exact and in order.
     let mut best = 0.0;
-    for rate in [1_000u64, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000] {
+    for rate in [
+        1_000u64, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000,
+    ] {
         let count = (rate * 2).min(100_000) as usize;
         let mut payloads = Vec::with_capacity(count);
         let writer_frames: Vec<Vec<u8>> = (0..count)
@@ -92,7 +100,9 @@ fn main() {
         let mut in_order = true;
         let deadline = Instant::now() + Duration::from_secs(30);
         while received < count && Instant::now() < deadline {
-            match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(2), scans.recv()).await }) {
+            match runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(2), scans.recv()).await
+            }) {
                 Ok(Some(scan)) => {
                     in_order &= scan.raw == payloads[received] && scan.problem.is_none();
                     received += 1;
@@ -106,7 +116,11 @@ fn main() {
         let lossless = received == count && in_order;
         println!(
             "target {rate} scans/s: {received}/{count} delivered {}, achieved {:.0} scans/s",
-            if lossless { "exact and in order" } else { "WITH LOSS OR DISORDER" },
+            if lossless {
+                "exact and in order"
+            } else {
+                "WITH LOSS OR DISORDER"
+            },
             achieved
         );
         if !lossless || achieved < rate as f64 * 0.95 {
@@ -127,7 +141,13 @@ fn openpty() -> (File, std::path::PathBuf) {
     let mut name = [0 as libc::c_char; 128];
     // SAFETY: valid pointers to two ints and a 128-byte name buffer; null termios/winsize.
     let res = unsafe {
-        libc::openpty(&mut master, &mut slave, name.as_mut_ptr(), std::ptr::null(), std::ptr::null())
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            name.as_mut_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
     };
     assert_eq!(res, 0);
     // SAFETY: openpty succeeded: both descriptors are open and now owned here; `name` holds a
@@ -136,7 +156,9 @@ fn openpty() -> (File, std::path::PathBuf) {
         (
             OwnedFd::from_raw_fd(master),
             OwnedFd::from_raw_fd(slave),
-            std::ffi::CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned(),
+            std::ffi::CStr::from_ptr(name.as_ptr())
+                .to_string_lossy()
+                .into_owned(),
         )
     };
     (File::from(master), path.into())
