@@ -5,4 +5,6 @@
 
 pub mod cli;
 pub mod isbt128;
+pub mod orders;
+pub mod reconcile;
 pub mod scanner;

@@ -161,13 +161,16 @@ async fn without_a_suffix_a_pause_ends_each_read() {
 async fn unplug_and_replug_at_the_same_path_recovers() {
     let tmp = dir();
     let link = tmp.0.join("ttyACM0");
-    let (mut pty, mut scanner) = connected(&link, "suffix=cr").await;
+    // A long pause limit, so the wait before unplugging does not end the half read first.
+    let (mut pty, mut scanner) = connected(&link, "suffix=cr&timeout_ms=5000").await;
     pty.write(b"=A99992212345600\r");
     assert_eq!(scanner.next_scan().await.raw, b"=A99992212345600");
 
     // Unplug in the middle of a read: the half read is reported as cut short, not dropped.
     pty.write(b"&/CHA9999");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Let the reader take the bytes before the hang-up (closing the master discards unread
+    // input).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     pty.unplug();
     let cut = scanner.next_scan().await;
     assert_eq!(

@@ -44,8 +44,13 @@ async fn read_until_stopped(
     let (state_tx, mut state) = watch::channel(ScannerState::Connecting);
     let (shutdown_tx, shutdown) = watch::channel(false);
     let mut reader = tokio::spawn(scanner::run(spec, scans_tx, state_tx, shutdown));
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Both signal streams exist before the loop, so a signal that lands while a scan is being
+    // written is not missed.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
     let mut stopping = false;
+    let mut watching_state = true;
     loop {
         tokio::select! {
             scan = scans.recv() => match scan {
@@ -56,14 +61,15 @@ async fn read_until_stopped(
                 // The reader ended (shutdown, or the end of standard input).
                 None => break,
             },
-            changed = state.changed(), if !stopping => {
+            changed = state.changed(), if watching_state => {
                 if changed.is_err() {
+                    watching_state = false;
                     continue;
                 }
                 let now = state.borrow_and_update().clone();
                 writeln!(err, "scanner: {now}")?;
             }
-            _ = tokio::signal::ctrl_c(), if !stopping => {
+            _ = sigint.recv(), if !stopping => {
                 stopping = true;
                 shutdown_tx.send_replace(true);
             }

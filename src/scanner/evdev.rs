@@ -8,13 +8,11 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use tokio::sync::{mpsc, watch};
+use super::{Input, Stop, run_blocking};
 
-use super::{Backoff, Input, pause_or_stop};
-
-/// `struct input_event` on 64-bit Linux: a 16-byte timeval, then type, code (u16) and value
-/// (i32), native endian.
-pub const EVENT_SIZE: usize = 24;
+/// `struct input_event`: a timeval (16 bytes on 64-bit Linux, 8 on 32-bit), then type, code
+/// (u16) and value (i32), native endian; the last three are the last 8 bytes.
+pub const EVENT_SIZE: usize = std::mem::size_of::<libc::input_event>();
 const EV_KEY: u16 = 1;
 /// `_IOW('E', 0x90, int)`.
 const EVIOCGRAB: libc::c_ulong = 0x4004_4590;
@@ -47,7 +45,9 @@ impl KeyDecoder {
         let (plain, shifted) = us_layout(code)?;
         if self.ctrl {
             // Ctrl with a key of the 0x40-0x5F column gives the control character below it.
-            let upper = plain.to_ascii_uppercase();
+            // Ctrl+Shift+6 is RS and Ctrl+Shift+- is US: with Shift held, the shifted key counts.
+            let key = if self.shift { shifted } else { plain };
+            let upper = key.to_ascii_uppercase();
             return matches!(upper, b'@'..=b'_').then_some(upper - b'@');
         }
         Some(if self.shift { shifted } else { plain })
@@ -91,9 +91,11 @@ fn us_layout(code: u16) -> Option<(u8, u8)> {
 pub fn decode_events(decoder: &mut KeyDecoder, bytes: &[u8], out: &mut Vec<u8>) -> usize {
     let mut consumed = 0;
     for record in bytes.chunks_exact(EVENT_SIZE) {
-        let kind = u16::from_ne_bytes([record[16], record[17]]);
-        let code = u16::from_ne_bytes([record[18], record[19]]);
-        let value = i32::from_ne_bytes([record[20], record[21], record[22], record[23]]);
+        let t = EVENT_SIZE - 8;
+        let kind = u16::from_ne_bytes([record[t], record[t + 1]]);
+        let code = u16::from_ne_bytes([record[t + 2], record[t + 3]]);
+        let value =
+            i32::from_ne_bytes([record[t + 4], record[t + 5], record[t + 6], record[t + 7]]);
         if kind == EV_KEY {
             out.extend(decoder.key(code, value));
         }
@@ -102,51 +104,23 @@ pub fn decode_events(decoder: &mut KeyDecoder, bytes: &[u8], out: &mut Vec<u8>) 
     consumed
 }
 
-pub(super) fn read(
-    path: PathBuf,
-    grab: bool,
-    tx: mpsc::Sender<Input>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub(super) fn read(path: PathBuf, grab: bool, stop: &Stop) {
     let shown = path.display().to_string();
-    let mut backoff = Backoff::new();
-    let mut last_failure = None;
-    while !*shutdown.borrow() {
-        match open(&path, grab) {
-            Ok(file) => {
-                backoff.reset();
-                last_failure = None;
-                let detail = if grab {
+    run_blocking(
+        stop,
+        || {
+            let file = open(&path, grab)?;
+            Ok((
+                file,
+                if grab {
                     format!("{shown}, grabbed")
                 } else {
                     shown.clone()
-                };
-                if tx.blocking_send(Input::Connected(detail)).is_err() {
-                    return;
-                }
-                let Some(reason) = read_events(file, &tx, &shutdown) else {
-                    return;
-                };
-                if tx
-                    .blocking_send(Input::Disconnected(format!("{shown}: {reason}")))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Err(reason) => {
-                if last_failure.as_ref() != Some(&reason) {
-                    if tx.blocking_send(Input::Failed(reason.clone())).is_err() {
-                        return;
-                    }
-                    last_failure = Some(reason);
-                }
-            }
-        }
-        if pause_or_stop(backoff.next_delay(), &shutdown) {
-            return;
-        }
-    }
+                },
+            ))
+        },
+        |file, stop| read_events(file, stop).map(|reason| format!("{shown}: {reason}")),
+    );
 }
 
 fn open(path: &PathBuf, grab: bool) -> Result<File, String> {
@@ -166,17 +140,13 @@ fn open(path: &PathBuf, grab: bool) -> Result<File, String> {
 }
 
 /// Waits for input with `poll` (100 ms at a time, to notice shutdown), then reads events.
-fn read_events(
-    mut file: File,
-    tx: &mpsc::Sender<Input>,
-    shutdown: &watch::Receiver<bool>,
-) -> Option<String> {
+fn read_events(file: &mut File, stop: &Stop) -> Option<String> {
     let mut decoder = KeyDecoder::default();
     let mut pending: Vec<u8> = Vec::with_capacity(EVENT_SIZE * 64);
     let mut buf = [0u8; EVENT_SIZE * 64];
     let mut bytes = Vec::new();
     loop {
-        if *shutdown.borrow() {
+        if stop.now() {
             return None;
         }
         match wait_readable(file.as_raw_fd(), 100) {
@@ -191,11 +161,8 @@ fn read_events(
                 pending.extend_from_slice(&buf[..n]);
                 let used = decode_events(&mut decoder, &pending, &mut bytes);
                 pending.drain(..used);
-                if !bytes.is_empty()
-                    && tx
-                        .blocking_send(Input::Bytes(std::mem::take(&mut bytes)))
-                        .is_err()
-                {
+                let at = std::time::Instant::now();
+                if !bytes.is_empty() && !stop.send(Input::Bytes(std::mem::take(&mut bytes), at)) {
                     return None;
                 }
             }
@@ -247,7 +214,7 @@ mod tests {
     use super::*;
 
     fn event(kind: u16, code: u16, value: i32) -> Vec<u8> {
-        let mut record = vec![0u8; 16];
+        let mut record = vec![0u8; EVENT_SIZE - 8];
         record.extend(kind.to_ne_bytes());
         record.extend(code.to_ne_bytes());
         record.extend(value.to_ne_bytes());

@@ -9,12 +9,12 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-
-use super::{Backoff, Input, pause_or_stop};
+use super::{Input, Stop, run_blocking};
 
 const SCANNED_DATA_REPORT: u8 = 0x02;
 const HID_CLASS: u8 = 3;
+/// Longer than any read a COI label holds; see `HidPosDecoder::report`.
+const MAX_READ: usize = 64 * 1024;
 
 /// Reassembles reads from Scanned Data Reports.
 #[derive(Debug, Default)]
@@ -39,58 +39,28 @@ impl HidPosDecoder {
         // The length byte counts one byte beyond the data; clamp it to what the report holds.
         let data_len = usize::from(*len).saturating_sub(1).min(payload.len());
         self.read.extend_from_slice(&payload[..data_len]);
+        // A device that never clears its continuation flag cannot grow memory without bound:
+        // past the limit the read is handed on, and the framing's length check refuses it.
+        if self.read.len() > MAX_READ {
+            return Some(std::mem::take(&mut self.read));
+        }
         let more = report.last().is_some_and(|&flag| flag != 0);
         (!more).then(|| std::mem::take(&mut self.read))
     }
 }
 
-pub(super) fn read(
-    vendor_id: u16,
-    product_id: u16,
-    tx: mpsc::Sender<Input>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub(super) fn read(vendor_id: u16, product_id: u16, stop: &Stop) {
     let name = format!("USB {vendor_id:04x}:{product_id:04x}");
-    let mut backoff = Backoff::new();
-    let mut last_failure = None;
-    while !*shutdown.borrow() {
-        match open(vendor_id, product_id) {
-            Ok(device) => {
-                backoff.reset();
-                last_failure = None;
-                if tx
-                    .blocking_send(Input::Connected(format!(
-                        "{name}, HID interface {}",
-                        device.interface
-                    )))
-                    .is_err()
-                {
-                    return;
-                }
-                let Some(reason) = read_reports(&device, &tx, &shutdown) else {
-                    return;
-                };
-                if tx
-                    .blocking_send(Input::Disconnected(format!("{name}: {reason}")))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Err(reason) => {
-                let reason = format!("{name}: {reason}");
-                if last_failure.as_ref() != Some(&reason) {
-                    if tx.blocking_send(Input::Failed(reason.clone())).is_err() {
-                        return;
-                    }
-                    last_failure = Some(reason);
-                }
-            }
-        }
-        if pause_or_stop(backoff.next_delay(), &shutdown) {
-            return;
-        }
-    }
+    run_blocking(
+        stop,
+        || {
+            let device =
+                open(vendor_id, product_id).map_err(|reason| format!("{name}: {reason}"))?;
+            let detail = format!("{name}, HID interface {}", device.interface);
+            Ok((device, detail))
+        },
+        |device, stop| read_reports(device, stop).map(|reason| format!("{name}: {reason}")),
+    );
 }
 
 struct HidDevice {
@@ -145,15 +115,11 @@ fn open(vendor_id: u16, product_id: u16) -> Result<HidDevice, String> {
     })
 }
 
-fn read_reports(
-    device: &HidDevice,
-    tx: &mpsc::Sender<Input>,
-    shutdown: &watch::Receiver<bool>,
-) -> Option<String> {
+fn read_reports(device: &mut HidDevice, stop: &Stop) -> Option<String> {
     let mut decoder = HidPosDecoder::default();
     let mut buf = vec![0u8; device.max_packet.max(64)];
     loop {
-        if *shutdown.borrow() {
+        if stop.now() {
             return None;
         }
         match device
@@ -162,7 +128,7 @@ fn read_reports(
         {
             Ok(n) => {
                 if let Some(read) = decoder.report(&buf[..n]) {
-                    if !read.is_empty() && tx.blocking_send(Input::Frame(read)).is_err() {
+                    if !read.is_empty() && !stop.send(Input::Frame(read)) {
                         return None;
                     }
                 }

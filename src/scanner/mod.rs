@@ -114,7 +114,9 @@ impl std::fmt::Display for ScannerState {
 #[derive(Debug)]
 pub(crate) enum Input {
     Connected(String),
-    Bytes(Vec<u8>),
+    /// Bytes and when they were read: framing times pauses by arrival, not by when the framing
+    /// loop got to them.
+    Bytes(Vec<u8>, std::time::Instant),
     /// A whole read from a device that delimits reads itself (HID point-of-sale).
     Frame(Vec<u8>),
     /// The device went away; the reader will reopen it.
@@ -133,6 +135,10 @@ pub(crate) struct Backoff(Duration);
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(100);
     const CAP: Duration = Duration::from_secs(5);
+    /// A link that stayed up this long counts as working, and the next reopen starts fast
+    /// again; one that drops sooner keeps backing off, so a device that opens and fails at
+    /// once cannot make the source flap every 100 ms.
+    pub const STABLE: Duration = Duration::from_secs(5);
 
     pub fn new() -> Backoff {
         Backoff(Backoff::FIRST)
@@ -140,6 +146,13 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.0 = Backoff::FIRST;
+    }
+
+    /// Resets only if the link that just ended was up for `STABLE` or more.
+    pub fn link_ended(&mut self, up_for: Duration) {
+        if up_for >= Backoff::STABLE {
+            self.reset();
+        }
     }
 
     pub fn next_delay(&mut self) -> Duration {
@@ -190,14 +203,19 @@ fn spawn_reader(
 ) -> tokio::task::JoinHandle<()> {
     match source {
         SourceConfig::Serial(settings) => {
-            tokio::task::spawn_blocking(move || serial::read(settings, tx, shutdown))
+            let stop = Stop { shutdown, tx };
+            tokio::task::spawn_blocking(move || serial::read(settings, &stop))
         }
         SourceConfig::Hid {
             vendor_id,
             product_id,
-        } => tokio::task::spawn_blocking(move || hid::read(vendor_id, product_id, tx, shutdown)),
+        } => {
+            let stop = Stop { shutdown, tx };
+            tokio::task::spawn_blocking(move || hid::read(vendor_id, product_id, &stop))
+        }
         SourceConfig::Evdev { path, grab } => {
-            tokio::task::spawn_blocking(move || evdev::read(path, grab, tx, shutdown))
+            let stop = Stop { shutdown, tx };
+            tokio::task::spawn_blocking(move || evdev::read(path, grab, &stop))
         }
         SourceConfig::Tcp { address } => tokio::spawn(stream::connect(address, tx, shutdown)),
         SourceConfig::Stdin => tokio::spawn(stream::stdin(tx, shutdown)),
@@ -219,30 +237,13 @@ pub(crate) async fn frame_loop(
     let mut framed = Vec::new();
     loop {
         let deadline = framer.deadline().map(Instant::from_std);
+        // Biased: inputs already queued are framed before a pause or shutdown is considered,
+        // so nothing a scanner sent is lost or split by a busy loop.
         let stop = tokio::select! {
+            biased;
             input = inputs.recv() => match input {
-                Some(Input::Bytes(bytes)) => {
-                    framer.push(&bytes, std::time::Instant::now(), &mut framed);
-                    false
-                }
-                Some(Input::Frame(bytes)) => {
-                    framed.push(Framed::Frame { bytes, end: FrameEnd::Suffix });
-                    false
-                }
-                Some(Input::Connected(detail)) => {
-                    state.send_replace(ScannerState::Connected { detail });
-                    false
-                }
-                Some(Input::Disconnected(reason)) => {
-                    framer.end_of_stream(&mut framed);
-                    state.send_replace(ScannerState::Disconnected { reason });
-                    false
-                }
-                Some(Input::Failed(reason)) => {
-                    state.send_replace(ScannerState::Error { reason });
-                    false
-                }
-                Some(Input::Ended) | None => {
+                Some(input) => apply(input, &mut framer, &mut framed, state),
+                None => {
                     framer.end_of_stream(&mut framed);
                     true
                 }
@@ -252,6 +253,10 @@ pub(crate) async fn frame_loop(
                 false
             }
             _ = shutdown.changed() => {
+                // Frame what the reader already delivered, then flush what is pending.
+                while let Ok(input) = inputs.try_recv() {
+                    apply(input, &mut framer, &mut framed, state);
+                }
                 framer.end_of_stream(&mut framed);
                 true
             }
@@ -266,6 +271,41 @@ pub(crate) async fn frame_loop(
             return;
         }
     }
+}
+
+/// Applies one reader input; true when the stream has ended for good.
+fn apply(
+    input: Input,
+    framer: &mut Framer,
+    framed: &mut Vec<Framed>,
+    state: &watch::Sender<ScannerState>,
+) -> bool {
+    match input {
+        Input::Bytes(bytes, at) => framer.push(&bytes, at, framed),
+        // Whole reads from a device are held to the same maximum as framed ones.
+        Input::Frame(bytes) if bytes.len() > framer.config().max_frame_len => {
+            framed.push(Framed::Oversize { len: bytes.len() });
+        }
+        Input::Frame(bytes) => framed.push(Framed::Frame {
+            bytes,
+            end: FrameEnd::Suffix,
+        }),
+        Input::Connected(detail) => {
+            state.send_replace(ScannerState::Connected { detail });
+        }
+        Input::Disconnected(reason) => {
+            framer.end_of_stream(framed);
+            state.send_replace(ScannerState::Disconnected { reason });
+        }
+        Input::Failed(reason) => {
+            state.send_replace(ScannerState::Error { reason });
+        }
+        Input::Ended => {
+            framer.end_of_stream(framed);
+            return true;
+        }
+    }
+    false
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -313,19 +353,80 @@ fn to_scan(label: &str, framing: &FramingConfig, framed: Framed) -> Scan {
     }
 }
 
-/// Sleeps `delay` unless shutdown comes first; true when shutting down. For blocking readers.
-pub(crate) fn pause_or_stop(delay: Duration, shutdown: &watch::Receiver<bool>) -> bool {
-    let step = Duration::from_millis(50);
-    let mut left = delay;
-    while !left.is_zero() {
-        if *shutdown.borrow() {
-            return true;
-        }
-        let nap = left.min(step);
-        std::thread::sleep(nap);
-        left -= nap;
+/// When a blocking reader must stop: shutdown was asked for, or nobody reads its inputs any
+/// more (the framing loop ended), so a thread never outlives its source holding a port open.
+#[derive(Debug, Clone)]
+pub(crate) struct Stop {
+    pub shutdown: watch::Receiver<bool>,
+    pub tx: mpsc::Sender<Input>,
+}
+
+impl Stop {
+    pub fn now(&self) -> bool {
+        *self.shutdown.borrow() || self.tx.is_closed()
     }
-    *shutdown.borrow()
+
+    /// Sleeps `delay` unless it is time to stop first; true when stopping.
+    pub fn pause(&self, delay: Duration) -> bool {
+        let step = Duration::from_millis(50);
+        let mut left = delay;
+        while !left.is_zero() {
+            if self.now() {
+                return true;
+            }
+            let nap = left.min(step);
+            std::thread::sleep(nap);
+            left -= nap;
+        }
+        self.now()
+    }
+
+    /// Sends an input from a blocking thread; false when nobody listens any more.
+    pub fn send(&self, input: Input) -> bool {
+        self.tx.blocking_send(input).is_ok()
+    }
+}
+
+/// The open / read / reopen cycle every blocking device shares: `open` gives a device and a
+/// description, `read` forwards its bytes until it fails (`Some(reason)`) or it is time to stop
+/// (`None`). Repeated identical open failures are reported once.
+pub(crate) fn run_blocking<D>(
+    stop: &Stop,
+    mut open: impl FnMut() -> Result<(D, String), String>,
+    mut read: impl FnMut(&mut D, &Stop) -> Option<String>,
+) {
+    let mut backoff = Backoff::new();
+    let mut last_failure = None;
+    while !stop.now() {
+        match open() {
+            Ok((mut device, detail)) => {
+                last_failure = None;
+                let up_since = std::time::Instant::now();
+                if !stop.send(Input::Connected(detail)) {
+                    return;
+                }
+                let Some(reason) = read(&mut device, stop) else {
+                    return;
+                };
+                drop(device);
+                backoff.link_ended(up_since.elapsed());
+                if !stop.send(Input::Disconnected(reason)) {
+                    return;
+                }
+            }
+            Err(reason) => {
+                if last_failure.as_ref() != Some(&reason) {
+                    if !stop.send(Input::Failed(reason.clone())) {
+                        return;
+                    }
+                    last_failure = Some(reason);
+                }
+            }
+        }
+        if stop.pause(backoff.next_delay()) {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,56 +5,23 @@
 use std::time::Duration;
 
 use serialport::SerialPort;
-use tokio::sync::{mpsc, watch};
 
 use super::source::{Flow, Parity, SerialSettings};
-use super::{Backoff, Input, pause_or_stop};
+use super::{Input, Stop, run_blocking};
 
 /// How long one read waits before checking for shutdown.
 const READ_TIMEOUT: Duration = Duration::from_millis(50);
 
-pub(super) fn read(
-    settings: SerialSettings,
-    tx: mpsc::Sender<Input>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub(super) fn read(settings: SerialSettings, stop: &Stop) {
     let path = settings.path.display().to_string();
-    let mut backoff = Backoff::new();
-    let mut last_failure = None;
-    while !*shutdown.borrow() {
-        match open(&settings) {
-            Ok(mut port) => {
-                backoff.reset();
-                last_failure = None;
-                let detail = format!("{path} at {} baud", settings.baud);
-                if tx.blocking_send(Input::Connected(detail)).is_err() {
-                    return;
-                }
-                let Some(reason) = read_port(port.as_mut(), &tx, &shutdown) else {
-                    return;
-                };
-                if tx
-                    .blocking_send(Input::Disconnected(format!("{path}: {reason}")))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Err(err) => {
-                // Report a failure once, not every retry.
-                let reason = format!("open {path}: {err}");
-                if last_failure.as_ref() != Some(&reason) {
-                    if tx.blocking_send(Input::Failed(reason.clone())).is_err() {
-                        return;
-                    }
-                    last_failure = Some(reason);
-                }
-            }
-        }
-        if pause_or_stop(backoff.next_delay(), &shutdown) {
-            return;
-        }
-    }
+    run_blocking(
+        stop,
+        || match open(&settings) {
+            Ok(port) => Ok((port, format!("{path} at {} baud", settings.baud))),
+            Err(err) => Err(format!("open {path}: {err}")),
+        },
+        |port, stop| read_port(port.as_mut(), stop).map(|reason| format!("{path}: {reason}")),
+    );
 }
 
 fn open(settings: &SerialSettings) -> serialport::Result<Box<dyn SerialPort>> {
@@ -84,22 +51,17 @@ fn open(settings: &SerialSettings) -> serialport::Result<Box<dyn SerialPort>> {
         .open()
 }
 
-/// Forwards bytes until the port fails (`Some(reason)`) or shutdown or a closed channel
-/// (`None`).
-fn read_port(
-    port: &mut dyn SerialPort,
-    tx: &mpsc::Sender<Input>,
-    shutdown: &watch::Receiver<bool>,
-) -> Option<String> {
+/// Forwards bytes until the port fails (`Some(reason)`) or it is time to stop (`None`).
+fn read_port(port: &mut dyn SerialPort, stop: &Stop) -> Option<String> {
     let mut buf = [0u8; 1024];
     loop {
-        if *shutdown.borrow() {
+        if stop.now() {
             return None;
         }
         match port.read(&mut buf) {
             Ok(0) => return Some("end of file".to_owned()),
             Ok(n) => {
-                if tx.blocking_send(Input::Bytes(buf[..n].to_vec())).is_err() {
+                if !stop.send(Input::Bytes(buf[..n].to_vec(), std::time::Instant::now())) {
                     return None;
                 }
             }

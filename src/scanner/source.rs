@@ -157,7 +157,8 @@ fn framing(source: &SourceConfig, params: &Params) -> Result<FramingConfig, Stri
     } else {
         suffix
     };
-    let timeout_ms = params.number("timeout_ms", 1, 60_000)?;
+    // Below 20 ms a pause inside one read (between CR and LF, say) would split it.
+    let timeout_ms = params.number("timeout_ms", 20, 60_000)?;
     let max = params.number("max", 16, 65_536)?;
     Ok(FramingConfig {
         suffix,

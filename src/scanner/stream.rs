@@ -16,13 +16,15 @@ use super::{Backoff, Input, Scan, ScannerState, frame_loop};
 /// site network answers in milliseconds, so 5 s means it is not there.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connects to a network scanner, and reconnects whenever the connection is lost.
+/// Connects to a network scanner, and reconnects whenever the connection is lost. Keepalive
+/// probes notice a scanner that lost power without closing the connection.
 pub(super) async fn connect(
     address: String,
     tx: mpsc::Sender<Input>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new();
+    let mut last_failure = None;
     loop {
         let attempt = tokio::select! {
             res = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address)) => res,
@@ -30,7 +32,9 @@ pub(super) async fn connect(
         };
         let input = match attempt {
             Ok(Ok(stream)) => {
-                backoff.reset();
+                last_failure = None;
+                keep_alive(&stream);
+                let up_since = std::time::Instant::now();
                 if tx
                     .send(Input::Connected(format!("connected to {address}")))
                     .await
@@ -38,22 +42,48 @@ pub(super) async fn connect(
                 {
                     return;
                 }
-                match read_stream(stream, &tx, &mut shutdown).await {
-                    Some(reason) => Input::Disconnected(reason),
-                    None => return,
-                }
+                let Some(reason) = read_stream(stream, &tx, &mut shutdown).await else {
+                    return;
+                };
+                backoff.link_ended(up_since.elapsed());
+                Some(Input::Disconnected(reason))
             }
-            Ok(Err(err)) => Input::Failed(format!("connect to {address}: {err}")),
-            Err(_) => Input::Failed(format!("connect to {address}: no answer within 5 s")),
+            Ok(Err(err)) => failure(&mut last_failure, format!("connect to {address}: {err}")),
+            Err(_) => failure(
+                &mut last_failure,
+                format!("connect to {address}: no answer within 5 s"),
+            ),
         };
-        if tx.send(input).await.is_err() {
-            return;
+        if let Some(input) = input {
+            if tx.send(input).await.is_err() {
+                return;
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(backoff.next_delay()) => {}
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// A failure worth reporting: the first of its kind since the last success.
+fn failure(last: &mut Option<String>, reason: String) -> Option<Input> {
+    if last.as_ref() == Some(&reason) {
+        return None;
+    }
+    *last = Some(reason.clone());
+    Some(Input::Failed(reason))
+}
+
+/// TCP keepalive: probes after 10 s of silence, every 5 s, 3 times, so a scanner that vanished
+/// without closing (power loss, cable pulled) is seen as disconnected within about 25 s.
+fn keep_alive(stream: &TcpStream) {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    // Without keepalive the connection still works; only a silent loss is noticed later.
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
 }
 
 /// Listens for scanners; each connection gets its own framing.
@@ -87,11 +117,18 @@ pub(super) async fn listen(
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
-                // A failed accept (e.g. too many open files) concerns that connection only.
-                Err(_) => continue,
+                Err(_) => {
+                    // A failed accept (e.g. too many open files) concerns that connection only;
+                    // pausing keeps a persistent failure from spinning.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             },
+            // Finished connections are reaped as they end.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = shutdown.changed() => break,
         };
+        keep_alive(&stream);
         let (tx, rx) = mpsc::channel(64);
         let label = format!("{} from {peer}", spec.label);
         let framing = spec.framing;
@@ -102,8 +139,9 @@ pub(super) async fn listen(
             let reader = tokio::spawn(async move {
                 let mut shutdown = reader_shutdown;
                 // One connection is one stream: when it ends, its pending frame is cut short.
-                let _ = read_stream(stream, &tx, &mut shutdown).await;
-                let _ = tx.send(Input::Ended).await;
+                if read_stream(stream, &tx, &mut shutdown).await.is_some() {
+                    let _ = tx.send(Input::Ended).await;
+                }
             });
             // Connection states are not the listener's state; they are dropped here.
             let (connection_state, _) = watch::channel(ScannerState::Connecting);
@@ -119,7 +157,13 @@ pub(super) async fn listen(
             reader.abort();
         });
     }
-    connections.shutdown().await;
+    // Each connection saw the shutdown too and flushes its pending read; give them a moment.
+    let drained = tokio::time::timeout(Duration::from_secs(2), async {
+        while connections.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        connections.shutdown().await;
+    }
 }
 
 /// Reads standard input until it ends.
@@ -152,7 +196,8 @@ async fn read_stream(
             read = stream.read(&mut buf) => match read {
                 Ok(0) => return Some("connection closed by the scanner".to_owned()),
                 Ok(n) => {
-                    if tx.send(Input::Bytes(buf[..n].to_vec())).await.is_err() {
+                    let at = std::time::Instant::now();
+                    if tx.send(Input::Bytes(buf[..n].to_vec(), at)).await.is_err() {
                         return None;
                     }
                 }

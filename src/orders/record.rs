@@ -1,0 +1,308 @@
+//! The order record of the central service (`../shared/design/CONTRACTS.md`), read from JSON
+//! and checked into an [`Order`]: identifiers through the ISBT 128 core, times as instants,
+//! statuses as a closed set. A bad order is refused with the field named and without its
+//! values, since an order carries patient data.
+
+use serde::Deserialize;
+
+use crate::isbt128::coi::CoiId;
+use crate::isbt128::date::CalendarDate;
+use crate::isbt128::din::Din;
+use crate::isbt128::product::ProductCode;
+
+/// An order, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub coi: CoiId,
+    pub order_id: String,
+    pub status: OrderStatus,
+    pub patient: Patient,
+    pub therapy: Therapy,
+    pub product: Product,
+    pub collection: Collection,
+    pub manufacturing: Facility,
+    pub expires_at: Option<jiff::Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patient {
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: CalendarDate,
+    pub id: String,
+    pub id_label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Therapy {
+    pub name: String,
+    pub sponsor: String,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    /// The product description code with collection type, undivided (`=<S1295100`'s content
+    /// without the division is `S1295` + `1`); the division a bag carries is chosen when its
+    /// label is made.
+    pub code: ProductCode,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collection {
+    pub din: Din,
+    pub facility: Facility,
+    pub scheduled_for: jiff::Timestamp,
+    /// IANA zone for eye-readable times at the collection site.
+    pub time_zone: String,
+    /// Bags in the collection, 1-19 (bag n is DIN flags `0n`, see docs/decisions.md).
+    pub bags: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Facility {
+    pub fin: String,
+    pub name: String,
+    pub site_id: String,
+}
+
+/// Where an order is in its life (CONTRACTS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Scheduled,
+    Collected,
+    Shipped,
+    Received,
+    InManufacture,
+    Released,
+    ShippedToSite,
+    ReceivedAtSite,
+    Infused,
+    Cancelled,
+    OnHold,
+}
+
+/// Why an order record was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("order {position}{}: {problem}", order_id.as_deref().map(|id| format!(" ({id})")).unwrap_or_default())]
+pub struct OrderError {
+    /// Position in the source, from 0.
+    pub position: usize,
+    pub order_id: Option<String>,
+    pub problem: String,
+}
+
+/// The most bags one collection may have: bag numbers travel as Type 1 DIN flags 01-19.
+pub const MAX_BAGS: u8 = 19;
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Scheduled => "scheduled",
+            OrderStatus::Collected => "collected",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Received => "received",
+            OrderStatus::InManufacture => "in_manufacture",
+            OrderStatus::Released => "released",
+            OrderStatus::ShippedToSite => "shipped_to_site",
+            OrderStatus::ReceivedAtSite => "received_at_site",
+            OrderStatus::Infused => "infused",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::OnHold => "on_hold",
+        }
+    }
+}
+
+/// Checks one order given as JSON.
+///
+/// # Errors
+/// A missing or mistyped field, or a value that fails its check (DIN, COI, product code,
+/// dates, bag count), named by its path.
+pub fn parse_order(value: &serde_json::Value, position: usize) -> Result<Order, OrderError> {
+    let order_id = value
+        .get("order_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let fail = |problem: String| OrderError {
+        position,
+        order_id: order_id.clone(),
+        problem,
+    };
+    let record: OrderRecord =
+        serde_json::from_value(value.clone()).map_err(|e| fail(without_values(&e.to_string())))?;
+    record.check().map_err(fail)
+}
+
+/// serde's messages quote the offending value (`invalid type: string "Pat"`); an order's values
+/// can be patient data, so quoted values are blanked and only field names (in backticks) and
+/// expectations stay.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                quoted = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+/// The record as JSON carries it; unknown fields are ignored (CONTRACTS.md).
+#[derive(Debug, Deserialize)]
+struct OrderRecord {
+    coi: String,
+    order_id: String,
+    status: OrderStatus,
+    patient: PatientRecord,
+    therapy: Therapy,
+    product: ProductRecord,
+    collection: CollectionRecord,
+    manufacturing: ManufacturingRecord,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PatientRecord {
+    family_name: String,
+    given_name: String,
+    date_of_birth: String,
+    id: String,
+    id_label: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProductRecord {
+    code: String,
+    collection_type: String,
+    description: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CollectionRecord {
+    din: String,
+    facility: Facility,
+    scheduled_for: String,
+    time_zone: String,
+    bags: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManufacturingRecord {
+    facility: Facility,
+}
+
+impl OrderRecord {
+    fn check(self) -> Result<Order, String> {
+        let coi = CoiId::parse(&self.coi).map_err(|e| format!("coi: {e}"))?;
+        let din = Din::parse(&self.collection.din).map_err(|e| format!("collection.din: {e}"))?;
+        if self.order_id.trim().is_empty() {
+            return Err("order_id: empty".to_owned());
+        }
+        let collection_type = match self.product.collection_type.as_bytes() {
+            [t] if t.is_ascii_alphanumeric() => char::from(*t),
+            _ => return Err("product.collection_type: one letter or digit".to_owned()),
+        };
+        let code = ProductCode::new(&self.product.code, collection_type, "00")
+            .map_err(|e| format!("product.code: {e}"))?;
+        let bags = u8::try_from(self.collection.bags)
+            .ok()
+            .filter(|n| (1..=MAX_BAGS).contains(n))
+            .ok_or_else(|| format!("collection.bags: 1-{MAX_BAGS}"))?;
+        let scheduled_for = timestamp(&self.collection.scheduled_for)
+            .ok_or("collection.scheduled_for: not an RFC 3339 time with an offset")?;
+        let expires_at = match &self.expires_at {
+            None => None,
+            Some(text) => {
+                Some(timestamp(text).ok_or("expires_at: not an RFC 3339 time with an offset")?)
+            }
+        };
+        let date_of_birth = iso_date(&self.patient.date_of_birth)
+            .ok_or("patient.date_of_birth: not a YYYY-MM-DD date")?;
+        for (field, facility) in [
+            ("collection.facility", &self.collection.facility),
+            ("manufacturing.facility", &self.manufacturing.facility),
+        ] {
+            if facility.site_id.trim().is_empty() {
+                return Err(format!("{field}.site_id: empty"));
+            }
+        }
+        if self.collection.time_zone.trim().is_empty() {
+            return Err("collection.time_zone: empty".to_owned());
+        }
+        Ok(Order {
+            coi,
+            order_id: self.order_id,
+            status: self.status,
+            patient: Patient {
+                family_name: self.patient.family_name,
+                given_name: self.patient.given_name,
+                date_of_birth,
+                id: self.patient.id,
+                id_label: self.patient.id_label,
+            },
+            therapy: self.therapy,
+            product: Product {
+                code,
+                description: self.product.description,
+            },
+            collection: Collection {
+                din,
+                facility: self.collection.facility,
+                scheduled_for,
+                time_zone: self.collection.time_zone,
+                bags,
+            },
+            manufacturing: self.manufacturing.facility,
+            expires_at,
+        })
+    }
+}
+
+fn timestamp(text: &str) -> Option<jiff::Timestamp> {
+    text.parse().ok()
+}
+
+fn iso_date(text: &str) -> Option<CalendarDate> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let year = text.get(..4)?.parse().ok()?;
+    let month = text.get(5..7)?.parse().ok()?;
+    let day = text.get(8..)?.parse().ok()?;
+    CalendarDate::new(year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_blanked_in_serde_messages() {
+        assert_eq!(
+            without_values("invalid type: string \"Pat Example\", expected u32 at line 3"),
+            "invalid type: string \"…\", expected u32 at line 3"
+        );
+        assert_eq!(without_values("missing field `coi`"), "missing field `coi`");
+    }
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso_date("1984-02-29"), CalendarDate::new(1984, 2, 29));
+        assert_eq!(iso_date("1983-02-29"), None);
+        assert_eq!(iso_date("84-02-29"), None);
+        assert_eq!(iso_date("1984/02/29"), None);
+    }
+}

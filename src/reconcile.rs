@@ -1,0 +1,505 @@
+//! Reconciliation: is this bag the right bag, here, now? From one scan, the cached orders and
+//! the workstation's context to a [`Verdict`]: `match`, or `mismatch` with a reason from a
+//! closed set and a plain-language message for the screen. Pure: no I/O, no clock (the time is
+//! in the context), so every rule is tested directly.
+//!
+//! Every identifier a scan carries is checked (a compound message or concatenated read holds
+//! several); any disagreement is a mismatch. Messages name bags, orders and identifiers, never
+//! patient data: the screen shows the patient from the order when it needs to.
+
+use std::collections::HashSet;
+
+use crate::isbt128::coi::CoiId;
+use crate::isbt128::din::{Din, FlagKind};
+use crate::isbt128::error::Isbt128Error;
+use crate::isbt128::message::Message;
+use crate::isbt128::product::ProductCode;
+use crate::isbt128::structure::Value;
+use crate::orders::OrderBook;
+use crate::orders::record::{Order, OrderStatus};
+
+/// What the workstation is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Scanning a label just printed, on the bag, before it leaves the station.
+    Verify,
+    /// Receiving a bag at a site.
+    Receipt,
+}
+
+/// Which end of the chain the workstation's site is for an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The apheresis site: collects, labels, ships, and later receives the patient's drug.
+    Collection,
+    /// The cell lab that manufactures the drug.
+    Manufacturing,
+}
+
+/// The workstation's context for one scan.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub site_id: &'a str,
+    pub step: Step,
+    /// `None`: taken from which of the order's facilities is this site.
+    pub role: Option<Role>,
+    pub now: jiff::Timestamp,
+    /// What the person expects to be scanning: the label just printed (verify) or the order
+    /// being received (receipt). A scan of anything else is a mismatch.
+    pub expected: Option<Expected>,
+    /// Bags already received here, as (COI identifier, bag number), from the journal.
+    pub received: &'a HashSet<(CoiId, u8)>,
+}
+
+/// The identifiers a person expects; unset fields are not compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub coi: CoiId,
+    pub din: Option<Din>,
+    pub bag: Option<u8>,
+}
+
+/// A scan's bytes, as far as they could be read.
+#[derive(Debug, Clone, Copy)]
+pub enum ScanRead<'m, 'a> {
+    Parsed(&'m Message<'a>),
+    /// The read itself is incomplete or garbled (cut short, oversize, no suffix).
+    Unreadable,
+    Invalid(&'m Isbt128Error),
+}
+
+/// Why a scan does not match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Unreadable,
+    NotIsbt128,
+    BadCheck,
+    NoIdentifier,
+    ConflictingIdentifiers,
+    UnknownCoi,
+    UnknownDin,
+    DinCoiMismatch,
+    WrongProduct,
+    OrderCancelled,
+    OrderOnHold,
+    WrongSite,
+    BagOutOfRange,
+    BagNotIdentified,
+    AlreadyReceived,
+    WrongStatus,
+    Expired,
+    NotExpected,
+}
+
+/// The outcome for one scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// `None` is a match.
+    pub reason: Option<Reason>,
+    pub message: String,
+    pub coi: Option<CoiId>,
+    pub din: Option<Din>,
+    pub bag: Option<u8>,
+    pub order_id: Option<String>,
+}
+
+impl Reason {
+    /// Every reason, for documentation and tests.
+    pub const ALL: [Reason; 18] = [
+        Reason::Unreadable,
+        Reason::NotIsbt128,
+        Reason::BadCheck,
+        Reason::NoIdentifier,
+        Reason::ConflictingIdentifiers,
+        Reason::UnknownCoi,
+        Reason::UnknownDin,
+        Reason::DinCoiMismatch,
+        Reason::WrongProduct,
+        Reason::OrderCancelled,
+        Reason::OrderOnHold,
+        Reason::WrongSite,
+        Reason::BagOutOfRange,
+        Reason::BagNotIdentified,
+        Reason::AlreadyReceived,
+        Reason::WrongStatus,
+        Reason::Expired,
+        Reason::NotExpected,
+    ];
+
+    /// The stable code, for JSON, events and the journal.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Unreadable => "unreadable",
+            Reason::NotIsbt128 => "not_isbt128",
+            Reason::BadCheck => "bad_check",
+            Reason::NoIdentifier => "no_identifier",
+            Reason::ConflictingIdentifiers => "conflicting_identifiers",
+            Reason::UnknownCoi => "unknown_coi",
+            Reason::UnknownDin => "unknown_din",
+            Reason::DinCoiMismatch => "din_coi_mismatch",
+            Reason::WrongProduct => "wrong_product",
+            Reason::OrderCancelled => "order_cancelled",
+            Reason::OrderOnHold => "order_on_hold",
+            Reason::WrongSite => "wrong_site",
+            Reason::BagOutOfRange => "bag_out_of_range",
+            Reason::BagNotIdentified => "bag_not_identified",
+            Reason::AlreadyReceived => "already_received",
+            Reason::WrongStatus => "wrong_status",
+            Reason::Expired => "expired",
+            Reason::NotExpected => "not_expected",
+        }
+    }
+}
+
+impl Verdict {
+    pub fn is_match(&self) -> bool {
+        self.reason.is_none()
+    }
+}
+
+/// The identifiers one scan carries.
+#[derive(Debug, Default)]
+struct Identifiers {
+    din: Option<(Din, crate::isbt128::din::DinFlags)>,
+    coi: Option<CoiId>,
+    product: Option<ProductCode>,
+}
+
+/// Checks one scan against the orders in the context of this workstation.
+pub fn reconcile(read: ScanRead<'_, '_>, book: &OrderBook, ctx: &Context<'_>) -> Verdict {
+    let mut verdict = Verdict {
+        reason: None,
+        message: String::new(),
+        coi: None,
+        din: None,
+        bag: None,
+        order_id: None,
+    };
+    let res = check(read, book, ctx, &mut verdict);
+    verdict.message = match res {
+        Ok(message) => message,
+        Err((reason, message)) => {
+            verdict.reason = Some(reason);
+            message
+        }
+    };
+    verdict
+}
+
+type Refusal = (Reason, String);
+
+fn check(
+    read: ScanRead<'_, '_>,
+    book: &OrderBook,
+    ctx: &Context<'_>,
+    v: &mut Verdict,
+) -> Result<String, Refusal> {
+    let message = match read {
+        ScanRead::Parsed(message) => message,
+        ScanRead::Unreadable => {
+            return Err(refuse(
+                Reason::Unreadable,
+                "The scan was not read completely. Scan the label again.",
+            ));
+        }
+        ScanRead::Invalid(err) if err.is_check_failure() => {
+            return Err(refuse(
+                Reason::BadCheck,
+                "The DIN's check characters do not match: this label may be damaged or wrong. Do not use this bag; call your supervisor.",
+            ));
+        }
+        ScanRead::Invalid(Isbt128Error::NotPrintable { .. } | Isbt128Error::Empty) => {
+            return Err(refuse(
+                Reason::Unreadable,
+                "The scan was garbled. Scan the label again.",
+            ));
+        }
+        ScanRead::Invalid(_) => {
+            return Err(refuse(
+                Reason::NotIsbt128,
+                "This is not an ISBT 128 chain-of-identity label. Scan the DIN, COI or DataMatrix barcode on the bag.",
+            ));
+        }
+    };
+    let ids = identifiers(message)?;
+    v.coi = ids.coi;
+    v.din = ids.din.map(|(din, _)| din);
+    if ids.din.is_none() && ids.coi.is_none() {
+        return Err(refuse(
+            Reason::NoIdentifier,
+            "This barcode does not identify a bag. Scan the DataMatrix, DIN or COI barcode.",
+        ));
+    }
+    let order = find_order(&ids, book)?;
+    v.order_id = Some(order.order_id.clone());
+    v.coi = Some(order.coi);
+    if let Some(product) = ids.product {
+        let ours = order.product.code;
+        if product.description_code() != ours.description_code()
+            || product.collection_type() != ours.collection_type()
+        {
+            return Err(refuse(
+                Reason::WrongProduct,
+                "The product code on this bag is not the one ordered. Do not use this bag; call your supervisor.",
+            ));
+        }
+    }
+    match order.status {
+        OrderStatus::Cancelled => {
+            return Err(refuse(
+                Reason::OrderCancelled,
+                &format!(
+                    "Order {} is cancelled. Do not use this bag; call your supervisor.",
+                    order.order_id
+                ),
+            ));
+        }
+        OrderStatus::OnHold => {
+            return Err(refuse(
+                Reason::OrderOnHold,
+                &format!(
+                    "Order {} is on hold. Set this bag aside and call your supervisor.",
+                    order.order_id
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let role = role_here(order, ctx)?;
+    let bag = bag_number(&ids, order)?;
+    v.bag = Some(bag);
+    let of = format!("bag {bag} of {}", order.collection.bags);
+    if let Some(expected) = ctx.expected {
+        let same = expected.coi == order.coi
+            && expected.din.is_none_or(|din| Some(din) == v.din)
+            && expected.bag.is_none_or(|b| b == bag);
+        if !same {
+            let what = match ctx.step {
+                Step::Verify => "the label just printed",
+                Step::Receipt => "the order you are receiving",
+            };
+            return Err(refuse(
+                Reason::NotExpected,
+                &format!(
+                    "This is {of} of order {}, not {what}. Do not use this label; call your supervisor.",
+                    order.order_id
+                ),
+            ));
+        }
+    }
+    status_allows(order, role, ctx, bag, &of)?;
+    if order.expires_at.is_some_and(|expiry| expiry < ctx.now) {
+        return Err(refuse(
+            Reason::Expired,
+            &format!(
+                "Order {} has expired. Do not use this bag; call your supervisor.",
+                order.order_id
+            ),
+        ));
+    }
+    Ok(match ctx.step {
+        Step::Verify => format!("MATCH: {of} of order {}, label correct.", order.order_id),
+        Step::Receipt => format!(
+            "MATCH: {of} of order {}, expected here. Receive it.",
+            order.order_id
+        ),
+    })
+}
+
+fn refuse(reason: Reason, message: &str) -> Refusal {
+    (reason, message.to_owned())
+}
+
+/// Collects the identifiers; two different values of one kind in one scan are a conflict.
+fn identifiers(message: &Message<'_>) -> Result<Identifiers, Refusal> {
+    let conflict = || {
+        refuse(
+            Reason::ConflictingIdentifiers,
+            "This scan carries identifiers that disagree with each other. Do not use this bag; call your supervisor.",
+        )
+    };
+    let mut ids = Identifiers::default();
+    for structure in message.data_structures() {
+        match structure.value {
+            Value::Donation(d) => {
+                if ids
+                    .din
+                    .is_some_and(|(din, flags)| din != d.din() || flags != d.flags())
+                {
+                    return Err(conflict());
+                }
+                ids.din = Some((d.din(), d.flags()));
+            }
+            Value::Coi(coi) => {
+                if ids.coi.is_some_and(|c| c != coi) {
+                    return Err(conflict());
+                }
+                ids.coi = Some(coi);
+            }
+            Value::ProductCode(p) => {
+                if ids.product.is_some_and(|q| q != p) {
+                    return Err(conflict());
+                }
+                ids.product = Some(p);
+            }
+            _ => {}
+        }
+    }
+    Ok(ids)
+}
+
+/// The one order both identifiers point to.
+fn find_order<'b>(ids: &Identifiers, book: &'b OrderBook) -> Result<&'b Order, Refusal> {
+    let by_coi = ids.coi.map(|coi| book.by_coi(&coi));
+    let by_din = ids.din.map(|(din, _)| book.by_din(&din));
+    match (by_coi, by_din) {
+        (Some(None), _) => Err(refuse(
+            Reason::UnknownCoi,
+            "This COI identifier is not on any order known here. Do not use this bag; call your supervisor.",
+        )),
+        (Some(Some(order)), Some(by_din)) => match by_din {
+            Some(other) if std::ptr::eq(order, other) => Ok(order),
+            _ => Err(refuse(
+                Reason::DinCoiMismatch,
+                "The DIN and the COI identifier on this bag belong to different orders. Do not use this bag; call your supervisor.",
+            )),
+        },
+        (Some(Some(order)), None) => Ok(order),
+        (None, Some(Some(order))) => Ok(order),
+        (None, Some(None)) => Err(refuse(
+            Reason::UnknownDin,
+            "This DIN is not on any order known here. Do not use this bag; call your supervisor.",
+        )),
+        (None, None) => Err(refuse(
+            Reason::NoIdentifier,
+            "This barcode does not identify a bag.",
+        )),
+    }
+}
+
+/// Which end of the order this workstation is, and whether it is one at all.
+fn role_here(order: &Order, ctx: &Context<'_>) -> Result<Role, Refusal> {
+    let collection = order.collection.facility.site_id == ctx.site_id;
+    let manufacturing = order.manufacturing.site_id == ctx.site_id;
+    let wrong_site = || {
+        refuse(
+            Reason::WrongSite,
+            &format!(
+                "Order {} is not for this site. Do not accept this bag; call your supervisor.",
+                order.order_id
+            ),
+        )
+    };
+    match ctx.role {
+        Some(Role::Collection) if collection => Ok(Role::Collection),
+        Some(Role::Manufacturing) if manufacturing => Ok(Role::Manufacturing),
+        Some(_) => Err(wrong_site()),
+        // A site that is both ends of an order works as what the step needs: receipt of a bag
+        // still in the first leg happens at the manufacturer.
+        None if collection && manufacturing => Ok(match (ctx.step, order.status) {
+            (Step::Verify, OrderStatus::Scheduled | OrderStatus::Collected) => Role::Collection,
+            (
+                Step::Receipt,
+                OrderStatus::ShippedToSite | OrderStatus::ReceivedAtSite | OrderStatus::Infused,
+            ) => Role::Collection,
+            _ => Role::Manufacturing,
+        }),
+        None if collection => Ok(Role::Collection),
+        None if manufacturing => Ok(Role::Manufacturing),
+        None => Err(wrong_site()),
+    }
+}
+
+/// The bag number: Type 1 DIN flags `01`-`19` (container n of a set; docs/decisions.md).
+/// A one-bag collection needs no number; a scan of a multi-bag collection without one does not
+/// say which bag it is.
+fn bag_number(ids: &Identifiers, order: &Order) -> Result<u8, Refusal> {
+    let bags = order.collection.bags;
+    let flagged = ids.din.and_then(|(_, flags)| {
+        (flags.kind() == FlagKind::Iccbba)
+            .then(|| flags.value())
+            .flatten()
+    });
+    match flagged {
+        Some(n) if n <= bags => Ok(n),
+        Some(n) => Err(refuse(
+            Reason::BagOutOfRange,
+            &format!(
+                "This label says bag {n}, but order {} has {bags} bag(s). Do not use this bag; call your supervisor.",
+                order.order_id
+            ),
+        )),
+        None if bags == 1 => Ok(1),
+        None => Err(refuse(
+            Reason::BagNotIdentified,
+            &format!(
+                "Order {} has {bags} bags and this barcode does not say which one. Scan the DataMatrix or the DIN barcode.",
+                order.order_id
+            ),
+        )),
+    }
+}
+
+/// Whether the order's status allows this step at this end, and whether the bag is already in.
+fn status_allows(
+    order: &Order,
+    role: Role,
+    ctx: &Context<'_>,
+    bag: u8,
+    of: &str,
+) -> Result<(), Refusal> {
+    use OrderStatus as S;
+    let status = order.status;
+    let (allowed, already_done): (&[S], &[S]) = match (role, ctx.step) {
+        (Role::Collection, Step::Verify) => (&[S::Scheduled, S::Collected], &[]),
+        (Role::Manufacturing, Step::Receipt) => (
+            &[S::Shipped],
+            &[
+                S::Received,
+                S::InManufacture,
+                S::Released,
+                S::ShippedToSite,
+                S::ReceivedAtSite,
+                S::Infused,
+            ],
+        ),
+        (Role::Manufacturing, Step::Verify) => (&[S::Received, S::InManufacture, S::Released], &[]),
+        (Role::Collection, Step::Receipt) => {
+            (&[S::ShippedToSite], &[S::ReceivedAtSite, S::Infused])
+        }
+    };
+    let received_here = ctx.step == Step::Receipt && ctx.received.contains(&(order.coi, bag));
+    if received_here || already_done.contains(&status) {
+        return Err(refuse(
+            Reason::AlreadyReceived,
+            &format!(
+                "{} of order {} was already received. Check for a duplicate label; call your supervisor.",
+                capitalise(of),
+                order.order_id
+            ),
+        ));
+    }
+    if !allowed.contains(&status) {
+        return Err(refuse(
+            Reason::WrongStatus,
+            &format!(
+                "Order {} is {}, so this bag should not be {} here now. Call your supervisor.",
+                order.order_id,
+                order.status.as_str().replace('_', " "),
+                match ctx.step {
+                    Step::Verify => "labelled",
+                    Step::Receipt => "received",
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
