@@ -7,6 +7,7 @@
 
 mod devices;
 mod isbt;
+mod reconcile;
 mod scan;
 
 use std::ffi::OsString;
@@ -43,6 +44,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check scans against the orders in FILE, as a workstation at SITE doing STEP would: one
+    /// verdict per scan. Exit 0 if every scan matches, 1 otherwise.
+    Reconcile {
+        /// Orders as {"orders": [...]} (the order record of the central service).
+        #[arg(long, value_name = "FILE")]
+        orders: std::path::PathBuf,
+        /// This workstation's site id, e.g. site-lab-1.
+        #[arg(long, value_name = "SITE")]
+        site: String,
+        /// What the workstation is doing.
+        #[arg(long, value_enum, value_name = "STEP")]
+        step: StepArg,
+        /// Which end of the order this site is; by default, whichever of the order's
+        /// facilities has this site id.
+        #[arg(long, value_enum, value_name = "ROLE")]
+        role: Option<RoleArg>,
+        /// Judge as at this time (RFC 3339, e.g. 2025-06-03T12:00:00Z) instead of now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<jiff::Timestamp>,
+        /// One JSON object per line per scan instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Scanned data, as `isbt parse` takes it.
+        #[arg(required = true, value_name = "DATA")]
+        data: Vec<OsString>,
+    },
     /// List serial ports, USB scanners and keyboard-mode devices, with the source URI to read
     /// each.
     Devices {
@@ -50,6 +77,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StepArg {
+    /// Scanning a label just printed, on the bag.
+    Verify,
+    /// Receiving a bag.
+    Receipt,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    /// The apheresis site.
+    Collection,
+    /// The cell lab.
+    Manufacturing,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +150,31 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         },
         Command::Scan { source, json } => scan::scan(&source, json, out, err),
         Command::Devices { json } => devices::devices(json, out, err),
+        Command::Reconcile {
+            orders,
+            site,
+            step,
+            role,
+            at,
+            json,
+            data,
+        } => {
+            let opts = reconcile::Options {
+                orders: &orders,
+                site: &site,
+                step: match step {
+                    StepArg::Verify => crate::reconcile::Step::Verify,
+                    StepArg::Receipt => crate::reconcile::Step::Receipt,
+                },
+                role: role.map(|role| match role {
+                    RoleArg::Collection => crate::reconcile::Role::Collection,
+                    RoleArg::Manufacturing => crate::reconcile::Role::Manufacturing,
+                }),
+                at,
+                json,
+            };
+            reconcile::run(&opts, &data, out, err)
+        }
     }
 }
 

@@ -135,24 +135,26 @@ pub fn parse_order(value: &serde_json::Value, position: usize) -> Result<Order, 
     record.check().map_err(fail)
 }
 
-/// serde's messages quote the offending value (`invalid type: string "Pat"`); an order's values
-/// can be patient data, so quoted values are blanked and only field names (in backticks) and
-/// expectations stay.
+/// serde's messages quote the offending value (`invalid type: string "Pat"`, or an integer in
+/// backticks); an order's values can be patient data, so values are blanked and only field
+/// names, variants and expectations stay.
 fn without_values(message: &str) -> String {
+    let about_a_value = message.starts_with("invalid type") || message.starts_with("invalid value");
     let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
+    let mut open: Option<char> = None;
     for c in message.chars() {
-        match (c, quoted) {
-            ('"', false) => {
-                quoted = true;
-                out.push_str("\"…");
+        match open {
+            Some(q) if c == q => {
+                open = None;
+                out.push(c);
             }
-            ('"', true) => {
-                quoted = false;
-                out.push('"');
+            Some(_) => {}
+            None if c == '"' || (c == '`' && about_a_value) => {
+                open = Some(c);
+                out.push(c);
+                out.push('…');
             }
-            (_, true) => {}
-            (c, false) => out.push(c),
+            None => out.push(c),
         }
     }
     out
@@ -296,6 +298,10 @@ mod tests {
             "invalid type: string \"…\", expected u32 at line 3"
         );
         assert_eq!(without_values("missing field `coi`"), "missing field `coi`");
+        assert_eq!(
+            without_values("invalid type: integer `1234567`, expected a string"),
+            "invalid type: integer `…`, expected a string"
+        );
     }
 
     #[test]
