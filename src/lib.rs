@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod isbt128;
+pub mod journal;
 pub mod orders;
 pub mod reconcile;
 pub mod scanner;

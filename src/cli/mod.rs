@@ -7,6 +7,7 @@
 
 mod devices;
 mod isbt;
+mod journal;
 mod reconcile;
 mod scan;
 
@@ -70,12 +71,61 @@ pub enum Command {
         #[arg(required = true, value_name = "DATA")]
         data: Vec<OsString>,
     },
+    /// Check or export the journal's hash-chained audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Tools for developers and tests (not for production use).
+    #[command(hide = true)]
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
     /// List serial ports, USB scanners and keyboard-mode devices, with the source URI to read
     /// each.
     Devices {
         /// One JSON object per line per device instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// Where the journal lives unless --db says otherwise.
+const DEFAULT_JOURNAL: &str = "/var/lib/coi-agent/journal.sqlite";
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every link of the audit chain; names the first broken one (an edited, deleted or
+    /// reordered entry). Exit 0 if intact, 1 if broken.
+    Verify {
+        /// The journal file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
+        db: std::path::PathBuf,
+    },
+    /// Write the audit trail for inspectors, oldest first.
+    Export {
+        /// The journal file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
+        db: std::path::PathBuf,
+        /// Only entries at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        since: Option<jiff::Timestamp>,
+        /// jsonl (one JSON object per line) or csv.
+        #[arg(long, value_name = "FORMAT", default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+        format: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Append scan records to a journal, printing "ack ID" after each durable commit, until
+    /// killed or COUNT are written (the crash tests' victim).
+    JournalWriter {
+        #[arg(long, value_name = "FILE")]
+        db: std::path::PathBuf,
+        #[arg(long, value_name = "COUNT")]
+        count: Option<u64>,
     },
 }
 
@@ -150,6 +200,15 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         },
         Command::Scan { source, json } => scan::scan(&source, json, out, err),
         Command::Devices { json } => devices::devices(json, out, err),
+        Command::Audit {
+            command: AuditCommand::Verify { db },
+        } => journal::verify(&db, out, err),
+        Command::Audit {
+            command: AuditCommand::Export { db, since, format },
+        } => journal::export(&db, since, format == "csv", out, err),
+        Command::Dev {
+            command: DevCommand::JournalWriter { db, count },
+        } => journal::journal_writer(&db, count, out),
         Command::Reconcile {
             orders,
             site,

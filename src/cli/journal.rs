@@ -1,0 +1,131 @@
+//! `coi-agent audit verify|export` for site IT and inspectors, and the journal writer that the
+//! crash tests kill (`coi-agent dev journal-writer`, hidden).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::journal::audit::hex;
+use crate::journal::{Journal, NewEvent, ScanRecord};
+
+use crate::reconcile::{Reason, Verdict};
+
+pub(super) fn verify(
+    db: &Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let journal = match Journal::open_read_only(db) {
+        Ok(journal) => journal,
+        Err(problem) => {
+            writeln!(err, "coi-agent: {problem}")?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match journal.verify_audit()? {
+        Ok(count) => {
+            writeln!(out, "audit trail intact: {count} entries")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(broken) => {
+            writeln!(out, "AUDIT TRAIL BROKEN: {broken}")?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub(super) fn export(
+    db: &Path,
+    since: Option<jiff::Timestamp>,
+    csv: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let journal = match Journal::open_read_only(db) {
+        Ok(journal) => journal,
+        Err(problem) => {
+            writeln!(err, "coi-agent: {problem}")?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let since = since.map(crate::journal::utc_text);
+    let entries = journal.audit_entries(since.as_deref())?;
+    if csv {
+        writeln!(out, "seq,at,kind,subject,details,prev_hash,hash")?;
+    }
+    for e in entries {
+        if csv {
+            let fields = [
+                e.seq.to_string(),
+                e.at,
+                e.kind,
+                e.subject,
+                e.details,
+                hex(&e.prev_hash),
+                hex(&e.hash),
+            ];
+            let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            writeln!(out, "{}", quoted.join(","))?;
+        } else {
+            let details: serde_json::Value = serde_json::from_str(&e.details)
+                .unwrap_or(serde_json::Value::String(e.details.clone()));
+            let line = json!({
+                "seq": e.seq, "at": e.at, "kind": e.kind, "subject": e.subject, "details": details,
+                "prev_hash": hex(&e.prev_hash), "hash": hex(&e.hash),
+            });
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// RFC 4180: quote every field, double the quotes inside.
+fn csv_field(field: &str) -> String {
+    format!("\"{}\"", field.replace('"', "\"\""))
+}
+
+/// Appends scan records until killed (or `count` are written), printing `ack ID` after each
+/// durable commit: the crash tests check every acknowledged record survives a SIGKILL.
+pub(super) fn journal_writer(
+    db: &Path,
+    count: Option<u64>,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let mut journal = Journal::open(db)?;
+    let verdict = Verdict {
+        reason: Some(Reason::UnknownCoi),
+        message: "crash test".to_owned(),
+        coi: None,
+        din: None,
+        bag: None,
+        order_id: None,
+    };
+    let mut written = 0u64;
+    while count.is_none_or(|n| written < n) {
+        let at = crate::journal::utc_text(jiff::Timestamp::now());
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let event = NewEvent {
+            event_id: event_id.clone(),
+            kind: "scan_mismatch".to_owned(),
+            coi: "CHA999925000042".to_owned(),
+            payload: json!({"event_id": event_id, "type": "scan_mismatch", "at": at}),
+        };
+        let record = ScanRecord {
+            at: &at,
+            source: "crash-test",
+            raw: b"&/CHA999925000099",
+            parse_error: None,
+            verdict: &verdict,
+            site_id: "site-lab-1",
+            step: "receipt",
+            operator: None,
+        };
+        let id = journal.record_scan(&record, std::slice::from_ref(&event))?;
+        writeln!(out, "ack {id}")?;
+        out.flush()?;
+        written += 1;
+    }
+    Ok(ExitCode::SUCCESS)
+}

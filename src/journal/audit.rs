@@ -1,0 +1,293 @@
+//! The audit trail: append-only entries, each holding the SHA-256 of the one before, so an
+//! edited, deleted or reordered entry breaks the chain at a place `verify` can name. Entries
+//! record what happened (scan verdicts, print jobs, deliveries) by identifiers, never patient
+//! data.
+
+use rusqlite::{OptionalExtension as _, Transaction, params};
+use sha2::{Digest, Sha256};
+
+use super::JournalError;
+
+/// One audit entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// What happened, e.g. `scan`, `print_job`, `event_delivered`.
+    pub kind: String,
+    /// What it happened to: a COI identifier, a job id.
+    pub subject: String,
+    /// Details as canonical JSON (keys sorted, no spaces).
+    pub details: String,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+/// Where the chain first breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokenLink {
+    #[error("audit entry {seq}: its content was changed (hash does not match)")]
+    Edited { seq: i64 },
+    #[error(
+        "audit entry {seq}: it does not follow entry {previous} (an entry was deleted, inserted or reordered)"
+    )]
+    Unlinked { seq: i64, previous: i64 },
+    #[error(
+        "audit trail ends at entry {last} but the journal's head says {head}: entries were removed from the end"
+    )]
+    Truncated { last: i64, head: i64 },
+}
+
+/// The hash before the first entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// SHA-256 over a canonical encoding: a version tag, then each field length-prefixed, so no two
+/// different entries encode alike.
+pub fn entry_hash(
+    seq: i64,
+    at: &str,
+    kind: &str,
+    subject: &str,
+    details: &str,
+    prev_hash: &[u8; 32],
+) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"coi-agent audit v1\0");
+    hasher.update(seq.to_be_bytes());
+    for field in [at, kind, subject, details] {
+        hasher.update((field.len() as u64).to_be_bytes());
+        hasher.update(field.as_bytes());
+    }
+    hasher.update(prev_hash);
+    hasher.finalize().into()
+}
+
+/// Appends an entry inside the caller's transaction, so it commits with the record it describes.
+pub(crate) fn append(
+    tx: &Transaction<'_>,
+    at: &str,
+    kind: &str,
+    subject: &str,
+    details: &serde_json::Value,
+) -> Result<i64, JournalError> {
+    let details = canonical_json(details);
+    let head: Option<(i64, Vec<u8>)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let (seq, prev_hash) = match head {
+        Some((seq, hash)) => (seq + 1, to_hash(&hash)),
+        None => (1, GENESIS),
+    };
+    let hash = entry_hash(seq, at, kind, subject, &details, &prev_hash);
+    tx.execute(
+        "INSERT INTO audit (seq, at, kind, subject, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![seq, at, kind, subject, details, prev_hash.as_slice(), hash.as_slice()],
+    )?;
+    tx.execute(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        params![seq, hash.as_slice()],
+    )?;
+    Ok(seq)
+}
+
+/// Checks the whole chain; the first broken link, if any.
+pub(crate) fn verify(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, JournalError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, at, kind, subject, details, prev_hash, hash FROM audit ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut previous: Option<(i64, [u8; 32])> = None;
+    let mut count = 0;
+    while let Some(row) = rows.next()? {
+        let entry = read_entry(row)?;
+        let (expected_seq, expected_prev) = match previous {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, GENESIS),
+        };
+        if entry.seq != expected_seq || entry.prev_hash != expected_prev {
+            return Ok(Err(BrokenLink::Unlinked {
+                seq: entry.seq,
+                previous: previous.map_or(0, |p| p.0),
+            }));
+        }
+        if entry_hash(
+            entry.seq,
+            &entry.at,
+            &entry.kind,
+            &entry.subject,
+            &entry.details,
+            &entry.prev_hash,
+        ) != entry.hash
+        {
+            return Ok(Err(BrokenLink::Edited { seq: entry.seq }));
+        }
+        previous = Some((entry.seq, entry.hash));
+        count += 1;
+    }
+    let head: Option<i64> = conn
+        .query_row("SELECT seq FROM audit_head WHERE id = 1", [], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let last = previous.map_or(0, |p| p.0);
+    match head {
+        Some(head) if head != last => Ok(Err(BrokenLink::Truncated { last, head })),
+        _ => Ok(Ok(count)),
+    }
+}
+
+/// Entries from `since` (RFC 3339, compared as text in UTC), in order.
+pub(crate) fn entries(
+    conn: &rusqlite::Connection,
+    since: Option<&str>,
+) -> Result<Vec<AuditEntry>, JournalError> {
+    let mut stmt = conn.prepare("SELECT seq, at, kind, subject, details, prev_hash, hash FROM audit WHERE at >= ?1 ORDER BY seq")?;
+    let rows = stmt.query_map([since.unwrap_or("")], read_entry)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: row.get(0)?,
+        at: row.get(1)?,
+        kind: row.get(2)?,
+        subject: row.get(3)?,
+        details: row.get(4)?,
+        prev_hash: to_hash(&row.get::<_, Vec<u8>>(5)?),
+        hash: to_hash(&row.get::<_, Vec<u8>>(6)?),
+    })
+}
+
+/// A stored hash; a value of the wrong length (a damaged row) becomes one that can never match.
+fn to_hash(bytes: &[u8]) -> [u8; 32] {
+    <[u8; 32]>::try_from(bytes).unwrap_or([0xff; 32])
+}
+
+/// JSON with object keys sorted and no whitespace, so the same details always hash alike.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    fn sorted(value: &serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(sorted).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_changes_the_hash() {
+        let base = entry_hash(
+            1,
+            "2026-01-01T00:00:00Z",
+            "scan",
+            "CHA999925000042",
+            "{}",
+            &GENESIS,
+        );
+        assert_ne!(
+            base,
+            entry_hash(
+                2,
+                "2026-01-01T00:00:00Z",
+                "scan",
+                "CHA999925000042",
+                "{}",
+                &GENESIS
+            )
+        );
+        assert_ne!(
+            base,
+            entry_hash(
+                1,
+                "2026-01-01T00:00:01Z",
+                "scan",
+                "CHA999925000042",
+                "{}",
+                &GENESIS
+            )
+        );
+        assert_ne!(
+            base,
+            entry_hash(
+                1,
+                "2026-01-01T00:00:00Z",
+                "scan2",
+                "CHA999925000042",
+                "{}",
+                &GENESIS
+            )
+        );
+        assert_ne!(
+            base,
+            entry_hash(
+                1,
+                "2026-01-01T00:00:00Z",
+                "scan",
+                "CHA999925000043",
+                "{}",
+                &GENESIS
+            )
+        );
+        assert_ne!(
+            base,
+            entry_hash(
+                1,
+                "2026-01-01T00:00:00Z",
+                "scan",
+                "CHA999925000042",
+                "{\"a\":1}",
+                &GENESIS
+            )
+        );
+        assert_ne!(
+            base,
+            entry_hash(
+                1,
+                "2026-01-01T00:00:00Z",
+                "scan",
+                "CHA999925000042",
+                "{}",
+                &[1; 32]
+            )
+        );
+        // Length prefixes: moving a character between fields is a different entry.
+        assert_ne!(
+            entry_hash(1, "a", "bc", "", "", &GENESIS),
+            entry_hash(1, "ab", "c", "", "", &GENESIS)
+        );
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"d": 2, "c": [3, {"f": 4, "e": 5}]}}"#).unwrap();
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"c":[3,{"e":5,"f":4}],"d":2},"b":1}"#
+        );
+    }
+}

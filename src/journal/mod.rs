@@ -1,0 +1,370 @@
+//! The journal: the workstation's durable record on SQLite (bundled). Scans with their
+//! verdicts, print jobs, the order cache, the hash-chained audit trail and the outbox of custody
+//! events for the central service. The only module that writes SQL.
+//!
+//! Durability: WAL with `synchronous=FULL`, so a call that returns `Ok` has reached the disk, and
+//! a record and the audit entry and events that describe it commit in one transaction. One
+//! writer (this handle); readers open their own handles and never block it.
+
+pub mod audit;
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use crate::isbt128::coi::CoiId;
+use crate::reconcile::Verdict;
+use audit::{AuditEntry, BrokenLink};
+
+/// The journal's one writer.
+#[derive(Debug)]
+pub struct Journal {
+    conn: Connection,
+}
+
+/// Why the journal could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "journal {path} has schema version {found}, newer than this coi-agent knows ({known}): refusing to touch it"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("journal: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// A time as the journal stores it: UTC, fixed width with nanoseconds
+/// (`2026-11-22T02:29:06.586899219Z`), so text order is time order in queries.
+pub fn utc_text(at: jiff::Timestamp) -> String {
+    let dt = at.to_zoned(jiff::tz::TimeZone::UTC).datetime();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        dt.subsec_nanosecond()
+    )
+}
+
+/// A scan and its verdict, as recorded.
+#[derive(Debug, Clone)]
+pub struct ScanRecord<'a> {
+    /// From [`utc_text`].
+    pub at: &'a str,
+    pub source: &'a str,
+    pub raw: &'a [u8],
+    /// Why the scan could not be parsed, if it could not.
+    pub parse_error: Option<&'a str>,
+    pub verdict: &'a Verdict,
+    pub site_id: &'a str,
+    /// `receipt` or `verify`.
+    pub step: &'a str,
+    pub operator: Option<&'a str>,
+}
+
+/// A custody event for the central service, written with the record it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The idempotency key (UUID v7).
+    pub event_id: String,
+    /// `label_printed`, `bag_received`, `scan_mismatch`, ...
+    pub kind: String,
+    pub coi: String,
+    /// The whole event as the central service receives it (CONTRACTS.md).
+    pub payload: serde_json::Value,
+}
+
+/// The schema, one migration per version; `PRAGMA user_version` records how far a journal is.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE orders (
+        coi TEXT PRIMARY KEY,
+        din TEXT NOT NULL UNIQUE,
+        order_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        record TEXT NOT NULL,
+        synced_at TEXT NOT NULL
+    );
+    CREATE TABLE scans (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        parse_error TEXT,
+        verdict TEXT NOT NULL CHECK (verdict IN ('match', 'mismatch')),
+        reason TEXT,
+        message TEXT NOT NULL,
+        coi TEXT,
+        din TEXT,
+        bag INTEGER,
+        order_id TEXT,
+        site_id TEXT NOT NULL,
+        step TEXT NOT NULL,
+        operator TEXT
+    );
+    CREATE INDEX scans_received ON scans (site_id, coi, bag) WHERE verdict = 'match' AND step = 'receipt';
+    CREATE TABLE print_jobs (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL UNIQUE,
+        coi TEXT,
+        bag INTEGER,
+        template TEXT NOT NULL,
+        template_version TEXT NOT NULL,
+        printer TEXT NOT NULL,
+        zpl_sha256 TEXT NOT NULL,
+        operator TEXT,
+        created_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        fault TEXT
+    );
+    CREATE TABLE print_job_states (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES print_jobs (job_id),
+        state TEXT NOT NULL,
+        fault TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        details TEXT NOT NULL,
+        prev_hash BLOB NOT NULL,
+        hash BLOB NOT NULL
+    );
+    CREATE TABLE audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        hash BLOB NOT NULL
+    );
+    -- Append-only by construction; verify still catches an edit made around these triggers.
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        coi TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'parked')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (state, coi, id);",
+];
+
+impl Journal {
+    /// Opens (creating if needed) and migrates the journal at `path`.
+    ///
+    /// # Errors
+    /// The file cannot be opened or is not a journal, or was written by a newer coi-agent.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let shown = path.display().to_string();
+        let open_err = |source| JournalError::Open {
+            path: shown.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        // WAL lets readers run beside the writer; FULL makes each commit durable before it
+        // returns; the busy timeout rides out a reader's checkpoint.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        let mut journal = Journal { conn };
+        journal.migrate(&shown)?;
+        Ok(journal)
+    }
+
+    /// A read-only handle (for `audit verify`, exports and the UI), which never blocks the writer.
+    ///
+    /// # Errors
+    /// The file does not exist or is not a journal.
+    pub fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
+            |source| JournalError::Open {
+                path: path.display().to_string(),
+                source,
+            },
+        )?;
+        Ok(Journal { conn })
+    }
+
+    fn migrate(&mut self, shown: &str) -> Result<(), JournalError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(JournalError::TooNew {
+                path: shown.to_owned(),
+                found: version,
+                known,
+            });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Records a scan with its verdict, an audit entry and the events it causes, in one
+    /// durable transaction; returns the scan's id.
+    ///
+    /// # Errors
+    /// SQLite failed (disk full, I/O error); nothing of the scan was recorded.
+    pub fn record_scan(
+        &mut self,
+        scan: &ScanRecord<'_>,
+        events: &[NewEvent],
+    ) -> Result<i64, JournalError> {
+        let verdict = scan.verdict;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO scans (at, source, raw, parse_error, verdict, reason, message, coi, din, bag, order_id, site_id, step, operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                scan.at,
+                scan.source,
+                scan.raw,
+                scan.parse_error,
+                if verdict.is_match() { "match" } else { "mismatch" },
+                verdict.reason.map(|r| r.code()),
+                verdict.message,
+                verdict.coi.map(|c| c.as_str().to_owned()),
+                verdict.din.map(|d| d.as_str().to_owned()),
+                verdict.bag,
+                verdict.order_id,
+                scan.site_id,
+                scan.step,
+                scan.operator,
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        let details = serde_json::json!({
+            "scan_id": id,
+            "source": scan.source,
+            "verdict": if verdict.is_match() { "match" } else { "mismatch" },
+            "reason": verdict.reason.map(|r| r.code()),
+            "din": verdict.din.map(|d| d.as_str().to_owned()),
+            "bag": verdict.bag,
+            "site_id": scan.site_id,
+            "step": scan.step,
+            "operator": scan.operator,
+        });
+        let subject = verdict
+            .coi
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default();
+        audit::append(&tx, scan.at, "scan", &subject, &details)?;
+        for event in events {
+            insert_event(&tx, event, scan.at)?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Bags received (matched at receipt) at `site_id`, for reconciliation's duplicate check.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn received_bags(&self, site_id: &str) -> Result<HashSet<(CoiId, u8)>, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT coi, bag FROM scans WHERE site_id = ?1 AND verdict = 'match' AND step = 'receipt' AND coi IS NOT NULL AND bag IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([site_id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        let mut received = HashSet::new();
+        for row in rows {
+            let (coi, bag) = row?;
+            // Only what this journal wrote is here; a row that does not parse is skipped, not
+            // trusted.
+            if let (Ok(coi), Ok(bag)) = (CoiId::parse(&coi), u8::try_from(bag)) {
+                received.insert((coi, bag));
+            }
+        }
+        Ok(received)
+    }
+
+    /// Checks the audit chain: the number of entries, or the first broken link.
+    ///
+    /// # Errors
+    /// SQLite failed (the check itself could not run).
+    pub fn verify_audit(&self) -> Result<Result<i64, BrokenLink>, JournalError> {
+        audit::verify(&self.conn)
+    }
+
+    /// Audit entries at or after `since` (RFC 3339 UTC), in order.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn audit_entries(&self, since: Option<&str>) -> Result<Vec<AuditEntry>, JournalError> {
+        audit::entries(&self.conn, since)
+    }
+
+    /// How many scans are recorded (for tests and status).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn scan_ids(&self) -> Result<Vec<i64>, JournalError> {
+        let mut stmt = self.conn.prepare("SELECT id FROM scans ORDER BY id")?;
+        let ids = stmt.query_map([], |row| row.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    /// Events waiting for delivery, oldest first.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn pending_event_ids(&self) -> Result<Vec<String>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event_id FROM outbox WHERE state = 'pending' ORDER BY id")?;
+        let ids = stmt.query_map([], |row| row.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    /// The raw connection, for tests that tamper with the file as an attacker would.
+    #[doc(hidden)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn insert_event(
+    tx: &rusqlite::Transaction<'_>,
+    event: &NewEvent,
+    at: &str,
+) -> Result<(), JournalError> {
+    tx.execute(
+        "INSERT INTO outbox (event_id, coi, kind, payload, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![event.event_id, event.coi, event.kind, event.payload.to_string(), at],
+    )?;
+    Ok(())
+}
