@@ -7,5 +7,6 @@ pub mod cli;
 pub mod isbt128;
 pub mod journal;
 pub mod orders;
+pub mod outbox;
 pub mod reconcile;
 pub mod scanner;

@@ -7,6 +7,7 @@
 //! writer (this handle); readers open their own handles and never block it.
 
 pub mod audit;
+pub mod outbox;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! Sources: the file source (`{"orders": [...]}`, the embedded default); the central
 //! service's HTTP client comes with the journal's order sync.
 
+pub mod central;
 pub mod record;
 
 use std::collections::HashMap;

@@ -3,5 +3,6 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod central;
 pub mod pty;
 pub mod scanner;

@@ -1,0 +1,260 @@
+//! The HTTP client of the central order service (docs/central-api.md): order sync with
+//! `updated_since`, one order by COI, and custody events posted with their idempotency key.
+//! The only code that talks to the central service. Bodies are never logged: orders carry
+//! patient data.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A client for one central service.
+#[derive(Debug, Clone)]
+pub struct CentralClient {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    token: String,
+}
+
+/// Why a call to the central service failed, classified for retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    /// Worth retrying: a connection failure, a timeout, 401/403 (a token to fix), 408, 429 or
+    /// 5xx.
+    #[error("central service unavailable: {0}")]
+    Unavailable(String),
+    /// The service refused the request (4xx other than 408/429); retrying will not help.
+    #[error("central service refused the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    /// The service answered something that is not what docs/central-api.md says.
+    #[error("central service answered unexpectedly: {0}")]
+    Protocol(String),
+    #[error("central service address {0:?} is not a valid http(s) URL")]
+    BadUrl(String),
+}
+
+/// What posting an event achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posted {
+    /// 201: recorded now.
+    Created,
+    /// 200: recorded before (a repeat of the same event id).
+    AlreadyRecorded,
+}
+
+/// One page of order sync.
+#[derive(Debug, Deserialize)]
+pub struct OrderPage {
+    /// Raw order records; the caller checks each ([`super::record::parse_order`]).
+    pub orders: Vec<serde_json::Value>,
+    /// Pass as `updated_since` next time.
+    pub as_of: String,
+}
+
+impl CentralError {
+    /// Whether the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CentralError::Unavailable(_))
+    }
+}
+
+/// A request that does not finish in this long is abandoned and counts as unavailable: the
+/// service answers in milliseconds when it is well, and a hung connection must not stall the
+/// outbox.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl CentralClient {
+    /// A client for the service at `base_url` (e.g. `https://central.example.org`).
+    ///
+    /// # Errors
+    /// An address that is not an http(s) URL, or a TLS setup failure.
+    pub fn new(
+        base_url: &str,
+        token: String,
+        timeout: Duration,
+    ) -> Result<CentralClient, CentralError> {
+        let mut base =
+            reqwest::Url::parse(base_url).map_err(|_| CentralError::BadUrl(base_url.to_owned()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(CentralError::BadUrl(base_url.to_owned()));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        // ring, not aws-lc: the lighter build (DEPENDENCIES.md); installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("coi-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CentralError::Protocol(format!("HTTP client setup: {e}")))?;
+        Ok(CentralClient { http, base, token })
+    }
+
+    /// Orders of `site_id` changed at or after `since` (all active orders when `None`).
+    ///
+    /// # Errors
+    /// See [`CentralError`].
+    pub async fn orders_since(
+        &self,
+        site_id: &str,
+        since: Option<&str>,
+    ) -> Result<OrderPage, CentralError> {
+        let url = self.url(&format!("v1/sites/{}/orders", encode(site_id)))?;
+        let mut request = self.http.get(url).bearer_auth(&self.token);
+        if let Some(since) = since {
+            request = request.query(&[("updated_since", since)]);
+        }
+        let response = request.send().await.map_err(unavailable)?;
+        let response = check(response).await?;
+        response
+            .json::<OrderPage>()
+            .await
+            .map_err(|e| CentralError::Protocol(format!("order list: {}", e.without_url())))
+    }
+
+    /// One order by COI identifier; `None` when central does not know it.
+    ///
+    /// # Errors
+    /// See [`CentralError`].
+    pub async fn order(&self, coi: &str) -> Result<Option<serde_json::Value>, CentralError> {
+        let url = self.url(&format!("v1/orders/{}", encode(coi)))?;
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = check(response).await?;
+        let order = response
+            .json()
+            .await
+            .map_err(|e| CentralError::Protocol(format!("order: {}", e.without_url())))?;
+        Ok(Some(order))
+    }
+
+    /// Posts a custody event with its idempotency key.
+    ///
+    /// # Errors
+    /// See [`CentralError`].
+    pub async fn post_event(&self, event_id: &str, payload: &str) -> Result<Posted, CentralError> {
+        let url = self.url("v1/events")?;
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .header("Idempotency-Key", event_id)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(payload.to_owned())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match response.status().as_u16() {
+            201 => Ok(Posted::Created),
+            200 => Ok(Posted::AlreadyRecorded),
+            _ => {
+                check(response).await?;
+                Err(CentralError::Protocol(
+                    "event accepted with an unexpected status".to_owned(),
+                ))
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> Result<reqwest::Url, CentralError> {
+        self.base
+            .join(path)
+            .map_err(|_| CentralError::BadUrl(format!("{}{path}", self.base)))
+    }
+}
+
+fn unavailable(err: reqwest::Error) -> CentralError {
+    CentralError::Unavailable(err.without_url().to_string())
+}
+
+/// Passes a success through; classifies a failure, keeping the service's `error` text.
+async fn check(response: reqwest::Response) -> Result<reqwest::Response, CentralError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let code = status.as_u16();
+    // The error body is the service's own words about the request, not patient data; keep a
+    // bounded amount of it.
+    let body = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let message: String = message.chars().take(200).collect();
+    if status.is_server_error() || code == 408 || code == 429 {
+        return Err(CentralError::Unavailable(format!("{code} {message}")));
+    }
+    // A wrong or expired token is the workstation's configuration, not the event's fault:
+    // retried until someone fixes it, never parked.
+    if code == 401 || code == 403 {
+        return Err(CentralError::Unavailable(format!(
+            "{code} not authorized (check the central service token): {message}"
+        )));
+    }
+    Err(CentralError::Rejected {
+        status: code,
+        message,
+    })
+}
+
+/// Percent-encodes a path segment (site ids and COI identifiers are plain, but a site's
+/// configuration is input).
+fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(encode("site-lab-1"), "site-lab-1");
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn only_http_urls() {
+        assert!(matches!(
+            CentralClient::new("ftp://x", String::new(), DEFAULT_TIMEOUT),
+            Err(CentralError::BadUrl(_))
+        ));
+        assert!(matches!(
+            CentralClient::new("not a url", String::new(), DEFAULT_TIMEOUT),
+            Err(CentralError::BadUrl(_))
+        ));
+        assert!(CentralClient::new("http://127.0.0.1:9", String::new(), DEFAULT_TIMEOUT).is_ok());
+    }
+
+    #[test]
+    fn only_unavailability_is_retried() {
+        assert!(CentralError::Unavailable("x".into()).is_retryable());
+        assert!(
+            !CentralError::Rejected {
+                status: 422,
+                message: "x".into()
+            }
+            .is_retryable()
+        );
+        assert!(!CentralError::Protocol("x".into()).is_retryable());
+    }
+}

@@ -1,0 +1,209 @@
+//! A test central order service on loopback, implementing docs/central-api.md over real HTTP
+//! (axum): it can be down (503), stall, refuse chosen events (422) and counts repeated event
+//! ids, so tests can prove delivery is exactly once in effect.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Up,
+    /// Every request answers 503.
+    Down,
+    /// Every request waits this long before answering normally.
+    Stall(Duration),
+}
+
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Events recorded, in arrival order: (event id, COI, body).
+    pub events: Vec<(String, String, Value)>,
+    /// Posts of an event id already recorded.
+    pub duplicates: usize,
+    /// Event ids to refuse with 422.
+    pub refuse: Vec<String>,
+    /// Orders served by order sync: (site id, updated at, record).
+    pub orders: Vec<(String, String, Value)>,
+    pub requests: usize,
+}
+
+pub struct Central {
+    pub url: String,
+    pub recorded: Arc<Mutex<Recorded>>,
+    mode: Arc<Mutex<Mode>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    recorded: Arc<Mutex<Recorded>>,
+    mode: Arc<Mutex<Mode>>,
+}
+
+impl Central {
+    pub async fn start() -> Central {
+        let recorded = Arc::new(Mutex::new(Recorded::default()));
+        let mode = Arc::new(Mutex::new(Mode::Up));
+        let shared = Shared {
+            recorded: recorded.clone(),
+            mode: mode.clone(),
+        };
+        let app = axum::Router::new()
+            .route("/v1/events", post(post_event))
+            .route("/v1/orders/{coi}", get(get_order))
+            .route("/v1/sites/{site}/orders", get(site_orders))
+            .with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Central {
+            url,
+            recorded,
+            mode,
+            task,
+        }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        self.recorded.lock().unwrap()
+    }
+
+    /// Event ids recorded for each COI, in arrival order.
+    pub fn per_coi(&self) -> HashMap<String, Vec<String>> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, coi, _) in &self.recorded().events {
+            map.entry(coi.clone()).or_default().push(id.clone());
+        }
+        map
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The mode's effect before a request is handled: `Some(response)` answers it now.
+async fn gate(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    shared.recorded.lock().unwrap().requests += 1;
+    let mode = *shared.mode.lock().unwrap();
+    match mode {
+        Mode::Down => {
+            return Some(
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "down for maintenance"})),
+                )
+                    .into_response(),
+            );
+        }
+        Mode::Stall(delay) => tokio::time::sleep(delay).await,
+        Mode::Up => {}
+    }
+    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {TOKEN}"));
+    (!authorized).then(|| {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "bad token"})),
+        )
+            .into_response()
+    })
+}
+
+async fn post_event(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    if let Some(response) = gate(&shared, &headers).await {
+        return response;
+    }
+    let Ok(event) = serde_json::from_str::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "not JSON"}))).into_response();
+    };
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if key.is_empty() || event["event_id"].as_str() != Some(key.as_str()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "Idempotency-Key must equal event_id"})),
+        )
+            .into_response();
+    }
+    let mut recorded = shared.recorded.lock().unwrap();
+    if recorded.refuse.contains(&key) {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "unknown bag for this order"})),
+        )
+            .into_response();
+    }
+    if recorded.events.iter().any(|(id, _, _)| *id == key) {
+        recorded.duplicates += 1;
+        return StatusCode::OK.into_response();
+    }
+    let coi = event["coi"].as_str().unwrap_or_default().to_owned();
+    recorded.events.push((key, coi, event));
+    StatusCode::CREATED.into_response()
+}
+
+async fn get_order(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(coi): Path<String>,
+) -> Response {
+    if let Some(response) = gate(&shared, &headers).await {
+        return response;
+    }
+    let recorded = shared.recorded.lock().unwrap();
+    match recorded
+        .orders
+        .iter()
+        .find(|(_, _, o)| o["coi"] == coi.as_str())
+    {
+        Some((_, _, order)) => Json(order.clone()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such order"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn site_orders(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(response) = gate(&shared, &headers).await {
+        return response;
+    }
+    let recorded = shared.recorded.lock().unwrap();
+    let since = query.get("updated_since").cloned().unwrap_or_default();
+    let orders: Vec<Value> = recorded
+        .orders
+        .iter()
+        .filter(|(s, updated, _)| *s == site && *updated >= since)
+        .map(|(_, _, o)| o.clone())
+        .collect();
+    let as_of = coi_agent::journal::utc_text(jiff::Timestamp::now());
+    Json(json!({"orders": orders, "as_of": as_of})).into_response()
+}
