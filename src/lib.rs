@@ -4,6 +4,7 @@
 //! over it. See `ARCHITECTURE.md` in the design notes for the module map and its invariants.
 
 pub mod cli;
+pub mod config;
 pub mod isbt128;
 pub mod journal;
 pub mod orders;

@@ -8,6 +8,7 @@
 mod devices;
 mod isbt;
 mod journal;
+mod orders;
 mod reconcile;
 mod scan;
 
@@ -71,6 +72,16 @@ pub enum Command {
         #[arg(required = true, value_name = "DATA")]
         data: Vec<OsString>,
     },
+    /// The order cache: sync it from the configured source, or show one order.
+    Orders {
+        #[command(subcommand)]
+        command: OrdersCommand,
+    },
+    /// Custody events waiting for the central service.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Check or export the journal's hash-chained audit trail.
     Audit {
         #[command(subcommand)]
@@ -114,6 +125,45 @@ pub enum AuditCommand {
         /// jsonl (one JSON object per line) or csv.
         #[arg(long, value_name = "FORMAT", default_value = "jsonl", value_parser = ["jsonl", "csv"])]
         format: String,
+    },
+}
+
+/// The configuration file unless --config says otherwise.
+const DEFAULT_CONFIG: &str = "/etc/coi-agent/coi-agent.toml";
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// Fetch orders from the configured source (file, or the central service since the last
+    /// sync) into the journal's cache. Exit 1 if any order was refused.
+    Sync {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+    },
+    /// Show a cached order by its COI identifier (patient data only with --patient).
+    Show {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// Also show the patient's name, date of birth and sponsor id.
+        #[arg(long)]
+        patient: bool,
+        /// The COI identifier, e.g. CHA999925000042.
+        #[arg(value_name = "COI")]
+        coi: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Counts of pending, delivered and parked events, and each parked event with the central
+    /// service's reason. Exit 1 if any event is parked.
+    Status {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+    },
+    /// Deliver every pending event now. Exit 1 if any stays pending or was parked.
+    Flush {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
     },
 }
 
@@ -200,6 +250,23 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         },
         Command::Scan { source, json } => scan::scan(&source, json, out, err),
         Command::Devices { json } => devices::devices(json, out, err),
+        Command::Orders {
+            command: OrdersCommand::Sync { config },
+        } => orders::sync(&config, out, err),
+        Command::Orders {
+            command:
+                OrdersCommand::Show {
+                    config,
+                    patient,
+                    coi,
+                },
+        } => orders::show(&config, &coi, patient, out, err),
+        Command::Outbox {
+            command: OutboxCommand::Status { config },
+        } => orders::outbox_status(&config, out),
+        Command::Outbox {
+            command: OutboxCommand::Flush { config },
+        } => orders::outbox_flush(&config, out),
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => journal::verify(&db, out, err),

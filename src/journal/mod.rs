@@ -170,6 +170,8 @@ const MIGRATIONS: &[&str] = &[
         delivered_at TEXT
     );
     CREATE INDEX outbox_pending ON outbox (state, coi, id);",
+    // 2: where order sync left off.
+    "CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 ];
 
 impl Journal {
@@ -355,6 +357,106 @@ impl Journal {
     #[doc(hidden)]
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+impl Journal {
+    /// Caches checked orders (their records as received), replacing older copies, with an audit
+    /// entry for the sync. An order whose DIN another cached order already has is refused.
+    ///
+    /// # Errors
+    /// SQLite failed; nothing of this sync was stored.
+    pub fn store_orders(
+        &mut self,
+        orders: &[(crate::orders::record::Order, serde_json::Value)],
+        source: &str,
+    ) -> Result<Vec<String>, JournalError> {
+        let now = utc_text(jiff::Timestamp::now());
+        let tx = self.conn.transaction()?;
+        let mut refused = Vec::new();
+        for (order, record) in orders {
+            let coi = order.coi.as_str();
+            let din = order.collection.din.as_str();
+            let holder: Option<String> = rusqlite::OptionalExtension::optional(tx.query_row(
+                "SELECT coi FROM orders WHERE din = ?1",
+                [din],
+                |row| row.get(0),
+            ))?;
+            if holder.is_some_and(|h| h != coi) {
+                refused.push(format!(
+                    "order {}: collection.din: already used by another order",
+                    order.order_id
+                ));
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO orders (coi, din, order_id, status, record, synced_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(coi) DO UPDATE SET din = excluded.din, order_id = excluded.order_id, status = excluded.status,
+                   record = excluded.record, synced_at = excluded.synced_at",
+                params![coi, din, order.order_id, order.status.as_str(), record.to_string(), now],
+            )?;
+        }
+        let details = serde_json::json!({"source": source, "orders": orders.len() - refused.len(), "refused": refused.len()});
+        audit::append(&tx, &now, "orders_synced", "", &details)?;
+        tx.commit()?;
+        Ok(refused)
+    }
+
+    /// The cached orders as an order book; a cached record that no longer passes the checks is
+    /// left out and reported.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn order_book(
+        &self,
+    ) -> Result<
+        (
+            crate::orders::OrderBook,
+            Vec<crate::orders::record::OrderError>,
+        ),
+        JournalError,
+    > {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM orders ORDER BY coi")?;
+        let records: Vec<String> = stmt
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut orders = Vec::with_capacity(records.len());
+        let mut refused = Vec::new();
+        for (position, text) in records.iter().enumerate() {
+            let value: serde_json::Value =
+                serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+            match crate::orders::record::parse_order(&value, position) {
+                Ok(order) => orders.push(order),
+                Err(err) => refused.push(err),
+            }
+        }
+        let (book, duplicates) = crate::orders::OrderBook::new(orders);
+        refused.extend(duplicates);
+        Ok((book, refused))
+    }
+
+    /// A value remembered between runs (e.g. where order sync left off).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn sync_state(&self, key: &str) -> Result<Option<String>, JournalError> {
+        Ok(rusqlite::OptionalExtension::optional(self.conn.query_row(
+            "SELECT value FROM sync_state WHERE key = ?1",
+            [key],
+            |row| row.get(0),
+        ))?)
+    }
+
+    /// # Errors
+    /// SQLite failed.
+    pub fn set_sync_state(&mut self, key: &str, value: &str) -> Result<(), JournalError> {
+        self.conn.execute(
+            "INSERT INTO sync_state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 }
 

@@ -1,0 +1,151 @@
+//! `coi-agent orders sync` and `coi-agent outbox flush` against the test central service over
+//! real HTTP (issue #6): incremental sync with updated_since, bad orders refused one by one,
+//! pending events delivered.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly; that is their job
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use support::central::{Central, TOKEN};
+
+struct Site {
+    dir: PathBuf,
+}
+
+impl Site {
+    fn new(name: &str, central: &Central) -> Site {
+        let dir =
+            std::env::temp_dir().join(format!("coi-agent-sync-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("central.token"), format!("{TOKEN}\n")).unwrap();
+        let config = format!(
+            "[site]\nid = \"site-lab-1\"\nworkstation = \"lab-ws-1\"\n[journal]\npath = \"journal.sqlite\"\n\
+             [orders]\nsource = \"central\"\n[central]\nurl = \"{}\"\ntoken_file = \"central.token\"\ntimeout_secs = 5\n",
+            central.url
+        );
+        std::fs::write(dir.join("coi-agent.toml"), config).unwrap();
+        Site { dir }
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_coi-agent"));
+        command
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.join("coi-agent.toml"));
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn example(i: usize) -> serde_json::Value {
+    let examples: serde_json::Value =
+        serde_json::from_str(include_str!("data/example-orders.json")).unwrap();
+    examples["orders"][i].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_is_incremental_and_refuses_bad_orders_one_by_one() {
+    let central = Central::start().await;
+    let site = Site::new("incremental", &central);
+    {
+        let mut recorded = central.recorded();
+        recorded.orders.push((
+            "site-lab-1".into(),
+            "2026-01-01T00:00:00.000000000Z".into(),
+            example(0),
+        ));
+        recorded.orders.push((
+            "site-lab-1".into(),
+            "2026-01-01T00:00:00.000000000Z".into(),
+            example(1),
+        ));
+        let mut bad = example(0);
+        bad["coi"] = serde_json::json!("CHA99992500004X!");
+        bad["order_id"] = serde_json::json!("ORD-BAD");
+        recorded.orders.push((
+            "site-lab-1".into(),
+            "2026-01-01T00:00:00.000000000Z".into(),
+            bad,
+        ));
+        recorded.orders.push((
+            "site-other".into(),
+            "2026-01-01T00:00:00.000000000Z".into(),
+            example(0),
+        ));
+    }
+    let first = site.run(&["orders", "sync"]).await;
+    assert_eq!(first.status.code(), Some(1), "one order refused");
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(stdout.contains(": 2 stored, 1 refused"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains("refused order 2 (ORD-BAD): coi: "),
+        "{stderr}"
+    );
+
+    // Only orders changed since the last sync come back.
+    let mut changed = example(1);
+    changed["status"] = serde_json::json!("received");
+    let later =
+        coi_agent::journal::utc_text(jiff::Timestamp::now() + std::time::Duration::from_secs(3600));
+    central
+        .recorded()
+        .orders
+        .push(("site-lab-1".into(), later, changed));
+    let second = site.run(&["orders", "sync"]).await;
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains(": 1 stored, 0 refused"),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
+    let show = site.run(&["orders", "show", "CHA999925000043"]).await;
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(shown.contains("status     received"), "{shown}");
+    assert!(!shown.contains("Zoë"), "patient hidden by default");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_flush_delivers_and_status_reports() {
+    let central = Central::start().await;
+    let site = Site::new("flush", &central);
+    let db = site.dir.join("journal.sqlite");
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(["dev", "journal-writer", "--count", "7", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let status = site.run(&["outbox", "status"]).await;
+    assert!(
+        String::from_utf8_lossy(&status.stdout).starts_with("pending   7"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let flush = site.run(&["outbox", "flush"]).await;
+    assert_eq!(
+        flush.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&flush.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&flush.stdout),
+        "delivered 7, parked 0, still pending 0\n"
+    );
+    assert_eq!(central.recorded().events.len(), 7);
+}
