@@ -246,50 +246,28 @@ impl Journal {
         scan: &ScanRecord<'_>,
         events: &[NewEvent],
     ) -> Result<i64, JournalError> {
-        let verdict = scan.verdict;
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO scans (at, source, raw, parse_error, verdict, reason, message, coi, din, bag, order_id, site_id, step, operator)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![
-                scan.at,
-                scan.source,
-                scan.raw,
-                scan.parse_error,
-                if verdict.is_match() { "match" } else { "mismatch" },
-                verdict.reason.map(|r| r.code()),
-                verdict.message,
-                verdict.coi.map(|c| c.as_str().to_owned()),
-                verdict.din.map(|d| d.as_str().to_owned()),
-                verdict.bag,
-                verdict.order_id,
-                scan.site_id,
-                scan.step,
-                scan.operator,
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        let details = serde_json::json!({
-            "scan_id": id,
-            "source": scan.source,
-            "verdict": if verdict.is_match() { "match" } else { "mismatch" },
-            "reason": verdict.reason.map(|r| r.code()),
-            "din": verdict.din.map(|d| d.as_str().to_owned()),
-            "bag": verdict.bag,
-            "site_id": scan.site_id,
-            "step": scan.step,
-            "operator": scan.operator,
-        });
-        let subject = verdict
-            .coi
-            .map(|c| c.as_str().to_owned())
-            .unwrap_or_default();
-        audit::append(&tx, scan.at, "scan", &subject, &details)?;
-        for event in events {
-            insert_event(&tx, event, scan.at)?;
-        }
+        let id = insert_scan(&tx, scan, events)?;
         tx.commit()?;
         Ok(id)
+    }
+
+    /// Records several scans in one durable transaction (a burst: one disk flush for all);
+    /// all or none are recorded. Returns their ids.
+    ///
+    /// # Errors
+    /// SQLite failed; none of the scans were recorded.
+    pub fn record_scans(
+        &mut self,
+        scans: &[(ScanRecord<'_>, Vec<NewEvent>)],
+    ) -> Result<Vec<i64>, JournalError> {
+        let tx = self.conn.transaction()?;
+        let ids = scans
+            .iter()
+            .map(|(scan, events)| insert_scan(&tx, scan, events))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()?;
+        Ok(ids)
     }
 
     /// Bags received (matched at receipt) at `site_id`, for reconciliation's duplicate check.
@@ -458,6 +436,60 @@ impl Journal {
         )?;
         Ok(())
     }
+}
+
+fn insert_scan(
+    tx: &rusqlite::Transaction<'_>,
+    scan: &ScanRecord<'_>,
+    events: &[NewEvent],
+) -> Result<i64, JournalError> {
+    let verdict = scan.verdict;
+    let outcome = if verdict.is_match() {
+        "match"
+    } else {
+        "mismatch"
+    };
+    tx.execute(
+        "INSERT INTO scans (at, source, raw, parse_error, verdict, reason, message, coi, din, bag, order_id, site_id, step, operator)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            scan.at,
+            scan.source,
+            scan.raw,
+            scan.parse_error,
+            outcome,
+            verdict.reason.map(|r| r.code()),
+            verdict.message,
+            verdict.coi.map(|c| c.as_str().to_owned()),
+            verdict.din.map(|d| d.as_str().to_owned()),
+            verdict.bag,
+            verdict.order_id,
+            scan.site_id,
+            scan.step,
+            scan.operator,
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    let details = serde_json::json!({
+        "scan_id": id,
+        "source": scan.source,
+        "verdict": outcome,
+        "reason": verdict.reason.map(|r| r.code()),
+        "din": verdict.din.map(|d| d.as_str().to_owned()),
+        "bag": verdict.bag,
+        "site_id": scan.site_id,
+        "step": scan.step,
+        "operator": scan.operator,
+    });
+    let subject = verdict
+        .coi
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
+    audit::append(tx, scan.at, "scan", &subject, &details)?;
+    for event in events {
+        insert_event(tx, event, scan.at)?;
+    }
+    Ok(id)
 }
 
 fn insert_event(
