@@ -263,14 +263,23 @@ fn a_journal_from_a_newer_coi_agent_is_not_touched() {
     );
 }
 
-/// SIGKILL at random moments, 200 times: every record acknowledged before the kill is there
-/// afterwards, with its event, and the audit chain is intact.
+/// SIGKILL at random moments, 200 times (`COI_AGENT_CRASH_ROUNDS` for a longer soak, see
+/// scripts/soak-journal.sh): every record acknowledged before the kill is there afterwards,
+/// with its event, and the audit chain is intact.
 #[test]
 fn acknowledged_records_survive_sigkill() {
     let db = TempDb::new("crash");
+    let rounds: usize = std::env::var("COI_AGENT_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(200)
+        .max(200);
     let mut acknowledged: Vec<i64> = Vec::new();
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    for round in 0..200 {
+    let mut seed = std::env::var("COI_AGENT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x2545_f491_4f6c_dd1du64);
+    for round in 0..rounds {
         let mut child = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
             .args(["dev", "journal-writer", "--db"])
             .arg(&db.0)
@@ -303,7 +312,7 @@ fn acknowledged_records_survive_sigkill() {
             acknowledged.push(line.strip_prefix("ack ").unwrap().parse().unwrap());
         }
         child.wait().unwrap();
-        if round % 20 == 19 || round == 199 {
+        if round % 20 == 19 || round == rounds - 1 {
             let journal = Journal::open(&db.0).unwrap();
             let ids = journal.scan_ids().unwrap();
             for id in &acknowledged {
@@ -328,4 +337,56 @@ fn acknowledged_records_survive_sigkill() {
         "the writer wrote too little to test anything: {}",
         acknowledged.len()
     );
+}
+
+#[test]
+fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
+    use coi_agent::journal::print_jobs::PrintJobRecord;
+    let db = TempDb::new("jobs");
+    let mut journal = Journal::open(&db.0).unwrap();
+    let at = utc_text(jiff::Timestamp::now());
+    let job = PrintJobRecord {
+        job_id: "job-1",
+        coi: Some("CHA999925000042"),
+        bag: Some(1),
+        template: "apheresis-bag",
+        template_version: "1",
+        printer: "tcp://10.0.0.9:9100",
+        zpl_sha256: "ab",
+        operator: Some("rn-4"),
+        at: &at,
+        state: "queued",
+    };
+    journal.record_print_job(&job, &[]).unwrap();
+    journal
+        .record_job_state("job-1", "sent", None, &at, &[])
+        .unwrap();
+    journal
+        .record_job_state("job-1", "failed", Some("media_out"), &at, &[])
+        .unwrap();
+    let states: Vec<(String, Option<String>)> = journal
+        .job_states("job-1")
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.state, s.fault))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("queued".into(), None),
+            ("sent".into(), None),
+            ("failed".into(), Some("media_out".into()))
+        ]
+    );
+    assert!(
+        journal.record_print_job(&job, &[]).is_err(),
+        "the same job id twice"
+    );
+    assert!(
+        journal
+            .record_job_state("job-2", "sent", None, &at, &[])
+            .is_err(),
+        "no such job"
+    );
+    assert_eq!(journal.verify_audit().unwrap(), Ok(3));
 }

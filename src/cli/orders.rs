@@ -4,19 +4,13 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use crate::config::{Config, OrderSourceConfig};
 use crate::isbt128::coi::CoiId;
 use crate::journal::Journal;
-use crate::orders::OrderBook;
 use crate::orders::central::CentralClient;
-use crate::orders::record::parse_order;
+use crate::orders::{self, CentralSource, FileSource, OrderBook, OrderSource as _};
 use crate::outbox::{RetryPolicy, drain};
-
-/// Order sync tries this many times, 1 s then 2 s apart (plus jitter), before giving up: the
-/// daemon syncs again on its schedule, a person running it by hand sees the failure.
-const SYNC_ATTEMPTS: u32 = 3;
 
 pub(super) fn sync(
     config_path: &Path,
@@ -25,23 +19,16 @@ pub(super) fn sync(
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let mut journal = Journal::open(&config.journal)?;
-    let (records, source, as_of) = match &config.orders {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (report, described) = match &config.orders {
         OrderSourceConfig::File(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
-            let value: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?;
-            let records = value
-                .get("orders")
-                .and_then(|o| o.as_array())
-                .cloned()
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{}: expected an object with an \"orders\" array",
-                        path.display()
-                    )
-                })?;
-            (records, format!("file {}", path.display()), None)
+            let source = FileSource { path: path.clone() };
+            (
+                runtime.block_on(orders::sync(&source, &mut journal))?,
+                source.describe(),
+            )
         }
         OrderSourceConfig::Central => {
             let central = config
@@ -49,56 +36,26 @@ pub(super) fn sync(
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("no [central] section"))?;
             let client = CentralClient::new(&central.url, central.token()?, central.timeout)?;
-            let since = journal.sync_state("orders.as_of")?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let page = runtime.block_on(async {
-                let mut attempt = 0;
-                loop {
-                    attempt += 1;
-                    match client.orders_since(&config.site_id, since.as_deref()).await {
-                        Ok(page) => return Ok(page),
-                        Err(e) if e.is_retryable() && attempt < SYNC_ATTEMPTS => {
-                            let jitter = Duration::from_millis(u64::from(std::process::id() % 250));
-                            tokio::time::sleep(Duration::from_secs(1 << (attempt - 1)) + jitter)
-                                .await;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            })?;
+            let source = CentralSource {
+                client,
+                site_id: config.site_id.clone(),
+            };
             (
-                page.orders,
-                format!("central {}", central.url),
-                Some(page.as_of),
+                runtime.block_on(orders::sync(&source, &mut journal))?,
+                source.describe(),
             )
         }
     };
-    let mut checked = Vec::with_capacity(records.len());
-    let mut refused = 0;
-    for (position, record) in records.iter().enumerate() {
-        match parse_order(record, position) {
-            Ok(order) => checked.push((order, record.clone())),
-            Err(problem) => {
-                refused += 1;
-                writeln!(err, "coi-agent: refused {problem}")?;
-            }
-        }
-    }
-    for problem in journal.store_orders(&checked, &source)? {
-        refused += 1;
+    for problem in &report.refused {
         writeln!(err, "coi-agent: refused {problem}")?;
-    }
-    if let Some(as_of) = as_of {
-        journal.set_sync_state("orders.as_of", &as_of)?;
     }
     writeln!(
         out,
-        "orders synced from {source}: {} stored, {refused} refused",
-        checked.len()
+        "orders synced from {described}: {} stored, {} refused",
+        report.stored,
+        report.refused.len()
     )?;
-    Ok(if refused == 0 {
+    Ok(if report.refused.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

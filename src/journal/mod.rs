@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod outbox;
+pub mod print_jobs;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -1,0 +1,130 @@
+//! Print jobs in the journal: what was sent to which printer, from which template version, by
+//! whom, and every state it went through (`queued`, `preflight`, `sent`, `confirmed`,
+//! `unconfirmed`, `failed`), each change with its time, audit entry and events.
+
+use rusqlite::params;
+
+use super::{Journal, JournalError, NewEvent, audit, insert_event};
+
+/// A print job as first recorded.
+#[derive(Debug, Clone)]
+pub struct PrintJobRecord<'a> {
+    pub job_id: &'a str,
+    pub coi: Option<&'a str>,
+    pub bag: Option<u8>,
+    pub template: &'a str,
+    pub template_version: &'a str,
+    pub printer: &'a str,
+    /// SHA-256 of the exact bytes sent, hex.
+    pub zpl_sha256: &'a str,
+    pub operator: Option<&'a str>,
+    /// From [`super::utc_text`].
+    pub at: &'a str,
+    pub state: &'a str,
+}
+
+/// One state a job went through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobState {
+    pub state: String,
+    pub fault: Option<String>,
+    pub at: String,
+}
+
+impl Journal {
+    /// Records a new job and its first state.
+    ///
+    /// # Errors
+    /// SQLite failed, or a job with this id exists (a resubmitted job id must not print twice).
+    pub fn record_print_job(
+        &mut self,
+        job: &PrintJobRecord<'_>,
+        events: &[NewEvent],
+    ) -> Result<(), JournalError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO print_jobs (job_id, coi, bag, template, template_version, printer, zpl_sha256, operator, created_at, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![job.job_id, job.coi, job.bag, job.template, job.template_version, job.printer, job.zpl_sha256, job.operator, job.at, job.state],
+        )?;
+        tx.execute(
+            "INSERT INTO print_job_states (job_id, state, at) VALUES (?1, ?2, ?3)",
+            params![job.job_id, job.state, job.at],
+        )?;
+        let details = serde_json::json!({
+            "job_id": job.job_id, "bag": job.bag, "template": job.template, "template_version": job.template_version,
+            "printer": job.printer, "zpl_sha256": job.zpl_sha256, "operator": job.operator, "state": job.state,
+        });
+        audit::append(
+            &tx,
+            job.at,
+            "print_job",
+            job.coi.unwrap_or_default(),
+            &details,
+        )?;
+        for event in events {
+            insert_event(&tx, event, job.at)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a job's move to `state` (with the printer fault, if any).
+    ///
+    /// # Errors
+    /// SQLite failed, or there is no such job.
+    pub fn record_job_state(
+        &mut self,
+        job_id: &str,
+        state: &str,
+        fault: Option<&str>,
+        at: &str,
+        events: &[NewEvent],
+    ) -> Result<(), JournalError> {
+        let tx = self.conn.transaction()?;
+        let coi: Option<String> = tx.query_row(
+            "SELECT coi FROM print_jobs WHERE job_id = ?1",
+            [job_id],
+            |row| row.get(0),
+        )?;
+        tx.execute(
+            "UPDATE print_jobs SET state = ?2, fault = ?3 WHERE job_id = ?1",
+            params![job_id, state, fault],
+        )?;
+        tx.execute(
+            "INSERT INTO print_job_states (job_id, state, fault, at) VALUES (?1, ?2, ?3, ?4)",
+            params![job_id, state, fault, at],
+        )?;
+        let details = serde_json::json!({"job_id": job_id, "state": state, "fault": fault});
+        audit::append(
+            &tx,
+            at,
+            "print_job_state",
+            coi.as_deref().unwrap_or_default(),
+            &details,
+        )?;
+        for event in events {
+            insert_event(&tx, event, at)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A job's states, oldest first.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn job_states(&self, job_id: &str) -> Result<Vec<JobState>, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT state, fault, at FROM print_job_states WHERE job_id = ?1 ORDER BY id",
+        )?;
+        let states = stmt.query_map([job_id], |row| {
+            Ok(JobState {
+                state: row.get(0)?,
+                fault: row.get(1)?,
+                at: row.get(2)?,
+            })
+        })?;
+        Ok(states.collect::<Result<_, _>>()?)
+    }
+}
