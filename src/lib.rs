@@ -9,5 +9,6 @@ pub mod isbt128;
 pub mod journal;
 pub mod orders;
 pub mod outbox;
+pub mod printer;
 pub mod reconcile;
 pub mod scanner;

@@ -1,0 +1,320 @@
+//! A Zebra printer emulator on TCP, for tests and for sites validating an installation without
+//! wasting labels (`coi-agent dev printer-emulator`). It keeps every format it receives,
+//! answers `~HS`, `~HQES` and `~HI` as a Zebra does, "prints" formats with a realistic delay,
+//! and can be switched into faults (media out, ribbon out, head open, paused), to drop the
+//! connection during a job, to stop answering status, or to answer slowly.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::status::{PrinterStatus, error_bits, extended_status_reply, host_status_reply};
+
+/// A fault the emulator can be switched into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmulatedFault {
+    MediaOut,
+    RibbonOut,
+    HeadOpen,
+    Paused,
+}
+
+/// A running emulator; dropping it stops it.
+#[derive(Debug)]
+pub struct Emulator {
+    shared: Arc<Mutex<State>>,
+    address: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    faults: Vec<EmulatedFault>,
+    silent: bool,
+    status_delay: Duration,
+    drop_next_job: bool,
+    print_delay: Duration,
+    /// Complete formats received (`^XA` ... `^XZ`), in order.
+    received: Vec<Vec<u8>>,
+    /// Formats printed, in order.
+    printed: Vec<Vec<u8>>,
+    /// Formats received, not yet started.
+    queue: VecDeque<Vec<u8>>,
+    /// Labels of the format being printed still to go.
+    labels_remaining: u32,
+    /// The format being printed.
+    printing: Option<Vec<u8>>,
+    /// Bytes received on all connections, for throughput checks.
+    bytes_received: u64,
+}
+
+impl Emulator {
+    /// Listens on `address` (port 0 for any free port) and starts printing.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn start(address: SocketAddr) -> std::io::Result<Emulator> {
+        let listener = TcpListener::bind(address).await?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Mutex::new(State {
+            print_delay: Duration::from_millis(50),
+            ..State::default()
+        }));
+        let accept_shared = shared.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve(stream, accept_shared.clone()));
+            }
+        });
+        let print_shared = shared.clone();
+        let printer = tokio::spawn(async move { print_loop(print_shared).await });
+        Ok(Emulator {
+            shared,
+            address,
+            tasks: vec![accept, printer],
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Switches a fault on or off.
+    pub fn set_fault(&self, fault: EmulatedFault, on: bool) {
+        let mut state = self.lock();
+        state.faults.retain(|f| *f != fault);
+        if on {
+            state.faults.push(fault);
+        }
+    }
+
+    /// Stops (or resumes) answering status queries.
+    pub fn set_silent(&self, silent: bool) {
+        self.lock().silent = silent;
+    }
+
+    /// Answers status queries after this delay.
+    pub fn set_status_delay(&self, delay: Duration) {
+        self.lock().status_delay = delay;
+    }
+
+    /// Drops the connection when the next format starts arriving.
+    pub fn drop_during_next_job(&self) {
+        self.lock().drop_next_job = true;
+    }
+
+    /// How long each label takes to print.
+    pub fn set_print_delay(&self, delay: Duration) {
+        self.lock().print_delay = delay;
+    }
+
+    /// Formats received completely, in order.
+    pub fn received(&self) -> Vec<Vec<u8>> {
+        self.lock().received.clone()
+    }
+
+    /// Formats printed, in order.
+    pub fn printed(&self) -> Vec<Vec<u8>> {
+        self.lock().printed.clone()
+    }
+
+    pub fn bytes_received(&self) -> u64 {
+        self.lock().bytes_received
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.shared)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The emulator's state survives a panicking test thread; a poisoned lock is still usable.
+fn lock(shared: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl State {
+    fn status(&self) -> PrinterStatus {
+        let has = |f| self.faults.contains(&f);
+        PrinterStatus {
+            paper_out: has(EmulatedFault::MediaOut),
+            paused: has(EmulatedFault::Paused),
+            head_open: has(EmulatedFault::HeadOpen),
+            ribbon_out: has(EmulatedFault::RibbonOut),
+            formats_in_buffer: self.queue.len() as u32,
+            labels_remaining: self.labels_remaining,
+            label_length_dots: 1218,
+            ..PrinterStatus::default()
+        }
+    }
+
+    fn errors(&self) -> u64 {
+        self.faults.iter().fold(0, |mask, fault| {
+            mask | match fault {
+                EmulatedFault::MediaOut => error_bits::MEDIA_OUT,
+                EmulatedFault::RibbonOut => error_bits::RIBBON_OUT,
+                EmulatedFault::HeadOpen => error_bits::HEAD_OPEN,
+                EmulatedFault::Paused => error_bits::PAUSED,
+            }
+        })
+    }
+}
+
+/// One connection: formats are queued, tilde queries answered, in the order they arrive.
+async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        lock(&shared).bytes_received += n as u64;
+        pending.extend_from_slice(&buf[..n]);
+        // Unplugged mid-job: the format that has started arriving is cut off and lost.
+        {
+            let mut state = lock(&shared);
+            if state.drop_next_job && pending.windows(3).any(|w| w == b"^XA") {
+                state.drop_next_job = false;
+                return;
+            }
+        }
+        loop {
+            match next_command(&pending) {
+                Command::Incomplete => break,
+                Command::Skip(len) => {
+                    pending.drain(..len);
+                }
+                Command::Format(len) => {
+                    let format = pending.drain(..len).collect::<Vec<u8>>();
+                    let mut state = lock(&shared);
+                    state.received.push(format.clone());
+                    state.queue.push_back(format);
+                }
+                Command::Query(len, query) => {
+                    pending.drain(..len);
+                    let (silent, delay, reply) = {
+                        let state = lock(&shared);
+                        let reply = match query {
+                            Query::HostStatus => host_status_reply(&state.status()),
+                            Query::ExtendedStatus => extended_status_reply(state.errors(), 0),
+                            Query::Identification => {
+                                b"\x02ZT411-300dpi,V85.20.01Z,12,8176KB\x03\r\n".to_vec()
+                            }
+                        };
+                        (state.silent, state.status_delay, reply)
+                    };
+                    if silent {
+                        continue;
+                    }
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    if stream.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Query {
+    HostStatus,
+    ExtendedStatus,
+    Identification,
+}
+
+enum Command {
+    Incomplete,
+    Skip(usize),
+    Format(usize),
+    Query(usize, Query),
+}
+
+/// The next thing in the stream: a whole format, a tilde query, or bytes to skip (whitespace,
+/// unknown commands).
+fn next_command(pending: &[u8]) -> Command {
+    if pending.is_empty() {
+        return Command::Incomplete;
+    }
+    for (prefix, query) in [
+        (&b"~HQES"[..], Query::ExtendedStatus),
+        (b"~HS", Query::HostStatus),
+        (b"~HI", Query::Identification),
+    ] {
+        if pending.starts_with(prefix) {
+            return Command::Query(prefix.len(), query);
+        }
+        if prefix.starts_with(pending) {
+            return Command::Incomplete;
+        }
+    }
+    if pending.starts_with(b"^XA") {
+        return match pending.windows(3).position(|w| w == b"^XZ") {
+            Some(end) => Command::Format(end + 3),
+            None => Command::Incomplete,
+        };
+    }
+    if b"^XA".starts_with(pending) {
+        return Command::Incomplete;
+    }
+    Command::Skip(1)
+}
+
+/// Prints queued formats, one label every `print_delay`, stopping while a fault is on.
+async fn print_loop(shared: Arc<Mutex<State>>) {
+    loop {
+        let delay = {
+            let mut state = lock(&shared);
+            if state.faults.is_empty() && state.printing.is_none() {
+                if let Some(format) = state.queue.pop_front() {
+                    state.labels_remaining = copies(&format);
+                    state.printing = Some(format);
+                }
+            }
+            state.print_delay
+        };
+        tokio::time::sleep(delay.max(Duration::from_millis(1))).await;
+        let mut state = lock(&shared);
+        if state.faults.is_empty() && state.printing.is_some() {
+            state.labels_remaining = state.labels_remaining.saturating_sub(1);
+            if state.labels_remaining == 0 {
+                if let Some(format) = state.printing.take() {
+                    state.printed.push(format);
+                }
+            }
+        }
+    }
+}
+
+/// `^PQn` in a format: n copies (1 without it).
+fn copies(format: &[u8]) -> u32 {
+    let Some(at) = format.windows(3).position(|w| w == b"^PQ") else {
+        return 1;
+    };
+    let digits: String = format[at + 3..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .map(|&b| char::from(b))
+        .collect();
+    digits.parse().unwrap_or(1).max(1)
+}

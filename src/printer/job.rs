@@ -1,0 +1,253 @@
+//! A print job's life: `queued → preflight → sent → confirmed | unconfirmed | failed`, decided
+//! by the printer's own status, never by "the bytes went out". Preflight refuses a printer in
+//! fault or one that does not answer; after sending, status is polled until the printer shows
+//! the job done, a fault appears, or a deadline passes (`unconfirmed`). Nothing here ever sends a
+//! job twice: the caller decides, and `unconfirmed` and `failed` are never resent by themselves.
+
+use std::time::Duration;
+
+use super::status::{Fault, PrinterStatus, parse_extended_status, parse_host_status};
+use super::transport::{Connection, TransportError};
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobPhase {
+    Queued,
+    Preflight,
+    Sent,
+    Confirmed,
+    Unconfirmed,
+    Failed,
+}
+
+/// A job to print.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: String,
+    pub zpl: Vec<u8>,
+    /// A job not sent by then never prints (a stale label is worse than none).
+    pub expires_at: Option<jiff::Timestamp>,
+}
+
+/// What became of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    pub job_id: String,
+    pub phase: JobPhase,
+    pub fault: Option<Fault>,
+    pub bytes: usize,
+    /// Every phase the job went through, with when.
+    pub history: Vec<(JobPhase, jiff::Timestamp)>,
+}
+
+/// Deadlines of a job, with reasons.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A status answer slower than this means the printer is not answering: a Zebra answers
+    /// `~HS` in a few milliseconds.
+    pub status_timeout: Duration,
+    /// How often to ask while a job prints.
+    pub poll_interval: Duration,
+    /// How long a job may take to show done before it is `unconfirmed`: long enough for a
+    /// 4 × 4 in label at low speed, short enough that a nurse is told soon.
+    pub confirm_deadline: Duration,
+    /// Ask `~HQES` too (printers that support it name faults `~HS` cannot).
+    pub extended_status: bool,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            status_timeout: Duration::from_secs(2),
+            poll_interval: Duration::from_millis(100),
+            confirm_deadline: Duration::from_secs(30),
+            extended_status: true,
+        }
+    }
+}
+
+/// `~HS` answers in three framed strings, `~HQES` in one.
+const HS: &[u8] = b"~HS";
+const HQES: &[u8] = b"~HQES";
+
+impl JobPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobPhase::Queued => "queued",
+            JobPhase::Preflight => "preflight",
+            JobPhase::Sent => "sent",
+            JobPhase::Confirmed => "confirmed",
+            JobPhase::Unconfirmed => "unconfirmed",
+            JobPhase::Failed => "failed",
+        }
+    }
+}
+
+/// The printer's status, or why it could not be had.
+///
+/// # Errors
+/// No answer in time, a dropped connection, or an answer that does not parse (treated as no
+/// answer: a printer whose status cannot be read is not known to be well).
+pub async fn query_status(
+    conn: &mut Connection,
+    timing: Timing,
+) -> Result<PrinterStatus, TransportError> {
+    let reply = conn.query(HS, 3, timing.status_timeout).await?;
+    let mut status =
+        parse_host_status(&reply).map_err(|_| TransportError::Timeout(timing.status_timeout))?;
+    if timing.extended_status {
+        // Printers without ~HQES do not answer it; ~HS alone then decides.
+        if let Ok(reply) = conn.query(HQES, 1, timing.status_timeout).await {
+            if let Ok((errors, warnings)) = parse_extended_status(&reply) {
+                status.errors = Some(errors);
+                status.warnings = Some(warnings);
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// Runs one job on an open connection. `has_status` is false for printers that cannot report
+/// (a spool directory): their jobs are confirmed once written durably.
+pub async fn run(conn: &mut Connection, job: &Job, has_status: bool, timing: Timing) -> JobOutcome {
+    let mut outcome = JobOutcome {
+        job_id: job.id.clone(),
+        phase: JobPhase::Queued,
+        fault: None,
+        bytes: 0,
+        history: Vec::new(),
+    };
+    let enter = |outcome: &mut JobOutcome, phase| {
+        outcome.phase = phase;
+        outcome.history.push((phase, jiff::Timestamp::now()));
+    };
+    enter(&mut outcome, JobPhase::Queued);
+    if job
+        .expires_at
+        .is_some_and(|expiry| expiry <= jiff::Timestamp::now())
+    {
+        outcome.fault = Some(Fault::Expired);
+        enter(&mut outcome, JobPhase::Failed);
+        return outcome;
+    }
+    if !has_status {
+        let res = conn.send(&job.id, &job.zpl).await;
+        outcome.bytes = if res.is_ok() { job.zpl.len() } else { 0 };
+        enter(&mut outcome, JobPhase::Sent);
+        match res {
+            Ok(()) => enter(&mut outcome, JobPhase::Confirmed),
+            Err(_) => {
+                outcome.fault = Some(Fault::Offline);
+                enter(&mut outcome, JobPhase::Failed);
+            }
+        }
+        return outcome;
+    }
+
+    enter(&mut outcome, JobPhase::Preflight);
+    match query_status(conn, timing).await {
+        Ok(status) => {
+            if let Some(&fault) = status.faults().first() {
+                outcome.fault = Some(fault);
+                enter(&mut outcome, JobPhase::Failed);
+                return outcome;
+            }
+        }
+        Err(_) => {
+            outcome.fault = Some(Fault::Offline);
+            enter(&mut outcome, JobPhase::Failed);
+            return outcome;
+        }
+    }
+
+    // The job and a status query in one write: the printer answers the query after taking in
+    // the format, so the first answer already counts it.
+    let mut bytes = Vec::with_capacity(job.zpl.len() + HS.len());
+    bytes.extend_from_slice(&job.zpl);
+    bytes.extend_from_slice(HS);
+    if conn.send(&job.id, &bytes).await.is_err() {
+        // The printer discards a format it did not receive whole.
+        outcome.fault = Some(Fault::Disconnected);
+        enter(&mut outcome, JobPhase::Failed);
+        return outcome;
+    }
+    outcome.bytes = job.zpl.len();
+    enter(&mut outcome, JobPhase::Sent);
+
+    let deadline = tokio::time::Instant::now() + timing.confirm_deadline;
+    let mut answer = conn
+        .read_answer(3, timing.status_timeout)
+        .await
+        .and_then(|reply| {
+            parse_host_status(&reply).map_err(|_| TransportError::Timeout(timing.status_timeout))
+        });
+    loop {
+        match answer {
+            Ok(status) => {
+                if let Some(&fault) = status.faults().first() {
+                    outcome.fault = Some(fault);
+                    enter(&mut outcome, JobPhase::Failed);
+                    return outcome;
+                }
+                if status.is_idle() {
+                    enter(&mut outcome, JobPhase::Confirmed);
+                    return outcome;
+                }
+            }
+            Err(TransportError::Disconnected(_)) => {
+                // Sent whole, then the printer went away: it may or may not have printed.
+                outcome.fault = Some(Fault::Disconnected);
+                enter(&mut outcome, JobPhase::Unconfirmed);
+                return outcome;
+            }
+            Err(_) => {}
+        }
+        if tokio::time::Instant::now() + timing.poll_interval >= deadline {
+            enter(&mut outcome, JobPhase::Unconfirmed);
+            return outcome;
+        }
+        tokio::time::sleep(timing.poll_interval).await;
+        answer = query_status(conn, timing).await;
+    }
+}
+
+/// A printer that remembers the jobs it was given: a job id submitted again returns the first
+/// outcome and is not sent again, so a retried request can never print a second label.
+#[derive(Debug)]
+pub struct Printer {
+    pub uri: super::transport::PrinterUri,
+    pub timing: Timing,
+    outcomes: std::collections::HashMap<String, JobOutcome>,
+}
+
+impl Printer {
+    pub fn new(uri: super::transport::PrinterUri, timing: Timing) -> Printer {
+        Printer {
+            uri,
+            timing,
+            outcomes: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Prints `job` once: connects, runs the job, and remembers the outcome.
+    pub async fn submit(&mut self, job: &Job) -> JobOutcome {
+        if let Some(previous) = self.outcomes.get(&job.id) {
+            return previous.clone();
+        }
+        let outcome = match Connection::open(&self.uri).await {
+            Ok(mut conn) => run(&mut conn, job, self.uri.has_status(), self.timing).await,
+            Err(_) => {
+                let now = jiff::Timestamp::now();
+                JobOutcome {
+                    job_id: job.id.clone(),
+                    phase: JobPhase::Failed,
+                    fault: Some(Fault::Offline),
+                    bytes: 0,
+                    history: vec![(JobPhase::Queued, now), (JobPhase::Failed, now)],
+                }
+            }
+        };
+        self.outcomes.insert(job.id.clone(), outcome.clone());
+        outcome
+    }
+}

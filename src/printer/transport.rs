@@ -1,0 +1,237 @@
+//! How bytes reach a printer, and how its status comes back: a printer URI parsed into plain
+//! data, then a connection that sends ZPL and asks tilde queries with a deadline. A query that
+//! gets no complete answer in time is `Timeout`, which callers treat as unknown, never ok.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A printer address, as a site writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrinterUri {
+    /// `tcp://host:port` (raw port 9100 of a network Zebra).
+    Tcp(String),
+    /// `spool:///path/to/dir`: each job's ZPL written to a file (the embedded default printer).
+    Spool(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrinterUriError {
+    #[error("printer {uri:?}: {problem}")]
+    Invalid { uri: String, problem: String },
+}
+
+/// Why talking to a printer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("connect to {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no answer from the printer within {0:?}")]
+    Timeout(Duration),
+    #[error("connection to the printer lost: {0}")]
+    Disconnected(#[source] std::io::Error),
+    #[error("spool {path}: {source}")]
+    Spool {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An open printer.
+#[derive(Debug)]
+pub enum Connection {
+    Tcp { stream: TcpStream, address: String },
+    Spool { dir: PathBuf },
+}
+
+/// Connecting to a network printer that does not answer in this long means it is off or
+/// unreachable; a printer on the site network answers in milliseconds.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl PrinterUri {
+    /// Parses `tcp://host:port` or `spool:///dir`.
+    ///
+    /// # Errors
+    /// An unknown scheme, or a missing address or path.
+    pub fn parse(uri: &str) -> Result<PrinterUri, PrinterUriError> {
+        let invalid = |problem: &str| PrinterUriError::Invalid {
+            uri: uri.to_owned(),
+            problem: problem.to_owned(),
+        };
+        match uri.split_once("://") {
+            Some(("tcp", address)) if address.contains(':') => {
+                Ok(PrinterUri::Tcp(address.to_owned()))
+            }
+            Some(("tcp", _)) => Err(invalid("expected tcp://HOST:PORT")),
+            Some(("spool", path)) if path.starts_with('/') => {
+                Ok(PrinterUri::Spool(PathBuf::from(path)))
+            }
+            Some(("spool", _)) => Err(invalid("expected spool:///absolute/directory")),
+            _ => Err(invalid("unknown scheme (expected tcp:// or spool://)")),
+        }
+    }
+
+    /// Whether the printer can report status (a spool directory cannot).
+    pub fn has_status(&self) -> bool {
+        matches!(self, PrinterUri::Tcp(_))
+    }
+}
+
+impl Connection {
+    /// Opens the printer.
+    ///
+    /// # Errors
+    /// The printer is unreachable, or the spool directory cannot be created.
+    pub async fn open(uri: &PrinterUri) -> Result<Connection, TransportError> {
+        match uri {
+            PrinterUri::Tcp(address) => {
+                let connect =
+                    tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await;
+                let stream = match connect {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(source)) => {
+                        return Err(TransportError::Connect {
+                            address: address.clone(),
+                            source,
+                        });
+                    }
+                    Err(_) => {
+                        let source = std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no answer within 3 s",
+                        );
+                        return Err(TransportError::Connect {
+                            address: address.clone(),
+                            source,
+                        });
+                    }
+                };
+                // Small writes go out at once: a job is one write, a query a few bytes.
+                let _ = stream.set_nodelay(true);
+                Ok(Connection::Tcp {
+                    stream,
+                    address: address.clone(),
+                })
+            }
+            PrinterUri::Spool(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| TransportError::Spool {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+                Ok(Connection::Spool { dir: dir.clone() })
+            }
+        }
+    }
+
+    /// Sends bytes to the printer (for a spool, writes `<name>.zpl` durably).
+    ///
+    /// # Errors
+    /// The connection dropped, or the spool file could not be written.
+    pub async fn send(&mut self, name: &str, bytes: &[u8]) -> Result<(), TransportError> {
+        match self {
+            Connection::Tcp { stream, .. } => {
+                stream
+                    .write_all(bytes)
+                    .await
+                    .map_err(TransportError::Disconnected)?;
+                stream.flush().await.map_err(TransportError::Disconnected)
+            }
+            Connection::Spool { dir } => {
+                let path = dir.join(format!("{name}.zpl"));
+                let spool_err = |source| TransportError::Spool {
+                    path: path.display().to_string(),
+                    source,
+                };
+                // Written to a temporary name, synced, then renamed: a spool file is whole or absent.
+                let temporary = dir.join(format!(".{name}.zpl.partial"));
+                let mut file = std::fs::File::create(&temporary).map_err(spool_err)?;
+                std::io::Write::write_all(&mut file, bytes).map_err(spool_err)?;
+                file.sync_all().map_err(spool_err)?;
+                std::fs::rename(&temporary, &path).map_err(spool_err)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends a tilde query and reads until `frames` STX/ETX strings have arrived.
+    ///
+    /// # Errors
+    /// `Timeout` when the answer is not complete in time; `Disconnected` when the connection
+    /// drops. A spool has no status: `Timeout(0)`.
+    pub async fn query(
+        &mut self,
+        command: &[u8],
+        frames: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        let Connection::Tcp { stream, .. } = self else {
+            return Err(TransportError::Timeout(Duration::ZERO));
+        };
+        // A late answer to an earlier query that timed out must not pass for this one.
+        let mut stale = [0u8; 1024];
+        while let Ok(n) = stream.try_read(&mut stale) {
+            if n == 0 {
+                return Err(TransportError::Disconnected(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed by the printer",
+                )));
+            }
+        }
+        stream
+            .write_all(command)
+            .await
+            .map_err(TransportError::Disconnected)?;
+        read_frames(stream, frames, timeout).await
+    }
+
+    /// Reads the answer to a query already sent (one written with a job).
+    ///
+    /// # Errors
+    /// As [`Connection::query`].
+    pub async fn read_answer(
+        &mut self,
+        frames: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        let Connection::Tcp { stream, .. } = self else {
+            return Err(TransportError::Timeout(Duration::ZERO));
+        };
+        read_frames(stream, frames, timeout).await
+    }
+}
+
+/// Reads until `frames` ETX bytes have arrived; answers are small, so reading stops at 64 KiB.
+async fn read_frames(
+    stream: &mut TcpStream,
+    frames: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, TransportError> {
+    let mut answer = Vec::with_capacity(128);
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + timeout;
+    while answer.iter().filter(|&&b| b == 0x03).count() < frames {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await;
+        match read {
+            Err(_) => return Err(TransportError::Timeout(timeout)),
+            Ok(Ok(0)) => {
+                return Err(TransportError::Disconnected(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed by the printer",
+                )));
+            }
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Ok(Err(err)) => return Err(TransportError::Disconnected(err)),
+        }
+        if answer.len() > 64 * 1024 {
+            break;
+        }
+    }
+    Ok(answer)
+}

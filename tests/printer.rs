@@ -1,0 +1,230 @@
+//! Printers against the Zebra emulator over real TCP (issue #4): a healthy printer confirms,
+//! each fault refuses or fails the job with the fault named, a silent printer leaves the job
+//! unconfirmed, and nothing is ever printed twice.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly; that is their job
+
+use std::time::Duration;
+
+use coi_agent::printer::emulator::{EmulatedFault, Emulator};
+use coi_agent::printer::job::{Job, JobPhase, Printer, Timing};
+use coi_agent::printer::status::Fault;
+use coi_agent::printer::transport::PrinterUri;
+
+const LABEL: &[u8] = b"^XA^CI28^PW812^LL812^FO50,50^A0N,40,40^FH^FDBAG 1 OF 2^FS^XZ";
+
+fn fast() -> Timing {
+    Timing {
+        status_timeout: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(20),
+        confirm_deadline: Duration::from_secs(5),
+        extended_status: true,
+    }
+}
+
+async fn emulator() -> (Emulator, Printer) {
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    emulator.set_print_delay(Duration::from_millis(30));
+    let printer = Printer::new(PrinterUri::Tcp(emulator.address().to_string()), fast());
+    (emulator, printer)
+}
+
+fn job(id: &str) -> Job {
+    Job {
+        id: id.to_owned(),
+        zpl: LABEL.to_vec(),
+        expires_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_printer_confirms_once_the_label_is_printed() {
+    let (emulator, mut printer) = emulator().await;
+    let outcome = printer.submit(&job("job-1")).await;
+    assert_eq!((outcome.phase, outcome.fault), (JobPhase::Confirmed, None));
+    assert_eq!(outcome.bytes, LABEL.len());
+    let phases: Vec<JobPhase> = outcome.history.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        phases,
+        [
+            JobPhase::Queued,
+            JobPhase::Preflight,
+            JobPhase::Sent,
+            JobPhase::Confirmed
+        ]
+    );
+    assert_eq!(
+        emulator.printed(),
+        vec![LABEL.to_vec()],
+        "the printer printed exactly what was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_before_a_job_refuses_it_by_name() {
+    for (fault, expected) in [
+        (EmulatedFault::MediaOut, Fault::MediaOut),
+        (EmulatedFault::RibbonOut, Fault::RibbonOut),
+        (EmulatedFault::HeadOpen, Fault::HeadOpen),
+        (EmulatedFault::Paused, Fault::Paused),
+    ] {
+        let (emulator, mut printer) = emulator().await;
+        emulator.set_fault(fault, true);
+        let outcome = printer.submit(&job("job-1")).await;
+        assert_eq!(
+            (outcome.phase, outcome.fault),
+            (JobPhase::Failed, Some(expected)),
+            "{fault:?}"
+        );
+        assert!(
+            emulator.received().is_empty(),
+            "{fault:?}: nothing was sent to a printer in fault"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_during_a_job_fails_it_by_name() {
+    let (emulator, mut printer) = emulator().await;
+    emulator.set_print_delay(Duration::from_millis(400));
+    let task = tokio::spawn(async move {
+        let outcome = printer.submit(&job("job-1")).await;
+        (outcome, printer)
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    emulator.set_fault(EmulatedFault::HeadOpen, true);
+    let (outcome, _) = task.await.unwrap();
+    assert_eq!(
+        (outcome.phase, outcome.fault),
+        (JobPhase::Failed, Some(Fault::HeadOpen))
+    );
+    assert!(emulator.printed().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_printer_is_offline_before_and_unconfirmed_after_sending() {
+    let (emulator, mut printer) = emulator().await;
+    emulator.set_silent(true);
+    let outcome = printer.submit(&job("job-1")).await;
+    assert_eq!(
+        (outcome.phase, outcome.fault),
+        (JobPhase::Failed, Some(Fault::Offline))
+    );
+    assert!(emulator.received().is_empty());
+
+    // Goes silent once the job is sent: it may print, but nobody can say so.
+    let (emulator, _) = emulator_and_job_then_silent().await;
+    assert_eq!(emulator.received().len(), 1, "sent once, never resent");
+}
+
+async fn emulator_and_job_then_silent() -> (Emulator, ()) {
+    let (emulator, mut printer) = emulator().await;
+    emulator.set_print_delay(Duration::from_secs(10));
+    let address = emulator.address();
+    let task = tokio::spawn(async move { printer.submit(&job("job-2")).await });
+    // Wait until the format has arrived, then stop answering.
+    for _ in 0..100 {
+        if !emulator.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    emulator.set_silent(true);
+    let outcome = task.await.unwrap();
+    assert_eq!(
+        outcome.phase,
+        JobPhase::Unconfirmed,
+        "{address}: {outcome:?}"
+    );
+    (emulator, ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_printer_within_the_deadline_still_confirms() {
+    let (emulator, mut printer) = emulator().await;
+    emulator.set_status_delay(Duration::from_millis(150));
+    let outcome = printer.submit(&job("job-1")).await;
+    assert_eq!(outcome.phase, JobPhase::Confirmed);
+    let (emulator, mut printer) = self::emulator().await;
+    emulator.set_status_delay(Duration::from_secs(2));
+    let outcome = printer.submit(&job("job-1")).await;
+    assert_eq!(
+        (outcome.phase, outcome.fault),
+        (JobPhase::Failed, Some(Fault::Offline)),
+        "too slow is not an answer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_job_is_never_confirmed_or_resent() {
+    let (emulator, mut printer) = emulator().await;
+    emulator.drop_during_next_job();
+    let outcome = printer.submit(&job("job-1")).await;
+    assert_ne!(outcome.phase, JobPhase::Confirmed);
+    assert_eq!(outcome.fault, Some(Fault::Disconnected));
+    assert!(emulator.printed().is_empty());
+    // The same job id again: the first outcome, nothing sent.
+    let again = printer.submit(&job("job-1")).await;
+    assert_eq!(again, outcome);
+    assert!(emulator.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_printer_that_comes_back_prints_the_next_job() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = probe.local_addr().unwrap();
+    drop(probe);
+    let mut printer = Printer::new(PrinterUri::Tcp(address.to_string()), fast());
+    let outcome = printer.submit(&job("job-1")).await;
+    assert_eq!(
+        (outcome.phase, outcome.fault),
+        (JobPhase::Failed, Some(Fault::Offline))
+    );
+    let emulator = Emulator::start(address).await.unwrap();
+    emulator.set_print_delay(Duration::from_millis(10));
+    let outcome = printer.submit(&job("job-2")).await;
+    assert_eq!(outcome.phase, JobPhase::Confirmed);
+    assert_eq!(emulator.printed().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_job_never_prints() {
+    let (emulator, mut printer) = emulator().await;
+    let stale = Job {
+        expires_at: Some(jiff::Timestamp::now() - Duration::from_secs(1)),
+        ..job("job-1")
+    };
+    let outcome = printer.submit(&stale).await;
+    assert_eq!(
+        (outcome.phase, outcome.fault),
+        (JobPhase::Failed, Some(Fault::Expired))
+    );
+    assert!(emulator.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_are_counted_until_the_last_label() {
+    let (emulator, mut printer) = emulator().await;
+    let three = b"^XA^FO50,50^A0N,40,40^FDBAG^FS^PQ3^XZ".to_vec();
+    let outcome = printer
+        .submit(&Job {
+            id: "job-1".into(),
+            zpl: three.clone(),
+            expires_at: None,
+        })
+        .await;
+    assert_eq!(outcome.phase, JobPhase::Confirmed);
+    assert_eq!(emulator.printed(), vec![three]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_printer_writes_each_job_whole() {
+    let dir = std::env::temp_dir().join(format!("coi-agent-spool-{}", std::process::id()));
+    let mut printer = Printer::new(PrinterUri::Spool(dir.clone()), fast());
+    let outcome = printer.submit(&job("job-7")).await;
+    assert_eq!(outcome.phase, JobPhase::Confirmed);
+    assert_eq!(std::fs::read(dir.join("job-7.zpl")).unwrap(), LABEL);
+    let _ = std::fs::remove_dir_all(&dir);
+}
