@@ -228,3 +228,63 @@ async fn a_spool_printer_writes_each_job_whole() {
     assert_eq!(std::fs::read(dir.join("job-7.zpl")).unwrap(), LABEL);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn print_and_status_commands_report_the_printers_word() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let emulator = runtime
+        .block_on(Emulator::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    emulator.set_print_delay(Duration::from_millis(10));
+    let printer = format!("tcp://{}", emulator.address());
+    let zpl = std::env::temp_dir().join(format!("coi-agent-print-{}.zpl", std::process::id()));
+    std::fs::write(&zpl, LABEL).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    let printed = run(&[
+        "print",
+        "--printer",
+        &printer,
+        "--zpl",
+        zpl.to_str().unwrap(),
+        "--json",
+        "--job-id",
+        "j-1",
+    ]);
+    assert_eq!(printed.status.code(), Some(0));
+    let line: serde_json::Value = serde_json::from_slice(&printed.stdout).unwrap();
+    assert_eq!(
+        line,
+        serde_json::json!({"job_id": "j-1", "state": "confirmed", "fault": null, "bytes": LABEL.len()})
+    );
+
+    emulator.set_fault(EmulatedFault::MediaOut, true);
+    let refused = run(&[
+        "print",
+        "--printer",
+        &printer,
+        "--zpl",
+        zpl.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let line: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(
+        (&line["state"], &line["fault"], &line["bytes"]),
+        (&"failed".into(), &"media_out".into(), &0.into())
+    );
+    let status = run(&["printer", "status", "--printer", &printer, "--json"]);
+    assert_eq!(status.status.code(), Some(1));
+    let line: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        (&line["status"], &line["faults"]),
+        (&"fault".into(), &serde_json::json!(["media_out"]))
+    );
+    assert_eq!(emulator.printed().len(), 1);
+    let _ = std::fs::remove_file(&zpl);
+}

@@ -9,6 +9,7 @@ mod devices;
 mod isbt;
 mod journal;
 mod orders;
+mod print;
 mod reconcile;
 mod scan;
 
@@ -81,6 +82,30 @@ pub enum Command {
     Outbox {
         #[command(subcommand)]
         command: OutboxCommand,
+    },
+    /// Print a ZPL label and report what the printer says happened. Exit 0 only when the
+    /// printer confirms the label printed.
+    Print {
+        /// tcp://HOST:PORT (raw port 9100) or spool:///DIR.
+        #[arg(long, value_name = "URI")]
+        printer: String,
+        /// The ZPL to print (^XA ... ^XZ).
+        #[arg(long, value_name = "FILE")]
+        zpl: std::path::PathBuf,
+        /// Print the label this many times.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        copies: u32,
+        /// A job id (default: a new UUID); the same id is never printed twice by one process.
+        #[arg(long, value_name = "ID")]
+        job_id: Option<String>,
+        /// One JSON line: {"job_id", "state", "fault", "bytes"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Printer tools.
+    Printer {
+        #[command(subcommand)]
+        command: PrinterCommand,
     },
     /// Check or export the journal's hash-chained audit trail.
     Audit {
@@ -168,7 +193,30 @@ pub enum OutboxCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PrinterCommand {
+    /// Ask a printer for its status (~HS, ~HQES). Exit 0 if it answers with no fault.
+    Status {
+        /// tcp://HOST:PORT or spool:///DIR.
+        #[arg(long, value_name = "URI")]
+        printer: String,
+        /// One JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DevCommand {
+    /// A Zebra printer emulator on TCP, answering ~HS/~HQES/~HI; commands on standard input
+    /// switch faults (fault media_out on), silence, slowness and dropped connections.
+    PrinterEmulator {
+        /// Where to listen, e.g. 127.0.0.1:9100.
+        #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:9100")]
+        listen: String,
+        /// How long each label takes to print.
+        #[arg(long, value_name = "MS", default_value_t = 300)]
+        print_delay_ms: u64,
+    },
     /// Append scan records to a journal, printing "ack ID" after each durable commit, until
     /// killed or COUNT are written (the crash tests' victim).
     JournalWriter {
@@ -267,6 +315,23 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         Command::Outbox {
             command: OutboxCommand::Flush { config },
         } => orders::outbox_flush(&config, out),
+        Command::Print {
+            printer,
+            zpl,
+            copies,
+            job_id,
+            json,
+        } => print::print(&printer, &zpl, copies, job_id, json, out, err),
+        Command::Printer {
+            command: PrinterCommand::Status { printer, json },
+        } => print::status(&printer, json, out, err),
+        Command::Dev {
+            command:
+                DevCommand::PrinterEmulator {
+                    listen,
+                    print_delay_ms,
+                },
+        } => print::emulator(&listen, print_delay_ms, out, err),
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => journal::verify(&db, out, err),
