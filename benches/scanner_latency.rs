@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a measurement script: fail loudly, print
 
-use std::fs::File;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -25,7 +24,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("coi-agent-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let link = dir.join("ttyBench");
-    let (mut master, slave) = openpty();
+    let (mut master, slave) = coi_agent::sys::openpty().unwrap();
     std::os::unix::fs::symlink(&slave, &link).unwrap();
 
     let spec = ScannerSpec::parse(&format!("serial://{}?suffix=cr", link.display())).unwrap();
@@ -131,35 +130,4 @@ fn main() {
     println!("highest sustained rate with no loss: {best:.0} scans/s");
     shutdown_tx.send_replace(true);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[allow(unsafe_code)]
-fn openpty() -> (File, std::path::PathBuf) {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let mut master: libc::c_int = -1;
-    let mut slave: libc::c_int = -1;
-    let mut name = [0 as libc::c_char; 128];
-    // SAFETY: valid pointers to two ints and a 128-byte name buffer; null termios/winsize.
-    let res = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            name.as_mut_ptr(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(res, 0);
-    // SAFETY: openpty succeeded: both descriptors are open and now owned here; `name` holds a
-    // NUL-terminated path.
-    let (master, _slave, path) = unsafe {
-        (
-            OwnedFd::from_raw_fd(master),
-            OwnedFd::from_raw_fd(slave),
-            std::ffi::CStr::from_ptr(name.as_ptr())
-                .to_string_lossy()
-                .into_owned(),
-        )
-    };
-    (File::from(master), path.into())
 }

@@ -12,3 +12,4 @@ pub mod outbox;
 pub mod printer;
 pub mod reconcile;
 pub mod scanner;
+pub mod sys;

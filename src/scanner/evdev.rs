@@ -128,7 +128,7 @@ fn open(path: &PathBuf, grab: bool) -> Result<File, String> {
     if grab {
         // A failed grab is an error, never ignored: an ungrabbed scanner types into other
         // windows.
-        if os::ioctl_int(file.as_raw_fd(), EVIOCGRAB, 1) != 0 {
+        if crate::sys::ioctl_int(file.as_raw_fd(), EVIOCGRAB, 1) != 0 {
             return Err(format!(
                 "grab {} exclusively: {}",
                 path.display(),
@@ -178,7 +178,7 @@ fn wait_readable(fd: i32, timeout_ms: i32) -> std::io::Result<bool> {
         events: libc::POLLIN,
         revents: 0,
     };
-    let n = os::poll(&mut pollfd, timeout_ms);
+    let n = crate::sys::poll(&mut pollfd, timeout_ms);
     if n < 0 {
         let err = std::io::Error::last_os_error();
         return if err.kind() == std::io::ErrorKind::Interrupted {
@@ -192,21 +192,6 @@ fn wait_readable(fd: i32, timeout_ms: i32) -> std::io::Result<bool> {
     }
     // POLLHUP with no data: the read returns 0 or an error and ends the stream.
     Ok(n > 0)
-}
-
-/// The two system calls evdev needs. They are the crate's only `unsafe` code, kept in this
-/// one module with `unsafe_code` allowed for it alone.
-#[allow(unsafe_code)]
-mod os {
-    pub(super) fn poll(pollfd: &mut libc::pollfd, timeout_ms: i32) -> i32 {
-        // SAFETY: `pollfd` points to one valid, exclusively borrowed `pollfd`.
-        unsafe { libc::poll(pollfd, 1, timeout_ms) }
-    }
-
-    pub(super) fn ioctl_int(fd: i32, request: libc::c_ulong, value: libc::c_int) -> i32 {
-        // SAFETY: EVIOCGRAB takes an int by value; `fd` is a descriptor the caller owns.
-        unsafe { libc::ioctl(fd, request, value) }
-    }
 }
 
 #[cfg(test)]

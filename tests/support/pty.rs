@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub struct Pty {
@@ -15,7 +14,7 @@ pub struct Pty {
 impl Pty {
     /// Opens a new pair and points `link` at its slave.
     pub fn open_at(link: &Path) -> Pty {
-        let (master, slave_path) = os::openpty();
+        let (master, slave_path) = coi_agent::sys::openpty().expect("a free pseudo-terminal");
         let _ = std::fs::remove_file(link);
         std::os::unix::fs::symlink(&slave_path, link).expect("symlink to the pty slave");
         Pty {
@@ -35,40 +34,5 @@ impl Pty {
     pub fn unplug(self) {
         let _ = std::fs::remove_file(&self.link);
         drop(self.master);
-    }
-}
-
-#[allow(unsafe_code)]
-mod os {
-    use super::*;
-
-    /// `openpty` through libc; the slave descriptor is closed again (the reader opens the
-    /// slave by path, as it would a real device).
-    pub fn openpty() -> (File, PathBuf) {
-        let mut master: libc::c_int = -1;
-        let mut slave: libc::c_int = -1;
-        let mut name = [0 as libc::c_char; 128];
-        // SAFETY: valid pointers to two ints and a 128-byte name buffer (larger than any
-        // /dev/pts path); null termios and winsize are allowed.
-        let res = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                name.as_mut_ptr(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(res, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: openpty succeeded, so both are open descriptors that we now own.
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-        drop(slave);
-        // SAFETY: openpty wrote a NUL-terminated path into `name`.
-        let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
-        (
-            File::from(master),
-            PathBuf::from(path.to_string_lossy().into_owned()),
-        )
     }
 }

@@ -1,0 +1,55 @@
+//! The few system calls coi-agent makes directly, through libc: the crate's only `unsafe` code,
+//! kept here so it can be read in one place. Each function is safe to call; its `SAFETY`
+//! comment says why the call inside is.
+
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// `poll` on one descriptor; the number of ready descriptors, or -1 with errno set.
+pub(crate) fn poll(pollfd: &mut libc::pollfd, timeout_ms: i32) -> i32 {
+    // SAFETY: `pollfd` points to one valid, exclusively borrowed `pollfd`.
+    unsafe { libc::poll(pollfd, 1, timeout_ms) }
+}
+
+/// An `ioctl` that takes an int by value (EVIOCGRAB); 0 on success.
+pub(crate) fn ioctl_int(fd: i32, request: libc::c_ulong, value: libc::c_int) -> i32 {
+    // SAFETY: the request takes an int by value; `fd` is a descriptor the caller owns.
+    unsafe { libc::ioctl(fd, request, value) }
+}
+
+/// A new pseudo-terminal pair: the master, and the path of the slave (whose descriptor is
+/// closed again: whoever plays the device opens it by path, as they would a real one).
+///
+/// # Errors
+/// The system has no free pseudo-terminal.
+pub fn openpty() -> std::io::Result<(File, PathBuf)> {
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: valid pointers to two ints and a 128-byte name buffer (longer than any
+    // /dev/pts path); null termios and winsize are allowed.
+    let res = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            name.as_mut_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if res != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openpty succeeded: both descriptors are open and owned by nobody else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    drop(slave);
+    // SAFETY: openpty wrote a NUL-terminated path into `name`.
+    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    Ok((
+        File::from(master),
+        PathBuf::from(path.to_string_lossy().into_owned()),
+    ))
+}
