@@ -288,3 +288,40 @@ fn print_and_status_commands_report_the_printers_word() {
     assert_eq!(emulator.printed().len(), 1);
     let _ = std::fs::remove_file(&zpl);
 }
+
+/// The same printer on a serial line (a pseudo-terminal the emulator owns).
+async fn serial_printer() -> (Emulator, Printer) {
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    emulator.set_print_delay(Duration::from_millis(30));
+    let port = emulator.serve_serial().unwrap();
+    let uri = PrinterUri::parse(&format!("serial://{}?baud=115200", port.display())).unwrap();
+    (emulator, Printer::new(uri, fast()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serial_printer_confirms_and_reports_faults_too() {
+    let (emulator, mut printer) = serial_printer().await;
+    let outcome = printer.submit(&job("job-1")).await;
+    assert_eq!((outcome.phase, outcome.fault), (JobPhase::Confirmed, None));
+    assert_eq!(emulator.printed(), vec![LABEL.to_vec()]);
+    emulator.set_fault(EmulatedFault::RibbonOut, true);
+    let outcome = printer.submit(&job("job-2")).await;
+    assert_eq!(
+        (outcome.phase, outcome.fault),
+        (JobPhase::Failed, Some(Fault::RibbonOut))
+    );
+    emulator.set_fault(EmulatedFault::RibbonOut, false);
+    emulator.set_silent(true);
+    let outcome = printer.submit(&job("job-3")).await;
+    assert_eq!(
+        (outcome.phase, outcome.fault),
+        (JobPhase::Failed, Some(Fault::Offline))
+    );
+    assert_eq!(
+        emulator.received().len(),
+        1,
+        "nothing sent to a faulted or silent printer"
+    );
+}

@@ -112,6 +112,18 @@ impl Emulator {
         self.lock().drop_next_job = true;
     }
 
+    /// Serves the same printer on a new pseudo-terminal, as a serial printer; returns the path
+    /// of the port to open (`serial://PATH`).
+    ///
+    /// # Errors
+    /// No free pseudo-terminal.
+    pub fn serve_serial(&self) -> std::io::Result<std::path::PathBuf> {
+        let (master, path) = crate::sys::openpty()?;
+        let shared = self.shared.clone();
+        std::thread::spawn(move || serve_serial(master, shared));
+        Ok(path)
+    }
+
     /// How long each label takes to print.
     pub fn set_print_delay(&self, delay: Duration) {
         self.lock().print_delay = delay;
@@ -187,54 +199,93 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        lock(&shared).bytes_received += n as u64;
-        pending.extend_from_slice(&buf[..n]);
-        // Unplugged mid-job: the format that has started arriving is cut off and lost.
-        {
-            let mut state = lock(&shared);
-            if state.drop_next_job && pending.windows(3).any(|w| w == b"^XA") {
-                state.drop_next_job = false;
+        let Some(replies) = take_in(&buf[..n], &mut pending, &shared) else {
+            return;
+        };
+        for (delay, reply) in replies {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if stream.write_all(&reply).await.is_err() {
                 return;
             }
         }
-        loop {
-            match next_command(&pending) {
-                Command::Incomplete => break,
-                Command::Skip(len) => {
-                    pending.drain(..len);
+    }
+}
+
+/// The same printer on a serial line: a thread owns the pty master, as the printer's firmware
+/// owns its port.
+fn serve_serial(mut master: std::fs::File, shared: Arc<Mutex<State>>) {
+    use std::io::{Read, Write};
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    // Reading a pty master while no one has the port open fails (EIO); the printer waits for
+    // the next connection instead, until the emulator is dropped.
+    while Arc::strong_count(&shared) > 1 {
+        let n = match master.read(&mut buf) {
+            Ok(n) if n > 0 => n,
+            _ => {
+                pending.clear();
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let Some(replies) = take_in(&buf[..n], &mut pending, &shared) else {
+            // Unplugged mid-job: what was pending is lost; the port itself stays.
+            pending.clear();
+            continue;
+        };
+        for (delay, reply) in replies {
+            std::thread::sleep(delay);
+            let _ = master.write_all(&reply);
+        }
+    }
+}
+
+/// Takes in received bytes: queues whole formats and answers queries, in order. `None` when
+/// the connection is to drop now (a job cut off mid-way).
+fn take_in(
+    bytes: &[u8],
+    pending: &mut Vec<u8>,
+    shared: &Mutex<State>,
+) -> Option<Vec<(Duration, Vec<u8>)>> {
+    let mut state = lock(shared);
+    state.bytes_received += bytes.len() as u64;
+    pending.extend_from_slice(bytes);
+    // Unplugged mid-job: the format that has started arriving is cut off and lost.
+    if state.drop_next_job && pending.windows(3).any(|w| w == b"^XA") {
+        state.drop_next_job = false;
+        return None;
+    }
+    let mut replies = Vec::new();
+    loop {
+        match next_command(pending) {
+            Command::Incomplete => break,
+            Command::Skip(len) => {
+                pending.drain(..len);
+            }
+            Command::Format(len) => {
+                let format = pending.drain(..len).collect::<Vec<u8>>();
+                state.received.push(format.clone());
+                state.queue.push_back(format);
+            }
+            Command::Query(len, query) => {
+                pending.drain(..len);
+                if state.silent {
+                    continue;
                 }
-                Command::Format(len) => {
-                    let format = pending.drain(..len).collect::<Vec<u8>>();
-                    let mut state = lock(&shared);
-                    state.received.push(format.clone());
-                    state.queue.push_back(format);
-                }
-                Command::Query(len, query) => {
-                    pending.drain(..len);
-                    let (silent, delay, reply) = {
-                        let state = lock(&shared);
-                        let reply = match query {
-                            Query::HostStatus => host_status_reply(&state.status()),
-                            Query::ExtendedStatus => extended_status_reply(state.errors(), 0),
-                            Query::Identification => {
-                                b"\x02ZT411-300dpi,V85.20.01Z,12,8176KB\x03\r\n".to_vec()
-                            }
-                        };
-                        (state.silent, state.status_delay, reply)
-                    };
-                    if silent {
-                        continue;
+                let reply = match query {
+                    Query::HostStatus => host_status_reply(&state.status()),
+                    Query::ExtendedStatus => extended_status_reply(state.errors(), 0),
+                    Query::Identification => {
+                        b"\x02ZT411-300dpi,V85.20.01Z,12,8176KB\x03\r\n".to_vec()
                     }
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    if stream.write_all(&reply).await.is_err() {
-                        return;
-                    }
-                }
+                };
+                replies.push((state.status_delay, reply));
             }
         }
     }
+    Some(replies)
 }
 
 enum Query {

@@ -15,6 +15,8 @@ pub enum PrinterUri {
     Tcp(String),
     /// `spool:///path/to/dir`: each job's ZPL written to a file (the embedded default printer).
     Spool(PathBuf),
+    /// `serial:///dev/ttyS0?baud=9600&parity=none&flow=hardware`.
+    Serial(crate::scanner::source::SerialSettings),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,8 +49,19 @@ pub enum TransportError {
 /// An open printer.
 #[derive(Debug)]
 pub enum Connection {
-    Tcp { stream: TcpStream, address: String },
-    Spool { dir: PathBuf },
+    Tcp {
+        stream: TcpStream,
+        address: String,
+    },
+    Spool {
+        dir: PathBuf,
+    },
+    /// The port is moved into a blocking task for each operation and back (serialport blocks);
+    /// `None` only while an operation runs or after it failed.
+    Serial {
+        port: Option<Box<dyn serialport::SerialPort>>,
+        path: String,
+    },
 }
 
 /// Connecting to a network printer that does not answer in this long means it is off or
@@ -74,13 +87,18 @@ impl PrinterUri {
                 Ok(PrinterUri::Spool(PathBuf::from(path)))
             }
             Some(("spool", _)) => Err(invalid("expected spool:///absolute/directory")),
-            _ => Err(invalid("unknown scheme (expected tcp:// or spool://)")),
+            Some(("serial", _)) => crate::scanner::source::serial_from_uri(uri)
+                .map(PrinterUri::Serial)
+                .map_err(|problem| invalid(&problem)),
+            _ => Err(invalid(
+                "unknown scheme (expected tcp://, serial:// or spool://)",
+            )),
         }
     }
 
     /// Whether the printer can report status (a spool directory cannot).
     pub fn has_status(&self) -> bool {
-        matches!(self, PrinterUri::Tcp(_))
+        matches!(self, PrinterUri::Tcp(_) | PrinterUri::Serial(_))
     }
 }
 
@@ -120,6 +138,27 @@ impl Connection {
                     address: address.clone(),
                 })
             }
+            PrinterUri::Serial(settings) => {
+                let settings = settings.clone();
+                let path = settings.path.display().to_string();
+                let opened =
+                    tokio::task::spawn_blocking(move || crate::scanner::serial::open(&settings))
+                        .await;
+                match opened {
+                    Ok(Ok(port)) => Ok(Connection::Serial {
+                        port: Some(port),
+                        path,
+                    }),
+                    Ok(Err(err)) => Err(TransportError::Connect {
+                        address: path,
+                        source: err.into(),
+                    }),
+                    Err(err) => Err(TransportError::Connect {
+                        address: path,
+                        source: std::io::Error::other(err.to_string()),
+                    }),
+                }
+            }
             PrinterUri::Spool(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| TransportError::Spool {
                     path: dir.display().to_string(),
@@ -142,6 +181,14 @@ impl Connection {
                     .await
                     .map_err(TransportError::Disconnected)?;
                 stream.flush().await.map_err(TransportError::Disconnected)
+            }
+            Connection::Serial { .. } => {
+                let bytes = bytes.to_vec();
+                self.serial(move |port| {
+                    port.write_all(&bytes)?;
+                    port.flush()
+                })
+                .await
             }
             Connection::Spool { dir } => {
                 let path = dir.join(format!("{name}.zpl"));
@@ -171,6 +218,11 @@ impl Connection {
         frames: usize,
         timeout: Duration,
     ) -> Result<Vec<u8>, TransportError> {
+        if let Connection::Serial { .. } = self {
+            return self
+                .serial_answer(Some(command.to_vec()), frames, timeout)
+                .await;
+        }
         let Connection::Tcp { stream, .. } = self else {
             return Err(TransportError::Timeout(Duration::ZERO));
         };
@@ -200,10 +252,96 @@ impl Connection {
         frames: usize,
         timeout: Duration,
     ) -> Result<Vec<u8>, TransportError> {
+        if let Connection::Serial { .. } = self {
+            return self.serial_answer(None, frames, timeout).await;
+        }
         let Connection::Tcp { stream, .. } = self else {
             return Err(TransportError::Timeout(Duration::ZERO));
         };
         read_frames(stream, frames, timeout).await
+    }
+}
+
+impl Connection {
+    /// Runs `op` on the serial port in a blocking task.
+    async fn serial<T: Send + 'static>(
+        &mut self,
+        op: impl FnOnce(&mut Box<dyn serialport::SerialPort>) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, TransportError> {
+        let Connection::Serial { port, .. } = self else {
+            return Err(TransportError::Disconnected(std::io::Error::other(
+                "not a serial printer",
+            )));
+        };
+        let Some(mut taken) = port.take() else {
+            return Err(TransportError::Disconnected(std::io::Error::other(
+                "the serial port failed earlier",
+            )));
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let res = op(&mut taken);
+            (taken, res)
+        })
+        .await;
+        match joined {
+            Ok((back, Ok(value))) => {
+                *port = Some(back);
+                Ok(value)
+            }
+            Ok((_, Err(err))) if err.kind() == std::io::ErrorKind::TimedOut => {
+                Err(TransportError::Timeout(Duration::ZERO))
+            }
+            Ok((_, Err(err))) => Err(TransportError::Disconnected(err)),
+            Err(join) => Err(TransportError::Disconnected(std::io::Error::other(
+                join.to_string(),
+            ))),
+        }
+    }
+
+    /// Writes `command` (if any), then reads until `frames` ETX bytes or the deadline.
+    async fn serial_answer(
+        &mut self,
+        command: Option<Vec<u8>>,
+        frames: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        let res = self
+            .serial(move |port| {
+                if let Some(command) = &command {
+                    // A late answer to an earlier query must not pass for this one.
+                    let _ = port.clear(serialport::ClearBuffer::Input);
+                    port.write_all(command)?;
+                    port.flush()?;
+                }
+                let deadline = std::time::Instant::now() + timeout;
+                let mut answer = Vec::with_capacity(128);
+                let mut buf = [0u8; 256];
+                while answer.iter().filter(|&&b| b == 0x03).count() < frames {
+                    if std::time::Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                    match port.read(&mut buf) {
+                        Ok(0) => {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "closed by the printer",
+                            ));
+                        }
+                        Ok(n) => answer.extend_from_slice(&buf[..n]),
+                        Err(err)
+                            if matches!(
+                                err.kind(),
+                                std::io::ErrorKind::TimedOut
+                                    | std::io::ErrorKind::WouldBlock
+                                    | std::io::ErrorKind::Interrupted
+                            ) => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                Ok(Some(answer))
+            })
+            .await?;
+        res.ok_or(TransportError::Timeout(timeout))
     }
 }
 

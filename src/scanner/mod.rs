@@ -9,7 +9,7 @@ pub mod evdev;
 pub mod framing;
 pub mod hid;
 pub mod profiles;
-mod serial;
+pub(crate) mod serial;
 pub mod source;
 mod stream;
 

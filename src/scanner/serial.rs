@@ -24,7 +24,8 @@ pub(super) fn read(settings: SerialSettings, stop: &Stop) {
     );
 }
 
-fn open(settings: &SerialSettings) -> serialport::Result<Box<dyn SerialPort>> {
+/// Opens a serial port with its settings; reads wait at most `READ_TIMEOUT`.
+pub(crate) fn open(settings: &SerialSettings) -> serialport::Result<Box<dyn SerialPort>> {
     let path = settings.path.to_string_lossy();
     serialport::new(path, settings.baud)
         .timeout(READ_TIMEOUT)

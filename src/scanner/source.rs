@@ -195,6 +195,27 @@ fn serial_settings(path: &str, params: &Params) -> Result<SerialSettings, String
     })
 }
 
+/// Serial settings from `serial:///dev/ttyS0?baud=9600&parity=none&flow=none`, for devices
+/// other than scanners (printers).
+///
+/// # Errors
+/// Not a serial URI, a missing path, or a parameter that is unknown or out of range.
+pub fn serial_from_uri(uri: &str) -> Result<SerialSettings, String> {
+    let (base, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let path = base
+        .strip_prefix("serial://")
+        .ok_or_else(|| format!("{uri:?} is not serial://PATH"))?;
+    let params = Params::parse(query)?;
+    let known = ["baud", "parity", "flow", "data_bits", "stop_bits"];
+    if let Some((key, _)) = params.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown parameter {key:?} (a serial printer takes {})",
+            known.join(", ")
+        ));
+    }
+    serial_settings(path, &params)
+}
+
 /// `0c2e:0b8f` (hexadecimal vendor and product ids).
 pub(crate) fn usb_ids(text: &str) -> Result<(u16, u16), String> {
     let problem = || format!("expected VID:PID in hexadecimal, e.g. 0c2e:0b8f, found {text:?}");
