@@ -325,3 +325,69 @@ async fn a_serial_printer_confirms_and_reports_faults_too() {
         "nothing sent to a faulted or silent printer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_file_without_answers_is_offline_or_unconfirmed_never_confirmed() {
+    let path = std::env::temp_dir().join(format!("coi-agent-lp-{}", std::process::id()));
+    std::fs::write(&path, b"").unwrap();
+    // Expected to answer status (a Zebra on usblp) but silent: refused before sending.
+    let mut printer = Printer::new(
+        PrinterUri::parse(&format!("file://{}", path.display())).unwrap(),
+        fast(),
+    );
+    let outcome = printer.submit(&job("job-1")).await;
+    assert_eq!(
+        (outcome.phase, outcome.fault),
+        (JobPhase::Failed, Some(Fault::Offline))
+    );
+    // Declared write-only: sent, and honestly unconfirmed.
+    let mut printer = Printer::new(
+        PrinterUri::parse(&format!("file://{}?status=false", path.display())).unwrap(),
+        fast(),
+    );
+    let outcome = printer.submit(&job("job-2")).await;
+    assert_eq!(
+        (outcome.phase, outcome.fault),
+        (JobPhase::Unconfirmed, None)
+    );
+    let written = std::fs::read(&path).unwrap();
+    assert!(written.ends_with(LABEL), "the label went to the device");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn printer_uris() {
+    assert_eq!(
+        PrinterUri::parse("tcp://10.0.0.9:9100").unwrap(),
+        PrinterUri::Tcp("10.0.0.9:9100".into())
+    );
+    assert_eq!(
+        PrinterUri::parse("usb://0a5f:0166?serial=XXQ").unwrap(),
+        PrinterUri::Usb {
+            vendor_id: 0x0a5f,
+            product_id: 0x0166,
+            serial: Some("XXQ".into())
+        }
+    );
+    assert!(matches!(
+        PrinterUri::parse("serial:///dev/ttyS0?baud=9600&flow=hardware").unwrap(),
+        PrinterUri::Serial(_)
+    ));
+    assert_eq!(
+        PrinterUri::parse("file:///dev/usb/lp0").unwrap(),
+        PrinterUri::File {
+            path: "/dev/usb/lp0".into(),
+            status: true
+        }
+    );
+    for bad in [
+        "lpr://x",
+        "tcp://printer",
+        "spool://relative",
+        "usb://zebra",
+        "file:///dev/usb/lp0?mode=x",
+        "serial:///dev/ttyS0?speed=9",
+    ] {
+        assert!(PrinterUri::parse(bad).is_err(), "{bad}");
+    }
+}

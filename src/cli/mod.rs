@@ -216,6 +216,10 @@ pub enum DevCommand {
         /// How long each label takes to print.
         #[arg(long, value_name = "MS", default_value_t = 300)]
         print_delay_ms: u64,
+        /// Also serve the printer on a new pseudo-terminal (a serial printer); its path is
+        /// printed.
+        #[arg(long)]
+        serial: bool,
     },
     /// Append scan records to a journal, printing "ack ID" after each durable commit, until
     /// killed or COUNT are written (the crash tests' victim).
@@ -330,8 +334,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 DevCommand::PrinterEmulator {
                     listen,
                     print_delay_ms,
+                    serial,
                 },
-        } => print::emulator(&listen, print_delay_ms, out, err),
+        } => print::emulator(&listen, print_delay_ms, serial, out, err),
         Command::Audit {
             command: AuditCommand::Verify { db },
         } => journal::verify(&db, out, err),

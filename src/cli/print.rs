@@ -162,6 +162,7 @@ pub(super) fn status(
 pub(super) fn emulator(
     listen: &str,
     print_delay_ms: u64,
+    serial: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
@@ -176,6 +177,10 @@ pub(super) fn emulator(
         let emulator = Emulator::start(address).await?;
         emulator.set_print_delay(Duration::from_millis(print_delay_ms));
         writeln!(out, "printer emulator listening on {}", emulator.address())?;
+        if serial {
+            let port = emulator.serve_serial()?;
+            writeln!(out, "printer emulator on serial port {} (serial://{}?baud=9600)", port.display(), port.display())?;
+        }
         writeln!(err, "commands: fault media_out|ribbon_out|head_open|paused on|off, silent on|off, slow MS, drop, printed")?;
         out.flush()?;
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::status::{Fault, PrinterStatus, parse_extended_status, parse_host_status};
-use super::transport::{Connection, TransportError};
+use super::transport::{Channel, Connection, TransportError};
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,9 +107,9 @@ pub async fn query_status(
     Ok(status)
 }
 
-/// Runs one job on an open connection. `has_status` is false for printers that cannot report
-/// (a spool directory): their jobs are confirmed once written durably.
-pub async fn run(conn: &mut Connection, job: &Job, has_status: bool, timing: Timing) -> JobOutcome {
+/// Runs one job on an open connection. A spool's jobs are confirmed once written durably; a
+/// write-only printer's stay unconfirmed once sent.
+pub async fn run(conn: &mut Connection, job: &Job, channel: Channel, timing: Timing) -> JobOutcome {
     let mut outcome = JobOutcome {
         job_id: job.id.clone(),
         phase: JobPhase::Queued,
@@ -130,17 +130,20 @@ pub async fn run(conn: &mut Connection, job: &Job, has_status: bool, timing: Tim
         enter(&mut outcome, JobPhase::Failed);
         return outcome;
     }
-    if !has_status {
-        let res = conn.send(&job.id, &job.zpl).await;
-        outcome.bytes = if res.is_ok() { job.zpl.len() } else { 0 };
-        enter(&mut outcome, JobPhase::Sent);
-        match res {
-            Ok(()) => enter(&mut outcome, JobPhase::Confirmed),
-            Err(_) => {
-                outcome.fault = Some(Fault::Offline);
-                enter(&mut outcome, JobPhase::Failed);
-            }
+    if channel != Channel::Status {
+        if conn.send(&job.id, &job.zpl).await.is_err() {
+            outcome.fault = Some(Fault::Disconnected);
+            enter(&mut outcome, JobPhase::Failed);
+            return outcome;
         }
+        outcome.bytes = job.zpl.len();
+        enter(&mut outcome, JobPhase::Sent);
+        let done = if channel == Channel::Spool {
+            JobPhase::Confirmed
+        } else {
+            JobPhase::Unconfirmed
+        };
+        enter(&mut outcome, done);
         return outcome;
     }
 
@@ -235,7 +238,7 @@ impl Printer {
             return previous.clone();
         }
         let outcome = match Connection::open(&self.uri).await {
-            Ok(mut conn) => run(&mut conn, job, self.uri.has_status(), self.timing).await,
+            Ok(mut conn) => run(&mut conn, job, self.uri.channel(), self.timing).await,
             Err(_) => {
                 let now = jiff::Timestamp::now();
                 JobOutcome {

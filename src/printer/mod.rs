@@ -6,3 +6,4 @@ pub mod emulator;
 pub mod job;
 pub mod status;
 pub mod transport;
+pub mod usb;

@@ -17,6 +17,15 @@ pub enum PrinterUri {
     Spool(PathBuf),
     /// `serial:///dev/ttyS0?baud=9600&parity=none&flow=hardware`.
     Serial(crate::scanner::source::SerialSettings),
+    /// `file:///dev/usb/lp0[?status=false]`: the Linux usblp device (Zebra printers answer
+    /// status through it; `status=false` for one that does not).
+    File { path: PathBuf, status: bool },
+    /// `usb://0a5f:0166[?serial=...]`: a USB printer-class interface through libusb.
+    Usb {
+        vendor_id: u16,
+        product_id: u16,
+        serial: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +55,17 @@ pub enum TransportError {
     },
 }
 
+/// How a job's outcome can be known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The printer answers `~HS`: its status decides.
+    Status,
+    /// A spool directory is the printer: a job written whole is done.
+    Spool,
+    /// Bytes go out, nothing comes back: a sent job stays unconfirmed.
+    WriteOnly,
+}
+
 /// An open printer.
 #[derive(Debug)]
 pub enum Connection {
@@ -62,6 +82,12 @@ pub enum Connection {
         port: Option<Box<dyn serialport::SerialPort>>,
         path: String,
     },
+    /// A device file (usblp); reads wait with `poll`, so a silent printer cannot hang a thread.
+    File {
+        file: std::sync::Arc<std::fs::File>,
+        path: String,
+    },
+    Usb(std::sync::Arc<super::usb::UsbPrinter>),
 }
 
 /// Connecting to a network printer that does not answer in this long means it is off or
@@ -87,6 +113,36 @@ impl PrinterUri {
                 Ok(PrinterUri::Spool(PathBuf::from(path)))
             }
             Some(("spool", _)) => Err(invalid("expected spool:///absolute/directory")),
+            Some(("file", rest)) => {
+                let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+                let status = match query {
+                    "" | "status=true" => true,
+                    "status=false" => false,
+                    _ => return Err(invalid("the only parameter is status=true|false")),
+                };
+                if !path.starts_with('/') {
+                    return Err(invalid("expected file:///dev/usb/lpN"));
+                }
+                Ok(PrinterUri::File {
+                    path: PathBuf::from(path),
+                    status,
+                })
+            }
+            Some(("usb", rest)) => {
+                let (ids, query) = rest.split_once('?').unwrap_or((rest, ""));
+                let (vendor_id, product_id) =
+                    crate::scanner::source::usb_ids(ids).map_err(|problem| invalid(&problem))?;
+                let serial = match query.split_once('=') {
+                    None if query.is_empty() => None,
+                    Some(("serial", value)) if !value.is_empty() => Some(value.to_owned()),
+                    _ => return Err(invalid("the only parameter is serial=SERIAL_NUMBER")),
+                };
+                Ok(PrinterUri::Usb {
+                    vendor_id,
+                    product_id,
+                    serial,
+                })
+            }
             Some(("serial", _)) => crate::scanner::source::serial_from_uri(uri)
                 .map(PrinterUri::Serial)
                 .map_err(|problem| invalid(&problem)),
@@ -96,9 +152,22 @@ impl PrinterUri {
         }
     }
 
+    /// How the outcome of a job on this printer can be known.
+    pub fn channel(&self) -> Channel {
+        match self {
+            PrinterUri::Spool(_) => Channel::Spool,
+            _ if self.has_status() => Channel::Status,
+            _ => Channel::WriteOnly,
+        }
+    }
+
     /// Whether the printer can report status (a spool directory cannot).
     pub fn has_status(&self) -> bool {
-        matches!(self, PrinterUri::Tcp(_) | PrinterUri::Serial(_))
+        match self {
+            PrinterUri::Tcp(_) | PrinterUri::Serial(_) | PrinterUri::Usb { .. } => true,
+            PrinterUri::File { status, .. } => *status,
+            PrinterUri::Spool(_) => false,
+        }
     }
 }
 
@@ -159,6 +228,44 @@ impl Connection {
                     }),
                 }
             }
+            PrinterUri::File { path, status } => {
+                let shown = path.display().to_string();
+                let file = std::fs::OpenOptions::new()
+                    .read(*status)
+                    .write(true)
+                    .open(path)
+                    .map_err(|source| TransportError::Connect {
+                        address: shown.clone(),
+                        source,
+                    })?;
+                Ok(Connection::File {
+                    file: std::sync::Arc::new(file),
+                    path: shown,
+                })
+            }
+            PrinterUri::Usb {
+                vendor_id,
+                product_id,
+                serial,
+            } => {
+                let (vendor_id, product_id, serial) = (*vendor_id, *product_id, serial.clone());
+                let address = format!("usb://{vendor_id:04x}:{product_id:04x}");
+                let opened = tokio::task::spawn_blocking(move || {
+                    super::usb::UsbPrinter::open(vendor_id, product_id, serial.as_deref())
+                })
+                .await;
+                match opened {
+                    Ok(Ok(printer)) => Ok(Connection::Usb(std::sync::Arc::new(printer))),
+                    Ok(Err(problem)) => Err(TransportError::Connect {
+                        address,
+                        source: std::io::Error::other(problem),
+                    }),
+                    Err(join) => Err(TransportError::Connect {
+                        address,
+                        source: std::io::Error::other(join.to_string()),
+                    }),
+                }
+            }
             PrinterUri::Spool(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| TransportError::Spool {
                     path: dir.display().to_string(),
@@ -189,6 +296,18 @@ impl Connection {
                     port.flush()
                 })
                 .await
+            }
+            Connection::File { file, .. } => {
+                let (file, bytes) = (file.clone(), bytes.to_vec());
+                blocking(move || {
+                    std::io::Write::write_all(&mut &*file, &bytes)?;
+                    std::io::Write::flush(&mut &*file)
+                })
+                .await
+            }
+            Connection::Usb(usb) => {
+                let (usb, bytes) = (usb.clone(), bytes.to_vec());
+                blocking(move || usb.write(&bytes)).await
             }
             Connection::Spool { dir } => {
                 let path = dir.join(format!("{name}.zpl"));
@@ -254,6 +373,9 @@ impl Connection {
     ) -> Result<Vec<u8>, TransportError> {
         if let Connection::Serial { .. } = self {
             return self.serial_answer(None, frames, timeout).await;
+        }
+        if let Some(answer) = self.device_answer(None, frames, timeout).await {
+            return answer;
         }
         let Connection::Tcp { stream, .. } = self else {
             return Err(TransportError::Timeout(Duration::ZERO));
@@ -342,6 +464,89 @@ impl Connection {
             })
             .await?;
         res.ok_or(TransportError::Timeout(timeout))
+    }
+}
+
+impl Connection {
+    /// For a device file or a USB printer: writes `command` (if any), then reads until `frames`
+    /// ETX bytes or the deadline. `None` for other connections.
+    async fn device_answer(
+        &mut self,
+        command: Option<Vec<u8>>,
+        frames: usize,
+        timeout: Duration,
+    ) -> Option<Result<Vec<u8>, TransportError>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let done = move |answer: &[u8]| answer.iter().filter(|&&b| b == 0x03).count() >= frames;
+        let res = match self {
+            Connection::File { file, .. } => {
+                let file = file.clone();
+                blocking(move || {
+                    use std::os::fd::AsRawFd as _;
+                    if let Some(command) = &command {
+                        std::io::Write::write_all(&mut &*file, command)?;
+                    }
+                    let mut answer = Vec::new();
+                    let mut buf = [0u8; 256];
+                    while !done(&answer) {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            return Ok(None);
+                        }
+                        let mut pollfd = libc::pollfd {
+                            fd: file.as_raw_fd(),
+                            events: libc::POLLIN,
+                            revents: 0,
+                        };
+                        if crate::sys::poll(&mut pollfd, left.as_millis().min(1000) as i32) <= 0 {
+                            continue;
+                        }
+                        match std::io::Read::read(&mut &*file, &mut buf) {
+                            // Nothing to read (a printer that does not answer through usblp).
+                            Ok(0) => std::thread::sleep(Duration::from_millis(20)),
+                            Ok(n) => answer.extend_from_slice(&buf[..n]),
+                            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(err) => return Err(err),
+                        }
+                    }
+                    Ok(Some(answer))
+                })
+                .await
+            }
+            Connection::Usb(usb) => {
+                let usb = usb.clone();
+                blocking(move || {
+                    if let Some(command) = &command {
+                        usb.write(command)?;
+                    }
+                    let mut answer = Vec::new();
+                    while !done(&answer) {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            return Ok(None);
+                        }
+                        answer.extend(usb.read(left)?);
+                    }
+                    Ok(Some(answer))
+                })
+                .await
+            }
+            _ => return None,
+        };
+        Some(res.and_then(|answer| answer.ok_or(TransportError::Timeout(timeout))))
+    }
+}
+
+/// Runs a blocking device operation off the async workers.
+async fn blocking<T: Send + 'static>(
+    op: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, TransportError> {
+    match tokio::task::spawn_blocking(op).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(TransportError::Disconnected(err)),
+        Err(join) => Err(TransportError::Disconnected(std::io::Error::other(
+            join.to_string(),
+        ))),
     }
 }
 
