@@ -17,6 +17,17 @@ pub struct Config {
     pub journal: PathBuf,
     pub orders: OrderSourceConfig,
     pub central: Option<CentralConfig>,
+    pub printers: Vec<PrinterConfig>,
+}
+
+/// A printer the workstation uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterConfig {
+    pub name: String,
+    /// As `coi-agent print --printer` takes it; a relative spool directory is made absolute.
+    pub uri: String,
+    /// A model from drivers/printers.toml.
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +63,16 @@ struct File {
     journal: JournalSection,
     orders: OrdersSection,
     central: Option<CentralSection>,
+    #[serde(default)]
+    printers: Vec<PrinterSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrinterSection {
+    name: String,
+    uri: String,
+    profile: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,12 +165,29 @@ impl Config {
                 "orders.source = \"central\" needs a [central] section".to_owned(),
             ));
         }
+        let mut printers = Vec::with_capacity(file.printers.len());
+        for printer in file.printers {
+            let uri = match printer.uri.strip_prefix("spool://") {
+                Some(dir) if !dir.starts_with('/') => {
+                    format!("spool://{}", resolve(Path::new(dir)).display())
+                }
+                _ => printer.uri,
+            };
+            crate::printer::transport::PrinterUri::parse(&uri)
+                .map_err(|e| invalid(format!("printer {:?}: {e}", printer.name)))?;
+            printers.push(PrinterConfig {
+                name: printer.name,
+                uri,
+                profile: printer.profile,
+            });
+        }
         Ok(Config {
             site_id: file.site.id,
             workstation: file.site.workstation,
             journal: resolve(&file.journal.path),
             orders,
             central,
+            printers,
         })
     }
 }

@@ -391,3 +391,61 @@ fn printer_uris() {
         assert!(PrinterUri::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn devices_lists_configured_printers_with_their_live_status() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ready = runtime
+        .block_on(Emulator::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let jammed = runtime
+        .block_on(Emulator::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    jammed.set_fault(EmulatedFault::HeadOpen, true);
+    let dir = std::env::temp_dir().join(format!("coi-agent-devices-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "[site]\nid = \"site-apheresis-1\"\nworkstation = \"aph-ws-3\"\n[journal]\npath = \"j.sqlite\"\n[orders]\nsource = \"file\"\nfile = \"o.json\"\n\
+         [[printers]]\nname = \"bags\"\nuri = \"tcp://{}\"\nprofile = \"Zebra ZT411 300 dpi\"\n\
+         [[printers]]\nname = \"tubes\"\nuri = \"tcp://{}\"\n\
+         [[printers]]\nname = \"spool\"\nuri = \"spool://spool\"\n",
+        ready.address(),
+        jammed.address()
+    );
+    std::fs::write(dir.join("coi-agent.toml"), config).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["devices", "--json", "--config"])
+        .arg(dir.join("coi-agent.toml"))
+        .output()
+        .unwrap();
+    let printers: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|d| d["kind"] == "printer")
+        .collect();
+    assert_eq!(printers.len(), 3);
+    assert!(
+        printers[0]["name"].as_str().unwrap().ends_with(": ready"),
+        "{}",
+        printers[0]
+    );
+    assert_eq!(printers[0]["profile"], "Zebra ZT411 300 dpi");
+    assert!(
+        printers[1]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with(": FAULT: head_open"),
+        "{}",
+        printers[1]
+    );
+    assert!(
+        printers[2]["name"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("spool://{}", dir.join("spool").display())),
+        "{}",
+        printers[2]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,6 +20,7 @@ struct Found {
 
 pub(super) fn devices(
     json: bool,
+    config: Option<&std::path::Path>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
@@ -35,6 +36,13 @@ pub(super) fn devices(
     serial_ports(&profiles, &mut found, &mut notes);
     usb_devices(&profiles, &mut found, &mut notes);
     keyboards(&mut found);
+    usblp_devices(&mut found);
+    if let Some(path) = config {
+        match crate::config::Config::load(path) {
+            Ok(config) => configured_printers(&config, &mut found),
+            Err(problem) => notes.push(format!("configured printers: {problem}")),
+        }
+    }
     for device in &found {
         if json {
             let usb = device.usb.map(|(v, p)| format!("{v:04x}:{p:04x}"));
@@ -54,12 +62,18 @@ pub(super) fn devices(
                 .map(|p| format!(" — {p}"))
                 .unwrap_or_default();
             writeln!(out, "{:<12} {}{usb}{profile}", device.kind, device.name)?;
-            if let Some(source) = &device.source {
-                writeln!(
+            match (&device.source, device.kind) {
+                (Some(source), "usb-printer" | "usblp") => writeln!(
+                    out,
+                    "{:<12}   print with: coi-agent print --printer '{source}' --zpl FILE",
+                    ""
+                )?,
+                (Some(source), _) => writeln!(
                     out,
                     "{:<12}   read with: coi-agent scan --source '{source}'",
                     ""
-                )?;
+                )?,
+                (None, _) => {}
             }
         }
     }
@@ -122,6 +136,25 @@ fn usb_devices(profiles: &[ScannerProfile], found: &mut Vec<Found>, notes: &mut 
             continue;
         };
         let (vid, pid) = (descriptor.vendor_id(), descriptor.product_id());
+        let printer_class = device.active_config_descriptor().is_ok_and(|config| {
+            config
+                .interfaces()
+                .flat_map(|i| i.descriptors())
+                .any(|d| d.class_code() == 7)
+        });
+        if printer_class
+            || crate::printer::profiles::parse(crate::printer::profiles::EMBEDDED)
+                .is_ok_and(|p| crate::printer::profiles::covers(&p, vid, pid))
+        {
+            found.push(Found {
+                kind: "usb-printer",
+                name: format!("bus {} device {}", device.bus_number(), device.address()),
+                usb: Some((vid, pid)),
+                profile: None,
+                source: Some(format!("usb://{vid:04x}:{pid:04x}")),
+            });
+            continue;
+        }
         let Some(profile) = profiles::find(profiles, vid, pid) else {
             continue;
         };
@@ -140,6 +173,82 @@ fn usb_devices(profiles: &[ScannerProfile], found: &mut Vec<Found>, notes: &mut 
             usb: Some((vid, pid)),
             profile: Some(profile.name.clone()),
             source,
+        });
+    }
+}
+
+/// Printers the configuration names, each asked for its status now (1 s at most each).
+fn configured_printers(config: &crate::config::Config, found: &mut Vec<Found>) {
+    use crate::printer::job::{Timing, query_status};
+    use crate::printer::transport::{Channel, Connection, PrinterUri};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    for printer in &config.printers {
+        let status = match PrinterUri::parse(&printer.uri) {
+            Err(problem) => problem.to_string(),
+            Ok(uri) => runtime.block_on(async {
+                let mut conn = match Connection::open(&uri).await {
+                    Ok(conn) => conn,
+                    Err(problem) => return format!("UNKNOWN: {problem}"),
+                };
+                if uri.channel() != Channel::Status {
+                    return "reachable (no status channel)".to_owned();
+                }
+                let timing = Timing {
+                    status_timeout: std::time::Duration::from_secs(1),
+                    ..Timing::default()
+                };
+                match query_status(&mut conn, timing).await {
+                    Ok(status) if status.faults().is_empty() => "ready".to_owned(),
+                    Ok(status) => format!(
+                        "FAULT: {}",
+                        status
+                            .faults()
+                            .iter()
+                            .map(|f| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Err(problem) => format!("UNKNOWN: {problem}"),
+                }
+            }),
+        };
+        found.push(Found {
+            kind: "printer",
+            name: format!("{} ({}): {status}", printer.name, printer.uri),
+            usb: None,
+            profile: printer.profile.clone(),
+            source: None,
+        });
+    }
+}
+
+/// USB printers the kernel's usblp driver exposes as /dev/usb/lpN.
+fn usblp_devices(found: &mut Vec<Found>) {
+    let Ok(entries) = std::fs::read_dir("/dev/usb") else {
+        return;
+    };
+    let mut paths: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().display().to_string())
+        .filter(|p| {
+            p.rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with("lp"))
+        })
+        .collect();
+    paths.sort();
+    for path in paths {
+        found.push(Found {
+            kind: "usblp",
+            source: Some(format!("file://{path}")),
+            name: path,
+            usb: None,
+            profile: None,
         });
     }
 }

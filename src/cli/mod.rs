@@ -118,12 +118,16 @@ pub enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
-    /// List serial ports, USB scanners and keyboard-mode devices, with the source URI to read
-    /// each.
+    /// List serial ports, USB scanners and printers, usblp devices and keyboard-mode devices,
+    /// with the URI to use each, and the configured printers with their live status.
     Devices {
         /// One JSON object per line per device instead of text.
         #[arg(long)]
         json: bool,
+        /// The configuration whose printers to check (default: /etc/coi-agent/coi-agent.toml,
+        /// when it exists).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
     },
 }
 
@@ -301,7 +305,11 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             IsbtCommand::Check { flags, value } => isbt::check(&value, flags, out, err),
         },
         Command::Scan { source, json } => scan::scan(&source, json, out, err),
-        Command::Devices { json } => devices::devices(json, out, err),
+        Command::Devices { json, config } => {
+            let default = std::path::Path::new(DEFAULT_CONFIG);
+            let config = config.or_else(|| default.exists().then(|| default.to_owned()));
+            devices::devices(json, config.as_deref(), out, err)
+        }
         Command::Orders {
             command: OrdersCommand::Sync { config },
         } => orders::sync(&config, out, err),

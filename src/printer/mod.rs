@@ -4,6 +4,7 @@
 
 pub mod emulator;
 pub mod job;
+pub mod profiles;
 pub mod status;
 pub mod transport;
 pub mod usb;
