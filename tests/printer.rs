@@ -449,3 +449,39 @@ fn devices_lists_configured_printers_with_their_live_status() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_task_owns_the_printer_so_concurrent_jobs_never_interleave() {
+    use coi_agent::printer::job::PrinterHandle;
+    let (emulator, printer) = emulator().await;
+    emulator.set_print_delay(Duration::from_millis(5));
+    let handle = PrinterHandle::spawn(printer);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let handle = handle.clone();
+        tasks.spawn(async move {
+            let zpl = format!("^XA^FO50,50^A0N,40,40^FDBAG {i}^FS^XZ").into_bytes();
+            handle
+                .submit(Job {
+                    id: format!("job-{i}"),
+                    zpl,
+                    expires_at: None,
+                })
+                .await
+        });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        assert_eq!(outcome.unwrap().phase, JobPhase::Confirmed);
+    }
+    let mut printed: Vec<String> = emulator
+        .printed()
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    printed.sort();
+    let expected: Vec<String> = (0..8)
+        .map(|i| format!("^XA^FO50,50^A0N,40,40^FDBAG {i}^FS^XZ"))
+        .collect();
+    assert_eq!(printed, expected, "each label printed once, whole");
+    assert!(handle.status().await.unwrap().is_idle());
+}

@@ -215,11 +215,13 @@ pub async fn run(conn: &mut Connection, job: &Job, channel: Channel, timing: Tim
 }
 
 /// A printer that remembers the jobs it was given: a job id submitted again returns the first
-/// outcome and is not sent again, so a retried request can never print a second label.
+/// outcome and is not sent again, so a retried request can never print a second label. It keeps
+/// its connection between jobs and opens a new one after a failure.
 #[derive(Debug)]
 pub struct Printer {
     pub uri: super::transport::PrinterUri,
     pub timing: Timing,
+    conn: Option<Connection>,
     outcomes: std::collections::HashMap<String, JobOutcome>,
 }
 
@@ -228,18 +230,20 @@ impl Printer {
         Printer {
             uri,
             timing,
+            conn: None,
             outcomes: std::collections::HashMap::new(),
         }
     }
 
-    /// Prints `job` once: connects, runs the job, and remembers the outcome.
+    /// Prints `job` once and remembers the outcome.
     pub async fn submit(&mut self, job: &Job) -> JobOutcome {
         if let Some(previous) = self.outcomes.get(&job.id) {
             return previous.clone();
         }
-        let outcome = match Connection::open(&self.uri).await {
-            Ok(mut conn) => run(&mut conn, job, self.uri.channel(), self.timing).await,
-            Err(_) => {
+        let (channel, timing) = (self.uri.channel(), self.timing);
+        let outcome = match self.connection().await {
+            Some(conn) => run(conn, job, channel, timing).await,
+            None => {
                 let now = jiff::Timestamp::now();
                 JobOutcome {
                     job_id: job.id.clone(),
@@ -250,7 +254,102 @@ impl Printer {
                 }
             }
         };
+        // After a failure the connection may be half-dead or out of step: start afresh.
+        if outcome.phase != JobPhase::Confirmed {
+            self.conn = None;
+        }
         self.outcomes.insert(job.id.clone(), outcome.clone());
         outcome
+    }
+
+    /// The printer's status now.
+    ///
+    /// # Errors
+    /// The printer cannot be reached or does not answer.
+    pub async fn status(&mut self) -> Result<PrinterStatus, TransportError> {
+        let timing = self.timing;
+        let Some(conn) = self.connection().await else {
+            return Err(TransportError::Timeout(timing.status_timeout));
+        };
+        let res = query_status(conn, timing).await;
+        if res.is_err() {
+            self.conn = None;
+        }
+        res
+    }
+
+    async fn connection(&mut self) -> Option<&mut Connection> {
+        if self.conn.is_none() {
+            self.conn = Connection::open(&self.uri).await.ok();
+        }
+        self.conn.as_mut()
+    }
+}
+
+/// A printer owned by one task: jobs and status requests reach it as messages, so a printer is
+/// never written to by two callers at once.
+#[derive(Debug, Clone)]
+pub struct PrinterHandle {
+    /// To the owning task; it ends when every handle is dropped.
+    tx: tokio::sync::mpsc::Sender<Request>,
+}
+
+#[derive(Debug)]
+enum Request {
+    Submit(Job, tokio::sync::oneshot::Sender<JobOutcome>),
+    Status(tokio::sync::oneshot::Sender<Result<PrinterStatus, String>>),
+}
+
+impl PrinterHandle {
+    /// Starts the task that owns `printer`.
+    pub fn spawn(mut printer: Printer) -> PrinterHandle {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Request>(64);
+        tokio::spawn(async move {
+            while let Some(request) = rx.recv().await {
+                match request {
+                    Request::Submit(job, reply) => {
+                        let _ = reply.send(printer.submit(&job).await);
+                    }
+                    Request::Status(reply) => {
+                        let _ = reply.send(printer.status().await.map_err(|e| e.to_string()));
+                    }
+                }
+            }
+        });
+        PrinterHandle { tx }
+    }
+
+    /// Prints a job (once per job id) and waits for its outcome.
+    pub async fn submit(&self, job: Job) -> JobOutcome {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let id = job.id.clone();
+        if self.tx.send(Request::Submit(job, reply)).await.is_ok() {
+            if let Ok(outcome) = outcome.await {
+                return outcome;
+            }
+        }
+        let now = jiff::Timestamp::now();
+        JobOutcome {
+            job_id: id,
+            phase: JobPhase::Failed,
+            fault: Some(Fault::Offline),
+            bytes: 0,
+            history: vec![(JobPhase::Failed, now)],
+        }
+    }
+
+    /// The printer's status now.
+    ///
+    /// # Errors
+    /// The printer cannot be reached or does not answer.
+    pub async fn status(&self) -> Result<PrinterStatus, String> {
+        let (reply, status) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Request::Status(reply))
+            .await
+            .map_err(|_| "the printer task has stopped".to_owned())?;
+        status
+            .await
+            .map_err(|_| "the printer task has stopped".to_owned())?
     }
 }
