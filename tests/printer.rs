@@ -485,3 +485,13 @@ async fn one_task_owns_the_printer_so_concurrent_jobs_never_interleave() {
     assert_eq!(printed, expected, "each label printed once, whole");
     assert!(handle.status().await.unwrap().is_idle());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usb_printer_that_is_not_there_is_offline_not_a_crash() {
+    let mut printer = Printer::new(PrinterUri::parse("usb://0a5f:0166").unwrap(), fast());
+    let outcome = printer.submit(&job("job-1")).await;
+    assert_eq!(
+        (outcome.phase, outcome.fault, outcome.bytes),
+        (JobPhase::Failed, Some(Fault::Offline), 0)
+    );
+}

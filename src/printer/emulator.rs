@@ -40,6 +40,8 @@ struct State {
     print_delay: Duration,
     /// Complete formats received (`^XA` ... `^XZ`), in order.
     received: Vec<Vec<u8>>,
+    /// When each of them was complete.
+    received_at: Vec<std::time::Instant>,
     /// Formats printed, in order.
     printed: Vec<Vec<u8>>,
     /// Formats received, not yet started.
@@ -137,6 +139,11 @@ impl Emulator {
     /// Formats printed, in order.
     pub fn printed(&self) -> Vec<Vec<u8>> {
         self.lock().printed.clone()
+    }
+
+    /// When each received format was complete (its last byte in), in order.
+    pub fn received_at(&self) -> Vec<std::time::Instant> {
+        self.lock().received_at.clone()
     }
 
     pub fn bytes_received(&self) -> u64 {
@@ -267,6 +274,7 @@ fn take_in(
             Command::Format(len) => {
                 let format = pending.drain(..len).collect::<Vec<u8>>();
                 state.received.push(format.clone());
+                state.received_at.push(std::time::Instant::now());
                 state.queue.push_back(format);
             }
             Command::Query(len, query) => {
