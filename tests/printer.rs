@@ -495,3 +495,44 @@ async fn a_usb_printer_that_is_not_there_is_offline_not_a_crash() {
         (JobPhase::Failed, Some(Fault::Offline), 0)
     );
 }
+
+/// A printer that always says it is idle, even right after taking a job (as a printer may when it
+/// answers a tilde query before parsing the format it just received): never confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_printer_never_seen_at_work_is_unconfirmed_not_confirmed() {
+    use coi_agent::printer::status::{PrinterStatus, extended_status_reply, host_status_reply};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            while let Some(at) = seen.windows(3).position(|w| w == b"~HS" || w == b"~HQ") {
+                let extended = seen[at..].starts_with(b"~HQES");
+                seen.drain(..at + if extended { 5 } else { 3 });
+                let reply = if extended {
+                    extended_status_reply(0, 0)
+                } else {
+                    host_status_reply(&PrinterStatus::default())
+                };
+                stream.write_all(&reply).await.unwrap();
+            }
+        }
+    });
+    let timing = Timing {
+        confirm_deadline: Duration::from_millis(400),
+        ..fast()
+    };
+    let mut printer = Printer::new(PrinterUri::Tcp(address.to_string()), timing);
+    let outcome = printer.submit(&job("job-1")).await;
+    assert_eq!(
+        (outcome.phase, outcome.fault),
+        (JobPhase::Unconfirmed, None)
+    );
+}

@@ -184,6 +184,9 @@ pub async fn run(conn: &mut Connection, job: &Job, channel: Channel, timing: Tim
         .and_then(|reply| {
             parse_host_status(&reply).map_err(|_| TransportError::Timeout(timing.status_timeout))
         });
+    // Idle only proves the job printed once the printer has been seen working on it: a printer
+    // that answers a tilde query before it has parsed the format just received also looks idle.
+    let mut seen_at_work = false;
     loop {
         match answer {
             Ok(status) => {
@@ -192,7 +195,9 @@ pub async fn run(conn: &mut Connection, job: &Job, channel: Channel, timing: Tim
                     enter(&mut outcome, JobPhase::Failed);
                     return outcome;
                 }
-                if status.is_idle() {
+                if !status.is_idle() {
+                    seen_at_work = true;
+                } else if seen_at_work {
                     enter(&mut outcome, JobPhase::Confirmed);
                     return outcome;
                 }

@@ -142,7 +142,8 @@ impl PrinterStatus {
         faults
     }
 
-    /// Nothing waiting to print and no fault: a job sent before this status has printed.
+    /// Nothing waiting to print and no fault. After a job, this means it printed only if the
+    /// printer was seen working on it first (see `job::run`).
     pub fn is_idle(&self) -> bool {
         self.formats_in_buffer == 0 && self.labels_remaining == 0 && self.faults().is_empty()
     }
