@@ -67,6 +67,13 @@ pub(super) fn print(
                 "job {}: PRINTED (confirmed by the printer)",
                 outcome.job_id
             )?,
+            (JobPhase::Unconfirmed, Some(fault)) => writeln!(
+                out,
+                "job {}: UNCONFIRMED ({}): the label may be in the printer and print once this is fixed: {} Do not print it again before checking.",
+                outcome.job_id,
+                fault.as_str(),
+                fault.advice()
+            )?,
             (phase, Some(fault)) => writeln!(
                 out,
                 "job {}: {} ({}): {}",

@@ -29,6 +29,10 @@ pub struct Emulator {
     shared: Arc<Mutex<State>>,
     address: SocketAddr,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Connection tasks, aborted with the emulator.
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Tells serial-port threads to end.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +71,8 @@ impl Emulator {
             ..State::default()
         }));
         let accept_shared = shared.clone();
+        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let accepted = connections.clone();
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -74,7 +80,12 @@ impl Emulator {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(stream, accept_shared.clone()));
+                let task = tokio::spawn(serve(stream, accept_shared.clone()));
+                let mut tasks = accepted
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                tasks.retain(|t| !t.is_finished());
+                tasks.push(task);
             }
         });
         let print_shared = shared.clone();
@@ -83,6 +94,8 @@ impl Emulator {
             shared,
             address,
             tasks: vec![accept, printer],
+            connections,
+            stopped: Arc::default(),
         })
     }
 
@@ -122,7 +135,8 @@ impl Emulator {
     pub fn serve_serial(&self) -> std::io::Result<std::path::PathBuf> {
         let (master, path) = crate::sys::openpty()?;
         let shared = self.shared.clone();
-        std::thread::spawn(move || serve_serial(master, shared));
+        let stopped = self.stopped.clone();
+        std::thread::spawn(move || serve_serial(master, shared, &stopped));
         Ok(path)
     }
 
@@ -160,6 +174,16 @@ impl Drop for Emulator {
         for task in &self.tasks {
             task.abort();
         }
+        for task in self
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            task.abort();
+        }
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -222,13 +246,26 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<State>>) {
 
 /// The same printer on a serial line: a thread owns the pty master, as the printer's firmware
 /// owns its port.
-fn serve_serial(mut master: std::fs::File, shared: Arc<Mutex<State>>) {
+fn serve_serial(
+    mut master: std::fs::File,
+    shared: Arc<Mutex<State>>,
+    stopped: &std::sync::atomic::AtomicBool,
+) {
     use std::io::{Read, Write};
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     // Reading a pty master while no one has the port open fails (EIO); the printer waits for
     // the next connection instead, until the emulator is dropped.
-    while Arc::strong_count(&shared) > 1 {
+    while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+        // Wait at most 100 ms for input, so a dropped emulator's thread ends.
+        let mut pollfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&master),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        if crate::sys::poll(&mut pollfd, 100) == 0 {
+            continue;
+        }
         let n = match master.read(&mut buf) {
             Ok(n) if n > 0 => n,
             _ => {

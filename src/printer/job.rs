@@ -131,10 +131,20 @@ pub async fn run(conn: &mut Connection, job: &Job, channel: Channel, timing: Tim
         return outcome;
     }
     if channel != Channel::Status {
-        if conn.send(&job.id, &job.zpl).await.is_err() {
-            outcome.fault = Some(Fault::Disconnected);
-            enter(&mut outcome, JobPhase::Failed);
-            return outcome;
+        match conn.send(&job.id, &job.zpl).await {
+            Ok(()) => {}
+            // Nothing reached a spool file that failed: it can be printed again.
+            Err(TransportError::Spool { .. }) => {
+                outcome.fault = Some(Fault::Offline);
+                enter(&mut outcome, JobPhase::Failed);
+                return outcome;
+            }
+            // Part of it may have reached the device.
+            Err(_) => {
+                outcome.fault = Some(Fault::Disconnected);
+                enter(&mut outcome, JobPhase::Unconfirmed);
+                return outcome;
+            }
         }
         outcome.bytes = job.zpl.len();
         enter(&mut outcome, JobPhase::Sent);
@@ -165,13 +175,23 @@ pub async fn run(conn: &mut Connection, job: &Job, channel: Channel, timing: Tim
 
     // The job and a status query in one write: the printer answers the query after taking in
     // the format, so the first answer already counts it.
+    // The preflight took time: a job that expired meanwhile still never prints.
+    if job
+        .expires_at
+        .is_some_and(|expiry| expiry <= jiff::Timestamp::now())
+    {
+        outcome.fault = Some(Fault::Expired);
+        enter(&mut outcome, JobPhase::Failed);
+        return outcome;
+    }
     let mut bytes = Vec::with_capacity(job.zpl.len() + HS.len());
     bytes.extend_from_slice(&job.zpl);
     bytes.extend_from_slice(HS);
     if conn.send(&job.id, &bytes).await.is_err() {
-        // The printer discards a format it did not receive whole.
+        // Some bytes may have left: whole formats among them may print. Unknown, not failed,
+        // so nobody prints it again without checking.
         outcome.fault = Some(Fault::Disconnected);
-        enter(&mut outcome, JobPhase::Failed);
+        enter(&mut outcome, JobPhase::Unconfirmed);
         return outcome;
     }
     outcome.bytes = job.zpl.len();
@@ -191,8 +211,10 @@ pub async fn run(conn: &mut Connection, job: &Job, channel: Channel, timing: Tim
         match answer {
             Ok(status) => {
                 if let Some(&fault) = status.faults().first() {
+                    // The job is in the printer, held by the fault: it prints once the fault is
+                    // cleared (or printed already). Not failed: printing it again makes two.
                     outcome.fault = Some(fault);
-                    enter(&mut outcome, JobPhase::Failed);
+                    enter(&mut outcome, JobPhase::Unconfirmed);
                     return outcome;
                 }
                 if !status.is_idle() {
@@ -246,7 +268,8 @@ impl Printer {
             return previous.clone();
         }
         let (channel, timing) = (self.uri.channel(), self.timing);
-        let outcome = match self.connection().await {
+        let reused = self.conn.is_some();
+        let mut outcome = match self.connection().await {
             Some(conn) => run(conn, job, channel, timing).await,
             None => {
                 let now = jiff::Timestamp::now();
@@ -263,7 +286,21 @@ impl Printer {
         if outcome.phase != JobPhase::Confirmed {
             self.conn = None;
         }
-        self.outcomes.insert(job.id.clone(), outcome.clone());
+        // A kept connection the printer closed while idle fails the preflight; nothing was sent,
+        // so one more try on a new connection is safe.
+        if reused && nothing_sent(&outcome) && outcome.fault == Some(Fault::Offline) {
+            if let Some(conn) = self.connection().await {
+                outcome = run(conn, job, channel, timing).await;
+                if outcome.phase != JobPhase::Confirmed {
+                    self.conn = None;
+                }
+            }
+        }
+        // Only jobs that may have reached the printer are remembered: one refused before
+        // anything was sent can be tried again under its id.
+        if !nothing_sent(&outcome) {
+            self.outcomes.insert(job.id.clone(), outcome.clone());
+        }
         outcome
     }
 
@@ -289,6 +326,15 @@ impl Printer {
         }
         self.conn.as_mut()
     }
+}
+
+/// Whether the job failed before any byte of it was sent.
+fn nothing_sent(outcome: &JobOutcome) -> bool {
+    outcome.phase == JobPhase::Failed
+        && !outcome
+            .history
+            .iter()
+            .any(|(phase, _)| *phase == JobPhase::Sent)
 }
 
 /// A printer owned by one task: jobs and status requests reach it as messages, so a printer is

@@ -35,6 +35,8 @@ pub struct PrinterStatus {
     pub under_temperature: bool,
     pub over_temperature: bool,
     pub corrupt_ram: bool,
+    /// A format is partly received (string 1 field h).
+    pub partial_format: bool,
     /// Label formats received but not yet processed.
     pub formats_in_buffer: u32,
     /// Labels of the current batch still to print.
@@ -145,7 +147,10 @@ impl PrinterStatus {
     /// Nothing waiting to print and no fault. After a job, this means it printed only if the
     /// printer was seen working on it first (see `job::run`).
     pub fn is_idle(&self) -> bool {
-        self.formats_in_buffer == 0 && self.labels_remaining == 0 && self.faults().is_empty()
+        self.formats_in_buffer == 0
+            && self.labels_remaining == 0
+            && !self.partial_format
+            && self.faults().is_empty()
     }
 }
 
@@ -172,7 +177,7 @@ pub fn parse_host_status(reply: &[u8]) -> Result<PrinterStatus, StatusError> {
     let bad = |what: &str| StatusError::HostStatus(what.to_owned());
     let strings = framed_strings(reply);
     let [one, two, ..] = strings.as_slice() else {
-        return Err(bad("expected three STX/ETX framed strings"));
+        return Err(bad("expected at least two STX/ETX framed strings"));
     };
     let one = fields(one);
     let two = fields(two);
@@ -198,6 +203,7 @@ pub fn parse_host_status(reply: &[u8]) -> Result<PrinterStatus, StatusError> {
         label_length_dots: number(one[3], "label length")?,
         formats_in_buffer: number(one[4], "formats in buffer")?,
         buffer_full: flag(one[5], "buffer full")?,
+        partial_format: flag(one[7], "partial format")?,
         corrupt_ram: flag(one[9], "corrupt RAM")?,
         under_temperature: flag(one[10], "under temperature")?,
         over_temperature: flag(one[11], "over temperature")?,
@@ -250,12 +256,13 @@ fn fields(string: &[u8]) -> Vec<&str> {
 pub fn host_status_reply(status: &PrinterStatus) -> Vec<u8> {
     let b = |on: bool| if on { '1' } else { '0' };
     format!(
-        "\x02030,{},{},{:04},{:03},{},0,0,000,{},{},{}\x03\r\n\x02000,0,{},{},0,2,4,0,{:08},1,000\x03\r\n\x021234,0\x03\r\n",
+        "\x02030,{},{},{:04},{:03},{},0,{},000,{},{},{}\x03\r\n\x02000,0,{},{},0,2,4,0,{:08},1,000\x03\r\n\x021234,0\x03\r\n",
         b(status.paper_out),
         b(status.paused),
         status.label_length_dots,
         status.formats_in_buffer,
         b(status.buffer_full),
+        b(status.partial_format),
         b(status.corrupt_ram),
         b(status.under_temperature),
         b(status.over_temperature),

@@ -47,6 +47,8 @@ pub enum TransportError {
     Timeout(Duration),
     #[error("connection to the printer lost: {0}")]
     Disconnected(#[source] std::io::Error),
+    #[error("the printer stopped taking data (not all was written within {0:?})")]
+    WriteTimeout(Duration),
     #[error("spool {path}: {source}")]
     Spool {
         path: String,
@@ -81,6 +83,7 @@ pub enum Connection {
     Serial {
         port: Option<Box<dyn serialport::SerialPort>>,
         path: String,
+        baud: u32,
     },
     /// A device file (usblp); reads wait with `poll`, so a silent printer cannot hang a thread.
     File {
@@ -210,6 +213,7 @@ impl Connection {
             PrinterUri::Serial(settings) => {
                 let settings = settings.clone();
                 let path = settings.path.display().to_string();
+                let baud = settings.baud;
                 let opened =
                     tokio::task::spawn_blocking(move || crate::scanner::serial::open(&settings))
                         .await;
@@ -217,6 +221,7 @@ impl Connection {
                     Ok(Ok(port)) => Ok(Connection::Serial {
                         port: Some(port),
                         path,
+                        baud,
                     }),
                     Ok(Err(err)) => Err(TransportError::Connect {
                         address: path,
@@ -281,48 +286,60 @@ impl Connection {
     /// # Errors
     /// The connection dropped, or the spool file could not be written.
     pub async fn send(&mut self, name: &str, bytes: &[u8]) -> Result<(), TransportError> {
+        let deadline = write_deadline(bytes.len(), self.baud());
         match self {
             Connection::Tcp { stream, .. } => {
-                stream
-                    .write_all(bytes)
-                    .await
-                    .map_err(TransportError::Disconnected)?;
-                stream.flush().await.map_err(TransportError::Disconnected)
+                match tokio::time::timeout(deadline, stream.write_all(bytes)).await {
+                    Ok(res) => res.map_err(TransportError::Disconnected),
+                    Err(_) => Err(TransportError::WriteTimeout(deadline)),
+                }
             }
             Connection::Serial { .. } => {
                 let bytes = bytes.to_vec();
+                // The port's short read timeout would also cut writes short: a job gets the time
+                // its size needs at the line's speed. No drain (tcdrain has no timeout).
                 self.serial(move |port| {
-                    port.write_all(&bytes)?;
-                    port.flush()
+                    port.set_timeout(deadline).map_err(std::io::Error::from)?;
+                    let res = port.write_all(&bytes);
+                    let _ = port.set_timeout(crate::scanner::serial::READ_TIMEOUT);
+                    res
                 })
                 .await
             }
             Connection::File { file, .. } => {
                 let (file, bytes) = (file.clone(), bytes.to_vec());
-                blocking(move || {
-                    std::io::Write::write_all(&mut &*file, &bytes)?;
-                    std::io::Write::flush(&mut &*file)
-                })
-                .await
+                // A usblp write to a printer that stopped taking data blocks its thread; the job
+                // stops waiting at the deadline (the thread ends when the device does).
+                let write = blocking(move || std::io::Write::write_all(&mut &*file, &bytes));
+                match tokio::time::timeout(deadline, write).await {
+                    Ok(res) => res,
+                    Err(_) => Err(TransportError::WriteTimeout(deadline)),
+                }
             }
             Connection::Usb(usb) => {
                 let (usb, bytes) = (usb.clone(), bytes.to_vec());
                 blocking(move || usb.write(&bytes)).await
             }
             Connection::Spool { dir } => {
-                let path = dir.join(format!("{name}.zpl"));
-                let spool_err = |source| TransportError::Spool {
-                    path: path.display().to_string(),
-                    source,
-                };
-                // Written to a temporary name, synced, then renamed: a spool file is whole or absent.
-                let temporary = dir.join(format!(".{name}.zpl.partial"));
-                let mut file = std::fs::File::create(&temporary).map_err(spool_err)?;
-                std::io::Write::write_all(&mut file, bytes).map_err(spool_err)?;
-                file.sync_all().map_err(spool_err)?;
-                std::fs::rename(&temporary, &path).map_err(spool_err)?;
-                Ok(())
+                let dir = dir.clone();
+                let bytes = bytes.to_vec();
+                let name = name.to_owned();
+                let shown = dir.display().to_string();
+                match tokio::task::spawn_blocking(move || write_spool(&dir, &name, &bytes)).await {
+                    Ok(res) => res,
+                    Err(join) => Err(TransportError::Spool {
+                        path: shown,
+                        source: std::io::Error::other(join.to_string()),
+                    }),
+                }
             }
+        }
+    }
+
+    fn baud(&self) -> Option<u32> {
+        match self {
+            Connection::Serial { baud, .. } => Some(*baud),
+            _ => None,
         }
     }
 
@@ -342,6 +359,12 @@ impl Connection {
                 .serial_answer(Some(command.to_vec()), frames, timeout)
                 .await;
         }
+        if let Some(answer) = self
+            .device_answer(Some(command.to_vec()), frames, timeout)
+            .await
+        {
+            return answer;
+        }
         let Connection::Tcp { stream, .. } = self else {
             return Err(TransportError::Timeout(Duration::ZERO));
         };
@@ -355,10 +378,10 @@ impl Connection {
                 )));
             }
         }
-        stream
-            .write_all(command)
-            .await
-            .map_err(TransportError::Disconnected)?;
+        match tokio::time::timeout(timeout, stream.write_all(command)).await {
+            Ok(res) => res.map_err(TransportError::Disconnected)?,
+            Err(_) => return Err(TransportError::WriteTimeout(timeout)),
+        }
         read_frames(stream, frames, timeout).await
     }
 
@@ -535,6 +558,40 @@ impl Connection {
         };
         Some(res.and_then(|answer| answer.ok_or(TransportError::Timeout(timeout))))
     }
+}
+
+/// How long writing `len` bytes may take: 10 s, plus the time the bytes need at `baud` (10 bits a
+/// byte on a serial line) or at 100 kB/s (a slow network printer's buffer), whichever is known.
+fn write_deadline(len: usize, baud: Option<u32>) -> Duration {
+    let bytes_per_second = baud.map_or(100_000, |baud| u64::from(baud / 10).max(1));
+    Duration::from_secs(10) + Duration::from_millis(len as u64 * 1000 / bytes_per_second)
+}
+
+/// Writes a spool file whole or not at all: a temporary name, synced, then renamed. The job id
+/// becomes the file name, so it must be a plain name.
+fn write_spool(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<(), TransportError> {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let path = dir.join(format!("{name}.zpl"));
+    let spool_err = |source| TransportError::Spool {
+        path: path.display().to_string(),
+        source,
+    };
+    if !plain {
+        return Err(spool_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a job id in a spool must be letters, digits, '-', '_' or '.'",
+        )));
+    }
+    let temporary = dir.join(format!(".{name}.zpl.partial"));
+    let mut file = std::fs::File::create(&temporary).map_err(spool_err)?;
+    std::io::Write::write_all(&mut file, bytes).map_err(spool_err)?;
+    file.sync_all().map_err(spool_err)?;
+    std::fs::rename(&temporary, &path).map_err(spool_err)?;
+    Ok(())
 }
 
 /// Runs a blocking device operation off the async workers.

@@ -10,7 +10,7 @@ use super::source::{Flow, Parity, SerialSettings};
 use super::{Input, Stop, run_blocking};
 
 /// How long one read waits before checking for shutdown.
-const READ_TIMEOUT: Duration = Duration::from_millis(50);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_millis(50);
 
 pub(super) fn read(settings: SerialSettings, stop: &Stop) {
     let path = settings.path.display().to_string();
