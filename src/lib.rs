@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod isbt128;
 pub mod journal;
+pub mod label;
 pub mod orders;
 pub mod outbox;
 pub mod printer;

@@ -1,0 +1,131 @@
+//! The one way a value reaches ZPL field data: [`field_data`] escapes it for a `^FH` field, so no
+//! value — a patient's name with a `^` or `~` in it, a control character pasted from another
+//! system — can ever become a printer command. Characters the printer's font cannot show are
+//! refused with the field named, never replaced or dropped silently.
+
+/// Why a value cannot be printed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// A character the printer's resident font cannot draw; the message names the field and the
+    /// character's code point, not the value (it may be patient data).
+    #[error("{field}: character U+{code:04X} cannot be printed by the printer's font")]
+    Unprintable { field: String, code: u32 },
+}
+
+/// The escape character declared with every text field (`^FH_`).
+pub const ESCAPE: char = '_';
+
+/// Escapes `value` for a field opened with `^FH_` and a UTF-8 code page (`^CI28`): `^`, `~`,
+/// `_`, `>` (so text can never read as a barcode invocation), `\` and every control character
+/// become `_XX` hex escapes of their UTF-8 bytes; other characters pass as UTF-8.
+///
+/// # Errors
+/// A character outside what the resident font draws (see [`printable`]).
+pub fn field_data(field: &str, value: &str) -> Result<String, FieldError> {
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if !printable(c) {
+            return Err(FieldError::Unprintable {
+                field: field.to_owned(),
+                code: u32::from(c),
+            });
+        }
+        if needs_escape(c) {
+            let mut utf8 = [0u8; 4];
+            for byte in c.encode_utf8(&mut utf8).bytes() {
+                out.push(ESCAPE);
+                out.push_str(&format!("{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Characters ZPL could read as syntax inside field data.
+fn needs_escape(c: char) -> bool {
+    matches!(c, '^' | '~' | '_' | '>' | '\\') || c.is_control()
+}
+
+/// What the resident scalable font (Zebra font 0, CG Triumvirate, with `^CI28`) draws: ASCII,
+/// Latin-1 and Latin Extended-A letters (Zoë, Núñez, Łukasz, Dvořák), and common punctuation.
+/// Tabs and line breaks are refused too: a field is one line, and wrapping is the layout's job.
+pub fn printable(c: char) -> bool {
+    matches!(c, ' '..='~' | '\u{A0}'..='\u{17F}' | '\u{2018}'..='\u{201F}' | '\u{2013}' | '\u{2014}' | '\u{2022}' | '\u{2026}' | '\u{20AC}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_accents_and_apostrophes_print_exactly() {
+        assert_eq!(
+            field_data("patient", "Zoë Núñez O'Brien").unwrap(),
+            "Zoë Núñez O'Brien"
+        );
+        assert_eq!(
+            field_data("patient", "MÜLLER-LÜDENSCHEIDT").unwrap(),
+            "MÜLLER-LÜDENSCHEIDT"
+        );
+    }
+
+    #[test]
+    fn command_characters_are_escaped() {
+        assert_eq!(
+            field_data("patient", "A^XZ~JR_>").unwrap(),
+            "A_5EXZ_7EJR_5F_3E"
+        );
+        assert_eq!(field_data("x", "back\\slash").unwrap(), "back_5Cslash");
+    }
+
+    #[test]
+    fn control_characters_and_unprintable_ones_are_refused_with_the_field_named() {
+        for bad in [
+            "line\nbreak",
+            "tab\there",
+            "bell\u{7}",
+            "emoji 😀",
+            "中文",
+            "\u{202E}rtl",
+        ] {
+            let err = field_data("patient.family_name", bad).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("patient.family_name: character U+"),
+                "{err}"
+            );
+            assert!(
+                !err.to_string().contains(bad),
+                "the value stays out of the message"
+            );
+        }
+    }
+
+    /// Whatever the value, the escaped text holds no ZPL command character.
+    #[test]
+    fn no_value_can_start_a_command() {
+        let hostile: String = (0u8..=127)
+            .map(char::from)
+            .filter(|c| printable(*c))
+            .collect();
+        let escaped = field_data("f", &hostile).unwrap();
+        assert!(
+            !escaped.contains('^') && !escaped.contains('~') && !escaped.contains('>'),
+            "{escaped}"
+        );
+        // Every '_' in the output starts a two-digit hex escape.
+        let bytes = escaped.as_bytes();
+        for (i, b) in bytes.iter().enumerate() {
+            if *b == b'_' {
+                assert!(
+                    bytes
+                        .get(i + 1..i + 3)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+                    "{escaped}"
+                );
+            }
+        }
+    }
+}
