@@ -1,0 +1,126 @@
+//! Architecture invariants (docs/architecture.md), checked on the source: the pure core does no
+//! I/O, only the journal writes SQL, and only the central client speaks HTTP to the central
+//! service. A new import that breaks a rule fails here, not in review.
+
+use std::path::Path;
+
+fn sources(dir: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let start = root.join(dir);
+    let mut stack = vec![start];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read src") {
+                stack.push(entry.expect("entry").path());
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("read source");
+            files.push((
+                path.strip_prefix(&root)
+                    .expect("under src")
+                    .display()
+                    .to_string(),
+                text,
+            ));
+        }
+    }
+    files
+}
+
+fn assert_never_uses(dir: &str, forbidden: &[&str]) {
+    let files = sources(Path::new(dir));
+    assert!(!files.is_empty(), "no sources under src/{dir}");
+    for (file, text) in files {
+        for crate_name in forbidden {
+            for pattern in [format!("use {crate_name}"), format!("{crate_name}::")] {
+                assert!(
+                    !text.contains(&pattern),
+                    "src/{file} uses {crate_name}: the rule says it must not"
+                );
+            }
+        }
+    }
+}
+
+const IO: &[&str] = &[
+    "tokio",
+    "rusqlite",
+    "serialport",
+    "rusb",
+    "reqwest",
+    "axum",
+    "std::fs",
+    "std::net",
+    "libc",
+];
+
+#[test]
+fn the_core_does_no_io() {
+    assert_never_uses("isbt128", IO);
+    assert_never_uses("label", IO);
+    assert_never_uses("reconcile.rs", IO);
+}
+
+#[test]
+fn only_the_journal_writes_sql() {
+    for dir in [
+        "isbt128",
+        "label",
+        "scanner",
+        "printer",
+        "orders",
+        "cli",
+        "reconcile.rs",
+        "outbox.rs",
+        "config.rs",
+    ] {
+        assert_never_uses(dir, &["rusqlite"]);
+    }
+}
+
+#[test]
+fn only_the_central_client_speaks_http() {
+    for dir in [
+        "isbt128",
+        "label",
+        "scanner",
+        "printer",
+        "journal",
+        "cli",
+        "reconcile.rs",
+        "outbox.rs",
+        "config.rs",
+    ] {
+        assert_never_uses(dir, &["reqwest"]);
+    }
+}
+
+#[test]
+fn unsafe_code_lives_in_sys_only() {
+    for (file, text) in sources(Path::new("")) {
+        if file != "sys.rs" {
+            assert!(
+                !text.contains("unsafe {") && !text.contains("unsafe fn"),
+                "src/{file} has unsafe code outside src/sys.rs"
+            );
+        }
+    }
+}
+
+/// The checks above can fail: the same scan finds what the journal and the central client do use.
+#[test]
+fn the_detector_sees_real_uses() {
+    let uses = |dir: &str, name: &str| {
+        sources(Path::new(dir))
+            .iter()
+            .any(|(_, text)| text.contains(&format!("{name}::")))
+    };
+    assert!(uses("journal", "rusqlite"));
+    assert!(uses("orders", "reqwest"));
+    assert!(
+        sources(Path::new("sys.rs"))
+            .iter()
+            .any(|(_, text)| text.contains("unsafe {"))
+    );
+}
