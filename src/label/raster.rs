@@ -1,0 +1,231 @@
+//! A 1-bit raster at the printer's resolution — what the PNG preview shows — and the proof that
+//! a symbol drawn on it reads back as its intended data, decoded by an independent reader
+//! (rxing) before a label may be printed.
+
+use super::code128::{Plan, Set};
+
+/// A white canvas of `width` × `height` dots; each dot is black (0) or white (255), stored as
+/// 8-bit luma because that is what the decoder reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canvas {
+    pub width: u32,
+    pub height: u32,
+    luma: Vec<u8>,
+}
+
+/// Why a symbol could not be drawn or proven.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RasterError {
+    #[error("Code 128 {0}")]
+    Encode(String),
+    #[error(
+        "the symbol does not fit the label: it needs {needed} dots across, {available} are left"
+    )]
+    TooWide { needed: u32, available: u32 },
+    #[error("the drawn symbol does not read back: {0}")]
+    Unreadable(String),
+    #[error(
+        "the drawn symbol reads back as something else (expected {expected} characters, read {read})"
+    )]
+    Mismatch { expected: usize, read: usize },
+}
+
+/// Where a drawn symbol lies, quiet zones included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Canvas {
+    pub fn new(width: u32, height: u32) -> Canvas {
+        Canvas {
+            width,
+            height,
+            luma: vec![255; width as usize * height as usize],
+        }
+    }
+
+    /// Blackens a rectangle, clipped to the canvas.
+    pub fn fill(&mut self, x: u32, y: u32, width: u32, height: u32) {
+        let x_end = x.saturating_add(width).min(self.width);
+        let y_end = y.saturating_add(height).min(self.height);
+        for row in y.min(self.height)..y_end {
+            let start = (row * self.width) as usize;
+            self.luma[start + x.min(self.width) as usize..start + x_end as usize].fill(0);
+        }
+    }
+
+    pub fn is_black(&self, x: u32, y: u32) -> bool {
+        x < self.width && y < self.height && self.luma[(y * self.width + x) as usize] == 0
+    }
+
+    /// The dots, row by row (0 black, 255 white).
+    pub fn luma(&self) -> &[u8] {
+        &self.luma
+    }
+
+    /// A copy of a region, for decoding one symbol without searching the whole label.
+    pub fn crop(&self, extent: Extent) -> Canvas {
+        let mut out = Canvas::new(extent.width, extent.height);
+        for row in 0..extent.height.min(self.height.saturating_sub(extent.y)) {
+            for col in 0..extent.width.min(self.width.saturating_sub(extent.x)) {
+                let v = self.luma[((extent.y + row) * self.width + extent.x + col) as usize];
+                out.luma[(row * extent.width + col) as usize] = v;
+            }
+        }
+        out
+    }
+
+    /// Draws a Code 128 symbol for `plan` with its left quiet zone starting at `x`: modules
+    /// `module` dots wide, bars `height` dots tall, 10 modules of quiet zone on each side.
+    ///
+    /// # Errors
+    /// The plan cannot be encoded, or the symbol does not fit across the canvas.
+    pub fn code128(
+        &mut self,
+        plan: &Plan,
+        x: u32,
+        y: u32,
+        module: u32,
+        height: u32,
+    ) -> Result<Extent, RasterError> {
+        let modules = code128_modules(plan)?;
+        let quiet = 10 * module;
+        let width = quiet * 2 + modules.len() as u32 * module;
+        let available = self.width.saturating_sub(x);
+        if width > available {
+            return Err(RasterError::TooWide {
+                needed: width,
+                available,
+            });
+        }
+        for (i, &m) in modules.iter().enumerate() {
+            if m == 1 {
+                self.fill(x + quiet + i as u32 * module, y, module, height);
+            }
+        }
+        Ok(Extent {
+            x,
+            y,
+            width,
+            height,
+        })
+    }
+}
+
+/// The modules (1 bar, 0 space) of a plan's symbol: start, data, check, stop.
+///
+/// # Errors
+/// Data the encoder refuses (never for a plan from `code128::plan`).
+pub fn code128_modules(plan: &Plan) -> Result<Vec<u8>, RasterError> {
+    // barcoders takes the code sets as marker characters: Ɓ for set B, Ć for set C.
+    let mut marked = String::new();
+    for (set, text) in &plan.runs {
+        marked.push(match set {
+            Set::B => 'Ɓ',
+            Set::C => 'Ć',
+        });
+        marked.push_str(text);
+    }
+    let symbol = barcoders::sym::code128::Code128::new(&marked)
+        .map_err(|e| RasterError::Encode(e.to_string()))?;
+    Ok(symbol.encode())
+}
+
+/// Decodes the Code 128 symbol in `extent` and checks it reads exactly `expected`.
+///
+/// # Errors
+/// Nothing decodes there, or it decodes to other data.
+pub fn prove_code128(canvas: &Canvas, extent: Extent, expected: &str) -> Result<(), RasterError> {
+    let region = canvas.crop(extent);
+    let read = rxing::helpers::detect_in_luma(
+        region.luma,
+        region.width,
+        region.height,
+        Some(rxing::BarcodeFormat::CODE_128),
+    )
+    .map_err(|e| RasterError::Unreadable(e.to_string()))?;
+    if read.getText() != expected {
+        return Err(RasterError::Mismatch {
+            expected: expected.len(),
+            read: read.getText().len(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::label::code128::plan;
+
+    /// Modules per dpi for the 0.25 mm target X: 2 dots at 203, 3 at 300, 6 at 600.
+    const MODULES: [(u32, u32); 3] = [(203, 2), (300, 3), (600, 6)];
+
+    #[test]
+    fn isbt_symbols_read_back_at_every_resolution() {
+        for data in [
+            "=A99992512345601",
+            "&/CHA999925000042",
+            "=<S1295100",
+            "&>0253652359",
+        ] {
+            let plan = plan(data).unwrap();
+            for (dpi, module) in MODULES {
+                let height = (5 * dpi).div_ceil(25).max(40);
+                let mut canvas = Canvas::new(1400, height + 40);
+                let extent = canvas.code128(&plan, 0, 20, module, height).unwrap();
+                prove_code128(
+                    &canvas,
+                    Extent {
+                        y: 0,
+                        height: height + 40,
+                        ..extent
+                    },
+                    data,
+                )
+                .unwrap_or_else(|e| panic!("{data} at {dpi} dpi: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_symbol_is_not_proven() {
+        let plan = plan("=A99992512345601").unwrap();
+        let mut canvas = Canvas::new(800, 120);
+        let extent = canvas.code128(&plan, 0, 10, 3, 100).unwrap();
+        // Wipe one symbol character's width (11 modules) in the middle, full height.
+        let mid = extent.x + extent.width / 2;
+        for y in 0..120 {
+            for x in mid..mid + 33 {
+                canvas.luma[(y * 800 + x) as usize] = 255;
+            }
+        }
+        assert!(prove_code128(&canvas, extent, "=A99992512345601").is_err());
+    }
+
+    #[test]
+    fn a_symbol_that_does_not_fit_is_refused() {
+        let plan = plan("=A99992512345601").unwrap();
+        let mut canvas = Canvas::new(200, 50);
+        assert!(matches!(
+            canvas.code128(&plan, 0, 0, 3, 40),
+            Err(RasterError::TooWide { .. })
+        ));
+    }
+
+    #[test]
+    fn the_drawn_symbol_has_the_plans_module_count() {
+        // Each symbol value is 11 modules, the stop 13: values + stop.
+        let plan = plan("=A99992512345601").unwrap();
+        let modules = code128_modules(&plan).unwrap();
+        assert_eq!(modules.len(), plan.values().len() * 11 + 13);
+        assert_eq!(
+            &modules[modules.len() - 13..],
+            &[1, 1, 0, 0, 0, 1, 1, 1, 0, 1, 0, 1, 1]
+        );
+    }
+}
