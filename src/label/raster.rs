@@ -165,6 +165,45 @@ impl Canvas {
     }
 }
 
+impl Canvas {
+    /// The canvas as a 1-bit grayscale PNG (black dots 0, white 1), at `dpi` (recorded in the
+    /// file so viewers show it at print size).
+    ///
+    /// # Errors
+    /// The encoder failed (it writes to memory, so only on a bug).
+    pub fn to_png(&self, dpi: u32) -> Result<Vec<u8>, RasterError> {
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, self.width, self.height);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::One);
+        let dots_per_metre = (f64::from(dpi) / 0.0254).round() as u32;
+        encoder.set_pixel_dims(Some(png::PixelDimensions {
+            xppu: dots_per_metre,
+            yppu: dots_per_metre,
+            unit: png::Unit::Meter,
+        }));
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| RasterError::Encode(format!("PNG: {e}")))?;
+        let row_bytes = self.width.div_ceil(8) as usize;
+        let mut packed = vec![0u8; row_bytes * self.height as usize];
+        for y in 0..self.height as usize {
+            for x in 0..self.width as usize {
+                if self.luma[y * self.width as usize + x] != 0 {
+                    packed[y * row_bytes + x / 8] |= 0x80 >> (x % 8);
+                }
+            }
+        }
+        writer
+            .write_image_data(&packed)
+            .map_err(|e| RasterError::Encode(format!("PNG: {e}")))?;
+        writer
+            .finish()
+            .map_err(|e| RasterError::Encode(format!("PNG: {e}")))?;
+        Ok(out)
+    }
+}
+
 /// Decodes the Data Matrix in `extent` and checks it reads exactly `expected`.
 ///
 /// # Errors
@@ -295,6 +334,35 @@ mod tests {
                 height: extent.height + 20,
             };
             prove_datamatrix(&canvas, margin, data).unwrap_or_else(|e| panic!("{dpi} dpi: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_png_is_one_bit_and_holds_the_same_dots() {
+        let mut canvas = Canvas::new(19, 7);
+        canvas.fill(1, 1, 3, 2);
+        canvas.fill(17, 6, 5, 5);
+        let png = canvas.to_png(300).unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(png));
+        let mut reader = decoder.read_info().unwrap();
+        let info = reader.info();
+        assert_eq!(
+            (info.width, info.height, info.bit_depth),
+            (19, 7, png::BitDepth::One)
+        );
+        assert_eq!(
+            info.pixel_dims.unwrap().xppu,
+            11_811,
+            "300 dpi in dots per metre"
+        );
+        let mut buf = vec![0u8; reader.output_buffer_size().unwrap()];
+        let frame = reader.next_frame(&mut buf).unwrap();
+        for y in 0..7u32 {
+            for x in 0..19u32 {
+                let byte = buf[y as usize * frame.line_size + x as usize / 8];
+                let white = byte & (0x80 >> (x % 8)) != 0;
+                assert_eq!(!white, canvas.is_black(x, y), "dot {x},{y}");
+            }
         }
     }
 
