@@ -15,6 +15,28 @@ pub enum FieldError {
 /// The escape character declared with every text field (`^FH_`).
 pub const ESCAPE: char = '_';
 
+/// A Code 128 field at (`x`, `y`) dots: module width `module` dots, bars `height` dots, no
+/// interpretation line (the label prints its own eye-readable text), no UCC check digit, no
+/// automatic mode: the plan's explicit start and shift codes decide the symbols.
+pub fn code128(plan: &super::code128::Plan, x: u32, y: u32, module: u32, height: u32) -> String {
+    format!(
+        "^FO{x},{y}^BY{module}^BCN,{height},N,N,N,N^FD{}^FS",
+        plan.zpl_field()
+    )
+}
+
+/// A Data Matrix (ECC 200, quality 200) at (`x`, `y`) dots with modules `module` dots square.
+/// The data goes through [`field_data`] like every other value.
+///
+/// # Errors
+/// Data with characters a label never carries in a symbol.
+pub fn datamatrix(data: &str, x: u32, y: u32, module: u32) -> Result<String, FieldError> {
+    Ok(format!(
+        "^FO{x},{y}^BXN,{module},200^FH_^FD{}^FS",
+        field_data("data matrix", data)?
+    ))
+}
+
 /// Escapes `value` for a field opened with `^FH_` and a UTF-8 code page (`^CI28`): `^`, `~`,
 /// `_`, `>` (so text can never read as a barcode invocation), `\` and every control character
 /// become `_XX` hex escapes of their UTF-8 bytes; other characters pass as UTF-8.
@@ -101,6 +123,19 @@ mod tests {
                 "the value stays out of the message"
             );
         }
+    }
+
+    #[test]
+    fn symbols_as_zpl() {
+        let plan = crate::label::code128::plan("&>0253652359").unwrap();
+        assert_eq!(
+            code128(&plan, 40, 60, 3, 150),
+            "^FO40,60^BY3^BCN,150,N,N,N,N^FD>:&>0>50253652359^FS"
+        );
+        assert_eq!(
+            datamatrix("=+02000=A99992512345601&/CHA999925000042", 10, 20, 6).unwrap(),
+            "^FO10,20^BXN,6,200^FH_^FD=+02000=A99992512345601&/CHA999925000042^FS"
+        );
     }
 
     /// Whatever the value, the escaped text holds no ZPL command character.
