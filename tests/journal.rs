@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly; that is their job
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,26 +14,7 @@ use coi_agent::isbt128::coi::CoiId;
 use coi_agent::journal::audit::BrokenLink;
 use coi_agent::journal::{Journal, JournalError, NewEvent, ScanRecord, utc_text};
 use coi_agent::reconcile::{Reason, Verdict};
-
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> TempDb {
-        let dir =
-            std::env::temp_dir().join(format!("coi-agent-journal-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDb(dir.join("journal.sqlite"))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
+use support::tempdb::TempDb;
 
 fn verdict(matched: bool, bag: u8) -> Verdict {
     Verdict {

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use coi_agent::isbt128::coi::CoiId;
@@ -15,31 +14,12 @@ use coi_agent::orders::central::{CentralClient, CentralError};
 use coi_agent::outbox::{RetryPolicy, deliver_due, drain};
 use coi_agent::reconcile::Verdict;
 use support::central::{Central, Mode, TOKEN};
+use support::tempdb::TempDb;
 
 const FAST: RetryPolicy = RetryPolicy {
     first: Duration::from_millis(20),
     cap: Duration::from_millis(200),
 };
-
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> TempDb {
-        let dir =
-            std::env::temp_dir().join(format!("coi-agent-outbox-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDb(dir.join("journal.sqlite"))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
 
 fn coi(i: usize) -> String {
     format!("CHA999925{:06}", i)

@@ -213,21 +213,7 @@ pub fn prove_datamatrix(
     extent: Extent,
     expected: &str,
 ) -> Result<(), RasterError> {
-    let region = canvas.crop(extent);
-    let read = rxing::helpers::detect_in_luma(
-        region.luma,
-        region.width,
-        region.height,
-        Some(rxing::BarcodeFormat::DATA_MATRIX),
-    )
-    .map_err(|e| RasterError::Unreadable(e.to_string()))?;
-    if read.getText() != expected {
-        return Err(RasterError::Mismatch {
-            expected: expected.len(),
-            read: read.getText().len(),
-        });
-    }
-    Ok(())
+    prove(canvas, extent, rxing::BarcodeFormat::DATA_MATRIX, expected)
 }
 
 /// The modules (1 bar, 0 space) of a plan's symbol: start, data, check, stop.
@@ -254,14 +240,21 @@ pub fn code128_modules(plan: &Plan) -> Result<Vec<u8>, RasterError> {
 /// # Errors
 /// Nothing decodes there, or it decodes to other data.
 pub fn prove_code128(canvas: &Canvas, extent: Extent, expected: &str) -> Result<(), RasterError> {
+    prove(canvas, extent, rxing::BarcodeFormat::CODE_128, expected)
+}
+
+/// Decodes the one symbol of `format` in `extent` (decoding a known region is far cheaper than
+/// searching a whole label) and compares the text.
+fn prove(
+    canvas: &Canvas,
+    extent: Extent,
+    format: rxing::BarcodeFormat,
+    expected: &str,
+) -> Result<(), RasterError> {
     let region = canvas.crop(extent);
-    let read = rxing::helpers::detect_in_luma(
-        region.luma,
-        region.width,
-        region.height,
-        Some(rxing::BarcodeFormat::CODE_128),
-    )
-    .map_err(|e| RasterError::Unreadable(e.to_string()))?;
+    let read =
+        rxing::helpers::detect_in_luma(region.luma, region.width, region.height, Some(format))
+            .map_err(|e| RasterError::Unreadable(e.to_string()))?;
     if read.getText() != expected {
         return Err(RasterError::Mismatch {
             expected: expected.len(),

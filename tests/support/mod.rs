@@ -6,3 +6,4 @@
 pub mod central;
 pub mod pty;
 pub mod scanner;
+pub mod tempdb;
