@@ -48,17 +48,9 @@ fn main() {
     let start = Instant::now();
     for i in 0..n {
         let at = utc_text(jiff::Timestamp::now());
-        let scan = ScanRecord {
-            at: &at,
-            source: "bench",
-            raw,
-            parse_error: None,
-            verdict: &verdict,
-            site_id: "site-lab-1",
-            step: "receipt",
-            operator: None,
-        };
-        journal.record_scan(&scan, &[make(i)]).unwrap();
+        journal
+            .record_scan(&record(&at, &verdict, raw), &[make(i)])
+            .unwrap();
     }
     let single = start.elapsed();
     println!(
@@ -73,21 +65,7 @@ fn main() {
     for g in 0..groups {
         let at = utc_text(jiff::Timestamp::now());
         let batch: Vec<_> = (0..100)
-            .map(|i| {
-                (
-                    ScanRecord {
-                        at: &at,
-                        source: "bench",
-                        raw,
-                        parse_error: None,
-                        verdict: &verdict,
-                        site_id: "site-lab-1",
-                        step: "receipt",
-                        operator: None,
-                    },
-                    vec![make(n + g * 100 + i)],
-                )
-            })
+            .map(|i| (record(&at, &verdict, raw), vec![make(n + g * 100 + i)]))
             .collect();
         journal.record_scans(&batch).unwrap();
     }
@@ -129,6 +107,19 @@ fn main() {
     );
     assert!(journal.verify_audit().unwrap().is_ok());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn record<'a>(at: &'a str, verdict: &'a Verdict, raw: &'a [u8]) -> ScanRecord<'a> {
+    ScanRecord {
+        at,
+        source: "bench",
+        raw,
+        parse_error: None,
+        verdict,
+        site_id: "site-lab-1",
+        step: "receipt",
+        operator: None,
+    }
 }
 
 /// The smallest central service that honours the event contract: 201 for a new event id.

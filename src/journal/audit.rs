@@ -200,84 +200,25 @@ mod tests {
 
     #[test]
     fn every_field_changes_the_hash() {
-        let base = entry_hash(
-            1,
-            "2026-01-01T00:00:00Z",
-            "scan",
-            "CHA999925000042",
-            "{}",
-            &GENESIS,
-        );
-        assert_ne!(
-            base,
-            entry_hash(
-                2,
-                "2026-01-01T00:00:00Z",
-                "scan",
-                "CHA999925000042",
-                "{}",
-                &GENESIS
-            )
-        );
-        assert_ne!(
-            base,
-            entry_hash(
-                1,
-                "2026-01-01T00:00:01Z",
-                "scan",
-                "CHA999925000042",
-                "{}",
-                &GENESIS
-            )
-        );
-        assert_ne!(
-            base,
-            entry_hash(
-                1,
-                "2026-01-01T00:00:00Z",
-                "scan2",
-                "CHA999925000042",
-                "{}",
-                &GENESIS
-            )
-        );
-        assert_ne!(
-            base,
-            entry_hash(
-                1,
-                "2026-01-01T00:00:00Z",
-                "scan",
-                "CHA999925000043",
-                "{}",
-                &GENESIS
-            )
-        );
-        assert_ne!(
-            base,
-            entry_hash(
-                1,
-                "2026-01-01T00:00:00Z",
-                "scan",
-                "CHA999925000042",
-                "{\"a\":1}",
-                &GENESIS
-            )
-        );
-        assert_ne!(
-            base,
-            entry_hash(
-                1,
-                "2026-01-01T00:00:00Z",
-                "scan",
-                "CHA999925000042",
-                "{}",
-                &[1; 32]
-            )
-        );
+        let hash = |seq, at, kind, subject, details, prev: &[u8; 32]| {
+            entry_hash(seq, at, kind, subject, details, prev)
+        };
+        let (at, subject) = ("2026-01-01T00:00:00Z", "CHA999925000042");
+        let base = hash(1, at, "scan", subject, "{}", &GENESIS);
+        for changed in [
+            hash(2, at, "scan", subject, "{}", &GENESIS),
+            hash(1, "2026-01-01T00:00:01Z", "scan", subject, "{}", &GENESIS),
+            hash(1, at, "scan2", subject, "{}", &GENESIS),
+            hash(1, at, "scan", "CHA999925000043", "{}", &GENESIS),
+            hash(1, at, "scan", subject, "{\"a\":1}", &GENESIS),
+            hash(1, at, "scan", subject, "{}", &[1; 32]),
+        ] {
+            assert_ne!(base, changed);
+        }
         // Length prefixes: moving a character between fields is a different entry.
         assert_ne!(
-            entry_hash(1, "a", "bc", "", "", &GENESIS),
-            entry_hash(1, "ab", "c", "", "", &GENESIS)
+            hash(1, "a", "bc", "", "", &GENESIS),
+            hash(1, "ab", "c", "", "", &GENESIS)
         );
     }
 
