@@ -8,6 +8,7 @@
 mod devices;
 mod isbt;
 mod journal;
+mod label;
 mod orders;
 mod print;
 mod reconcile;
@@ -83,15 +84,29 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
-    /// Print a ZPL label and report what the printer says happened. Exit 0 only when the
-    /// printer confirms the label printed.
+    /// Labels: make one from a template and an order (ZPL and a PNG preview, every symbol
+    /// proven by decoding), list the templates, or check them.
+    Label {
+        #[command(subcommand)]
+        command: LabelCommand,
+    },
+    /// Print a label and report what the printer says happened: a ZPL file, or a label made
+    /// from a template and an order (proven before it is sent). Exit 0 only when the printer
+    /// confirms the label printed.
     Print {
         /// tcp://HOST:PORT (raw port 9100) or spool:///DIR.
         #[arg(long, value_name = "URI")]
         printer: String,
         /// The ZPL to print (^XA ... ^XZ).
-        #[arg(long, value_name = "FILE")]
-        zpl: std::path::PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "template",
+            conflicts_with = "template"
+        )]
+        zpl: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        label: LabelArgs,
         /// Print the label this many times.
         #[arg(long, value_name = "N", default_value_t = 1)]
         copies: u32,
@@ -133,6 +148,84 @@ pub enum Command {
 
 /// Where the journal lives unless --db says otherwise.
 const DEFAULT_JOURNAL: &str = "/var/lib/coi-agent/journal.sqlite";
+
+/// A label to make: template, order, bag and resolution.
+#[derive(Debug, clap::Args)]
+pub struct LabelArgs {
+    /// The template's name (see `label list`).
+    #[arg(long, value_name = "NAME", requires_all = ["order", "coi"])]
+    template: Option<String>,
+    /// Orders as {"orders": [...]} (the file order source's format).
+    #[arg(long, value_name = "FILE")]
+    order: Option<std::path::PathBuf>,
+    /// The COI identifier of the order, e.g. CHA999925000042.
+    #[arg(long, value_name = "COI")]
+    coi: Option<String>,
+    /// Which bag of the collection (1-based); it becomes the DIN flags 0n.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    bag: u8,
+    /// The printer's resolution.
+    #[arg(long, value_name = "DPI", default_value_t = 203, value_parser = parse_dpi)]
+    dpi: u32,
+    /// When the collection happened (RFC 3339); default now. It is printed and encoded.
+    #[arg(long, value_name = "TIME")]
+    collected_at: Option<jiff::Timestamp>,
+    /// Read templates from this directory instead of the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    templates: Option<std::path::PathBuf>,
+}
+
+fn parse_dpi(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(dpi) if crate::label::RESOLUTIONS.contains(&dpi) => Ok(dpi),
+        _ => Err("203, 300 or 600".to_owned()),
+    }
+}
+
+impl LabelArgs {
+    fn request(&self) -> Option<label::Request<'_>> {
+        Some(label::Request {
+            templates: self.templates.as_deref(),
+            template: self.template.as_deref()?,
+            orders: self.order.as_deref()?,
+            coi: self.coi.as_deref()?,
+            bag: self.bag,
+            dpi: self.dpi,
+            collected_at: self.collected_at,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabelCommand {
+    /// Make one label: writes the ZPL (to stdout unless --zpl or --png) and a 1-bit PNG
+    /// preview; exit 1, with the reason, for an unknown template or COI, bad order data, a value
+    /// that does not fit or a symbol that does not read back.
+    Render {
+        #[command(flatten)]
+        label: LabelArgs,
+        /// Write the ZPL here.
+        #[arg(long, value_name = "OUT")]
+        zpl: Option<std::path::PathBuf>,
+        /// Write the PNG preview here.
+        #[arg(long, value_name = "OUT")]
+        png: Option<std::path::PathBuf>,
+    },
+    /// The templates: name, version, size.
+    List {
+        /// Read templates from this directory instead of the built-in ones.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<std::path::PathBuf>,
+    },
+    /// Lay out each template (or NAME) at 203, 300 and 600 dpi with the demonstration orders
+    /// and check it: geometry, text fit and every symbol decoded.
+    Lint {
+        name: Option<String>,
+        /// Read templates from this directory instead of the built-in ones.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<std::path::PathBuf>,
+    },
+}
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -327,13 +420,51 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         Command::Outbox {
             command: OutboxCommand::Flush { config },
         } => orders::outbox_flush(&config, out),
+        Command::Label {
+            command: LabelCommand::Render { label, zpl, png },
+        } => match label.request() {
+            Some(request) => label::render(&request, zpl.as_deref(), png.as_deref(), out, err),
+            None => {
+                writeln!(
+                    err,
+                    "coi-agent: label render needs --template, --order and --coi"
+                )?;
+                Ok(ExitCode::from(2))
+            }
+        },
+        Command::Label {
+            command: LabelCommand::List { templates },
+        } => label::list(templates.as_deref(), out, err),
+        Command::Label {
+            command: LabelCommand::Lint { name, templates },
+        } => label::lint(templates.as_deref(), name.as_deref(), out, err),
         Command::Print {
             printer,
             zpl,
+            label,
             copies,
             job_id,
             json,
-        } => print::print(&printer, &zpl, copies, job_id, json, out, err),
+        } => {
+            let format = match (zpl, label.request()) {
+                (Some(path), _) => print::Format::File(path),
+                (None, Some(request)) => match label::make(&request) {
+                    Ok(made) => print::Format::Label(made.zpl),
+                    Err(problem) => {
+                        writeln!(err, "coi-agent: label not made, nothing sent: {problem}")?;
+                        return Ok(ExitCode::FAILURE);
+                    }
+                },
+                (None, None) => {
+                    writeln!(
+                        err,
+                        "coi-agent: print needs --zpl FILE or --template with --order and --coi"
+                    )?;
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            print::print(&printer, format, copies, job_id, json, out, err)
+        }
         Command::Printer {
             command: PrinterCommand::Status { printer, json },
         } => print::status(&printer, json, out, err),

@@ -1,7 +1,6 @@
 //! `coi-agent print`, `coi-agent printer status` and `coi-agent dev printer-emulator`.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,9 +11,15 @@ use crate::printer::emulator::{EmulatedFault, Emulator};
 use crate::printer::job::{Job, JobPhase, Printer, Timing, query_status};
 use crate::printer::transport::{Connection, PrinterUri};
 
+/// What to print: a ZPL file as it is, or a label made (and proven) from a template.
+pub(super) enum Format {
+    File(std::path::PathBuf),
+    Label(String),
+}
+
 pub(super) fn print(
     printer: &str,
-    zpl: &Path,
+    format: Format,
     copies: u32,
     job_id: Option<String>,
     json: bool,
@@ -28,15 +33,22 @@ pub(super) fn print(
             return Ok(ExitCode::from(2));
         }
     };
-    let format = std::fs::read(zpl).map_err(|e| anyhow::anyhow!("read {}: {e}", zpl.display()))?;
-    if !format.windows(3).any(|w| w == b"^XA") || !format.windows(3).any(|w| w == b"^XZ") {
-        writeln!(
-            err,
-            "coi-agent: {} is not a ZPL label (no ^XA ... ^XZ)",
-            zpl.display()
-        )?;
-        return Ok(ExitCode::FAILURE);
-    }
+    let format = match format {
+        Format::Label(zpl) => zpl.into_bytes(),
+        Format::File(zpl) => {
+            let format =
+                std::fs::read(&zpl).map_err(|e| anyhow::anyhow!("read {}: {e}", zpl.display()))?;
+            if !format.windows(3).any(|w| w == b"^XA") || !format.windows(3).any(|w| w == b"^XZ") {
+                writeln!(
+                    err,
+                    "coi-agent: {} is not a ZPL label (no ^XA ... ^XZ)",
+                    zpl.display()
+                )?;
+                return Ok(ExitCode::FAILURE);
+            }
+            format
+        }
+    };
     let job = Job {
         id: job_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
         zpl: format.repeat(copies.max(1) as usize),

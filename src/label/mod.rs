@@ -1,9 +1,110 @@
-//! The label engine (issue #3), pure: no I/O. So far the pieces every label rests on: the one
-//! escaping function through which every value reaches ZPL ([`zpl::field_data`]); the Code 128
-//! plan that makes the printer and the preview draw the same symbols ([`code128`]); and the
-//! 1-bit raster with the proof that a drawn symbol reads back as its data ([`raster`]).
-//! Templates, layout, text, DataMatrix and the PNG and ZPL renderers come next.
+//! The label engine (issue #3), pure: no I/O. A [`template::Template`] (data, from
+//! `label-templates/`) and one bag's [`data::LabelData`] become a [`layout::Layout`] in printer
+//! dots; [`zpl::render`] and [`raster::render`] draw that one layout for the printer and the
+//! preview; [`render`] proves every symbol by decoding the raster before a label may print.
+//!
+//! Every value reaches ZPL through [`zpl::field_data`]; Code 128 symbols come from one
+//! [`code128::Plan`] so the printer and the preview draw the same modules.
 
 pub mod code128;
+pub mod data;
+pub mod font;
+pub mod layout;
 pub mod raster;
+pub mod template;
 pub mod zpl;
+
+use data::{DataError, LabelData};
+use layout::{Layout, LayoutError};
+use raster::{Canvas, RasterError};
+use template::{Template, TemplateError};
+use zpl::FieldError;
+
+/// A label ready to print: its layout, the ZPL and the raster it was proven on.
+#[derive(Debug, Clone)]
+pub struct Label {
+    pub layout: Layout,
+    pub zpl: String,
+    pub raster: Canvas,
+}
+
+impl Label {
+    /// The preview: a 1-bit PNG at the label's resolution.
+    ///
+    /// # Errors
+    /// The PNG encoder failed (memory only, so a bug).
+    pub fn png(&self) -> Result<Vec<u8>, RasterError> {
+        self.raster.to_png(self.layout.dpi)
+    }
+}
+
+/// Why a label was not made. Messages name templates, elements, fields and symbols, never a
+/// patient's data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("order data: {0}")]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("{0}")]
+    Field(#[from] FieldError),
+    #[error("drawing the label: {0}")]
+    Raster(#[from] RasterError),
+    /// A symbol on the drawn label does not read back as its payload: the label must not print.
+    #[error("proof failed: the {symbol} symbol: {problem}")]
+    Proof {
+        symbol: &'static str,
+        problem: RasterError,
+    },
+}
+
+/// The resolutions labels are made for.
+pub const RESOLUTIONS: [u32; 3] = [203, 300, 600];
+
+/// Lays out, draws and proves one label.
+///
+/// # Errors
+/// See [`LabelError`]: nothing is returned unless every symbol decoded to its payload.
+pub fn render(template: &Template, data: &LabelData<'_>, dpi: u32) -> Result<Label, LabelError> {
+    let layout = Layout::new(template, data, dpi)?;
+    let zpl = zpl::render(&layout)?;
+    let raster = raster::render(&layout)?;
+    raster::prove_layout(&layout, &raster).map_err(|(symbol, problem)| LabelError::Proof {
+        symbol: symbol.name(),
+        problem,
+    })?;
+    Ok(Label {
+        layout,
+        zpl,
+        raster,
+    })
+}
+
+/// The templates compiled into the agent, from `label-templates/`.
+const BUILTIN: [(&str, &str); 3] = [
+    (
+        "apheresis-bag.toml",
+        include_str!("../../label-templates/apheresis-bag.toml"),
+    ),
+    (
+        "bag-small.toml",
+        include_str!("../../label-templates/bag-small.toml"),
+    ),
+    (
+        "sample-tube.toml",
+        include_str!("../../label-templates/sample-tube.toml"),
+    ),
+];
+
+/// The built-in templates, parsed and checked.
+///
+/// # Errors
+/// A built-in template that does not parse (a build defect the tests catch).
+pub fn builtin() -> Result<Vec<Template>, TemplateError> {
+    BUILTIN
+        .iter()
+        .map(|(source, text)| Template::parse(source, text))
+        .collect()
+}

@@ -3,6 +3,8 @@
 //! (rxing) before a label may be printed.
 
 use super::code128::{Plan, Set};
+use super::layout::{Item, Layout, Rect};
+use super::template::Symbol;
 
 /// A white canvas of `width` × `height` dots; each dot is black (0) or white (255), stored as
 /// 8-bit luma because that is what the decoder reads.
@@ -117,27 +119,20 @@ impl Canvas {
 }
 
 impl Canvas {
-    /// Draws a Data Matrix (ECC 200, square) for `data` with its quiet zone starting at (`x`,
-    /// `y`): modules `module` dots square, a quiet zone of 2 modules around it (ISO/IEC 16022
-    /// asks for at least 1).
+    /// Draws a Data Matrix from its module grid with its quiet zone starting at (`x`, `y`):
+    /// modules `module` dots square, `quiet` modules of quiet zone around it.
     ///
     /// # Errors
-    /// Data too long for any symbol, or a symbol that does not fit the canvas.
+    /// A symbol that does not fit the canvas.
     pub fn datamatrix(
         &mut self,
-        data: &str,
+        symbol: &DataMatrixModules,
         x: u32,
         y: u32,
         module: u32,
+        quiet: u32,
     ) -> Result<Extent, RasterError> {
-        let symbol = datamatrix::DataMatrix::encode(
-            data.as_bytes(),
-            datamatrix::SymbolList::default().enforce_square(),
-        )
-        .map_err(|e| RasterError::Encode(format!("Data Matrix: {e:?}")))?;
-        let bitmap = symbol.bitmap();
-        let quiet = 2 * module;
-        let side = bitmap.width() as u32 * module + 2 * quiet;
+        let side = (symbol.size + 2 * quiet) * module;
         let available = self
             .width
             .saturating_sub(x)
@@ -148,10 +143,12 @@ impl Canvas {
                 available,
             });
         }
-        for (col, row) in bitmap.pixels() {
+        let origin = quiet * module;
+        for (i, _) in symbol.dark.iter().enumerate().filter(|(_, dark)| **dark) {
+            let (row, col) = (i as u32 / symbol.size, i as u32 % symbol.size);
             self.fill(
-                x + quiet + col as u32 * module,
-                y + quiet + row as u32 * module,
+                x + origin + col * module,
+                y + origin + row * module,
                 module,
                 module,
             );
@@ -163,6 +160,33 @@ impl Canvas {
             height: side,
         })
     }
+}
+
+/// A square Data Matrix symbol's modules, row by row, `size` × `size`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataMatrixModules {
+    pub size: u32,
+    pub dark: Vec<bool>,
+}
+
+/// Encodes `data` as a square ECC 200 Data Matrix in ASCII encodation (digit pairs packed, no
+/// macros): the plainest encodation, the one a printer's own encoder also produces, so the
+/// symbol size the preview shows is the size the ZPL asks for.
+///
+/// # Errors
+/// Data too long for any symbol.
+pub fn datamatrix_modules(data: &str) -> Result<DataMatrixModules, RasterError> {
+    let symbol = datamatrix::DataMatrixBuilder::new()
+        .with_encodation_types(datamatrix::EncodationType::Ascii)
+        .with_macros(false)
+        .with_symbol_list(datamatrix::SymbolList::default().enforce_square())
+        .encode(data.as_bytes())
+        .map_err(|e| RasterError::Encode(format!("Data Matrix: {e:?}")))?;
+    let bitmap = symbol.bitmap();
+    Ok(DataMatrixModules {
+        size: bitmap.width() as u32,
+        dark: bitmap.bits().to_vec(),
+    })
 }
 
 impl Canvas {
@@ -201,6 +225,85 @@ impl Canvas {
             .finish()
             .map_err(|e| RasterError::Encode(format!("PNG: {e}")))?;
         Ok(out)
+    }
+}
+
+/// Draws every item of `layout` on a white canvas of the label's size.
+///
+/// # Errors
+/// A symbol that does not fit the label (the layout's lint refuses these first).
+pub fn render(layout: &Layout) -> Result<Canvas, RasterError> {
+    let mut canvas = Canvas::new(layout.width, layout.height);
+    for item in &layout.items {
+        match item {
+            Item::Text {
+                x,
+                y,
+                size,
+                text,
+                rotation,
+                ..
+            } => canvas.text(text, *x, *y, *size as f32, *rotation),
+            Item::Rule(r) => canvas.fill(r.x, r.y, r.width, r.height),
+            Item::Frame {
+                rect: r,
+                thickness: t,
+            } => {
+                canvas.fill(r.x, r.y, r.width, *t);
+                canvas.fill(r.x, (r.y + r.height).saturating_sub(*t), r.width, *t);
+                canvas.fill(r.x, r.y, *t, r.height);
+                canvas.fill((r.x + r.width).saturating_sub(*t), r.y, *t, r.height);
+            }
+            Item::Code128 {
+                rect, module, plan, ..
+            } => {
+                canvas.code128(plan, rect.x, rect.y, *module, rect.height)?;
+            }
+            Item::DataMatrix {
+                rect,
+                quiet,
+                module,
+                size,
+                dark,
+                ..
+            } => {
+                let symbol = DataMatrixModules {
+                    size: *size,
+                    dark: dark.clone(),
+                };
+                canvas.datamatrix(&symbol, rect.x, rect.y, *module, *quiet / *module)?;
+            }
+        }
+    }
+    Ok(canvas)
+}
+
+/// Decodes every symbol of `layout` from `canvas` in the region the layout placed it and compares
+/// it with its payload: the proof a label needs before it may print.
+///
+/// # Errors
+/// The first symbol that does not read back as its payload, named.
+pub fn prove_layout(layout: &Layout, canvas: &Canvas) -> Result<(), (Symbol, RasterError)> {
+    for item in &layout.items {
+        match item {
+            Item::Code128 {
+                rect, plan, symbol, ..
+            } => prove_code128(canvas, extent(*rect), &plan.data()).map_err(|e| (*symbol, e))?,
+            Item::DataMatrix {
+                rect, data, symbol, ..
+            } => prove_datamatrix(canvas, extent(*rect), data).map_err(|e| (*symbol, e))?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn extent(rect: Rect) -> Extent {
+    Extent {
+        x: rect.x,
+        y: rect.y,
+        width: rect.width,
+        height: rect.height,
     }
 }
 
@@ -319,7 +422,8 @@ mod tests {
         let data = "=+04000=A99992512345601=<S1295100&*0251531408&/CHA999925000042";
         for (dpi, module) in MODULES {
             let mut canvas = Canvas::new(400, 400);
-            let extent = canvas.datamatrix(data, 10, 10, module).unwrap();
+            let symbol = datamatrix_modules(data).unwrap();
+            let extent = canvas.datamatrix(&symbol, 10, 10, module, 1).unwrap();
             let margin = Extent {
                 x: 0,
                 y: 0,

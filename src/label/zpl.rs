@@ -15,6 +15,9 @@ pub enum FieldError {
 /// The escape character declared with every text field (`^FH_`).
 pub const ESCAPE: char = '_';
 
+use super::font::Rotation;
+use super::layout::{Item, Layout};
+
 /// A Code 128 field at (`x`, `y`) dots: module width `module` dots, bars `height` dots, no
 /// interpretation line (the label prints its own eye-readable text), no UCC check digit, no
 /// automatic mode: the plan's explicit start and shift codes decide the symbols.
@@ -25,16 +28,105 @@ pub fn code128(plan: &super::code128::Plan, x: u32, y: u32, module: u32, height:
     )
 }
 
-/// A Data Matrix (ECC 200, quality 200) at (`x`, `y`) dots with modules `module` dots square.
-/// The data goes through [`field_data`] like every other value.
+/// A Data Matrix (ECC 200, quality 200) at (`x`, `y`) dots with modules `module` dots square and
+/// `size` × `size` modules, so the printer draws the symbol size the layout proved. The data goes
+/// through [`field_data`] like every other value.
 ///
 /// # Errors
 /// Data with characters a label never carries in a symbol.
-pub fn datamatrix(data: &str, x: u32, y: u32, module: u32) -> Result<String, FieldError> {
+pub fn datamatrix(
+    data: &str,
+    x: u32,
+    y: u32,
+    module: u32,
+    size: u32,
+) -> Result<String, FieldError> {
     Ok(format!(
-        "^FO{x},{y}^BXN,{module},200^FH_^FD{}^FS",
+        "^FO{x},{y}^BXN,{module},200,{size},{size}^FH_^FD{}^FS",
         field_data("data matrix", data)?
     ))
+}
+
+/// The whole label as one ZPL format: `^XA`, UTF-8 (`^CI28`), the label's width and length in
+/// dots, then every item of the layout, then `^XZ`. Text is the resident scalable font 0 at the
+/// layout's size; every text value goes through [`field_data`].
+///
+/// # Errors
+/// A value with a character the printer's font cannot draw (the layout refuses these first).
+pub fn render(layout: &Layout) -> Result<String, FieldError> {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(2048);
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "^XA^CI28^PW{}^LL{}^LH0,0", layout.width, layout.height);
+    for item in &layout.items {
+        match item {
+            Item::Text {
+                x,
+                y,
+                size,
+                text,
+                rotation,
+                element,
+            } => {
+                let turn = match rotation {
+                    Rotation::Normal => 'N',
+                    Rotation::Clockwise => 'R',
+                };
+                let _ = writeln!(
+                    out,
+                    "^FO{x},{y}^A0{turn},{size},{size}^FH_^FD{}^FS",
+                    field_data(element, text)?
+                );
+            }
+            Item::Rule(rect) => {
+                let _ = writeln!(
+                    out,
+                    "^FO{},{}^GB{},{},{}^FS",
+                    rect.x,
+                    rect.y,
+                    rect.width,
+                    rect.height,
+                    rect.width.min(rect.height)
+                );
+            }
+            Item::Frame { rect, thickness } => {
+                let _ = writeln!(
+                    out,
+                    "^FO{},{}^GB{},{},{thickness}^FS",
+                    rect.x, rect.y, rect.width, rect.height
+                );
+            }
+            Item::Code128 {
+                rect,
+                quiet,
+                module,
+                plan,
+                ..
+            } => {
+                out.push_str(&code128(plan, rect.x + quiet, rect.y, *module, rect.height));
+                out.push('\n');
+            }
+            Item::DataMatrix {
+                rect,
+                quiet,
+                module,
+                size,
+                data,
+                ..
+            } => {
+                out.push_str(&datamatrix(
+                    data,
+                    rect.x + quiet,
+                    rect.y + quiet,
+                    *module,
+                    *size,
+                )?);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str("^XZ\n");
+    Ok(out)
 }
 
 /// Escapes `value` for a field opened with `^FH_` and a UTF-8 code page (`^CI28`): `^`, `~`,
@@ -133,8 +225,8 @@ mod tests {
             "^FO40,60^BY3^BCN,150,N,N,N,N^FD>:&>0>50253652359^FS"
         );
         assert_eq!(
-            datamatrix("=+02000=A99992512345601&/CHA999925000042", 10, 20, 6).unwrap(),
-            "^FO10,20^BXN,6,200^FH_^FD=+02000=A99992512345601&/CHA999925000042^FS"
+            datamatrix("=+02000=A99992512345601&/CHA999925000042", 10, 20, 6, 24).unwrap(),
+            "^FO10,20^BXN,6,200,24,24^FH_^FD=+02000=A99992512345601&/CHA999925000042^FS"
         );
     }
 

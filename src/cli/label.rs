@@ -1,0 +1,207 @@
+//! `coi-agent label render|list|lint`: make, list and check labels from the templates.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::isbt128::coi::CoiId;
+use crate::label::data::LabelData;
+use crate::label::template::Template;
+use crate::label::{self, Label};
+use crate::orders::OrderBook;
+
+/// What `label render` (and `print --template`) is asked to make.
+pub(super) struct Request<'a> {
+    pub templates: Option<&'a Path>,
+    pub template: &'a str,
+    pub orders: &'a Path,
+    pub coi: &'a str,
+    pub bag: u8,
+    pub dpi: u32,
+    pub collected_at: Option<jiff::Timestamp>,
+}
+
+/// The templates: those in `dir` when given (every `*.toml`), else the built-in ones.
+fn templates(dir: Option<&Path>) -> Result<Vec<Template>, String> {
+    let Some(dir) = dir else {
+        return label::builtin().map_err(|e| e.to_string());
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("read {}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("read {}: {e}", path.display()))?;
+            Template::parse(&path.display().to_string(), &text).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Makes and proves one label; the error is the message to show.
+pub(super) fn make(request: &Request<'_>) -> Result<Label, String> {
+    let templates = templates(request.templates)?;
+    let Some(template) = templates.iter().find(|t| t.name == request.template) else {
+        let names: Vec<&str> = templates.iter().map(|t| t.name.as_str()).collect();
+        return Err(format!(
+            "unknown template {:?} (there are: {})",
+            request.template,
+            names.join(", ")
+        ));
+    };
+    let coi = CoiId::parse(request.coi).map_err(|e| format!("--coi: {e}"))?;
+    let text = std::fs::read_to_string(request.orders)
+        .map_err(|e| format!("read {}: {e}", request.orders.display()))?;
+    let (book, refused) =
+        OrderBook::from_json(&text).map_err(|e| format!("{}: {e}", request.orders.display()))?;
+    let Some(order) = book.by_coi(&coi) else {
+        let mut message = format!(
+            "no valid order with COI {} in {}",
+            coi.as_str(),
+            request.orders.display()
+        );
+        for problem in refused {
+            message.push_str(&format!("\n  refused {problem}"));
+        }
+        return Err(message);
+    };
+    let at = request.collected_at.unwrap_or_else(jiff::Timestamp::now);
+    let data = LabelData::new(order, request.bag, at)
+        .map_err(|e| format!("order {}: {e}", order.order_id))?;
+    label::render(template, &data, request.dpi).map_err(|e| e.to_string())
+}
+
+pub(super) fn render(
+    request: &Request<'_>,
+    zpl: Option<&Path>,
+    png: Option<&Path>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let label = match make(request) {
+        Ok(label) => label,
+        Err(problem) => {
+            writeln!(err, "coi-agent: label not made: {problem}")?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match zpl {
+        Some(path) => std::fs::write(path, &label.zpl)
+            .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?,
+        None if png.is_none() => out.write_all(label.zpl.as_bytes())?,
+        None => {}
+    }
+    if let Some(path) = png {
+        std::fs::write(path, label.png()?)
+            .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
+    }
+    let symbols = label
+        .layout
+        .items
+        .iter()
+        .filter(|i| {
+            matches!(
+                i,
+                label::layout::Item::Code128 { .. } | label::layout::Item::DataMatrix { .. }
+            )
+        })
+        .count();
+    writeln!(
+        err,
+        "coi-agent: {} v{} bag {} at {} dpi: {} symbol(s) proven",
+        label.layout.template, label.layout.version, request.bag, label.layout.dpi, symbols
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn list(
+    dir: Option<&Path>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let templates = match templates(dir) {
+        Ok(t) => t,
+        Err(problem) => {
+            writeln!(err, "coi-agent: {problem}")?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for t in templates {
+        writeln!(
+            out,
+            "{:<16} v{:<3} {:>6.1} × {:<6.1} mm  {}",
+            t.name, t.version, t.width_mm, t.height_mm, t.description
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lays out each template (or `name`) at every resolution with the built-in example order, and
+/// proves it: geometry, fit and every symbol.
+pub(super) fn lint(
+    dir: Option<&Path>,
+    name: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let templates = match templates(dir) {
+        Ok(t) => t,
+        Err(problem) => {
+            writeln!(err, "coi-agent: {problem}")?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let chosen: Vec<&Template> = templates
+        .iter()
+        .filter(|t| name.is_none_or(|n| n == t.name))
+        .collect();
+    if chosen.is_empty() {
+        writeln!(err, "coi-agent: unknown template {:?}", name.unwrap_or(""))?;
+        return Ok(ExitCode::FAILURE);
+    }
+    let (book, _) = OrderBook::from_json(EXAMPLE_ORDERS)?;
+    let at: jiff::Timestamp = "2025-06-02T12:14:00Z".parse()?;
+    let mut failed = false;
+    for template in chosen {
+        let mut this_failed = false;
+        for order in book.orders() {
+            let mut bags = vec![1, order.collection.bags];
+            bags.dedup();
+            for bag in bags {
+                let data = LabelData::new(order, bag, at)?;
+                for dpi in label::RESOLUTIONS {
+                    if let Err(problem) = label::render(template, &data, dpi) {
+                        this_failed = true;
+                        writeln!(
+                            out,
+                            "{} v{}: FAIL (order {}, bag {bag}, {dpi} dpi): {problem}",
+                            template.name, template.version, order.order_id
+                        )?;
+                    }
+                }
+            }
+        }
+        failed |= this_failed;
+        if !this_failed {
+            writeln!(
+                out,
+                "{} v{}: ok at {:?} dpi",
+                template.name,
+                template.version,
+                label::RESOLUTIONS
+            )?;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The demonstration orders (the shared example orders) the lint lays every template out with.
+const EXAMPLE_ORDERS: &str = include_str!("../../config/demo-orders.json");

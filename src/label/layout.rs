@@ -1,0 +1,646 @@
+//! One layout, two renderers: a template and one label's data become [`Layout`] — every item in
+//! printer dots at one resolution, text fitted, symbols encoded — and both the ZPL and the raster
+//! are drawn from it, so the preview and the print place the same things in the same dots.
+//! [`Layout::lint`] checks the geometry before anything is drawn.
+
+use super::code128::{self, Plan};
+use super::data::LabelData;
+use super::font::{self, Rotation};
+use super::template::{
+    Align, Element, LINE_PITCH, MIN_TEXT_PT, Piece, Symbol, Template, placeholders,
+};
+use super::zpl;
+
+/// The X dimension a label aims for, mm: Code 128 modules are exactly this rounded to whole dots,
+/// Data Matrix modules at least this.
+pub const TARGET_MODULE_MM: f64 = 0.25;
+
+/// A label laid out at one resolution: every position and size in dots.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub template: String,
+    pub version: u32,
+    pub dpi: u32,
+    pub width: u32,
+    pub height: u32,
+    pub items: Vec<Item>,
+    /// The area each template element claims (for the lint), by element.
+    pub areas: Vec<Area>,
+}
+
+/// A rectangle in dots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Rect {
+    fn right(self) -> u32 {
+        self.x + self.width
+    }
+
+    fn bottom(self) -> u32 {
+        self.y + self.height
+    }
+
+    fn overlaps(self, other: Rect) -> bool {
+        self.x < other.right()
+            && other.x < self.right()
+            && self.y < other.bottom()
+            && other.y < self.bottom()
+    }
+}
+
+/// What one element claims on the label.
+#[derive(Debug, Clone)]
+pub struct Area {
+    pub element: String,
+    pub rect: Rect,
+    pub is_rule: bool,
+}
+
+/// One thing to draw, in dots.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// One line of text; `size` is the em height in dots. Turned clockwise, the line runs down
+    /// from (`x`, `y`) inside a column `size` dots wide.
+    Text {
+        x: u32,
+        y: u32,
+        size: u32,
+        text: String,
+        rotation: Rotation,
+        /// Which template element made it (for error messages).
+        element: String,
+    },
+    /// A filled rectangle.
+    Rule(Rect),
+    /// An outlined rectangle `thickness` dots thick (the box round a check character).
+    Frame { rect: Rect, thickness: u32 },
+    /// A Code 128 symbol: `rect` includes the quiet zones, bars start `quiet` dots in.
+    Code128 {
+        rect: Rect,
+        quiet: u32,
+        module: u32,
+        plan: Plan,
+        modules: Vec<u8>,
+        symbol: Symbol,
+    },
+    /// A square Data Matrix: `rect` includes the quiet zone, `size` modules across.
+    DataMatrix {
+        rect: Rect,
+        quiet: u32,
+        module: u32,
+        size: u32,
+        dark: Vec<bool>,
+        data: String,
+        symbol: Symbol,
+    },
+}
+
+/// Why a label cannot be laid out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// An element whose content does not fit, or a value the label cannot carry; names the
+    /// element by its template text, never the value.
+    #[error("template {template}, element {element}: {problem}")]
+    Element {
+        template: String,
+        element: String,
+        problem: String,
+    },
+    /// The geometry rules: overlaps, symbols too small or too short.
+    #[error("template {template} at {dpi} dpi: {problem}")]
+    Lint {
+        template: String,
+        dpi: u32,
+        problem: String,
+    },
+}
+
+/// Millimetres to dots at `dpi`.
+pub fn dots(mm: f64, dpi: u32) -> u32 {
+    (mm * f64::from(dpi) / 25.4).round().max(0.0) as u32
+}
+
+fn points_to_dots(pt: f64, dpi: u32) -> u32 {
+    (pt * f64::from(dpi) / 72.0).round().max(1.0) as u32
+}
+
+/// The Code 128 module at `dpi`: [`TARGET_MODULE_MM`] in whole dots, at least one.
+pub fn module_dots(dpi: u32) -> u32 {
+    dots(TARGET_MODULE_MM, dpi).max(1)
+}
+
+fn line_pitch(size: u32) -> u32 {
+    (f64::from(size) * LINE_PITCH).round() as u32
+}
+
+impl Layout {
+    /// Lays out `template` for `data` at `dpi`.
+    ///
+    /// # Errors
+    /// A value that does not fit its element, a symbol that does not fit, a value with characters
+    /// the printer or the preview cannot draw, or an absent value on a required element.
+    pub fn new(template: &Template, data: &LabelData<'_>, dpi: u32) -> Result<Layout, LayoutError> {
+        let mut layout = Layout {
+            template: template.name.clone(),
+            version: template.version,
+            dpi,
+            width: dots(template.width_mm, dpi),
+            height: dots(template.height_mm, dpi),
+            items: Vec::new(),
+            areas: Vec::new(),
+        };
+        for (i, element) in template.elements.iter().enumerate() {
+            let name = describe(i, element);
+            let fail = |problem: String| LayoutError::Element {
+                template: template.name.clone(),
+                element: name.clone(),
+                problem,
+            };
+            layout.place(element, data, &name).map_err(fail)?;
+        }
+        layout.lint()?;
+        Ok(layout)
+    }
+
+    fn claim(&mut self, element: &str, rect: Rect, is_rule: bool) {
+        self.areas.push(Area {
+            element: element.to_owned(),
+            rect,
+            is_rule,
+        });
+    }
+
+    fn place(&mut self, element: &Element, data: &LabelData<'_>, name: &str) -> Result<(), String> {
+        let dpi = self.dpi;
+        let at = |p: [f64; 2]| (dots(p[0], dpi), dots(p[1], dpi));
+        match element {
+            Element::Text {
+                text,
+                at: origin,
+                width,
+                height,
+                size,
+                min_size,
+                align,
+                upper,
+                optional,
+            } => {
+                let Some(mut value) = fill(text, data)? else {
+                    if *optional {
+                        return Ok(());
+                    }
+                    return Err("a value it needs is absent from the order".to_owned());
+                };
+                if *upper {
+                    value = value.to_uppercase();
+                }
+                check_drawable(&value)?;
+                let (x, y) = at(*origin);
+                let width = dots(*width, dpi);
+                let size_dots = points_to_dots(*size, dpi);
+                let height = height.map_or(line_pitch(size_dots), |h| dots(h, dpi));
+                let (size, lines) =
+                    fit(&value, width, height, *size, min_size.unwrap_or(*size), dpi)?;
+                for (n, line) in lines.into_iter().enumerate() {
+                    let shift = match align {
+                        Align::Left => 0,
+                        Align::Center => {
+                            width.saturating_sub(font::width(&line, size as f32).ceil() as u32) / 2
+                        }
+                    };
+                    self.items.push(Item::Text {
+                        x: x + shift,
+                        y: y + n as u32 * line_pitch(size),
+                        size,
+                        text: line,
+                        rotation: Rotation::Normal,
+                        element: name.to_owned(),
+                    });
+                }
+                self.claim(
+                    name,
+                    Rect {
+                        x,
+                        y,
+                        width,
+                        height,
+                    },
+                    false,
+                );
+            }
+            Element::Identifier {
+                of,
+                at: origin,
+                size,
+                width,
+            } => {
+                let (x, y) = at(*origin);
+                let room = dots(*width, dpi);
+                let size = points_to_dots(*size, dpi);
+                let (text, flags, check) = data.identifier(*of);
+                let gap = (size / 4).max(2);
+                let mut pen = x + font::width(&text, size as f32).ceil() as u32 + gap;
+                self.items.push(Item::Text {
+                    x,
+                    y,
+                    size,
+                    text,
+                    rotation: Rotation::Normal,
+                    element: name.to_owned(),
+                });
+                if let Some(flags) = flags {
+                    // Two small digits turned 90° clockwise, centred on the line.
+                    let small = (size * 9 / 20).max(points_to_dots(MIN_TEXT_PT * 0.75, dpi));
+                    let run = font::width(&flags, small as f32).ceil() as u32;
+                    self.items.push(Item::Text {
+                        x: pen,
+                        y: y + size.saturating_sub(run) / 2,
+                        size: small,
+                        text: flags,
+                        rotation: Rotation::Clockwise,
+                        element: name.to_owned(),
+                    });
+                    pen += small + gap;
+                }
+                let thickness = dots(0.25, dpi).max(2);
+                let pad = (size / 10).max(1);
+                let glyph = font::width(&check.to_string(), size as f32).ceil() as u32;
+                let frame = Rect {
+                    x: pen,
+                    y,
+                    width: glyph + 2 * (pad + thickness),
+                    height: line_pitch(size),
+                };
+                self.items.push(Item::Frame {
+                    rect: frame,
+                    thickness,
+                });
+                self.items.push(Item::Text {
+                    x: pen + pad + thickness,
+                    y: y + (line_pitch(size) - size) / 2,
+                    size,
+                    text: check.to_string(),
+                    rotation: Rotation::Normal,
+                    element: name.to_owned(),
+                });
+                if frame.right() > x + room {
+                    return Err(format!(
+                        "needs {:.1} mm across, the element has {:.1} mm",
+                        mm(frame.right() - x, dpi),
+                        mm(room, dpi)
+                    ));
+                }
+                self.claim(
+                    name,
+                    Rect {
+                        x,
+                        y,
+                        width: room,
+                        height: line_pitch(size),
+                    },
+                    false,
+                );
+            }
+            Element::Code128 {
+                symbol,
+                at: origin,
+                width,
+                height,
+                optional,
+            } => {
+                let Some(payload) = data.symbol(*symbol).map_err(|e| e.to_string())? else {
+                    if *optional {
+                        return Ok(());
+                    }
+                    return Err(format!("the order has no {}", symbol.name()));
+                };
+                let (x, y) = at(*origin);
+                let plan = code128::plan(&payload).map_err(|e| e.to_string())?;
+                let modules = super::raster::code128_modules(&plan).map_err(|e| e.to_string())?;
+                let module = module_dots(dpi);
+                let quiet = 10 * module;
+                let length = modules.len() as u32 * module;
+                let needed = length + 2 * quiet;
+                let room = dots(*width, dpi);
+                if needed > room {
+                    return Err(format!(
+                        "the {} symbol needs {:.1} mm across with its quiet zones, the element has {:.1} mm",
+                        symbol.name(),
+                        mm(needed, dpi),
+                        mm(room, dpi)
+                    ));
+                }
+                let bars = dots(*height, dpi)
+                    .max(dots(5.0, dpi))
+                    .max((f64::from(length) * 0.15).ceil() as u32);
+                let rect = Rect {
+                    x,
+                    y,
+                    width: needed,
+                    height: bars,
+                };
+                self.items.push(Item::Code128 {
+                    rect,
+                    quiet,
+                    module,
+                    plan,
+                    modules,
+                    symbol: *symbol,
+                });
+                self.claim(
+                    name,
+                    Rect {
+                        width: room,
+                        ..rect
+                    },
+                    false,
+                );
+            }
+            Element::DataMatrix {
+                symbol,
+                at: origin,
+                side,
+            } => {
+                let Some(payload) = data.symbol(*symbol).map_err(|e| e.to_string())? else {
+                    return Err(format!("the order has no {}", symbol.name()));
+                };
+                let (x, y) = at(*origin);
+                let encoded =
+                    super::raster::datamatrix_modules(&payload).map_err(|e| e.to_string())?;
+                let room = dots(*side, dpi);
+                let span = encoded.size + 2; // one module of quiet zone each side
+                let module = room / span;
+                if module < module_dots(dpi) {
+                    return Err(format!(
+                        "the {} needs {} modules of at least {TARGET_MODULE_MM} mm with its quiet zone: {:.1} mm, the element has {:.1} mm",
+                        symbol.name(),
+                        span,
+                        mm(span * module_dots(dpi), dpi),
+                        mm(room, dpi)
+                    ));
+                }
+                let rect = Rect {
+                    x,
+                    y,
+                    width: span * module,
+                    height: span * module,
+                };
+                self.items.push(Item::DataMatrix {
+                    rect,
+                    quiet: module,
+                    module,
+                    size: encoded.size,
+                    dark: encoded.dark,
+                    data: payload,
+                    symbol: *symbol,
+                });
+                self.claim(
+                    name,
+                    Rect {
+                        x,
+                        y,
+                        width: room,
+                        height: room,
+                    },
+                    false,
+                );
+            }
+            Element::Rule {
+                at: origin,
+                width,
+                height,
+            } => {
+                let (x, y) = at(*origin);
+                let rect = Rect {
+                    x,
+                    y,
+                    width: dots(*width, dpi).max(1),
+                    height: dots(*height, dpi).max(1),
+                };
+                self.items.push(Item::Rule(rect));
+                self.claim(name, rect, true);
+            }
+        }
+        Ok(())
+    }
+
+    /// The geometry rules: every element on the label, no element over another (rules may
+    /// cross rules), Code 128 modules whole dots at the target with 10-module quiet zones and
+    /// bars at least 5 mm and 15 % of the length, Data Matrix modules at least 0.25 mm.
+    ///
+    /// # Errors
+    /// The first rule broken, naming the elements.
+    pub fn lint(&self) -> Result<(), LayoutError> {
+        let fail = |problem: String| LayoutError::Lint {
+            template: self.template.clone(),
+            dpi: self.dpi,
+            problem,
+        };
+        for area in &self.areas {
+            if area.rect.right() > self.width || area.rect.bottom() > self.height {
+                return Err(fail(format!("{} falls off the label", area.element)));
+            }
+        }
+        for (i, a) in self.areas.iter().enumerate() {
+            for b in &self.areas[i + 1..] {
+                if !(a.is_rule && b.is_rule) && a.rect.overlaps(b.rect) {
+                    return Err(fail(format!("{} overlaps {}", a.element, b.element)));
+                }
+            }
+        }
+        for item in &self.items {
+            match item {
+                Item::Code128 {
+                    rect,
+                    quiet,
+                    module,
+                    modules,
+                    symbol,
+                    ..
+                } => {
+                    let length = modules.len() as u32 * module;
+                    if *module != module_dots(self.dpi) || *quiet < 10 * module {
+                        return Err(fail(format!(
+                            "the {} Code 128 is off its module or quiet zone",
+                            symbol.name()
+                        )));
+                    }
+                    let least = dots(5.0, self.dpi).max((f64::from(length) * 0.15).ceil() as u32);
+                    if rect.height < least {
+                        return Err(fail(format!("the {} Code 128 is too short", symbol.name())));
+                    }
+                }
+                Item::DataMatrix {
+                    module,
+                    quiet,
+                    symbol,
+                    ..
+                } if mm(*module, self.dpi) < TARGET_MODULE_MM - 0.005 || quiet < module => {
+                    return Err(fail(format!(
+                        "the {} Data Matrix module is under {TARGET_MODULE_MM} mm",
+                        symbol.name()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Dots to millimetres at `dpi`.
+pub fn mm(dots: u32, dpi: u32) -> f64 {
+    f64::from(dots) * 25.4 / f64::from(dpi)
+}
+
+/// How an element is named in messages: its number, kind and template text (never a value).
+fn describe(i: usize, element: &Element) -> String {
+    match element {
+        Element::Text { text, .. } => format!("{} (text \"{text}\")", i + 1),
+        Element::Identifier { of, .. } => format!("{} (identifier {of:?})", i + 1),
+        Element::Code128 { symbol, .. } => format!("{} (Code 128 {})", i + 1, symbol.name()),
+        Element::DataMatrix { symbol, .. } => {
+            format!("{} (Data Matrix {})", i + 1, symbol.name())
+        }
+        Element::Rule { .. } => format!("{} (rule)", i + 1),
+    }
+}
+
+/// The text of an element with its placeholders filled: `None` when a value is absent.
+fn fill(text: &str, data: &LabelData<'_>) -> Result<Option<String>, String> {
+    let mut out = String::new();
+    for piece in placeholders(text)? {
+        match piece {
+            Piece::Literal(s) => out.push_str(s),
+            Piece::Key(key) => match data.text(key) {
+                Some(value) => out.push_str(&value),
+                None => return Ok(None),
+            },
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Refuses text the printer's font or the preview's cannot draw, naming the code point only.
+fn check_drawable(value: &str) -> Result<(), String> {
+    for c in value.chars() {
+        if !zpl::printable(c) || !font::draws(c) {
+            return Err(format!(
+                "character U+{:04X} in its value cannot be printed",
+                u32::from(c)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fits `value` into a box `width` × `height` dots: one line at the largest size from `size` down
+/// to `floor` points (half-point steps); failing that, wrapped at spaces into as many lines as the
+/// box holds, again from `size` down. Returns the size in dots and the lines.
+fn fit(
+    value: &str,
+    width: u32,
+    height: u32,
+    size: f64,
+    floor: f64,
+    dpi: u32,
+) -> Result<(u32, Vec<String>), String> {
+    let sizes = || {
+        let steps = ((size - floor) * 2.0).round() as u32;
+        (0..=steps).map(move |step| points_to_dots(size - f64::from(step) * 0.5, dpi))
+    };
+    let fits = |line: &str, size: u32| font::width(line, size as f32).ceil() as u32 <= width;
+    for dots in sizes() {
+        if fits(value, dots) {
+            return Ok((dots, vec![value.to_owned()]));
+        }
+    }
+    for dots in sizes() {
+        let room = (height / line_pitch(dots).max(1)) as usize;
+        if room < 2 {
+            continue;
+        }
+        if let Some(lines) = wrap(value, room, |line| fits(line, dots)) {
+            return Ok((dots, lines));
+        }
+    }
+    Err(format!(
+        "its value ({} characters) does not fit {:.1} × {:.1} mm at {floor} pt or more",
+        value.chars().count(),
+        mm(width, dpi),
+        mm(height, dpi)
+    ))
+}
+
+/// Greedy word wrap into at most `room` lines that each `fits`; `None` when it cannot.
+fn wrap(value: &str, room: usize, fits: impl Fn(&str) -> bool) -> Option<Vec<String>> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in value.split(' ').filter(|w| !w.is_empty()) {
+        let candidate = if line.is_empty() {
+            word.to_owned()
+        } else {
+            format!("{line} {word}")
+        };
+        if fits(&candidate) {
+            line = candidate;
+        } else {
+            if line.is_empty() || !fits(word) {
+                return None;
+            }
+            lines.push(std::mem::replace(&mut line, word.to_owned()));
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    (lines.len() <= room).then_some(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millimetres_become_whole_dots() {
+        assert_eq!([203, 300, 600].map(module_dots), [2, 3, 6]);
+        assert_eq!(dots(101.6, 203), 812);
+        assert_eq!(dots(101.6, 300), 1200);
+    }
+
+    #[test]
+    fn text_shrinks_then_wraps_then_fails() {
+        // 40 mm at 203 dpi.
+        let width = dots(40.0, 203);
+        let (size, lines) = fit("SHORT", width, 100, 10.0, 6.0, 203).unwrap();
+        assert_eq!((size, lines.len()), (points_to_dots(10.0, 203), 1));
+
+        let long = "EXAMPLE AUTOLOGOUS CAR-T";
+        let (size, lines) = fit(long, width, 30, 10.0, 6.0, 203).unwrap();
+        assert!(
+            size < points_to_dots(10.0, 203) && lines.len() == 1,
+            "shrinks first"
+        );
+
+        let longer = "EXAMPLE AUTOLOGOUS CAR-T PRODUCT FOR FURTHER MANUFACTURE";
+        assert!(
+            fit(longer, width, 30, 10.0, 6.0, 203).is_err(),
+            "one line only"
+        );
+        let (_, lines) = fit(longer, width, 80, 10.0, 6.0, 203).unwrap();
+        assert!(
+            lines.len() >= 2 && lines.join(" ") == longer,
+            "wraps in a taller box"
+        );
+
+        let err = fit(&"W".repeat(40), width, 200, 10.0, 6.0, 203).unwrap_err();
+        assert!(err.contains("40 characters"), "{err}");
+        assert!(!err.contains("WWW"), "the value stays out of the message");
+    }
+}

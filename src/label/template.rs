@@ -1,0 +1,345 @@
+//! Label templates: data files (TOML) in `label-templates/`, one per label, with a name, a version
+//! and the label's size. Positions and sizes are millimetres, text sizes points, so one template
+//! serves 203, 300 and 600 dpi. Text binds to the order record and the computed ISBT 128 values by
+//! `{key}` placeholders ([`super::data::KEYS`]); symbols bind to ISBT 128 payloads by name
+//! ([`Symbol`]). Parsing checks everything that does not depend on an order: unknown keys, fields
+//! and symbols, sizes out of range, and elements off the label.
+
+use serde::Deserialize;
+
+use super::data;
+
+/// A parsed, checked template.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    pub name: String,
+    pub version: u32,
+    pub description: String,
+    pub width_mm: f64,
+    pub height_mm: f64,
+    #[serde(rename = "element")]
+    pub elements: Vec<Element>,
+}
+
+/// Millimetres from the label's top-left corner: `[x, y]`.
+pub type Point = [f64; 2];
+
+/// One thing drawn on the label.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Element {
+    /// Text in a box `width` × `height` mm (height: one line when absent). A value too long
+    /// for one line at `size` points shrinks to `min_size`, then wraps at spaces within the box;
+    /// beyond that the label is refused.
+    Text {
+        text: String,
+        at: Point,
+        width: f64,
+        height: Option<f64>,
+        size: f64,
+        min_size: Option<f64>,
+        #[serde(default)]
+        align: Align,
+        #[serde(default)]
+        upper: bool,
+        /// Skip the element when a value it binds is absent (an order without expiry);
+        /// otherwise an absent value refuses the label.
+        #[serde(default)]
+        optional: bool,
+    },
+    /// An eye-readable identifier: grouped text, the non-zero flags as two small digits turned
+    /// 90° (DIN), and the check character in a box.
+    Identifier {
+        of: Identifier,
+        at: Point,
+        size: f64,
+        /// Room across, mm: the identifier at `size` must fit.
+        width: f64,
+    },
+    /// A Code 128 symbol at the target module (0.25 mm in whole dots) with 10-module quiet
+    /// zones inside `width` mm; bars at least `height` mm, 5 mm and 15 % of the symbol length.
+    Code128 {
+        symbol: Symbol,
+        at: Point,
+        width: f64,
+        height: f64,
+        #[serde(default)]
+        optional: bool,
+    },
+    /// A Data Matrix (ECC 200) at the largest whole-dot module that fits a square of `side` mm
+    /// with its quiet zone; never smaller than 0.25 mm.
+    DataMatrix {
+        symbol: Symbol,
+        at: Point,
+        side: f64,
+    },
+    /// A filled rectangle: a rule between areas, or a bar.
+    Rule { at: Point, width: f64, height: f64 },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Align {
+    #[default]
+    Left,
+    Center,
+}
+
+/// The identifiers printed with a boxed check character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identifier {
+    Din,
+    Coi,
+}
+
+/// ISBT 128 payloads a symbol can carry, all built by the ISBT 128 builders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Symbol {
+    /// DS 001: `=` + DIN + flags (the bag number).
+    Din,
+    /// DS 003: `=<` + product code, collection type and division.
+    Product,
+    /// DS 007: `&*` + collection date and time.
+    Collection,
+    /// DS 005: `&>` + expiry date and time (absent when the order has none).
+    Expiry,
+    /// DS 040: `&/` + COI identifier.
+    Coi,
+    /// DS 023 compound message: DIN, product code, collection date/time, COI, expiry if any.
+    Compound,
+    /// DS 023 compound message of the DIN and the COI only, for the smallest labels.
+    Identity,
+}
+
+impl Symbol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Symbol::Din => "DIN",
+            Symbol::Product => "product code",
+            Symbol::Collection => "collection date and time",
+            Symbol::Expiry => "expiry date and time",
+            Symbol::Coi => "COI identifier",
+            Symbol::Compound => "compound message",
+            Symbol::Identity => "DIN and COI compound message",
+        }
+    }
+}
+
+/// Why a template cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template {template}: {problem}")]
+pub struct TemplateError {
+    pub template: String,
+    pub problem: String,
+}
+
+/// Smallest text a label carries, points (secondary text, LABELS.md).
+pub const MIN_TEXT_PT: f64 = 6.0;
+
+impl Template {
+    /// Parses and checks a template file's text; `source` names it in errors.
+    ///
+    /// # Errors
+    /// TOML that does not parse, unknown fields, unknown placeholders, sizes out of range or
+    /// elements off the label.
+    pub fn parse(source: &str, text: &str) -> Result<Template, TemplateError> {
+        let template: Template = toml::from_str(text).map_err(|e| TemplateError {
+            template: source.to_owned(),
+            problem: e.to_string().trim().to_owned(),
+        })?;
+        template.check().map_err(|problem| TemplateError {
+            template: template.name.clone(),
+            problem,
+        })?;
+        Ok(template)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err("name: lower-case letters, digits and '-' only".to_owned());
+        }
+        if !(10.0..=300.0).contains(&self.width_mm) || !(5.0..=300.0).contains(&self.height_mm) {
+            return Err("the label size is outside 10-300 × 5-300 mm".to_owned());
+        }
+        for (i, element) in self.elements.iter().enumerate() {
+            element
+                .check(self.width_mm, self.height_mm)
+                .map_err(|problem| format!("element {} ({}): {problem}", i + 1, element.kind()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Element {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Element::Text { .. } => "text",
+            Element::Identifier { .. } => "identifier",
+            Element::Code128 { .. } => "code128",
+            Element::DataMatrix { .. } => "data_matrix",
+            Element::Rule { .. } => "rule",
+        }
+    }
+
+    fn check(&self, label_width: f64, label_height: f64) -> Result<(), String> {
+        let within = |at: Point, width: f64, height: f64| {
+            let finite = [at[0], at[1], width, height].iter().all(|v| v.is_finite());
+            if !finite || at[0] < 0.0 || at[1] < 0.0 || width <= 0.0 || height <= 0.0 {
+                return Err("position and size must be positive numbers".to_owned());
+            }
+            if at[0] + width > label_width + 1e-9 || at[1] + height > label_height + 1e-9 {
+                return Err("falls off the label".to_owned());
+            }
+            Ok(())
+        };
+        match self {
+            Element::Text {
+                text,
+                at,
+                width,
+                height,
+                size,
+                min_size,
+                ..
+            } => {
+                let floor = min_size.unwrap_or(*size);
+                if !(MIN_TEXT_PT..=72.0).contains(size) || !(MIN_TEXT_PT..=*size).contains(&floor) {
+                    return Err(format!(
+                        "text sizes must be {MIN_TEXT_PT}-72 pt with min_size <= size"
+                    ));
+                }
+                within(*at, *width, height.unwrap_or(line_pitch_mm(*size)))?;
+                placeholders(text)?;
+                Ok(())
+            }
+            Element::Identifier {
+                at, size, width, ..
+            } => {
+                if !(MIN_TEXT_PT..=72.0).contains(size) {
+                    return Err(format!("text sizes must be {MIN_TEXT_PT}-72 pt"));
+                }
+                within(*at, *width, line_pitch_mm(*size))
+            }
+            Element::Code128 {
+                at, width, height, ..
+            } => within(*at, *width, *height),
+            Element::DataMatrix { at, side, .. } => within(*at, *side, *side),
+            Element::Rule { at, width, height } => within(*at, *width, *height),
+        }
+    }
+}
+
+/// The height of one line of text `size` points high, mm.
+pub fn line_pitch_mm(size: f64) -> f64 {
+    size * LINE_PITCH * 25.4 / 72.0
+}
+
+/// Line pitch as a multiple of the text size.
+pub const LINE_PITCH: f64 = 1.2;
+
+/// A piece of a text element: literal text or a placeholder's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Literal(&'a str),
+    Key(&'a str),
+}
+
+/// Splits `text` into literals and `{key}` placeholders, every key known.
+///
+/// # Errors
+/// An unknown key, or a brace that does not open or close a placeholder.
+pub fn placeholders(text: &str) -> Result<Vec<Piece<'_>>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        match rest.find(['{', '}']) {
+            None => {
+                pieces.push(Piece::Literal(rest));
+                break;
+            }
+            Some(i) if rest.as_bytes()[i] == b'}' => {
+                return Err("a '}' without its '{'".to_owned());
+            }
+            Some(i) => {
+                if i > 0 {
+                    pieces.push(Piece::Literal(&rest[..i]));
+                }
+                let after = &rest[i + 1..];
+                let Some(end) = after.find('}') else {
+                    return Err("a '{' without its '}'".to_owned());
+                };
+                let key = &after[..end];
+                if !data::KEYS.contains(&key) {
+                    return Err(format!("unknown placeholder {{{key}}}"));
+                }
+                pieces.push(Piece::Key(key));
+                rest = &after[end + 1..];
+            }
+        }
+    }
+    Ok(pieces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        name = "t"
+        version = 1
+        description = "test"
+        width_mm = 50
+        height_mm = 25
+        [[element]]
+        kind = "text"
+        text = "BAG {bag} OF {bags}"
+        at = [1, 1]
+        width = 30
+        size = 10
+    "#;
+
+    #[test]
+    fn a_template_parses() {
+        let t = Template::parse("t.toml", MINIMAL).unwrap();
+        assert_eq!(t.elements.len(), 1);
+        assert_eq!(
+            placeholders("BAG {bag} OF {bags}").unwrap(),
+            [
+                Piece::Literal("BAG "),
+                Piece::Key("bag"),
+                Piece::Literal(" OF "),
+                Piece::Key("bags")
+            ]
+        );
+    }
+
+    #[test]
+    fn mistakes_in_a_template_are_named() {
+        for (change, expected) in [
+            (("{bags}", "{bag_count}"), "unknown placeholder {bag_count}"),
+            (("{bags}", "{bags"), "a '{' without its '}'"),
+            (("size = 10", "size = 4"), "text sizes must be"),
+            (("width = 30", "width = 60"), "falls off the label"),
+            (
+                ("size = 10", "size = 10\ncolour = 1"),
+                "unknown field `colour`",
+            ),
+            (
+                ("kind = \"text\"", "kind = \"circle\""),
+                "unknown variant `circle`",
+            ),
+        ] {
+            let text = MINIMAL.replace(change.0, change.1);
+            let err = Template::parse("t.toml", &text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+}
