@@ -1,0 +1,392 @@
+//! The label engine end to end: every template at every resolution for the example orders
+//! (golden ZPL and PNG hashes), hostile field values that must never change the printer's
+//! commands, random valid orders that must always render and prove, and a proof that refuses a
+//! symbol that does not read back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use coi_agent::label::data::LabelData;
+use coi_agent::label::layout::{Item, Layout};
+use coi_agent::label::template::Template;
+use coi_agent::label::{self, LabelError, RESOLUTIONS, raster};
+use coi_agent::orders::record::{Order, parse_order};
+use proptest::prelude::*;
+use sha2::{Digest, Sha256};
+
+const EXAMPLE: &str = include_str!("data/example-orders.json");
+
+fn example_json() -> serde_json::Value {
+    serde_json::from_str(EXAMPLE).unwrap()
+}
+
+fn order(json: &serde_json::Value) -> Order {
+    parse_order(json, 0).unwrap()
+}
+
+fn collected() -> jiff::Timestamp {
+    "2025-06-02T12:14:00Z".parse().unwrap()
+}
+
+fn templates() -> Vec<Template> {
+    label::builtin().unwrap()
+}
+
+/// Golden files: `tests/golden/label/<template>-<dpi>.zpl` and `.png.sha256`, for bag 2 of the
+/// first example order. `UPDATE_GOLDEN=1 cargo test --test label` rewrites them (and writes the
+/// PNGs to target/label-golden/ to look at).
+#[test]
+fn every_template_matches_its_golden_files_at_every_resolution() {
+    let json = example_json();
+    let order = order(&json["orders"][0]);
+    let data = LabelData::new(&order, 2, collected()).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/label");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut mismatches = Vec::new();
+    for template in templates() {
+        for dpi in RESOLUTIONS {
+            let made = label::render(&template, &data, dpi).unwrap();
+            let png = made.png().unwrap();
+            let hash = format!(
+                "{}\n",
+                coi_agent::journal::audit::hex(&Sha256::digest(&png))
+            );
+            let stem = format!("{}-{dpi}", template.name);
+            let zpl_path = dir.join(format!("{stem}.zpl"));
+            let hash_path = dir.join(format!("{stem}.png.sha256"));
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&zpl_path, &made.zpl).unwrap();
+                std::fs::write(&hash_path, &hash).unwrap();
+                let look =
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/label-golden");
+                std::fs::create_dir_all(&look).unwrap();
+                std::fs::write(look.join(format!("{stem}.png")), &png).unwrap();
+                continue;
+            }
+            if std::fs::read_to_string(&zpl_path).unwrap() != made.zpl {
+                mismatches.push(format!("{stem}.zpl"));
+            }
+            if std::fs::read_to_string(&hash_path).unwrap() != hash {
+                mismatches.push(format!("{stem}.png"));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "changed: {mismatches:?} (look at the labels, then UPDATE_GOLDEN=1)"
+    );
+}
+
+#[test]
+fn every_template_renders_and_proves_for_every_example_order_and_bag() {
+    let json = example_json();
+    for value in json["orders"].as_array().unwrap() {
+        let order = order(value);
+        for bag in 1..=order.collection.bags {
+            let data = LabelData::new(&order, bag, collected()).unwrap();
+            for template in templates() {
+                for dpi in RESOLUTIONS {
+                    let made = label::render(&template, &data, dpi)
+                        .unwrap_or_else(|e| panic!("{} bag {bag} {dpi}: {e}", template.name));
+                    assert_eq!(made.raster.width, made.layout.width);
+                    assert!(made.zpl.starts_with("^XA^CI28^PW"));
+                    assert!(made.zpl.ends_with("^XZ\n"));
+                }
+            }
+        }
+    }
+}
+
+/// Layouts hold the same geometry in millimetres at every resolution, within a dot or two.
+#[test]
+fn one_template_looks_the_same_at_every_resolution() {
+    let json = example_json();
+    let order = order(&json["orders"][0]);
+    let data = LabelData::new(&order, 1, collected()).unwrap();
+    for template in templates() {
+        let layouts: Vec<Layout> = RESOLUTIONS
+            .iter()
+            .map(|&dpi| Layout::new(&template, &data, dpi).unwrap())
+            .collect();
+        let mm = |layout: &Layout| -> Vec<(f64, f64)> {
+            layout
+                .items
+                .iter()
+                .filter_map(|item| match item {
+                    Item::Code128 { rect, .. } | Item::DataMatrix { rect, .. } => Some(*rect),
+                    Item::Rule(rect) => Some(*rect),
+                    _ => None,
+                })
+                .map(|r| {
+                    let k = 25.4 / f64::from(layout.dpi);
+                    (f64::from(r.x) * k, f64::from(r.y) * k)
+                })
+                .collect()
+        };
+        let reference = mm(&layouts[0]);
+        for layout in &layouts[1..] {
+            for (a, b) in reference.iter().zip(mm(layout)) {
+                assert!(
+                    (a.0 - b.0).abs() < 0.3 && (a.1 - b.1).abs() < 0.3,
+                    "{} at {} dpi: {a:?} vs {b:?}",
+                    template.name,
+                    layout.dpi
+                );
+            }
+        }
+    }
+}
+
+/// The ZPL commands a label may contain; anything else means a value escaped its field.
+const COMMANDS: &[&str] = &[
+    "XA", "CI28", "PW", "LL", "LH0,0", "FO", "A0N", "A0R", "FH_", "FD", "FS", "GB", "BY", "BCN",
+    "BXN", "XZ",
+];
+
+/// Splits ZPL into its commands (text between `^`s), checking there is no tilde command and
+/// every command is one a label makes.
+fn commands(zpl: &str) -> Vec<String> {
+    assert!(!zpl.contains('~'), "a tilde command reached the ZPL");
+    let mut out = Vec::new();
+    for token in zpl.split('^').skip(1) {
+        let token = token.trim_end_matches('\n');
+        let known = COMMANDS.iter().any(|c| token.starts_with(c));
+        assert!(known, "unexpected command ^{token}");
+        out.push(token.to_owned());
+    }
+    out
+}
+
+/// Reverses `^FH_` escapes.
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'_' {
+            out.push(u8::from_str_radix(&field[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Free-text fields of the order record: every one printed on some template.
+const TEXT_FIELDS: &[&[&str]] = &[
+    &["patient", "family_name"],
+    &["patient", "given_name"],
+    &["patient", "id"],
+    &["patient", "id_label"],
+    &["therapy", "name"],
+    &["therapy", "sponsor"],
+    &["therapy", "protocol"],
+    &["product", "description"],
+    &["collection", "facility", "name"],
+    &["manufacturing", "facility", "name"],
+];
+
+const HOSTILE: &[&str] = &[
+    "^XA^FO0,0^FDX^FS^XZ~JR",
+    "~JA~DGR:EVIL.GRF,2,1,FF",
+    "X^FS^XZ^XA^PQ99^XZ",
+    "_5E_7E >5>:>0",
+    "a\\&b\\\\c ^FH^FD",
+    "O'Brien-Zoë Núñez",
+];
+
+fn set(json: &mut serde_json::Value, path: &[&str], value: &str) {
+    let mut node = json;
+    for key in path {
+        node = &mut node[*key];
+    }
+    *node = serde_json::Value::String(value.to_owned());
+}
+
+/// Every text field filled with hostile ZPL: the label still renders and proves, holds only the
+/// commands a label makes, one `^XA` and one `^XZ`, and every hostile value comes back exactly
+/// from its escaped field data.
+#[test]
+fn hostile_field_values_never_change_the_printer_commands() {
+    let benign = {
+        let json = example_json();
+        let order = order(&json["orders"][0]);
+        let data = LabelData::new(&order, 1, collected()).unwrap();
+        templates()
+            .iter()
+            .map(|t| label::render(t, &data, 203).unwrap().zpl)
+            .collect::<Vec<_>>()
+    };
+    for hostile in HOSTILE {
+        let mut json = example_json()["orders"][0].clone();
+        for path in TEXT_FIELDS {
+            set(&mut json, path, hostile);
+        }
+        let order = order(&json);
+        let data = LabelData::new(&order, 1, collected()).unwrap();
+        for (template, benign) in templates().iter().zip(&benign) {
+            let made = label::render(template, &data, 203)
+                .unwrap_or_else(|e| panic!("{} with {hostile:?}: {e}", template.name));
+            let cmds = commands(&made.zpl);
+            assert_eq!(cmds.iter().filter(|c| *c == "XA").count(), 1);
+            assert_eq!(cmds.iter().filter(|c| c.starts_with("XZ")).count(), 1);
+            // The same kinds of commands as the benign label, in the same order, apart from
+            // text lines (a longer value may wrap into more of them).
+            let shape = |cmds: &[String]| -> Vec<String> {
+                cmds.iter()
+                    .filter(|c| !c.starts_with("FD") && !c.starts_with("A0"))
+                    .map(|c| c.chars().take(2).collect())
+                    .collect::<Vec<String>>()
+                    .join(" ")
+                    .replace("FO FH FS ", "")
+                    .split(' ')
+                    .map(str::to_owned)
+                    .collect()
+            };
+            assert_eq!(
+                shape(&cmds),
+                shape(&commands(benign)),
+                "{} with {hostile:?}",
+                template.name
+            );
+            let texts: Vec<String> = cmds
+                .iter()
+                .filter_map(|c| c.strip_prefix("FD"))
+                .map(unescape)
+                .collect();
+            if template.name == "apheresis-bag" {
+                let joined = texts.join("\n");
+                let upper = hostile.to_uppercase();
+                assert!(
+                    joined.contains(hostile) || joined.lines().any(|l| hostile.starts_with(l)),
+                    "{hostile:?} not printed as given"
+                );
+                assert!(
+                    joined.lines().any(|l| upper.starts_with(l) || l == upper),
+                    "family name"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn characters_the_printer_cannot_draw_are_refused_naming_the_element() {
+    let mut json = example_json()["orders"][0].clone();
+    set(&mut json, &["patient", "family_name"], "Smith\u{7}");
+    let order = order(&json);
+    let data = LabelData::new(&order, 1, collected()).unwrap();
+    let template = &templates()[0];
+    let err = label::render(template, &data, 203).unwrap_err().to_string();
+    assert!(err.contains("{patient.family_name}"), "{err}");
+    assert!(err.contains("U+0007"), "{err}");
+    assert!(
+        !err.contains("Smith"),
+        "the value stays out of the message: {err}"
+    );
+
+    set(&mut json, &["patient", "family_name"], "李");
+    let order = parse_order(&json, 0).unwrap();
+    let data = LabelData::new(&order, 1, collected()).unwrap();
+    let err = label::render(template, &data, 203).unwrap_err().to_string();
+    assert!(err.contains("U+674E"), "{err}");
+}
+
+#[test]
+fn a_value_too_long_for_its_box_refuses_the_label() {
+    let mut json = example_json()["orders"][0].clone();
+    set(&mut json, &["patient", "family_name"], &"W".repeat(60));
+    let order = order(&json);
+    let data = LabelData::new(&order, 1, collected()).unwrap();
+    let err = label::render(&templates()[0], &data, 300).unwrap_err();
+    assert!(matches!(err, LabelError::Layout(_)), "{err}");
+    assert!(err.to_string().contains("does not fit"), "{err}");
+}
+
+/// A layout whose Data Matrix is drawn for other data than its payload is refused by the proof,
+/// naming the symbol; so is a Code 128 with a bar knocked out.
+#[test]
+fn the_proof_refuses_a_symbol_that_does_not_read_back_as_its_payload() {
+    let json = example_json();
+    let order = order(&json["orders"][0]);
+    let data = LabelData::new(&order, 1, collected()).unwrap();
+    let template = &templates()[0];
+    let mut layout = Layout::new(template, &data, 203).unwrap();
+    for item in &mut layout.items {
+        if let Item::DataMatrix { data, .. } = item {
+            *data = data.replace("=A99992512345601", "=A99992512345602");
+        }
+    }
+    let canvas = raster::render(&layout).unwrap();
+    let (symbol, problem) = raster::prove_layout(&layout, &canvas).unwrap_err();
+    assert_eq!(symbol.name(), "compound message");
+    assert!(problem.to_string().contains("reads back as something else"));
+
+    let layout = Layout::new(template, &data, 203).unwrap();
+    let canvas = raster::render(&layout).unwrap();
+    let Some(Item::Code128 { rect, quiet, .. }) = layout
+        .items
+        .iter()
+        .find(|i| matches!(i, Item::Code128 { .. }))
+    else {
+        panic!("no Code 128")
+    };
+    // White out a band across the middle of the bars.
+    let mid = rect.x + quiet + (rect.width - 2 * quiet) / 2;
+    let mut damaged = raster::Canvas::new(canvas.width, canvas.height);
+    for y in 0..canvas.height {
+        for x in 0..canvas.width {
+            let in_band =
+                (mid..mid + 24).contains(&x) && (rect.y..rect.y + rect.height).contains(&y);
+            if canvas.is_black(x, y) && !in_band {
+                damaged.fill(x, y, 1, 1);
+            }
+        }
+    }
+    let (symbol, _) = raster::prove_layout(&layout, &damaged).unwrap_err();
+    assert_eq!(symbol.name(), "DIN");
+}
+
+fn name_strategy() -> impl Strategy<Value = String> {
+    // Up to 32 characters: two lines of the smallest size a name box allows.
+    let word = "[A-Za-zÀ-ÖØ-öø-ÿŁłŃńŚśŹźŻżČčŘřŠšŽž'-]{1,10}";
+    prop::collection::vec(word, 1..=3).prop_map(|words| words.join(" "))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random valid orders (names with accents, any bag count, any year ISBT 128 can carry,
+    /// with or without expiry) always render and prove on every template.
+    #[test]
+    fn random_valid_orders_always_render_and_prove(
+        family in name_strategy(),
+        given in name_strategy(),
+        facility in "[A-Za-z0-9 .,&'-]{1,30}",
+        sequence in 0u32..1_000_000,
+        bags in 1u8..=19,
+        bag_pick in 0u8..19,
+        minutes in 0i64..(60 * 24 * 365 * 20),
+        expiry in any::<bool>(),
+        dpi in prop::sample::select(RESOLUTIONS.to_vec()),
+    ) {
+        let mut json = example_json()["orders"][0].clone();
+        set(&mut json, &["patient", "family_name"], family.trim());
+        set(&mut json, &["patient", "given_name"], given.trim());
+        set(&mut json, &["collection", "facility", "name"], facility.trim());
+        set(&mut json, &["collection", "din"], &format!("A999925{sequence:06}"));
+        json["collection"]["bags"] = serde_json::json!(bags);
+        if !expiry {
+            json.as_object_mut().unwrap().remove("expires_at");
+        }
+        prop_assume!(!family.trim().is_empty() && !given.trim().is_empty() && !facility.trim().is_empty());
+        let order = parse_order(&json, 0).unwrap();
+        let at = jiff::Timestamp::from_second(1_577_836_800 + minutes * 60).unwrap();
+        let data = LabelData::new(&order, 1 + bag_pick % bags, at).unwrap();
+        for template in templates() {
+            let made = label::render(&template, &data, dpi);
+            prop_assert!(made.is_ok(), "{}: {}", template.name, made.unwrap_err());
+        }
+    }
+}
