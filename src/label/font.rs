@@ -6,7 +6,8 @@
 //! Latin Extended-A (Ł, ő, ř, …) come from a subset of DejaVu Sans Bold
 //! (`assets/fonts/DEJAVU-LICENSE.txt`).
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::raster::Canvas;
 
@@ -34,35 +35,51 @@ fn face_for(c: char) -> Option<&'static fontdue::Font> {
 
 /// Whether the bundled fonts have a glyph for `c` (the layout refuses text they cannot show).
 pub fn draws(c: char) -> bool {
-    c == ' ' || face_for(c).is_some()
+    c == ' ' || advance_em(c).is_some()
 }
 
-/// Kerning between two characters drawn by the same face.
-fn kern(previous: char, c: char, size: f32) -> f32 {
-    match (face_for(previous), face_for(c)) {
-        (Some(a), Some(b)) if std::ptr::eq(a, b) => {
-            a.horizontal_kern(previous, c, size).unwrap_or(0.0)
+/// The advance of `c` in ems, from tables built once: an array for the Latin letters every
+/// label uses, a map for the rest (neither font has a `kern` table, so a line's width is the sum
+/// of its advances).
+fn advance_em(c: char) -> Option<f32> {
+    struct Advances {
+        latin: [Option<f32>; LATIN_END],
+        other: HashMap<char, f32>,
+    }
+    static ADVANCES: OnceLock<Advances> = OnceLock::new();
+    let table = ADVANCES.get_or_init(|| {
+        let mut table = Advances {
+            latin: [None; LATIN_END],
+            other: HashMap::new(),
+        };
+        for face in faces().iter().rev() {
+            for &c in face.chars().keys() {
+                let advance = face.metrics(c, 1000.0).advance_width / 1000.0;
+                match table.latin.get_mut(c as usize) {
+                    Some(slot) => *slot = Some(advance),
+                    None => {
+                        table.other.insert(c, advance);
+                    }
+                }
+            }
         }
-        _ => 0.0,
+        table
+    });
+    match table.latin.get(c as usize) {
+        Some(advance) => *advance,
+        None => table.other.get(&c).copied(),
     }
 }
 
-fn metrics(c: char, size: f32) -> fontdue::Metrics {
-    face_for(c).unwrap_or(&faces()[0]).metrics(c, size)
-}
+/// Characters below this code point have their advance in an array.
+const LATIN_END: usize = 0x180;
 
-/// The advance width in dots of `text` set `size` dots high (the em size), kerning included.
+/// The advance width in dots of `text` set `size` dots high (the em size).
 pub fn width(text: &str, size: f32) -> f32 {
-    let mut total = 0.0;
-    let mut previous = None;
-    for c in text.chars() {
-        if let Some(p) = previous {
-            total += kern(p, c, size);
-        }
-        total += metrics(c, size).advance_width;
-        previous = Some(c);
-    }
-    total
+    text.chars()
+        .map(|c| advance_em(c).unwrap_or(0.0))
+        .sum::<f32>()
+        * size
 }
 
 /// The distance from the top of a line `size` dots high to its baseline.
@@ -71,6 +88,40 @@ pub fn ascent(size: f32) -> f32 {
         .horizontal_line_metrics(size)
         .map_or(size * 0.8, |m| m.ascent)
 }
+
+/// One glyph at one size, thresholded: the dots at least half covered, relative to the glyph's
+/// origin on the baseline (y grows downwards).
+struct Glyph {
+    dots: Vec<(i32, i32)>,
+}
+
+/// Rasterized glyphs by character and size in dots. Labels use a handful of sizes, so the
+/// cache stays small; it is emptied if it ever grows past [`GLYPH_CACHE_LIMIT`].
+fn glyph(c: char, size: u32) -> Arc<Glyph> {
+    static CACHE: OnceLock<Mutex<HashMap<(char, u32), Arc<Glyph>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let key = (c, size);
+    if let Some(found) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return found;
+    }
+    let (metrics, coverage) = face_for(c).unwrap_or(&faces()[0]).rasterize(c, size as f32);
+    let top = -(metrics.ymin + metrics.height as i32);
+    let dots = (0..metrics.height)
+        .flat_map(|row| (0..metrics.width).map(move |col| (row, col)))
+        .filter(|&(row, col)| coverage[row * metrics.width + col] >= 128)
+        .map(|(row, col)| (metrics.xmin + col as i32, top + row as i32))
+        .collect();
+    let made = Arc::new(Glyph { dots });
+    if let Ok(mut map) = cache.lock() {
+        if map.len() >= GLYPH_CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(key, Arc::clone(&made));
+    }
+    made
+}
+
+const GLYPH_CACHE_LIMIT: usize = 20_000;
 
 /// How a run of text is turned on the label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -87,33 +138,23 @@ impl Canvas {
     /// where the glyph covers at least half of it. Turned clockwise, the line's top edge lies
     /// along the right-hand side of the box that starts at (`x`, `y`) and is `size` dots wide.
     pub fn text(&mut self, text: &str, x: u32, y: u32, size: f32, rotation: Rotation) {
-        let baseline = ascent(size);
+        let baseline = ascent(size).round() as i64;
+        let whole = size.round() as u32;
         let mut pen = 0.0f32;
-        let mut previous = None;
         for c in text.chars() {
-            if let Some(p) = previous {
-                pen += kern(p, c, size);
-            }
-            previous = Some(c);
-            let (metrics, coverage) = face_for(c).unwrap_or(&faces()[0]).rasterize(c, size);
-            // Glyph bitmap origin in the unturned line's frame (y grows downwards).
-            let left = (pen + metrics.xmin as f32).round() as i64;
-            let top = (baseline - metrics.ymin as f32 - metrics.height as f32).round() as i64;
-            pen += metrics.advance_width;
-            for row in 0..metrics.height {
-                for col in 0..metrics.width {
-                    if coverage[row * metrics.width + col] < 128 {
-                        continue;
-                    }
-                    let (u, v) = (left + col as i64, top + row as i64);
-                    let (dx, dy) = match rotation {
-                        Rotation::Normal => (u, v),
-                        Rotation::Clockwise => (size.round() as i64 - 1 - v, u),
-                    };
-                    let (px, py) = (i64::from(x) + dx, i64::from(y) + dy);
-                    if let (Ok(px), Ok(py)) = (u32::try_from(px), u32::try_from(py)) {
-                        self.fill(px, py, 1, 1);
-                    }
+            let left = pen.round() as i64;
+            pen += advance_em(c).unwrap_or(0.0) * size;
+            for &(dx, dy) in &glyph(c, whole).dots {
+                let (u, v) = (left + i64::from(dx), baseline + i64::from(dy));
+                let (dx, dy) = match rotation {
+                    Rotation::Normal => (u, v),
+                    Rotation::Clockwise => (i64::from(whole) - 1 - v, u),
+                };
+                if let (Ok(px), Ok(py)) = (
+                    u32::try_from(i64::from(x) + dx),
+                    u32::try_from(i64::from(y) + dy),
+                ) {
+                    self.dot(px, py);
                 }
             }
         }

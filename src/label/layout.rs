@@ -6,9 +6,7 @@
 use super::code128::{self, Plan};
 use super::data::LabelData;
 use super::font::{self, Rotation};
-use super::template::{
-    Align, Element, LINE_PITCH, MIN_TEXT_PT, Piece, Symbol, Template, placeholders,
-};
+use super::template::{Align, Element, LINE_PITCH, MIN_TEXT_PT, Piece, Symbol, Template, pieces};
 use super::zpl;
 
 /// The X dimension a label aims for, mm: Code 128 modules are exactly this rounded to whole dots,
@@ -515,7 +513,7 @@ fn describe(i: usize, element: &Element) -> String {
 /// The text of an element with its placeholders filled: `None` when a value is absent.
 fn fill(text: &str, data: &LabelData<'_>) -> Result<Option<String>, String> {
     let mut out = String::new();
-    for piece in placeholders(text)? {
+    for piece in pieces(text)? {
         match piece {
             Piece::Literal(s) => out.push_str(s),
             Piece::Key(key) => match data.text(key) {

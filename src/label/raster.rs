@@ -60,6 +60,13 @@ impl Canvas {
         }
     }
 
+    /// Blackens one dot, if it is on the canvas.
+    pub fn dot(&mut self, x: u32, y: u32) {
+        if x < self.width && y < self.height {
+            self.luma[(y * self.width + x) as usize] = 0;
+        }
+    }
+
     pub fn is_black(&self, x: u32, y: u32) -> bool {
         x < self.width && y < self.height && self.luma[(y * self.width + x) as usize] == 0
     }
@@ -200,6 +207,8 @@ impl Canvas {
         let mut encoder = png::Encoder::new(&mut out, self.width, self.height);
         encoder.set_color(png::ColorType::Grayscale);
         encoder.set_depth(png::BitDepth::One);
+        // fdeflate's fast mode: labels are mostly white runs, which it packs well and quickly.
+        encoder.set_compression(png::Compression::Fast);
         let dots_per_metre = (f64::from(dpi) / 0.0254).round() as u32;
         encoder.set_pixel_dims(Some(png::PixelDimensions {
             xppu: dots_per_metre,
@@ -210,12 +219,16 @@ impl Canvas {
             .write_header()
             .map_err(|e| RasterError::Encode(format!("PNG: {e}")))?;
         let row_bytes = self.width.div_ceil(8) as usize;
-        let mut packed = vec![0u8; row_bytes * self.height as usize];
-        for y in 0..self.height as usize {
-            for x in 0..self.width as usize {
-                if self.luma[y * self.width as usize + x] != 0 {
-                    packed[y * row_bytes + x / 8] |= 0x80 >> (x % 8);
+        let mut packed = Vec::with_capacity(row_bytes * self.height as usize);
+        for row in self.luma.chunks_exact(self.width.max(1) as usize) {
+            for eight in row.chunks(8) {
+                let mut byte = 0u8;
+                for (bit, &luma) in eight.iter().enumerate() {
+                    if luma != 0 {
+                        byte |= 0x80 >> bit;
+                    }
                 }
+                packed.push(byte);
             }
         }
         writer

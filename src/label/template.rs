@@ -257,6 +257,23 @@ pub enum Piece<'a> {
 /// # Errors
 /// An unknown key, or a brace that does not open or close a placeholder.
 pub fn placeholders(text: &str) -> Result<Vec<Piece<'_>>, String> {
+    let pieces = pieces(text)?;
+    for piece in &pieces {
+        if let Piece::Key(key) = piece {
+            if !data::KEYS.contains(key) {
+                return Err(format!("unknown placeholder {{{key}}}"));
+            }
+        }
+    }
+    Ok(pieces)
+}
+
+/// Splits `text` into literals and `{key}` placeholders without checking the keys (a parsed
+/// template's are checked already).
+///
+/// # Errors
+/// A brace that does not open or close a placeholder.
+pub fn pieces(text: &str) -> Result<Vec<Piece<'_>>, String> {
     let mut pieces = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
@@ -276,11 +293,7 @@ pub fn placeholders(text: &str) -> Result<Vec<Piece<'_>>, String> {
                 let Some(end) = after.find('}') else {
                     return Err("a '{' without its '}'".to_owned());
                 };
-                let key = &after[..end];
-                if !data::KEYS.contains(&key) {
-                    return Err(format!("unknown placeholder {{{key}}}"));
-                }
-                pieces.push(Piece::Key(key));
+                pieces.push(Piece::Key(&after[..end]));
                 rest = &after[end + 1..];
             }
         }
