@@ -98,7 +98,7 @@ struct Glyph {
 /// Rasterized glyphs by character and size in dots. Labels use a handful of sizes, so the
 /// cache stays small; it is emptied if it ever grows past [`GLYPH_CACHE_LIMIT`].
 fn glyph(c: char, size: u32) -> Arc<Glyph> {
-    static CACHE: OnceLock<Mutex<HashMap<(char, u32), Arc<Glyph>>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<GlyphCache>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let key = (c, size);
     if let Some(found) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
@@ -122,6 +122,8 @@ fn glyph(c: char, size: u32) -> Arc<Glyph> {
 }
 
 const GLYPH_CACHE_LIMIT: usize = 20_000;
+
+type GlyphCache = HashMap<(char, u32), Arc<Glyph>>;
 
 /// How a run of text is turned on the label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
