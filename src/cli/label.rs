@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use crate::isbt128::coi::CoiId;
 use crate::label::data::LabelData;
 use crate::label::template::Template;
+use crate::label::layout::Item;
 use crate::label::{self, Label};
+use sha2::Digest as _;
 use crate::orders::OrderBook;
 
 /// What `label render` (and `print --template`) is asked to make.
@@ -79,6 +81,7 @@ pub(super) fn render(
     request: &Request<'_>,
     zpl: Option<&Path>,
     png: Option<&Path>,
+    json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
@@ -92,24 +95,42 @@ pub(super) fn render(
     match zpl {
         Some(path) => std::fs::write(path, &label.zpl)
             .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?,
-        None if png.is_none() => out.write_all(label.zpl.as_bytes())?,
+        None if png.is_none() && !json => out.write_all(label.zpl.as_bytes())?,
         None => {}
     }
     if let Some(path) = png {
         std::fs::write(path, label.png()?)
             .map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))?;
     }
-    let symbols = label
+    let symbols: Vec<serde_json::Value> = label
         .layout
         .items
         .iter()
-        .filter(|i| {
-            matches!(
-                i,
-                label::layout::Item::Code128 { .. } | label::layout::Item::DataMatrix { .. }
-            )
+        .filter_map(|item| match item {
+            Item::Code128 { plan, symbol, .. } => Some(serde_json::json!({
+                "symbol": symbol.name(), "format": "code128", "data": plan.data(),
+            })),
+            Item::DataMatrix { data, symbol, .. } => Some(serde_json::json!({
+                "symbol": symbol.name(), "format": "data_matrix", "data": data,
+            })),
+            _ => None,
         })
-        .count();
+        .collect();
+    if json {
+        // Identifiers only (DIN, COI, product, dates): never the patient's name or birth date.
+        let line = serde_json::json!({
+            "template": label.layout.template,
+            "version": label.layout.version,
+            "dpi": label.layout.dpi,
+            "bag": request.bag,
+            "width": label.layout.width,
+            "height": label.layout.height,
+            "zpl_sha256": crate::journal::audit::hex(&sha2::Sha256::digest(label.zpl.as_bytes())),
+            "symbols": symbols,
+        });
+        writeln!(out, "{line}")?;
+    }
+    let symbols = symbols.len();
     writeln!(
         err,
         "coi-agent: {} v{} bag {} at {} dpi: {} symbol(s) proven",

@@ -210,6 +210,10 @@ pub enum LabelCommand {
         /// Write the PNG preview here.
         #[arg(long, value_name = "OUT")]
         png: Option<std::path::PathBuf>,
+        /// One JSON line: template, version, dpi, bag, size in dots, the ZPL's SHA-256 and each
+        /// symbol with its payload (identifiers only, no patient data).
+        #[arg(long)]
+        json: bool,
     },
     /// The templates: name, version, size.
     List {
@@ -421,9 +425,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             command: OutboxCommand::Flush { config },
         } => orders::outbox_flush(&config, out),
         Command::Label {
-            command: LabelCommand::Render { label, zpl, png },
+            command:
+                LabelCommand::Render {
+                    label,
+                    zpl,
+                    png,
+                    json,
+                },
         } => match label.request() {
-            Some(request) => label::render(&request, zpl.as_deref(), png.as_deref(), out, err),
+            Some(request) => {
+                label::render(&request, zpl.as_deref(), png.as_deref(), json, out, err)
+            }
             None => {
                 writeln!(
                     err,
