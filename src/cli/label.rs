@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use crate::isbt128::coi::CoiId;
 use crate::label::data::LabelData;
-use crate::label::template::Template;
 use crate::label::layout::Item;
+use crate::label::template::Template;
 use crate::label::{self, Label};
-use sha2::Digest as _;
 use crate::orders::OrderBook;
+use sha2::Digest as _;
 
 /// What `label render` (and `print --template`) is asked to make.
 pub(super) struct Request<'a> {
