@@ -55,7 +55,8 @@ impl Rect {
 /// What one element claims on the label.
 #[derive(Debug, Clone)]
 pub struct Area {
-    pub element: String,
+    /// The element's index in the template.
+    pub element: usize,
     pub rect: Rect,
     pub is_rule: bool,
 }
@@ -71,20 +72,21 @@ pub enum Item {
         size: u32,
         text: String,
         rotation: Rotation,
-        /// Which template element made it (for error messages).
-        element: String,
+        /// The index of the template element that made it.
+        element: usize,
     },
     /// A filled rectangle.
     Rule(Rect),
     /// An outlined rectangle `thickness` dots thick (the box round a check character).
     Frame { rect: Rect, thickness: u32 },
-    /// A Code 128 symbol: `rect` includes the quiet zones, bars start `quiet` dots in.
+    /// A Code 128 symbol: `rect` includes the quiet zones, bars start `quiet` dots in;
+    /// `modules` across without them.
     Code128 {
         rect: Rect,
         quiet: u32,
         module: u32,
         plan: Plan,
-        modules: Vec<u8>,
+        modules: u32,
         symbol: Symbol,
     },
     /// A square Data Matrix: `rect` includes the quiet zone, `size` modules across.
@@ -93,7 +95,6 @@ pub enum Item {
         quiet: u32,
         module: u32,
         size: u32,
-        dark: Vec<bool>,
         data: String,
         symbol: Symbol,
     },
@@ -154,27 +155,32 @@ impl Layout {
             areas: Vec::new(),
         };
         for (i, element) in template.elements.iter().enumerate() {
-            let name = describe(i, element);
-            let fail = |problem: String| LayoutError::Element {
-                template: template.name.clone(),
-                element: name.clone(),
-                problem,
-            };
-            layout.place(element, data, &name).map_err(fail)?;
+            layout
+                .place(element, data, i)
+                .map_err(|problem| LayoutError::Element {
+                    template: template.name.clone(),
+                    element: describe(i, element),
+                    problem,
+                })?;
         }
-        layout.lint()?;
+        layout.lint(template)?;
         Ok(layout)
     }
 
-    fn claim(&mut self, element: &str, rect: Rect, is_rule: bool) {
+    fn claim(&mut self, element: usize, rect: Rect, is_rule: bool) {
         self.areas.push(Area {
-            element: element.to_owned(),
+            element,
             rect,
             is_rule,
         });
     }
 
-    fn place(&mut self, element: &Element, data: &LabelData<'_>, name: &str) -> Result<(), String> {
+    fn place(
+        &mut self,
+        element: &Element,
+        data: &LabelData<'_>,
+        name: usize,
+    ) -> Result<(), String> {
         let dpi = self.dpi;
         let at = |p: [f64; 2]| (dots(p[0], dpi), dots(p[1], dpi));
         match element {
@@ -218,7 +224,7 @@ impl Layout {
                         size,
                         text: line,
                         rotation: Rotation::Normal,
-                        element: name.to_owned(),
+                        element: name,
                     });
                 }
                 self.claim(
@@ -250,7 +256,7 @@ impl Layout {
                     size,
                     text,
                     rotation: Rotation::Normal,
-                    element: name.to_owned(),
+                    element: name,
                 });
                 if let Some(flags) = flags {
                     // Two small digits turned 90° clockwise, centred on the line.
@@ -262,7 +268,7 @@ impl Layout {
                         size: small,
                         text: flags,
                         rotation: Rotation::Clockwise,
-                        element: name.to_owned(),
+                        element: name,
                     });
                     pen += small + gap;
                 }
@@ -285,7 +291,7 @@ impl Layout {
                     size,
                     text: check.to_string(),
                     rotation: Rotation::Normal,
-                    element: name.to_owned(),
+                    element: name,
                 });
                 if frame.right() > x + room {
                     return Err(format!(
@@ -320,10 +326,11 @@ impl Layout {
                 };
                 let (x, y) = at(*origin);
                 let plan = code128::plan(&payload).map_err(|e| e.to_string())?;
-                let modules = super::raster::code128_modules(&plan).map_err(|e| e.to_string())?;
+                // Start, data, check (11 modules each) and stop (13).
+                let modules = plan.values().len() as u32 * 11 + 13;
                 let module = module_dots(dpi);
                 let quiet = 10 * module;
-                let length = modules.len() as u32 * module;
+                let length = modules * module;
                 let needed = length + 2 * quiet;
                 let room = dots(*width, dpi);
                 if needed > room {
@@ -369,10 +376,9 @@ impl Layout {
                     return Err(format!("the order has no {}", symbol.name()));
                 };
                 let (x, y) = at(*origin);
-                let encoded =
-                    super::raster::datamatrix_modules(&payload).map_err(|e| e.to_string())?;
+                let size = super::raster::datamatrix_side(&payload).map_err(|e| e.to_string())?;
                 let room = dots(*side, dpi);
-                let span = encoded.size + 2; // one module of quiet zone each side
+                let span = size + 2; // one module of quiet zone each side
                 let module = room / span;
                 if module < module_dots(dpi) {
                     return Err(format!(
@@ -393,8 +399,7 @@ impl Layout {
                     rect,
                     quiet: module,
                     module,
-                    size: encoded.size,
-                    dark: encoded.dark,
+                    size,
                     data: payload,
                     symbol: *symbol,
                 });
@@ -433,8 +438,14 @@ impl Layout {
     /// bars at least 5 mm and 15 % of the length, Data Matrix modules at least 0.25 mm.
     ///
     /// # Errors
-    /// The first rule broken, naming the elements.
-    pub fn lint(&self) -> Result<(), LayoutError> {
+    /// The first rule broken, naming the elements of `template` (the one laid out).
+    pub fn lint(&self, template: &Template) -> Result<(), LayoutError> {
+        let name = |i: usize| {
+            template
+                .elements
+                .get(i)
+                .map_or_else(|| format!("{}", i + 1), |e| describe(i, e))
+        };
         let fail = |problem: String| LayoutError::Lint {
             template: self.template.clone(),
             dpi: self.dpi,
@@ -442,13 +453,17 @@ impl Layout {
         };
         for area in &self.areas {
             if area.rect.right() > self.width || area.rect.bottom() > self.height {
-                return Err(fail(format!("{} falls off the label", area.element)));
+                return Err(fail(format!("{} falls off the label", name(area.element))));
             }
         }
         for (i, a) in self.areas.iter().enumerate() {
             for b in &self.areas[i + 1..] {
                 if !(a.is_rule && b.is_rule) && a.rect.overlaps(b.rect) {
-                    return Err(fail(format!("{} overlaps {}", a.element, b.element)));
+                    return Err(fail(format!(
+                        "{} overlaps {}",
+                        name(a.element),
+                        name(b.element)
+                    )));
                 }
             }
         }
@@ -462,7 +477,7 @@ impl Layout {
                     symbol,
                     ..
                 } => {
-                    let length = modules.len() as u32 * module;
+                    let length = modules * module;
                     if *module != module_dots(self.dpi) || *quiet < 10 * module {
                         return Err(fail(format!(
                             "the {} Code 128 is off its module or quiet zone",

@@ -176,6 +176,56 @@ pub struct DataMatrixModules {
     pub dark: Vec<bool>,
 }
 
+/// The side, in modules, of the square Data Matrix [`datamatrix_modules`] makes for `data`,
+/// from the encoder's codeword stage alone (no error correction or module placement): what a
+/// layout needs to place the symbol and tell the printer its size.
+///
+/// # Errors
+/// Data too long for any symbol.
+pub fn datamatrix_side(data: &str) -> Result<u32, RasterError> {
+    use datamatrix::SymbolSize as S;
+    let (_, size) = datamatrix::data::encode_data(
+        data.as_bytes(),
+        &datamatrix::SymbolList::default().enforce_square(),
+        None,
+        datamatrix::EncodationType::Ascii,
+        false,
+    )
+    .map_err(|e| RasterError::Encode(format!("Data Matrix: {e:?}")))?;
+    let side = match size {
+        S::Square10 => 10,
+        S::Square12 => 12,
+        S::Square14 => 14,
+        S::Square16 => 16,
+        S::Square18 => 18,
+        S::Square20 => 20,
+        S::Square22 => 22,
+        S::Square24 => 24,
+        S::Square26 => 26,
+        S::Square32 => 32,
+        S::Square36 => 36,
+        S::Square40 => 40,
+        S::Square44 => 44,
+        S::Square48 => 48,
+        S::Square52 => 52,
+        S::Square64 => 64,
+        S::Square72 => 72,
+        S::Square80 => 80,
+        S::Square88 => 88,
+        S::Square96 => 96,
+        S::Square104 => 104,
+        S::Square120 => 120,
+        S::Square132 => 132,
+        S::Square144 => 144,
+        _ => {
+            return Err(RasterError::Encode(
+                "Data Matrix: the encoder chose a rectangular symbol".to_owned(),
+            ));
+        }
+    };
+    Ok(side)
+}
+
 /// Encodes `data` as a square ECC 200 Data Matrix in ASCII encodation (digit pairs packed, no
 /// macros): the plainest encodation, the one a printer's own encoder also produces, so the
 /// symbol size the preview shows is the size the ZPL asks for.
@@ -277,13 +327,16 @@ pub fn render(layout: &Layout) -> Result<Canvas, RasterError> {
                 quiet,
                 module,
                 size,
-                dark,
+                data,
                 ..
             } => {
-                let symbol = DataMatrixModules {
-                    size: *size,
-                    dark: dark.clone(),
-                };
+                let symbol = datamatrix_modules(data)?;
+                if symbol.size != *size {
+                    return Err(RasterError::Encode(format!(
+                        "Data Matrix: {} modules across, the layout has {size}",
+                        symbol.size
+                    )));
+                }
                 canvas.datamatrix(&symbol, rect.x, rect.y, *module, *quiet / *module)?;
             }
         }

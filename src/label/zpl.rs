@@ -75,7 +75,10 @@ pub fn render(layout: &Layout) -> Result<String, FieldError> {
                 let _ = writeln!(
                     out,
                     "^FO{x},{y}^A0{turn},{size},{size}^FH_^FD{}^FS",
-                    field_data(element, text)?
+                    escape(text).map_err(|code| FieldError::Unprintable {
+                        field: format!("text element {}", element + 1),
+                        code,
+                    })?
                 );
             }
             Item::Rule(rect) => {
@@ -136,13 +139,18 @@ pub fn render(layout: &Layout) -> Result<String, FieldError> {
 /// # Errors
 /// A character outside what the resident font draws (see [`printable`]).
 pub fn field_data(field: &str, value: &str) -> Result<String, FieldError> {
+    escape(value).map_err(|code| FieldError::Unprintable {
+        field: field.to_owned(),
+        code,
+    })
+}
+
+/// [`field_data`] without the field's name: the code point of the first unprintable character.
+fn escape(value: &str) -> Result<String, u32> {
     let mut out = String::with_capacity(value.len() + 8);
     for c in value.chars() {
         if !printable(c) {
-            return Err(FieldError::Unprintable {
-                field: field.to_owned(),
-                code: u32::from(c),
-            });
+            return Err(u32::from(c));
         }
         if needs_escape(c) {
             let mut utf8 = [0u8; 4];
