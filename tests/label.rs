@@ -138,8 +138,8 @@ fn one_template_looks_the_same_at_every_resolution() {
 
 /// The ZPL commands a label may contain; anything else means a value escaped its field.
 const COMMANDS: &[&str] = &[
-    "XA", "CI28", "PW", "LL", "LH0,0", "FO", "A0N", "A0R", "FH_", "FD", "FS", "GB", "BY", "BCN",
-    "BXN", "XZ",
+    "XA", "CI28", "PW", "LL", "LH0,0", "FO", "A0N", "A0R", "FB", "FH_", "FD", "FS", "GB", "BY",
+    "BCN", "BXN", "XZ",
 ];
 
 /// Splits ZPL into its commands (text between `^`s), checking there is no tilde command and

@@ -72,6 +72,9 @@ pub enum Item {
         size: u32,
         text: String,
         rotation: Rotation,
+        /// For centred or right-aligned text: the span it is aligned in, so the printer aligns
+        /// its own (narrower) font the same way (`^FB`); `x` is where the preview's font starts.
+        block: Option<Block>,
         /// The index of the template element that made it.
         element: usize,
     },
@@ -98,6 +101,20 @@ pub enum Item {
         data: String,
         symbol: Symbol,
     },
+}
+
+/// A span of one line that text is aligned in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub x: u32,
+    pub width: u32,
+    pub justify: Justify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Justify {
+    Center,
+    Right,
 }
 
 /// Why a label cannot be laid out.
@@ -212,11 +229,16 @@ impl Layout {
                 let (size, lines) =
                     fit(&value, width, height, *size, min_size.unwrap_or(*size), dpi)?;
                 for (n, line) in lines.into_iter().enumerate() {
-                    let shift = match align {
-                        Align::Left => 0,
-                        Align::Center => {
-                            width.saturating_sub(font::width(&line, size as f32).ceil() as u32) / 2
-                        }
+                    let (shift, block) = match align {
+                        Align::Left => (0, None),
+                        Align::Center => (
+                            width.saturating_sub(font::width(&line, size as f32).ceil() as u32) / 2,
+                            Some(Block {
+                                x,
+                                width,
+                                justify: Justify::Center,
+                            }),
+                        ),
                     };
                     self.items.push(Item::Text {
                         x: x + shift,
@@ -224,6 +246,7 @@ impl Layout {
                         size,
                         text: line,
                         rotation: Rotation::Normal,
+                        block,
                         element: name,
                     });
                 }
@@ -249,13 +272,21 @@ impl Layout {
                 let size = points_to_dots(*size, dpi);
                 let (text, flags, check) = data.identifier(*of);
                 let gap = (size / 4).max(2);
-                let mut pen = x + font::width(&text, size as f32).ceil() as u32 + gap;
+                let run = font::width(&text, size as f32).ceil() as u32;
+                let mut pen = x + run + gap;
+                // Right-aligned up to the flags, so the printer's narrower font keeps the flags
+                // and the boxed check character next to the identifier.
                 self.items.push(Item::Text {
                     x,
                     y,
                     size,
                     text,
                     rotation: Rotation::Normal,
+                    block: Some(Block {
+                        x,
+                        width: run,
+                        justify: Justify::Right,
+                    }),
                     element: name,
                 });
                 if let Some(flags) = flags {
@@ -268,6 +299,7 @@ impl Layout {
                         size: small,
                         text: flags,
                         rotation: Rotation::Clockwise,
+                        block: None,
                         element: name,
                     });
                     pen += small + gap;
@@ -291,6 +323,11 @@ impl Layout {
                     size,
                     text: check.to_string(),
                     rotation: Rotation::Normal,
+                    block: Some(Block {
+                        x: pen + thickness,
+                        width: glyph + 2 * pad,
+                        justify: Justify::Center,
+                    }),
                     element: name,
                 });
                 if frame.right() > x + room {

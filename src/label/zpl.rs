@@ -16,7 +16,7 @@ pub enum FieldError {
 pub const ESCAPE: char = '_';
 
 use super::font::Rotation;
-use super::layout::{Item, Layout};
+use super::layout::{Item, Justify, Layout};
 
 /// A Code 128 field at (`x`, `y`) dots: module width `module` dots, bars `height` dots, no
 /// interpretation line (the label prints its own eye-readable text), no UCC check digit, no
@@ -66,15 +66,34 @@ pub fn render(layout: &Layout) -> Result<String, FieldError> {
                 size,
                 text,
                 rotation,
+                block,
                 element,
             } => {
                 let turn = match rotation {
                     Rotation::Normal => 'N',
                     Rotation::Clockwise => 'R',
                 };
+                // A one-line field block aligns the printer's own font as the layout aligned the
+                // preview's; never for text with a backslash, which ^FB reads as a control.
+                match block.filter(|_| !text.contains('\\')) {
+                    Some(b) => {
+                        let justify = match b.justify {
+                            Justify::Center => 'C',
+                            Justify::Right => 'R',
+                        };
+                        let _ = write!(
+                            out,
+                            "^FO{},{y}^A0{turn},{size},{size}^FB{},1,0,{justify}",
+                            b.x, b.width
+                        );
+                    }
+                    None => {
+                        let _ = write!(out, "^FO{x},{y}^A0{turn},{size},{size}");
+                    }
+                }
                 let _ = writeln!(
                     out,
-                    "^FO{x},{y}^A0{turn},{size},{size}^FH_^FD{}^FS",
+                    "^FH_^FD{}^FS",
                     escape(text).map_err(|code| FieldError::Unprintable {
                         field: format!("text element {}", element + 1),
                         code,
