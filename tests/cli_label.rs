@@ -260,3 +260,50 @@ fn print_from_a_template_sends_the_proven_label() {
     assert!(stderr(&output).contains("label not made, nothing sent"));
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1);
 }
+
+/// The emulator reports a 300 dpi printer (`~HI`): a label made for it without `--dpi` is laid
+/// out at 300 dpi and confirmed; one asked for at 203 dpi is refused before anything is sent.
+#[test]
+fn print_from_a_template_uses_the_printers_resolution_and_refuses_another() {
+    use coi_agent::printer::emulator::Emulator;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let emulator = runtime
+        .block_on(Emulator::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    emulator.set_print_delay(std::time::Duration::from_millis(5));
+    let printer = format!("tcp://{}", emulator.address());
+    let print = |extra: &[&str]| {
+        let mut args = vec![
+            "print",
+            "--printer",
+            &printer,
+            "--template",
+            "bag-small",
+            "--order",
+            ORDERS,
+            "--coi",
+            "CHA999925000042",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        coi_agent(&args)
+    };
+
+    let output = print(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["state"], "confirmed");
+    let formats = emulator.received();
+    assert_eq!(formats.len(), 1);
+    let zpl = String::from_utf8_lossy(&formats[0]);
+    assert!(zpl.contains("^PW600^LL300"), "laid out at 300 dpi: {zpl}");
+
+    let output = print(&["--dpi", "203"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("the printer reports 300 dpi, the label was asked for 203 dpi"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(emulator.received().len(), 1, "nothing more was sent");
+}

@@ -19,9 +19,13 @@ pub(super) struct Request<'a> {
     pub orders: &'a Path,
     pub coi: &'a str,
     pub bag: u8,
-    pub dpi: u32,
+    /// The resolution asked for; 203 when none was.
+    pub dpi: Option<u32>,
     pub collected_at: Option<jiff::Timestamp>,
 }
+
+/// The resolution of a label made without one asked for or reported by a printer.
+pub(super) const DEFAULT_DPI: u32 = 203;
 
 /// The templates: those in `dir` when given (every `*.toml`), else the built-in ones.
 fn templates(dir: Option<&Path>) -> Result<Vec<Template>, String> {
@@ -74,7 +78,7 @@ pub(super) fn make(request: &Request<'_>) -> Result<Label, String> {
     let at = request.collected_at.unwrap_or_else(jiff::Timestamp::now);
     let data = LabelData::new(order, request.bag, at)
         .map_err(|e| format!("order {}: {e}", order.order_id))?;
-    label::render(template, &data, request.dpi).map_err(|e| e.to_string())
+    label::render(template, &data, request.dpi.unwrap_or(DEFAULT_DPI)).map_err(|e| e.to_string())
 }
 
 pub(super) fn render(

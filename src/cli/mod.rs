@@ -164,9 +164,11 @@ pub struct LabelArgs {
     /// Which bag of the collection (1-based); it becomes the DIN flags 0n.
     #[arg(long, value_name = "N", default_value_t = 1)]
     bag: u8,
-    /// The printer's resolution.
-    #[arg(long, value_name = "DPI", default_value_t = 203, value_parser = parse_dpi)]
-    dpi: u32,
+    /// The printer's resolution (203, 300 or 600). `label render`: default 203. `print`:
+    /// default what the printer reports (`~HI`), else 203; a label asked for at another
+    /// resolution than the printer reports is refused.
+    #[arg(long, value_name = "DPI", value_parser = parse_dpi)]
+    dpi: Option<u32>,
     /// When the collection happened (RFC 3339); default now. It is printed and encoded.
     #[arg(long, value_name = "TIME")]
     collected_at: Option<jiff::Timestamp>,
@@ -460,13 +462,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         } => {
             let format = match (zpl, label.request()) {
                 (Some(path), _) => print::Format::File(path),
-                (None, Some(request)) => match label::make(&request) {
-                    Ok(made) => print::Format::Label(made.zpl),
-                    Err(problem) => {
-                        writeln!(err, "coi-agent: label not made, nothing sent: {problem}")?;
-                        return Ok(ExitCode::FAILURE);
-                    }
-                },
+                (None, Some(request)) => print::Format::Template(request),
                 (None, None) => {
                     writeln!(
                         err,

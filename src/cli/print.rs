@@ -12,14 +12,14 @@ use crate::printer::job::{Job, JobPhase, Printer, Timing, query_status};
 use crate::printer::transport::{Connection, PrinterUri};
 
 /// What to print: a ZPL file as it is, or a label made (and proven) from a template.
-pub(super) enum Format {
+pub(super) enum Format<'a> {
     File(std::path::PathBuf),
-    Label(String),
+    Template(super::label::Request<'a>),
 }
 
 pub(super) fn print(
     printer: &str,
-    format: Format,
+    format: Format<'_>,
     copies: u32,
     job_id: Option<String>,
     json: bool,
@@ -33,8 +33,44 @@ pub(super) fn print(
             return Ok(ExitCode::from(2));
         }
     };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let spool = !uri.has_status();
+    let mut device = Printer::new(uri, Timing::default());
     let format = match format {
-        Format::Label(zpl) => zpl.into_bytes(),
+        Format::Template(mut request) => {
+            // A label laid out for another resolution prints at the wrong size: ask the
+            // printer what it is, and refuse a mismatch.
+            let reported = if spool {
+                None
+            } else {
+                runtime.block_on(device.identify()).and_then(|id| id.dpi)
+            };
+            match (request.dpi, reported) {
+                (Some(asked), Some(printer)) if asked != printer => {
+                    writeln!(
+                        err,
+                        "coi-agent: label not made, nothing sent: the printer reports {printer} dpi, the label was asked for {asked} dpi"
+                    )?;
+                    return Ok(ExitCode::FAILURE);
+                }
+                (None, Some(printer)) => request.dpi = Some(printer),
+                (None, None) if !spool => writeln!(
+                    err,
+                    "coi-agent: the printer did not report its resolution; making the label at {} dpi (use --dpi)",
+                    super::label::DEFAULT_DPI
+                )?,
+                _ => {}
+            }
+            match super::label::make(&request) {
+                Ok(made) => made.zpl.into_bytes(),
+                Err(problem) => {
+                    writeln!(err, "coi-agent: label not made, nothing sent: {problem}")?;
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
         Format::File(zpl) => {
             let format =
                 std::fs::read(&zpl).map_err(|e| anyhow::anyhow!("read {}: {e}", zpl.display()))?;
@@ -54,11 +90,7 @@ pub(super) fn print(
         zpl: format.repeat(copies.max(1) as usize),
         expires_at: None,
     };
-    let spool = !uri.has_status();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let outcome = runtime.block_on(Printer::new(uri, Timing::default()).submit(&job));
+    let outcome = runtime.block_on(device.submit(&job));
     if json {
         let line = json!({
             "job_id": outcome.job_id,

@@ -320,6 +320,20 @@ impl Printer {
         res
     }
 
+    /// What the printer says it is (`~HI`): `None` when it does not answer or the answer does
+    /// not parse (not every printer or transport answers).
+    pub async fn identify(&mut self) -> Option<super::status::Identification> {
+        let timeout = self.timing.status_timeout;
+        let conn = self.connection().await?;
+        match conn.query(b"~HI", 1, timeout).await {
+            Ok(reply) => super::status::parse_identification(&reply),
+            Err(_) => {
+                self.conn = None;
+                None
+            }
+        }
+    }
+
     async fn connection(&mut self) -> Option<&mut Connection> {
         if self.conn.is_none() {
             self.conn = Connection::open(&self.uri).await.ok();

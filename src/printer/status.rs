@@ -169,6 +169,29 @@ pub fn framed_strings(reply: &[u8]) -> Vec<&[u8]> {
     strings
 }
 
+/// What a printer says it is (`~HI`): its model and its resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identification {
+    pub model: String,
+    /// Dots per inch, from the reply's dots per millimetre (6, 8, 12, 24 → 152, 203, 300, 600).
+    pub dpi: Option<u32>,
+}
+
+/// Parses a `~HI` reply: `<STX>model,firmware,dots/mm,memory[,options]<ETX>`.
+pub fn parse_identification(reply: &[u8]) -> Option<Identification> {
+    let text = std::str::from_utf8(framed_strings(reply).first()?).ok()?;
+    let mut fields = text.split(',').map(str::trim);
+    let model = fields.next().filter(|m| !m.is_empty())?.to_owned();
+    let dpi = match fields.nth(1)?.parse::<u32>().ok()? {
+        6 => Some(152),
+        8 => Some(203),
+        12 => Some(300),
+        24 => Some(600),
+        _ => None,
+    };
+    Some(Identification { model, dpi })
+}
+
 /// Parses the three strings of a `~HS` reply.
 ///
 /// # Errors
@@ -289,6 +312,27 @@ pub fn extended_status_reply(errors: u64, warnings: u64) -> Vec<u8> {
         line("WARNINGS:", warnings)
     )
     .into_bytes()
+}
+
+#[cfg(test)]
+mod identification_tests {
+    use super::*;
+
+    #[test]
+    fn the_resolution_comes_from_dots_per_millimetre() {
+        let id = parse_identification(b"\x02ZT411-300dpi,V85.20.01Z,12,8176KB\x03\r\n").unwrap();
+        assert_eq!((id.model.as_str(), id.dpi), ("ZT411-300dpi", Some(300)));
+        let id = parse_identification(b"\x02ZD421,V84.20.18Z,8,8176KB,X\x03").unwrap();
+        assert_eq!(id.dpi, Some(203));
+        assert_eq!(
+            parse_identification(b"\x02GK420,V61,7,512KB\x03")
+                .unwrap()
+                .dpi,
+            None
+        );
+        assert_eq!(parse_identification(b"no frame"), None);
+        assert_eq!(parse_identification(b"\x02,V1,8\x03"), None);
+    }
 }
 
 #[cfg(test)]
