@@ -62,7 +62,8 @@ impl<'a> LabelData<'a> {
     /// the collection site's time zone.
     ///
     /// # Errors
-    /// A cancelled or held order, a bag outside 1..=bags, an unknown time zone, or a value the builders refuse. Messages
+    /// A cancelled or held order, a DIN assigned by another facility than the collection
+    /// facility, a bag outside 1..=bags, an unknown time zone, or a value the builders refuse. Messages
     /// name the field, never patient data.
     pub fn new(
         order: &'a Order,
@@ -73,6 +74,15 @@ impl<'a> LabelData<'a> {
             return Err(DataError(format!(
                 "the order is {}: no label is made for it",
                 order.status.as_str()
+            )));
+        }
+        // The DIN names the facility that assigned it; a label that says "collected by" one FIN
+        // under a DIN of another contradicts itself.
+        let din_facility = order.collection.din.facility();
+        if din_facility != order.collection.facility.fin {
+            return Err(DataError(format!(
+                "collection.din was assigned by facility {din_facility}, but collection.facility.fin is {}",
+                order.collection.facility.fin.escape_debug()
             )));
         }
         let bags = order.collection.bags;
@@ -298,6 +308,17 @@ mod tests {
         assert!(LabelData::new(&order, 0, at).is_err());
         let err = LabelData::new(&order, 3, at).unwrap_err();
         assert_eq!(err.0, "bag 3 does not exist: the collection has 2 bag(s)");
+    }
+
+    #[test]
+    fn a_din_from_another_facility_than_the_collections_is_refused() {
+        let mut order = example();
+        order.collection.facility.fin = "A9998".to_owned();
+        let err = LabelData::new(&order, 1, Timestamp::UNIX_EPOCH).unwrap_err();
+        assert_eq!(
+            err.0,
+            "collection.din was assigned by facility A9999, but collection.facility.fin is A9998"
+        );
     }
 
     #[test]
