@@ -13,6 +13,9 @@ use super::zpl;
 /// Data Matrix modules at least this.
 pub const TARGET_MODULE_MM: f64 = 0.25;
 
+/// The least X dimension ISBT 128 allows, mm.
+pub const MIN_MODULE_MM: f64 = 0.17;
+
 /// A label laid out at one resolution: every position and size in dots.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -275,7 +278,10 @@ impl Layout {
                 let run = font::width(&text, size as f32).ceil() as u32;
                 let mut pen = x + run + gap;
                 // Right-aligned up to the flags, so the printer's narrower font keeps the flags
-                // and the boxed check character next to the identifier.
+                // and the boxed check character next to the identifier; the block reaches up to
+                // an em further left, so a printer font wider than the preview's still fits on
+                // its one line.
+                let slack = x.min(size);
                 self.items.push(Item::Text {
                     x,
                     y,
@@ -283,8 +289,8 @@ impl Layout {
                     text,
                     rotation: Rotation::Normal,
                     block: Some(Block {
-                        x,
-                        width: run,
+                        x: x - slack,
+                        width: run + slack,
                         justify: Justify::Right,
                     }),
                     element: name,
@@ -304,13 +310,13 @@ impl Layout {
                     });
                     pen += small + gap;
                 }
-                let thickness = dots(0.25, dpi).max(2);
-                let pad = (size / 10).max(1);
+                // The printer centres its own glyph in the box (^FB) as the preview does.
+                let (side, thickness) = check_box(size, dpi);
                 let glyph = font::width(&check.to_string(), size as f32).ceil() as u32;
                 let frame = Rect {
                     x: pen,
                     y,
-                    width: glyph + 2 * (pad + thickness),
+                    width: side,
                     height: line_pitch(size),
                 };
                 self.items.push(Item::Frame {
@@ -318,14 +324,14 @@ impl Layout {
                     thickness,
                 });
                 self.items.push(Item::Text {
-                    x: pen + pad + thickness,
+                    x: pen + side.saturating_sub(glyph) / 2,
                     y: y + (line_pitch(size) - size) / 2,
                     size,
                     text: check.to_string(),
                     rotation: Rotation::Normal,
                     block: Some(Block {
                         x: pen + thickness,
-                        width: glyph + 2 * pad,
+                        width: side - 2 * thickness,
                         justify: Justify::Center,
                     }),
                     element: name,
@@ -506,6 +512,46 @@ impl Layout {
         }
         for item in &self.items {
             match item {
+                Item::Text {
+                    x,
+                    y,
+                    size,
+                    text,
+                    rotation,
+                    block,
+                    element,
+                } => {
+                    let run = font::width(text, *size as f32).ceil() as u32;
+                    let drawn = match rotation {
+                        Rotation::Normal => Rect {
+                            x: *x,
+                            y: *y,
+                            width: run,
+                            height: *size,
+                        },
+                        Rotation::Clockwise => Rect {
+                            x: *x,
+                            y: *y,
+                            width: *size,
+                            height: run,
+                        },
+                    };
+                    let inside = self.areas.iter().any(|a| {
+                        a.element == *element
+                            && drawn.x >= a.rect.x
+                            && drawn.y >= a.rect.y
+                            && drawn.right() <= a.rect.right()
+                            && drawn.bottom() <= a.rect.bottom()
+                    });
+                    let aligned =
+                        block.is_none_or(|b| b.x <= drawn.x && b.x + b.width >= drawn.x + run);
+                    if !inside || !aligned {
+                        return Err(fail(format!(
+                            "the text of {} runs out of its box",
+                            name(*element)
+                        )));
+                    }
+                }
                 Item::Code128 {
                     rect,
                     quiet,
@@ -515,7 +561,10 @@ impl Layout {
                     ..
                 } => {
                     let length = modules * module;
-                    if *module != module_dots(self.dpi) || *quiet < 10 * module {
+                    if *module != module_dots(self.dpi)
+                        || mm(*module, self.dpi) < MIN_MODULE_MM
+                        || *quiet < 10 * module
+                    {
                         return Err(fail(format!(
                             "the {} Code 128 is off its module or quiet zone",
                             symbol.name()
@@ -542,6 +591,17 @@ impl Layout {
         }
         Ok(())
     }
+}
+
+/// The box round a check character of text `size` dots: its side and line thickness, dots.
+/// It is one line high and at least 1.1 em wide inside: wider than any character either font
+/// draws.
+fn check_box(size: u32, dpi: u32) -> (u32, u32) {
+    let thickness = dots(0.25, dpi).max(2);
+    (
+        line_pitch(size).max(size + size / 10 + 2 * thickness),
+        thickness,
+    )
 }
 
 /// Dots to millimetres at `dpi`.
@@ -662,6 +722,25 @@ mod tests {
         assert_eq!([203, 300, 600].map(module_dots), [2, 3, 6]);
         assert_eq!(dots(101.6, 203), 812);
         assert_eq!(dots(101.6, 300), 1200);
+    }
+
+    /// Every ISBT 128 check character, in the preview's font, fits its box with room to spare,
+    /// so the printer's font (narrower) is centred in the box and never wraps out of it.
+    #[test]
+    fn every_check_character_fits_its_box() {
+        for dpi in [203, 300, 600] {
+            for pt in 6..=24 {
+                let size = points_to_dots(f64::from(pt), dpi);
+                let (side, thickness) = check_box(size, dpi);
+                for c in ('0'..='9').chain('A'..='Z').chain(['*']) {
+                    let glyph = font::width(&c.to_string(), size as f32);
+                    assert!(
+                        glyph * 1.1 <= (side - 2 * thickness) as f32,
+                        "{c} ({glyph} of {side}) at {pt} pt, {dpi} dpi"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -216,7 +216,14 @@ impl Element {
                         "text sizes must be {MIN_TEXT_PT}-72 pt with min_size <= size"
                     ));
                 }
-                within(*at, *width, height.unwrap_or(line_pitch_mm(*size)))?;
+                let line = line_pitch_mm(*size);
+                let height = height.unwrap_or(line);
+                if height < line - 1e-9 {
+                    return Err(format!(
+                        "height {height} mm is under one line at {size} pt ({line:.2} mm)"
+                    ));
+                }
+                within(*at, *width, height)?;
                 placeholders(text)?;
                 Ok(())
             }
@@ -341,6 +348,10 @@ mod tests {
             (("{bags}", "{bags"), "a '{' without its '}'"),
             (("size = 10", "size = 4"), "text sizes must be"),
             (("width = 30", "width = 60"), "falls off the label"),
+            (
+                ("size = 10", "size = 10\nheight = 4"),
+                "height 4 mm is under one line at 10 pt (4.23 mm)",
+            ),
             (
                 ("size = 10", "size = 10\ncolour = 1"),
                 "unknown field `colour`",
