@@ -364,6 +364,58 @@ fn the_proof_refuses_a_symbol_that_does_not_read_back_as_its_payload() {
     assert_eq!(symbol.name(), "DIN");
 }
 
+/// The ZPL sent to the printer must carry exactly the payloads proven on the raster: a format
+/// whose barcode data was changed, or that lost or gained a barcode, is refused naming the symbol.
+#[test]
+fn the_zpl_proof_refuses_barcodes_that_differ_from_the_proven_payloads() {
+    let json = example_json();
+    let order = order(&json["orders"][0]);
+    let data = LabelData::new(&order, 1, collected()).unwrap();
+    let label = label::render(&templates()[0], &data, 203).unwrap();
+    label::prove_zpl(&label.layout, &label.zpl).unwrap();
+
+    let refused = |zpl: &str| {
+        let err = label::prove_zpl(&label.layout, zpl).unwrap_err();
+        assert!(matches!(err, LabelError::ZplProof { .. }), "{err}");
+        err.to_string()
+    };
+    // One digit of the COI changed in its Code 128 field (set C pairs after the shift).
+    let coi = label
+        .zpl
+        .lines()
+        .find(|l| l.contains("^BC") && l.contains("&/"))
+        .unwrap();
+    let changed = coi.replacen("9999", "9998", 1);
+    assert_ne!(coi, changed);
+    let err = refused(&label.zpl.replace(coi, &changed));
+    assert!(
+        err.contains("the COI identifier symbol in the ZPL"),
+        "{err}"
+    );
+
+    // The Data Matrix's data changed, then a Code 128 dropped, then one added.
+    let err = refused(&label.zpl.replacen("^FH_^FD=+", "^FH_^FD=+9", 1));
+    assert!(err.contains("compound message"), "{err}");
+    let first = label.zpl.lines().find(|l| l.contains("^BC")).unwrap();
+    refused(&label.zpl.replace(first, ""));
+    refused(&label.zpl.replace("^XZ", &format!("{first}\n^XZ")));
+}
+
+/// Labels are made at 203, 300 and 600 dpi only: at 152 dpi a Code 128 module would be one dot,
+/// 0.17 mm, under the ISBT 128 minimum, and the lint says so too.
+#[test]
+fn a_resolution_labels_are_not_made_for_is_refused() {
+    let json = example_json();
+    let order = order(&json["orders"][0]);
+    let data = LabelData::new(&order, 1, collected()).unwrap();
+    let err = label::render(&templates()[1], &data, 152).unwrap_err();
+    assert_eq!(err, LabelError::Resolution(152));
+    let err = Layout::new(&templates()[1], &data, 152)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Code 128 is off its module"), "{err}");
+}
+
 /// A layout that claims a symbol size the encoder does not produce is refused before drawing.
 #[test]
 fn a_data_matrix_of_the_wrong_size_is_refused() {

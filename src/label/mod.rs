@@ -44,6 +44,10 @@ impl Label {
 pub enum LabelError {
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// A resolution labels are not made for: at 152 dpi a Code 128 module is one dot, 0.17 mm,
+    /// under the ISBT 128 minimum X.
+    #[error("labels are made at 203, 300 or 600 dpi, not {0} dpi")]
+    Resolution(u32),
     #[error("order data: {0}")]
     Data(#[from] DataError),
     #[error(transparent)]
@@ -58,6 +62,12 @@ pub enum LabelError {
         symbol: &'static str,
         problem: RasterError,
     },
+    /// A barcode field of the ZPL does not read back as the payload the raster proved.
+    #[error("proof failed: the {symbol} symbol in the ZPL: {problem}")]
+    ZplProof {
+        symbol: &'static str,
+        problem: String,
+    },
 }
 
 /// The resolutions labels are made for.
@@ -68,6 +78,9 @@ pub const RESOLUTIONS: [u32; 3] = [203, 300, 600];
 /// # Errors
 /// See [`LabelError`]: nothing is returned unless every symbol decoded to its payload.
 pub fn render(template: &Template, data: &LabelData<'_>, dpi: u32) -> Result<Label, LabelError> {
+    if !RESOLUTIONS.contains(&dpi) {
+        return Err(LabelError::Resolution(dpi));
+    }
     let layout = Layout::new(template, data, dpi)?;
     let zpl = zpl::render(&layout)?;
     let raster = raster::render(&layout)?;
@@ -75,11 +88,47 @@ pub fn render(template: &Template, data: &LabelData<'_>, dpi: u32) -> Result<Lab
         symbol: symbol.name(),
         problem,
     })?;
+    prove_zpl(&layout, &zpl)?;
     Ok(Label {
         layout,
         zpl,
         raster,
     })
+}
+
+/// Reads the barcode fields of `zpl` back as the printer will and compares each with the payload
+/// the layout proved on the raster: the printer is sent exactly the symbols that were proven.
+///
+/// # Errors
+/// [`LabelError::ZplProof`] naming the first symbol that differs or is missing.
+pub fn prove_zpl(layout: &Layout, zpl: &str) -> Result<(), LabelError> {
+    let mut printed = zpl::symbol_data(zpl).into_iter();
+    for item in &layout.items {
+        let (symbol, payload) = match item {
+            layout::Item::Code128 { plan, symbol, .. } => (symbol, plan.data()),
+            layout::Item::DataMatrix { data, symbol, .. } => (symbol, data.clone()),
+            _ => continue,
+        };
+        let fail = |problem: &str| LabelError::ZplProof {
+            symbol: symbol.name(),
+            problem: problem.to_owned(),
+        };
+        match printed.next() {
+            None => return Err(fail("missing from the ZPL")),
+            Some(Err(problem)) => return Err(fail(&problem)),
+            Some(Ok(data)) if data != payload => {
+                return Err(fail("the ZPL encodes other data than its payload"));
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+    if printed.next().is_some() {
+        return Err(LabelError::ZplProof {
+            symbol: "extra",
+            problem: "the ZPL holds a barcode the layout does not".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The templates compiled into the agent, from `label-templates/`.

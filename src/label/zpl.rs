@@ -10,6 +10,10 @@ pub enum FieldError {
     /// character's code point, not the value (it may be patient data).
     #[error("{field}: character U+{code:04X} cannot be printed by the printer's font")]
     Unprintable { field: String, code: u32 },
+    /// `~` in Data Matrix data: `^BX` (quality 200) reads it as the start of an escape sequence
+    /// (its default escape character), so the symbol would not carry the data as given.
+    #[error("{field}: '~' cannot be carried in a Data Matrix (the printer reads it as an escape)")]
+    DataMatrixEscape { field: String },
 }
 
 /// The escape character declared with every text field (`^FH_`).
@@ -33,7 +37,8 @@ pub fn code128(plan: &super::code128::Plan, x: u32, y: u32, module: u32, height:
 /// through [`field_data`] like every other value.
 ///
 /// # Errors
-/// Data with characters a label never carries in a symbol.
+/// Data with characters a label never carries in a symbol, or with `~`, the printer's escape
+/// character for Data Matrix data (ISBT 128 data structures never hold it).
 pub fn datamatrix(
     data: &str,
     x: u32,
@@ -41,6 +46,11 @@ pub fn datamatrix(
     module: u32,
     size: u32,
 ) -> Result<String, FieldError> {
+    if data.contains('~') {
+        return Err(FieldError::DataMatrixEscape {
+            field: "data matrix".to_owned(),
+        });
+    }
     Ok(format!(
         "^FO{x},{y}^BXN,{module},200,{size},{size}^FH_^FD{}^FS",
         field_data("data matrix", data)?
@@ -151,6 +161,99 @@ pub fn render(layout: &Layout) -> Result<String, FieldError> {
     Ok(out)
 }
 
+/// The data the printer will encode in each barcode field of `zpl` (`^BC` and `^BX`), in order,
+/// read back as a Zebra reads it: `^FH_` escapes undone, Code 128 start, shift and invocation
+/// codes resolved. Each entry is the data, or why the field cannot be read.
+pub fn symbol_data(zpl: &str) -> Vec<Result<String, String>> {
+    enum Kind {
+        Code128,
+        DataMatrix,
+    }
+    let mut found = Vec::new();
+    let mut kind = None;
+    let mut hex = None;
+    for command in zpl.split('^').skip(1) {
+        if command.starts_with("BC") {
+            kind = Some(Kind::Code128);
+        } else if command.starts_with("BX") {
+            kind = Some(Kind::DataMatrix);
+        } else if let Some(escape) = command.strip_prefix("FH") {
+            hex = Some(escape.chars().next().unwrap_or(ESCAPE));
+        } else if let Some(field) = command.strip_prefix("FD") {
+            let field = match hex {
+                Some(escape) => unescape(field, escape),
+                None => Ok(field.to_owned()),
+            };
+            match kind.take() {
+                Some(Kind::Code128) => found.push(field.and_then(|f| code128_data(&f))),
+                Some(Kind::DataMatrix) => found.push(field),
+                None => {}
+            }
+        } else if command.starts_with("FS") {
+            kind = None;
+            hex = None;
+        }
+    }
+    found
+}
+
+/// Undoes `^FH` hex escapes (`_XX`, one per UTF-8 byte).
+fn unescape(field: &str, escape: char) -> Result<String, String> {
+    let mut bytes = Vec::with_capacity(field.len());
+    let mut rest = field;
+    while let Some(i) = rest.find(escape) {
+        bytes.extend_from_slice(&rest.as_bytes()[..i]);
+        let after = &rest[i + escape.len_utf8()..];
+        let byte = after
+            .get(..2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .ok_or("a field escape without two hex digits")?;
+        bytes.push(byte);
+        rest = &after[2..];
+    }
+    bytes.extend_from_slice(rest.as_bytes());
+    String::from_utf8(bytes).map_err(|_| "field escapes that are not UTF-8".to_owned())
+}
+
+/// The data a `^BC` field encodes: a start code (`>:` B, `>;` C), shifts (`>6` B, `>5` C),
+/// digit pairs in set C, characters and the invocations `>0` `><` `>=` in set B. Anything else
+/// (set A, function codes, automatic mode) is not what a label makes, and is refused.
+fn code128_data(field: &str) -> Result<String, String> {
+    let mut data = String::new();
+    let mut set_c = None;
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c == '>' {
+            match (chars.next(), set_c) {
+                (Some(':' | '6'), _) => set_c = Some(false),
+                (Some(';' | '5'), _) => set_c = Some(true),
+                (Some('0'), Some(false)) => data.push('>'),
+                (Some('<'), Some(false)) => data.push('^'),
+                (Some('='), Some(false)) => data.push('~'),
+                (other, _) => {
+                    return Err(format!(
+                        "Code 128 invocation >{} is not one a label makes",
+                        other.unwrap_or(' ')
+                    ));
+                }
+            }
+            continue;
+        }
+        match set_c {
+            None => return Err("Code 128 field without a start code".to_owned()),
+            Some(true) => match chars.next() {
+                Some(d) if c.is_ascii_digit() && d.is_ascii_digit() => {
+                    data.push(c);
+                    data.push(d);
+                }
+                _ => return Err("Code 128 set C holds digit pairs only".to_owned()),
+            },
+            Some(false) => data.push(c),
+        }
+    }
+    Ok(data)
+}
+
 /// Escapes `value` for a field opened with `^FH_` and a UTF-8 code page (`^CI28`): `^`, `~`,
 /// `_`, `>` (so text can never read as a barcode invocation), `\` and every control character
 /// become `_XX` hex escapes of their UTF-8 bytes; other characters pass as UTF-8.
@@ -254,6 +357,34 @@ mod tests {
         assert_eq!(
             datamatrix("=+02000=A99992512345601&/CHA999925000042", 10, 20, 6, 24).unwrap(),
             "^FO10,20^BXN,6,200,24,24^FH_^FD=+02000=A99992512345601&/CHA999925000042^FS"
+        );
+    }
+
+    #[test]
+    fn barcode_fields_read_back_as_the_printer_reads_them() {
+        let plan = crate::label::code128::plan("=A99992512345601&>^~x").unwrap();
+        let zpl = format!(
+            "^XA\n^FO1,1^A0N,20,20^FH_^FDnot a symbol^FS\n{}\n{}\n^XZ",
+            code128(&plan, 0, 0, 2, 50),
+            datamatrix("=+02000_^", 0, 0, 4, 16).unwrap()
+        );
+        assert_eq!(
+            symbol_data(&zpl),
+            [
+                Ok("=A99992512345601&>^~x".to_owned()),
+                Ok("=+02000_^".to_owned())
+            ]
+        );
+        for bad in [">:AB>8C", "AB", ">;12A4", ">;1"] {
+            let zpl = format!("^BCN,50,N,N,N,N^FD{bad}^FS");
+            assert!(symbol_data(&zpl)[0].is_err(), "{bad}");
+        }
+        assert!(symbol_data("^BXN,4,200^FH_^FDab_4^FS")[0].is_err());
+        assert_eq!(
+            datamatrix("=+02~1", 0, 0, 4, 16),
+            Err(FieldError::DataMatrixEscape {
+                field: "data matrix".to_owned()
+            })
         );
     }
 
