@@ -77,6 +77,10 @@ fn render_writes_the_zpl_and_a_one_bit_png_at_the_asked_resolution() {
     assert!(output.status.success(), "{}", stderr(&output));
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["dpi"], 300);
+    assert!(
+        summary.get("zpl_sha256").is_none(),
+        "no digest of PHI-bearing ZPL"
+    );
     assert_eq!(summary["width"], 1200);
     assert_eq!(summary["symbols"][0]["data"], "=A99992512345602");
     assert!(
@@ -221,48 +225,48 @@ fn print_from_a_template_sends_the_proven_label() {
     let dir = TempDir::new("label-print");
     let spool = dir.path("spool");
     std::fs::create_dir_all(&spool).unwrap();
-    let output = coi_agent(&[
-        "print",
-        "--printer",
-        &format!("spool://{spool}"),
-        "--template",
-        "bag-small",
-        "--order",
-        ORDERS,
-        "--coi",
-        "CHA999925000042",
-        "--bag",
-        "2",
-        "--collected-at",
-        "2025-06-02T12:14:00Z",
-        "--json",
-    ]);
+    let printer = format!("spool://{spool}");
+    let print = |bag: &str, extra: &[&str]| {
+        let mut args = vec![
+            "print",
+            "--printer",
+            &printer,
+            "--template",
+            "bag-small",
+            "--order",
+            ORDERS,
+            "--coi",
+            "CHA999925000042",
+            "--bag",
+            bag,
+        ];
+        args.extend_from_slice(extra);
+        coi_agent(&args)
+    };
+    let output = print("2", &["--collected-at", "2025-06-02T12:14:00Z", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let written: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
     assert_eq!(written.len(), 1);
     let zpl = std::fs::read_to_string(written[0].as_ref().unwrap().path()).unwrap();
     assert!(zpl.contains("^FD>:=A>599992512345602^FS"), "{zpl}");
 
-    let output = coi_agent(&[
-        "print",
-        "--printer",
-        &format!("spool://{spool}"),
-        "--template",
-        "bag-small",
-        "--order",
-        ORDERS,
-        "--coi",
-        "CHA999925000042",
-        "--bag",
-        "9",
-    ]);
+    let output = print("9", &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("label not made, nothing sent"));
+
+    let output = print("1", &["--copies", "11"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "more than 10 copies is refused"
+    );
+    assert!(stderr(&output).contains("11 is not in 1..=10"));
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1);
 }
 
 /// The emulator reports a 300 dpi printer (`~HI`): a label made for it without `--dpi` is laid
-/// out at 300 dpi and confirmed; one asked for at 203 dpi is refused before anything is sent.
+/// out at 300 dpi and confirmed; one asked for at 203 dpi is refused before anything is sent, and
+/// so is any label for a printer of a resolution labels are not made for.
 #[test]
 fn print_from_a_template_uses_the_printers_resolution_and_refuses_another() {
     use coi_agent::printer::emulator::Emulator;
@@ -302,6 +306,17 @@ fn print_from_a_template_uses_the_printers_resolution_and_refuses_another() {
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("the printer reports 300 dpi, the label was asked for 203 dpi"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(emulator.received().len(), 1, "nothing more was sent");
+
+    // A 152 dpi printer (6 dots/mm) would draw 0.17 mm Code 128 modules: refused, nothing sent.
+    emulator.set_dots_per_mm(6);
+    let output = print(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("labels are made at 203, 300 or 600 dpi, not 152 dpi"),
         "{}",
         stderr(&output)
     );

@@ -10,7 +10,6 @@ use crate::label::layout::Item;
 use crate::label::template::Template;
 use crate::label::{self, Label};
 use crate::orders::OrderBook;
-use sha2::Digest as _;
 
 /// What `label render` (and `print --template`) is asked to make.
 pub(super) struct Request<'a> {
@@ -46,6 +45,20 @@ fn templates(dir: Option<&Path>) -> Result<Vec<Template>, String> {
             Template::parse(&path.display().to_string(), &text).map_err(|e| e.to_string())
         })
         .collect()
+}
+
+/// [`templates`], or `None` after saying why they cannot be read.
+fn templates_or_say(
+    dir: Option<&Path>,
+    err: &mut dyn Write,
+) -> anyhow::Result<Option<Vec<Template>>> {
+    match templates(dir) {
+        Ok(t) => Ok(Some(t)),
+        Err(problem) => {
+            writeln!(err, "coi-agent: {problem}")?;
+            Ok(None)
+        }
+    }
 }
 
 /// Makes and proves one label; the error is the message to show.
@@ -129,7 +142,6 @@ pub(super) fn render(
             "bag": request.bag,
             "width": label.layout.width,
             "height": label.layout.height,
-            "zpl_sha256": crate::journal::audit::hex(&sha2::Sha256::digest(label.zpl.as_bytes())),
             "symbols": symbols,
         });
         writeln!(out, "{line}")?;
@@ -148,12 +160,8 @@ pub(super) fn list(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let templates = match templates(dir) {
-        Ok(t) => t,
-        Err(problem) => {
-            writeln!(err, "coi-agent: {problem}")?;
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(templates) = templates_or_say(dir, err)? else {
+        return Ok(ExitCode::FAILURE);
     };
     for t in templates {
         writeln!(
@@ -173,12 +181,8 @@ pub(super) fn lint(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let templates = match templates(dir) {
-        Ok(t) => t,
-        Err(problem) => {
-            writeln!(err, "coi-agent: {problem}")?;
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(templates) = templates_or_say(dir, err)? else {
+        return Ok(ExitCode::FAILURE);
     };
     let chosen: Vec<&Template> = templates
         .iter()

@@ -107,8 +107,10 @@ pub enum Command {
         zpl: Option<std::path::PathBuf>,
         #[command(flatten)]
         label: LabelArgs,
-        /// Print the label this many times.
-        #[arg(long, value_name = "N", default_value_t = 1)]
+        /// Print the label this many times (1-10: spare copies of a bag label are a mix-up
+        /// waiting to happen).
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u32).range(1..=MAX_COPIES))]
         copies: u32,
         /// A job id (default: a new UUID); the same id is never printed twice by one process.
         #[arg(long, value_name = "ID")]
@@ -147,6 +149,9 @@ pub enum Command {
 }
 
 /// Where the journal lives unless --db says otherwise.
+/// The most copies one `print` makes.
+const MAX_COPIES: i64 = 10;
+
 const DEFAULT_JOURNAL: &str = "/var/lib/coi-agent/journal.sqlite";
 
 /// A label to make: template, order, bag and resolution.

@@ -87,7 +87,7 @@ pub(super) fn print(
     };
     let job = Job {
         id: job_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-        zpl: format.repeat(copies.max(1) as usize),
+        zpl: format.repeat(copies as usize),
         expires_at: None,
     };
     let outcome = runtime.block_on(device.submit(&job));

@@ -56,6 +56,8 @@ struct State {
     printing: Option<Vec<u8>>,
     /// Bytes received on all connections, for throughput checks.
     bytes_received: u64,
+    /// The print head's resolution as `~HI` reports it, dots per millimetre.
+    dots_per_mm: u32,
 }
 
 impl Emulator {
@@ -68,6 +70,7 @@ impl Emulator {
         let address = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(State {
             print_delay: Duration::from_millis(50),
+            dots_per_mm: 12,
             ..State::default()
         }));
         let accept_shared = shared.clone();
@@ -138,6 +141,11 @@ impl Emulator {
         let stopped = self.stopped.clone();
         std::thread::spawn(move || serve_serial(master, shared, &stopped));
         Ok(path)
+    }
+
+    /// The resolution `~HI` reports, dots per millimetre (6, 8, 12 or 24; 12, 300 dpi, at start).
+    pub fn set_dots_per_mm(&self, dots_per_mm: u32) {
+        self.lock().dots_per_mm = dots_per_mm;
     }
 
     /// How long each label takes to print.
@@ -323,7 +331,14 @@ fn take_in(
                     Query::HostStatus => host_status_reply(&state.status()),
                     Query::ExtendedStatus => extended_status_reply(state.errors(), 0),
                     Query::Identification => {
-                        b"\x02ZT411-300dpi,V85.20.01Z,12,8176KB\x03\r\n".to_vec()
+                        let dpmm = state.dots_per_mm;
+                        let dpi = match dpmm {
+                            6 => 152,
+                            8 => 203,
+                            24 => 600,
+                            _ => 300,
+                        };
+                        format!("\x02ZT411-{dpi}dpi,V85.20.01Z,{dpmm},8176KB\x03\r\n").into_bytes()
                     }
                 };
                 replies.push((state.status_delay, reply));
