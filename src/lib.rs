@@ -8,6 +8,7 @@ pub mod config;
 pub mod isbt128;
 pub mod journal;
 pub mod label;
+pub mod labeling;
 pub mod orders;
 pub mod outbox;
 pub mod printer;

@@ -72,6 +72,7 @@ fn only_the_journal_writes_sql() {
         "orders",
         "cli",
         "reconcile.rs",
+        "labeling.rs",
         "outbox.rs",
         "config.rs",
     ] {
@@ -89,6 +90,7 @@ fn only_the_central_client_speaks_http() {
         "journal",
         "cli",
         "reconcile.rs",
+        "labeling.rs",
         "outbox.rs",
         "config.rs",
     ] {

@@ -110,6 +110,23 @@ impl Journal {
         Ok(())
     }
 
+    /// The jobs recorded for bag `bag` of `coi` that may have put a label on paper (any state
+    /// but `failed`), oldest first, as (job id, state).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn bag_label_jobs(
+        &self,
+        coi: &str,
+        bag: u8,
+    ) -> Result<Vec<(String, String)>, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND state <> 'failed' ORDER BY id",
+        )?;
+        let jobs = stmt.query_map(params![coi, bag], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(jobs.collect::<Result<_, _>>()?)
+    }
+
     /// A job's states, oldest first.
     ///
     /// # Errors
