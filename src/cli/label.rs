@@ -4,12 +4,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::config::Config;
 use crate::isbt128::coi::CoiId;
+use crate::journal::Journal;
 use crate::label::data::LabelData;
 use crate::label::layout::Item;
 use crate::label::template::Template;
 use crate::label::{self, Label};
+use crate::labeling;
 use crate::orders::OrderBook;
+use crate::printer::job::{Printer, Timing};
+use crate::printer::profiles;
+use crate::printer::transport::PrinterUri;
 
 /// What `label render` (and `print --template`) is asked to make.
 pub(super) struct Request<'a> {
@@ -153,6 +159,127 @@ pub(super) fn render(
         label.layout.template, label.layout.version, request.bag, label.layout.dpi, symbols
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `label print` is asked to print.
+pub(super) struct PrintRequest<'a> {
+    pub config: &'a Path,
+    pub coi: &'a str,
+    pub bag: u8,
+    pub template: &'a str,
+    pub printer: Option<&'a str>,
+    pub operator: Option<&'a str>,
+    pub reprint: bool,
+    pub collected_at: Option<jiff::Timestamp>,
+    pub templates: Option<&'a Path>,
+}
+
+/// `label print`: the chain-of-identity print flow ([`crate::labeling`]) on the configured
+/// journal and printer.
+pub(super) fn print(
+    request: &PrintRequest<'_>,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let refuse = |err: &mut dyn Write, problem: &str| -> anyhow::Result<ExitCode> {
+        writeln!(err, "coi-agent: label not printed, nothing sent: {problem}")?;
+        Ok(ExitCode::FAILURE)
+    };
+    let config = Config::load(request.config)?;
+    let Some(templates) = templates_or_say(request.templates, err)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let Some(template) = templates.iter().find(|t| t.name == request.template) else {
+        return refuse(err, &format!("unknown template {:?}", request.template));
+    };
+    let coi = match CoiId::parse(request.coi) {
+        Ok(coi) => coi,
+        Err(problem) => return refuse(err, &format!("--coi: {problem}")),
+    };
+    let chosen = match request.printer {
+        Some(name) => config.printers.iter().find(|p| p.name == name),
+        None => config.printers.first(),
+    };
+    let Some(chosen) = chosen else {
+        return refuse(
+            err,
+            &format!(
+                "no printer {} in {}",
+                request
+                    .printer
+                    .map(|n| format!("{n:?}"))
+                    .unwrap_or_default(),
+                request.config.display()
+            ),
+        );
+    };
+    let profiles = profiles::parse(profiles::EMBEDDED).map_err(|e| anyhow::anyhow!(e))?;
+    let profile_dpi = chosen
+        .profile
+        .as_deref()
+        .and_then(|model| profiles::by_model(&profiles, model))
+        .map(|p| p.dpi);
+    let uri = match PrinterUri::parse(&chosen.uri) {
+        Ok(uri) => uri,
+        Err(problem) => return refuse(err, &format!("printer {}: {problem}", chosen.name)),
+    };
+    let spool = !uri.has_status();
+    let mut device = Printer::new(uri, Timing::default());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let reported = if spool {
+        None
+    } else {
+        runtime.block_on(device.identify()).and_then(|id| id.dpi)
+    };
+    let dpi = match super::print::resolution(reported, profile_dpi.map(|d| (d, "its profile says")))
+    {
+        Ok(dpi) => dpi.unwrap_or(DEFAULT_DPI),
+        Err(problem) => return refuse(err, &format!("printer {}: {problem}", chosen.name)),
+    };
+    let mut journal = Journal::open(&config.journal)?;
+    let printed = runtime.block_on(labeling::print_bag_label(
+        &mut journal,
+        labeling::Target {
+            name: &chosen.name,
+            printer: &mut device,
+            dpi,
+        },
+        labeling::Station {
+            site_id: &config.site_id,
+            workstation: &config.workstation,
+        },
+        labeling::BagLabel {
+            coi: &coi,
+            bag: request.bag,
+            template,
+            operator: request.operator,
+            reprint: request.reprint,
+            collected_at: request.collected_at.unwrap_or_else(jiff::Timestamp::now),
+        },
+    ));
+    let printed = match printed {
+        Ok(printed) => printed,
+        Err(labeling::Refusal::Journal(problem)) => {
+            anyhow::bail!("journal {}: {problem}", config.journal.display())
+        }
+        Err(refusal @ labeling::Refusal::AlreadyPrinted { .. }) => {
+            return refuse(err, &format!("{refusal} (--reprint)"));
+        }
+        Err(refusal) => return refuse(err, &refusal.to_string()),
+    };
+    let fields = json.then(|| {
+        let mut fields = serde_json::Map::new();
+        fields.insert("event".into(), serde_json::json!(printed.event));
+        fields.insert("template".into(), serde_json::json!(template.name));
+        fields.insert("version".into(), serde_json::json!(template.version));
+        fields.insert("bag".into(), serde_json::json!(request.bag));
+        fields.insert("dpi".into(), serde_json::json!(dpi));
+        fields
+    });
+    super::print::report(&printed.outcome, spool, fields, out)
 }
 
 pub(super) fn list(

@@ -148,10 +148,10 @@ pub enum Command {
     },
 }
 
-/// Where the journal lives unless --db says otherwise.
 /// The most copies one `print` makes.
 const MAX_COPIES: i64 = 10;
 
+/// Where the journal lives unless --db says otherwise.
 const DEFAULT_JOURNAL: &str = "/var/lib/coi-agent/journal.sqlite";
 
 /// A label to make: template, order, bag and resolution.
@@ -217,8 +217,44 @@ pub enum LabelCommand {
         /// Write the PNG preview here.
         #[arg(long, value_name = "OUT")]
         png: Option<std::path::PathBuf>,
-        /// One JSON line: template, version, dpi, bag, size in dots, the ZPL's SHA-256 and each
-        /// symbol with its payload (identifiers only, no patient data).
+        /// One JSON line: template, version, dpi, bag, size in dots and each symbol with its
+        /// payload (identifiers only, no patient data).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print bag N's label for a cached order at this workstation, as the chain of identity
+    /// requires: only at the order's collection site and before the collection ships, and a
+    /// second label for a bag only with --reprint. The job, the printer's verdict, the audit
+    /// entry and the custody event (label_printed, label_reprinted, print_failed) go into the
+    /// journal. Exit 0 only when the printer confirms the label.
+    Print {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// The order's COI identifier, e.g. CHA999925000042.
+        #[arg(long, value_name = "COI")]
+        coi: String,
+        /// Which bag of the collection (1-based).
+        #[arg(long, value_name = "N")]
+        bag: u8,
+        /// The template's name (see `label list`).
+        #[arg(long, value_name = "NAME", default_value = "apheresis-bag")]
+        template: String,
+        /// The configured printer's name (default: the first configured).
+        #[arg(long, value_name = "NAME")]
+        printer: Option<String>,
+        /// Who prints it (staff badge or user id), carried in the journal and the event.
+        #[arg(long, value_name = "ID")]
+        operator: Option<String>,
+        /// Print a second label for a bag that may already have one (a damaged label).
+        #[arg(long)]
+        reprint: bool,
+        /// When the collection happened (RFC 3339); default now. It is printed and encoded.
+        #[arg(long, value_name = "TIME")]
+        collected_at: Option<jiff::Timestamp>,
+        /// Read templates from this directory instead of the built-in ones.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<std::path::PathBuf>,
+        /// One JSON line: job_id, state, fault, bytes, event, template, version, bag, dpi.
         #[arg(long)]
         json: bool,
     },
@@ -451,6 +487,36 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 Ok(ExitCode::from(2))
             }
         },
+        Command::Label {
+            command:
+                LabelCommand::Print {
+                    config,
+                    coi,
+                    bag,
+                    template,
+                    printer,
+                    operator,
+                    reprint,
+                    collected_at,
+                    templates,
+                    json,
+                },
+        } => label::print(
+            &label::PrintRequest {
+                config: &config,
+                coi: &coi,
+                bag,
+                template: &template,
+                printer: printer.as_deref(),
+                operator: operator.as_deref(),
+                reprint,
+                collected_at,
+                templates: templates.as_deref(),
+            },
+            json,
+            out,
+            err,
+        ),
         Command::Label {
             command: LabelCommand::List { templates },
         } => label::list(templates.as_deref(), out, err),

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
 use crate::printer::emulator::{EmulatedFault, Emulator};
-use crate::printer::job::{Job, JobPhase, Printer, Timing, query_status};
+use crate::printer::job::{Job, JobOutcome, JobPhase, Printer, Timing, query_status};
 use crate::printer::transport::{Connection, PrinterUri};
 
 /// What to print: a ZPL file as it is, or a label made (and proven) from a template.
@@ -47,21 +47,20 @@ pub(super) fn print(
             } else {
                 runtime.block_on(device.identify()).and_then(|id| id.dpi)
             };
-            match (request.dpi, reported) {
-                (Some(asked), Some(printer)) if asked != printer => {
-                    writeln!(
-                        err,
-                        "coi-agent: label not made, nothing sent: the printer reports {printer} dpi, the label was asked for {asked} dpi"
-                    )?;
+            let asked = request.dpi.map(|dpi| (dpi, "the label was asked for"));
+            match resolution(reported, asked) {
+                Ok(dpi) => request.dpi = dpi,
+                Err(problem) => {
+                    writeln!(err, "coi-agent: label not made, nothing sent: {problem}")?;
                     return Ok(ExitCode::FAILURE);
                 }
-                (None, Some(printer)) => request.dpi = Some(printer),
-                (None, None) if !spool => writeln!(
+            }
+            if request.dpi.is_none() && !spool {
+                writeln!(
                     err,
                     "coi-agent: the printer did not report its resolution; making the label at {} dpi (use --dpi)",
                     super::label::DEFAULT_DPI
-                )?,
-                _ => {}
+                )?;
             }
             match super::label::make(&request) {
                 Ok(made) => made.zpl.into_bytes(),
@@ -91,14 +90,43 @@ pub(super) fn print(
         expires_at: None,
     };
     let outcome = runtime.block_on(device.submit(&job));
-    if json {
-        let line = json!({
-            "job_id": outcome.job_id,
-            "state": outcome.phase.as_str(),
-            "fault": outcome.fault.map(|f| f.as_str()),
-            "bytes": outcome.bytes,
-        });
-        writeln!(out, "{line}")?;
+    report(&outcome, spool, json.then(serde_json::Map::new), out)
+}
+
+/// The resolution to lay a label out at: what the printer reports (`~HI`), else what was asked
+/// for (`asked`: the resolution and who asked, for the message); `None` when neither says.
+///
+/// # Errors
+/// The printer reports another resolution than was asked for: the label would print at the
+/// wrong size.
+pub(super) fn resolution(
+    reported: Option<u32>,
+    asked: Option<(u32, &str)>,
+) -> Result<Option<u32>, String> {
+    match (reported, asked) {
+        (Some(printer), Some((asked, who))) if printer != asked => Err(format!(
+            "the printer reports {printer} dpi, {who} {asked} dpi"
+        )),
+        (Some(printer), _) => Ok(Some(printer)),
+        (None, asked) => Ok(asked.map(|(dpi, _)| dpi)),
+    }
+}
+
+/// Says what became of a job, as the printer told it: one line for a person, or with `json`
+/// one JSON object (`job_id`, `state`, `fault`, `bytes`, and the fields in `json`). Exit 0 only
+/// for a confirmed job.
+pub(super) fn report(
+    outcome: &JobOutcome,
+    spool: bool,
+    json: Option<serde_json::Map<String, serde_json::Value>>,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    if let Some(mut line) = json {
+        line.insert("job_id".into(), json!(outcome.job_id));
+        line.insert("state".into(), json!(outcome.phase.as_str()));
+        line.insert("fault".into(), json!(outcome.fault.map(|f| f.as_str())));
+        line.insert("bytes".into(), json!(outcome.bytes));
+        writeln!(out, "{}", serde_json::Value::Object(line))?;
     } else {
         match (outcome.phase, outcome.fault) {
             (JobPhase::Confirmed, _) if spool => writeln!(

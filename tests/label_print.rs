@@ -1,0 +1,367 @@
+//! `coi-agent label print`: the chain-of-identity print flow run as the binary a site runs,
+//! against the Zebra emulator on TCP and a real SQLite journal. A bag gets one label unless a
+//! reprint is asked for; the job, the printer's verdict, the audit entry and the custody event
+//! are recorded; anything refused is refused before a byte reaches the printer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use coi_agent::journal::Journal;
+use coi_agent::printer::emulator::{EmulatedFault, Emulator};
+use sha2::Digest as _;
+
+mod support;
+use support::tempdb::TempDb;
+
+const ORDERS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/example-orders.json"
+);
+
+/// A workstation: its configuration (site, journal, one printer on the emulator), the orders
+/// synced into its journal.
+struct Station {
+    db: TempDb,
+    config: String,
+    emulator: Emulator,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Station {
+    fn new(name: &str, site: &str, profile: &str) -> Station {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let emulator = runtime
+            .block_on(Emulator::start("127.0.0.1:0".parse().unwrap()))
+            .unwrap();
+        emulator.set_print_delay(std::time::Duration::from_millis(5));
+        let db = TempDb::new(name);
+        let dir = db.0.parent().unwrap().to_path_buf();
+        let config = dir.join("coi-agent.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[site]
+id = "{site}"
+workstation = "aph-ws-03"
+[journal]
+path = "journal.sqlite"
+[orders]
+source = "file"
+file = "{ORDERS}"
+[[printers]]
+name = "bag-labels"
+uri = "tcp://{}"
+profile = "{profile}"
+"#,
+                emulator.address()
+            ),
+        )
+        .unwrap();
+        let station = Station {
+            db,
+            config: config.display().to_string(),
+            emulator,
+            _runtime: runtime,
+        };
+        let output = station.run(&["orders", "sync"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        station
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(args)
+            .args(["--config", &self.config])
+            .output()
+            .expect("run coi-agent")
+    }
+
+    fn print(&self, coi: &str, bag: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "label",
+            "print",
+            "--coi",
+            coi,
+            "--bag",
+            bag,
+            "--collected-at",
+            "2025-06-02T12:14:00Z",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    fn journal(&self) -> Journal {
+        Journal::open_read_only(&self.db.0).unwrap()
+    }
+
+    /// Every print job as (state, fault, zpl_sha256, template, template_version, operator).
+    fn jobs(&self) -> Vec<[Option<String>; 6]> {
+        let journal = self.journal();
+        let mut stmt = journal
+            .connection()
+            .prepare("SELECT state, fault, zpl_sha256, template, template_version, operator FROM print_jobs ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |row| {
+            Ok([
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+            ])
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    /// The outbox's events, oldest first.
+    fn events(&self) -> Vec<serde_json::Value> {
+        let journal = self.journal();
+        let mut stmt = journal
+            .connection()
+            .prepare("SELECT payload FROM outbox ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |row| row.get::<_, String>(0))
+            .unwrap()
+            .map(|text| serde_json::from_str(&text.unwrap()).unwrap())
+            .collect()
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn a_bag_label_is_printed_recorded_and_reported_once() {
+    let station = Station::new("label-print", "site-apheresis-1", "Zebra ZT411 300 dpi");
+    let coi = "CHA999925000042";
+
+    let output = station.print(coi, "1", &["--operator", "nurse-7", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let line = json(&output);
+    assert_eq!(line["state"], "confirmed");
+    assert_eq!(line["event"], "label_printed");
+    assert_eq!(line["dpi"], 300);
+    let received = station.emulator.received();
+    assert_eq!(received.len(), 1);
+    assert!(String::from_utf8_lossy(&received[0]).contains("^PW1200^LL1200"));
+
+    // The job: its template version, operator and the hash of exactly the label proven, which
+    // `label render` makes again from the same order, bag, time and resolution.
+    let render = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args([
+            "label",
+            "render",
+            "--template",
+            "apheresis-bag",
+            "--order",
+            ORDERS,
+        ])
+        .args(["--coi", coi, "--bag", "1", "--dpi", "300"])
+        .args(["--collected-at", "2025-06-02T12:14:00Z"])
+        .output()
+        .unwrap();
+    assert!(
+        render.stdout.starts_with(&received[0]),
+        "the printer got the proven label"
+    );
+    let jobs = station.jobs();
+    let sent = sha2::Sha256::digest(&render.stdout);
+    let hex: String = sent.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        jobs,
+        [[
+            Some("confirmed".into()),
+            None,
+            Some(hex),
+            Some("apheresis-bag".into()),
+            Some("1".into()),
+            Some("nurse-7".into())
+        ]]
+    );
+    let job_id = line["job_id"].as_str().unwrap();
+    let states: Vec<String> = station
+        .journal()
+        .job_states(job_id)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(states, ["queued", "confirmed"]);
+
+    // The custody event, as CONTRACTS.md shapes it, without patient data.
+    let events = station.events();
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!(event["type"], "label_printed");
+    assert_eq!(event["coi"], coi);
+    assert_eq!(event["din"], "A999925123456");
+    assert_eq!(
+        (event["bag"].as_u64(), event["bags"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(event["site_id"], "site-apheresis-1");
+    assert_eq!(event["workstation"], "aph-ws-03");
+    assert_eq!(event["operator"], "nurse-7");
+    assert_eq!(event["local_zone"], "America/New_York");
+    assert_eq!(event["details"]["job_id"], job_id);
+    assert_eq!(event["details"]["template_version"], 1);
+    let text = event.to_string();
+    assert!(
+        !text.contains("Example") && !text.contains("1984"),
+        "{text}"
+    );
+
+    // The same bag again: refused, nothing sent; as a reprint: printed and reported as one.
+    let output = station.print(coi, "1", &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!(
+            "bag 1 of order ORD-25-000042 may already carry a label (job {job_id}, confirmed)"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(station.emulator.received().len(), 1, "nothing sent");
+    let output = station.print(coi, "1", &["--reprint", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json(&output)["event"], "label_reprinted");
+    assert_eq!(station.emulator.received().len(), 2);
+
+    // A reprint of a bag never labelled is a mistake, not a reprint.
+    let output = station.print(coi, "2", &["--reprint"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("no earlier label for bag 2"));
+    assert_eq!(station.emulator.received().len(), 2);
+
+    assert!(station.journal().verify_audit().unwrap().is_ok());
+}
+
+#[test]
+fn a_printer_fault_is_print_failed_and_a_lost_job_blocks_a_second_label() {
+    let station = Station::new(
+        "label-print-faults",
+        "site-apheresis-1",
+        "Zebra ZT411 300 dpi",
+    );
+    let coi = "CHA999925000042";
+
+    // Out of media: refused at preflight, nothing sent, recorded as failed with print_failed.
+    station.emulator.set_fault(EmulatedFault::MediaOut, true);
+    let output = station.print(coi, "1", &["--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = json(&output);
+    assert_eq!(
+        (line["state"].as_str(), line["fault"].as_str()),
+        (Some("failed"), Some("media_out"))
+    );
+    assert_eq!(line["event"], "print_failed");
+    assert!(station.emulator.received().is_empty());
+    assert_eq!(station.events()[0]["details"]["fault"], "media_out");
+
+    // A failed job put nothing on paper: the bag may be printed without a reprint. This time
+    // the connection drops mid-job: unconfirmed, no custody event yet.
+    station.emulator.set_fault(EmulatedFault::MediaOut, false);
+    station.emulator.drop_during_next_job();
+    let output = station.print(coi, "1", &["--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = json(&output);
+    assert_eq!(
+        (line["state"].as_str(), line["fault"].as_str()),
+        (Some("unconfirmed"), Some("disconnected"))
+    );
+    assert!(line["event"].is_null());
+    assert_eq!(
+        station.events().len(),
+        1,
+        "no event while the printer has not said"
+    );
+
+    // The label may exist: another is only a reprint.
+    let output = station.print(coi, "1", &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("unconfirmed): print another only as a reprint"),
+        "{}",
+        stderr(&output)
+    );
+    let states: Vec<Option<String>> = station.jobs().into_iter().map(|j| j[0].clone()).collect();
+    assert_eq!(states, [Some("failed".into()), Some("unconfirmed".into())]);
+}
+
+#[test]
+fn what_the_chain_of_identity_forbids_is_refused_before_anything_is_sent() {
+    // A cell-lab workstation does not print the apheresis site's bag labels.
+    let lab = Station::new("label-print-lab", "site-lab-1", "Zebra ZT411 300 dpi");
+    let output = lab.print("CHA999925000042", "1", &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(
+            "printed at its collection site site-apheresis-1, this workstation is at site-lab-1"
+        ),
+        "{}",
+        stderr(&output)
+    );
+
+    let station = Station::new(
+        "label-print-refused",
+        "site-apheresis-1",
+        "Zebra ZT411 203 dpi",
+    );
+    station.emulator.set_dots_per_mm(8);
+    for (coi, bag, expected) in [
+        // The collection has shipped.
+        (
+            "CHA999925000043",
+            "1",
+            "is shipped: bag labels are printed only before the collection ships",
+        ),
+        // Not in the journal's cache.
+        (
+            "CHA999925000068",
+            "1",
+            "no cached order has COI CHA999925000068 (run coi-agent orders sync)",
+        ),
+        // Bag 3 of a 2-bag collection.
+        (
+            "CHA999925000042",
+            "3",
+            "label not made: order ORD-25-000042: ",
+        ),
+    ] {
+        let output = station.print(coi, bag, &[]);
+        assert_eq!(output.status.code(), Some(1), "{coi}");
+        let message = stderr(&output);
+        assert!(
+            message.contains("label not printed, nothing sent"),
+            "{message}"
+        );
+        assert!(message.contains(expected), "{message}");
+    }
+    // The printer is swapped for a 300 dpi one; the configuration still says 203 dpi.
+    station.emulator.set_dots_per_mm(12);
+    let output = station.print("CHA999925000042", "1", &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .contains("printer bag-labels: the printer reports 300 dpi, its profile says 203 dpi"),
+        "{}",
+        stderr(&output)
+    );
+
+    for station in [&lab, &station] {
+        assert!(station.emulator.received().is_empty());
+        assert!(station.jobs().is_empty());
+        assert!(station.events().is_empty());
+    }
+}
