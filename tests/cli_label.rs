@@ -220,29 +220,31 @@ fn lint_names_overlapping_elements_in_a_template_directory() {
     );
 }
 
+/// `print --template bag-small` for the first example order on `printer`, with `extra`.
+fn print_bag_small(printer: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "print",
+        "--printer",
+        printer,
+        "--template",
+        "bag-small",
+        "--order",
+        ORDERS,
+        "--coi",
+        "CHA999925000042",
+    ];
+    args.extend_from_slice(extra);
+    coi_agent(&args)
+}
+
 #[test]
 fn print_from_a_template_sends_the_proven_label() {
     let dir = TempDir::new("label-print");
     let spool = dir.path("spool");
     std::fs::create_dir_all(&spool).unwrap();
     let printer = format!("spool://{spool}");
-    let print = |bag: &str, extra: &[&str]| {
-        let mut args = vec![
-            "print",
-            "--printer",
-            &printer,
-            "--template",
-            "bag-small",
-            "--order",
-            ORDERS,
-            "--coi",
-            "CHA999925000042",
-            "--bag",
-            bag,
-        ];
-        args.extend_from_slice(extra);
-        coi_agent(&args)
-    };
+    let print =
+        |bag: &str, extra: &[&str]| print_bag_small(&printer, &[&["--bag", bag], extra].concat());
     let output = print("2", &["--collected-at", "2025-06-02T12:14:00Z", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let written: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
@@ -276,22 +278,7 @@ fn print_from_a_template_uses_the_printers_resolution_and_refuses_another() {
         .unwrap();
     emulator.set_print_delay(std::time::Duration::from_millis(5));
     let printer = format!("tcp://{}", emulator.address());
-    let print = |extra: &[&str]| {
-        let mut args = vec![
-            "print",
-            "--printer",
-            &printer,
-            "--template",
-            "bag-small",
-            "--order",
-            ORDERS,
-            "--coi",
-            "CHA999925000042",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        coi_agent(&args)
-    };
+    let print = |extra: &[&str]| print_bag_small(&printer, &[&["--json"], extra].concat());
 
     let output = print(&[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
