@@ -175,6 +175,19 @@ impl Config {
             };
             crate::printer::transport::PrinterUri::parse(&uri)
                 .map_err(|e| invalid(format!("printer {:?}: {e}", printer.name)))?;
+            if let Some(model) = &printer.profile {
+                // A misspelt model must not silently lose the printer's resolution.
+                let known = crate::printer::profiles::parse(crate::printer::profiles::EMBEDDED)
+                    .map_err(invalid)?;
+                if crate::printer::profiles::by_model(&known, model).is_none() {
+                    let models: Vec<&str> = known.iter().map(|p| p.model.as_str()).collect();
+                    return Err(invalid(format!(
+                        "printer {:?}: unknown profile {model:?} (drivers/printers.toml has: {})",
+                        printer.name,
+                        models.join(", ")
+                    )));
+                }
+            }
             printers.push(PrinterConfig {
                 name: printer.name,
                 uri,
@@ -249,5 +262,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"ftp\" is not"), "{err}");
+        let bad_profile = DEFAULT.replace("Zebra ZT411 300 dpi", "Zebra ZT411 300dpi");
+        let err = Config::parse(&bad_profile, Path::new("/"), "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("printer \"bag-labels\": unknown profile \"Zebra ZT411 300dpi\""),
+            "{err}"
+        );
     }
 }

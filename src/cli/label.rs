@@ -215,17 +215,22 @@ pub(super) fn print(
         );
     };
     let profiles = profiles::parse(profiles::EMBEDDED).map_err(|e| anyhow::anyhow!(e))?;
-    let profile_dpi = chosen
+    let profile = chosen
         .profile
         .as_deref()
-        .and_then(|model| profiles::by_model(&profiles, model))
-        .map(|p| p.dpi);
+        .and_then(|model| profiles::by_model(&profiles, model));
+    let profile_dpi = profile.map(|p| p.dpi);
+    // A model without ~HQES would make every status poll wait out an answer that never comes.
+    let timing = Timing {
+        extended_status: profile.is_none_or(|p| p.hqes),
+        ..Timing::default()
+    };
     let uri = match PrinterUri::parse(&chosen.uri) {
         Ok(uri) => uri,
         Err(problem) => return refuse(err, &format!("printer {}: {problem}", chosen.name)),
     };
     let spool = !uri.has_status();
-    let mut device = Printer::new(uri, Timing::default());
+    let mut device = Printer::new(uri, timing);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
