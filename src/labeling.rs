@@ -2,18 +2,20 @@
 //! order comes from the journal's cache and must allow a bag label at this site; the label is
 //! made and proven; the job is recorded before a byte is sent; the printer's own verdict is
 //! recorded with its audit entry and custody event in one transaction. A second label for a bag
-//! that may already have one is printed only as a deliberate reprint.
+//! that may already have one is printed only as a deliberate reprint. Then the verify step
+//! (flow 2): the scan of the new label must match its job, or the job is flagged.
 
 use serde_json::json;
 use sha2::Digest as _;
 
 use crate::isbt128::coi::CoiId;
 use crate::journal::print_jobs::PrintJobRecord;
-use crate::journal::{Journal, JournalError, NewEvent, audit, utc_text};
+use crate::journal::{Journal, JournalError, NewEvent, ScanRecord, audit, utc_text};
 use crate::label::data::LabelData;
 use crate::label::template::Template;
 use crate::orders::record::{Order, OrderStatus};
 use crate::printer::job::{Job, JobOutcome, JobPhase, Printer};
+use crate::reconcile::{Context, Expected, ScanRead, Step, Verdict, reconcile};
 
 /// Where the label is printed: this workstation.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +62,11 @@ pub enum Refusal {
         site: String,
         here: String,
     },
+    #[error("order {order_id} expired at {expired}: no label for an expired collection")]
+    Expired {
+        order_id: String,
+        expired: jiff::Timestamp,
+    },
     #[error(
         "order {order_id} is {status}: bag labels are printed only before the collection ships"
     )]
@@ -105,13 +112,14 @@ pub struct Printed {
     pub event: Option<&'static str>,
 }
 
-/// Whether a bag label for `order` may be printed at `site_id`: only at the order's collection
-/// site, and only while the collection is scheduled or collected (not after it shipped, nor for
-/// a cancelled or held order).
+/// Whether a bag label for `order` may be printed at `site_id` at `now`: only at the order's
+/// collection site, only while the collection is scheduled or collected (not after it shipped,
+/// nor for a cancelled or held order), and never once the order has expired (the verify step
+/// would refuse the label anyway).
 ///
 /// # Errors
 /// The refusal, naming the order and the rule.
-pub fn may_print(order: &Order, site_id: &str) -> Result<(), Refusal> {
+pub fn may_print(order: &Order, site_id: &str, now: jiff::Timestamp) -> Result<(), Refusal> {
     let site = &order.collection.facility.site_id;
     if site != site_id {
         return Err(Refusal::NotCollectionSite {
@@ -120,12 +128,21 @@ pub fn may_print(order: &Order, site_id: &str) -> Result<(), Refusal> {
             here: site_id.to_owned(),
         });
     }
-    match order.status {
-        OrderStatus::Scheduled | OrderStatus::Collected => Ok(()),
-        status => Err(Refusal::Status {
+    if !matches!(
+        order.status,
+        OrderStatus::Scheduled | OrderStatus::Collected
+    ) {
+        return Err(Refusal::Status {
             order_id: order.order_id.clone(),
-            status: status.as_str(),
+            status: order.status.as_str(),
+        });
+    }
+    match order.expires_at {
+        Some(expired) if expired <= now => Err(Refusal::Expired {
+            order_id: order.order_id.clone(),
+            expired,
         }),
+        _ => Ok(()),
     }
 }
 
@@ -144,7 +161,7 @@ pub async fn print_bag_label(
     let order = book
         .by_coi(request.coi)
         .ok_or_else(|| Refusal::UnknownCoi(request.coi.as_str().to_owned()))?;
-    may_print(order, station.site_id)?;
+    may_print(order, station.site_id, jiff::Timestamp::now())?;
     let earlier = journal.bag_label_jobs(order.coi.as_str(), request.bag)?;
     match (earlier.last(), request.reprint) {
         (Some((job_id, state)), false) => {
@@ -244,6 +261,94 @@ pub async fn print_bag_label(
     })
 }
 
+/// Why a scan could not be checked against a job (nothing was recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("no print job {0} in the journal")]
+    UnknownJob(String),
+    #[error("print job {0} failed before anything was sent: there is no label of it to verify")]
+    NothingPrinted(String),
+    #[error(
+        "the order of print job {0} is no longer in the journal's cache (run coi-agent orders sync)"
+    )]
+    OrderGone(String),
+    #[error("journal: {0}")]
+    Journal(#[from] JournalError),
+}
+
+/// The verify step (ARCHITECTURE.md, flow 2): the scan of a label just printed must carry the
+/// job's COI identifier, DIN and bag, for an order this site may label. The scan and its verdict
+/// are recorded, the job marked `verified` or `flagged`, and the custody event written with
+/// them: `label_verified`, or `scan_mismatch` naming the reason.
+///
+/// # Errors
+/// See [`VerifyError`]; a scan that does not match is a verdict, not an error.
+pub fn verify_label(
+    journal: &mut Journal,
+    job_id: &str,
+    raw: &[u8],
+    station: Station<'_>,
+    operator: Option<&str>,
+    now: jiff::Timestamp,
+) -> Result<Verdict, VerifyError> {
+    let job = journal
+        .print_job(job_id)?
+        .ok_or_else(|| VerifyError::UnknownJob(job_id.to_owned()))?;
+    if job.state == "failed" {
+        return Err(VerifyError::NothingPrinted(job_id.to_owned()));
+    }
+    let (book, _) = journal.order_book()?;
+    let (order, bag) = job
+        .coi
+        .as_deref()
+        .and_then(|coi| CoiId::parse(coi).ok())
+        .and_then(|coi| book.by_coi(&coi))
+        .zip(job.bag)
+        .ok_or_else(|| VerifyError::OrderGone(job_id.to_owned()))?;
+    let received = std::collections::HashSet::new();
+    let ctx = Context {
+        site_id: station.site_id,
+        step: Step::Verify,
+        role: None,
+        now,
+        expected: Some(Expected {
+            coi: order.coi,
+            din: Some(order.collection.din),
+            bag: Some(bag),
+        }),
+        received: &received,
+    };
+    let parsed = crate::isbt128::message::parse(raw);
+    let verdict = match &parsed {
+        Ok(message) => reconcile(ScanRead::Parsed(message), &book, &ctx),
+        Err(problem) => reconcile(ScanRead::Invalid(problem), &book, &ctx),
+    };
+    let parse_error = parsed.as_ref().err().map(ToString::to_string);
+    let (kind, details) = match verdict.reason {
+        None => ("label_verified", json!({"job_id": job_id})),
+        Some(reason) => (
+            "scan_mismatch",
+            json!({"job_id": job_id, "step": "verify", "reason": reason.code()}),
+        ),
+    };
+    let event = custody_event(kind, order, bag, station, operator, now, details);
+    journal.record_verification(
+        job_id,
+        &ScanRecord {
+            at: &utc_text(now),
+            source: "verify",
+            raw,
+            parse_error: parse_error.as_deref(),
+            verdict: &verdict,
+            site_id: station.site_id,
+            step: "verify",
+            operator,
+        },
+        &[event],
+    )?;
+    Ok(verdict)
+}
+
 /// A custody event about bag `bag` of `order` as the central service receives it
 /// (CONTRACTS.md): identifiers, site, workstation, operator and time, never patient data.
 pub fn custody_event(
@@ -292,9 +397,19 @@ mod tests {
     }
 
     #[test]
-    fn bag_labels_are_printed_at_the_collection_site_before_shipping() {
+    fn bag_labels_are_printed_at_the_collection_site_before_shipping_or_expiry() {
+        // The demo order expires 2025-06-04T23:59:00-04:00.
+        let now: jiff::Timestamp = "2025-06-02T12:14:00Z".parse().unwrap();
+        let may_print = |order: &Order, site: &str| super::may_print(order, site, now);
         assert!(may_print(&order("scheduled", "site-a"), "site-a").is_ok());
         assert!(may_print(&order("collected", "site-a"), "site-a").is_ok());
+        let later: jiff::Timestamp = "2025-06-05T03:59:00Z".parse().unwrap();
+        let err = super::may_print(&order("collected", "site-a"), "site-a", later).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expired at 2025-06-05T03:59:00Z: no label for an expired collection"),
+            "{err}"
+        );
         let err = may_print(&order("collected", "site-a"), "site-lab-1").unwrap_err();
         assert!(
             err.to_string()

@@ -371,4 +371,16 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         "no such job"
     );
     assert_eq!(journal.verify_audit().unwrap(), Ok(3));
+
+    // A journal from before the verify step (schema 2) gains its columns and keeps its jobs.
+    drop(journal);
+    tamper(
+        &db,
+        "ALTER TABLE print_jobs DROP COLUMN verification_scan;
+         ALTER TABLE print_jobs DROP COLUMN verification;
+         PRAGMA user_version = 2;",
+    );
+    let journal = Journal::open(&db.0).unwrap();
+    let job = journal.print_job("job-1").unwrap().unwrap();
+    assert_eq!((job.state.as_str(), job.verification), ("failed", None));
 }

@@ -24,12 +24,25 @@ const ORDERS: &str = concat!(
 struct Station {
     db: TempDb,
     config: String,
+    /// The station's orders file (synced into its journal).
+    orders: String,
     emulator: Emulator,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Station {
+    /// A station whose orders are the example orders, their expiry moved to 2099 (the examples
+    /// expired in 2025, and no label is printed for an expired order).
     fn new(name: &str, site: &str, profile: &str) -> Station {
+        let mut orders: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ORDERS).unwrap()).unwrap();
+        for order in orders["orders"].as_array_mut().unwrap() {
+            order["expires_at"] = "2099-12-31T23:59:00-05:00".into();
+        }
+        Station::with_orders(name, site, profile, &orders)
+    }
+
+    fn with_orders(name: &str, site: &str, profile: &str, orders: &serde_json::Value) -> Station {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let emulator = runtime
             .block_on(Emulator::start("127.0.0.1:0".parse().unwrap()))
@@ -38,6 +51,7 @@ impl Station {
         let db = TempDb::new(name);
         let dir = db.0.parent().unwrap().to_path_buf();
         let config = dir.join("coi-agent.toml");
+        std::fs::write(dir.join("orders.json"), orders.to_string()).unwrap();
         std::fs::write(
             &config,
             format!(
@@ -49,7 +63,7 @@ workstation = "aph-ws-03"
 path = "journal.sqlite"
 [orders]
 source = "file"
-file = "{ORDERS}"
+file = "orders.json"
 [[printers]]
 name = "bag-labels"
 uri = "tcp://{}"
@@ -62,6 +76,7 @@ profile = "{profile}"
         let station = Station {
             db,
             config: config.display().to_string(),
+            orders: dir.join("orders.json").display().to_string(),
             emulator,
             _runtime: runtime,
         };
@@ -165,7 +180,7 @@ fn a_bag_label_is_printed_recorded_and_reported_once() {
             "--template",
             "apheresis-bag",
             "--order",
-            ORDERS,
+            &station.orders,
         ])
         .args(["--coi", coi, "--bag", "1", "--dpi", "300"])
         .args(["--collected-at", "2025-06-02T12:14:00Z"])
@@ -359,9 +374,134 @@ fn what_the_chain_of_identity_forbids_is_refused_before_anything_is_sent() {
         stderr(&output)
     );
 
-    for station in [&lab, &station] {
+    // The example orders as they are: expired since 2025.
+    let orders: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ORDERS).unwrap()).unwrap();
+    let expired = Station::with_orders(
+        "label-print-expired",
+        "site-apheresis-1",
+        "Zebra ZT411 300 dpi",
+        &orders,
+    );
+    let output = expired.print("CHA999925000042", "1", &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(
+            "order ORD-25-000042 expired at 2025-06-05T03:59:00Z: no label for an expired collection"
+        ),
+        "{}",
+        stderr(&output)
+    );
+
+    for station in [&lab, &station, &expired] {
         assert!(station.emulator.received().is_empty());
         assert!(station.jobs().is_empty());
         assert!(station.events().is_empty());
     }
+}
+
+/// The compound message a format's Data Matrix carries, as the printer encodes it.
+fn data_matrix(zpl: &[u8]) -> String {
+    let zpl = String::from_utf8_lossy(zpl);
+    coi_agent::label::zpl::symbol_data(&zpl)
+        .into_iter()
+        .flatten()
+        .find(|data| data.starts_with("=+"))
+        .expect("a compound message")
+}
+
+#[test]
+fn the_verify_step_checks_the_printed_label_against_its_job() {
+    let station = Station::new("label-verify", "site-apheresis-1", "Zebra ZT411 300 dpi");
+    let output = station.print("CHA999925000042", "1", &["--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let job = json(&output)["job_id"].as_str().unwrap().to_owned();
+    let scan = data_matrix(&station.emulator.received()[0]);
+    assert!(
+        scan.starts_with("=+") && scan.contains("=A99992512345601"),
+        "{scan}"
+    );
+    let verify = |data: &str| {
+        station.run(&[
+            "label",
+            "verify",
+            "--job",
+            &job,
+            "--operator",
+            "nurse-7",
+            "--json",
+            data,
+        ])
+    };
+    let verification = || {
+        station
+            .journal()
+            .print_job(&job)
+            .unwrap()
+            .unwrap()
+            .verification
+    };
+
+    // The label's own Data Matrix: a match, the job verified, label_verified for central.
+    let output = verify(&scan);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(json(&output)["verdict"], "match");
+    assert_eq!(verification().as_deref(), Some("verified"));
+    let event = station.events().pop().unwrap();
+    assert_eq!(event["type"], "label_verified");
+    assert_eq!(event["details"]["job_id"], job.as_str());
+    assert_eq!(event["operator"], "nurse-7");
+
+    // Bag 2's DIN scanned for bag 1's job: a mismatch, the job flagged, scan_mismatch sent.
+    let output = verify("=A99992512345602");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(json(&output)["reason"], "not_expected");
+    assert_eq!(verification().as_deref(), Some("flagged"));
+    let event = station.events().pop().unwrap();
+    assert_eq!(event["type"], "scan_mismatch");
+    assert_eq!(event["details"]["reason"], "not_expected");
+    assert_eq!(event["bag"], 1, "the event is about the job's bag");
+
+    // A damaged read (wrong check flags) is recorded as a mismatch too, raw bytes kept.
+    let output = verify("=A99992512345699");
+    assert_eq!(output.status.code(), Some(1));
+    let journal = station.journal();
+    let scans: Vec<(Vec<u8>, String, String)> = journal
+        .connection()
+        .prepare("SELECT raw, verdict, step FROM scans ORDER BY id")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(scans.len(), 3);
+    assert_eq!(
+        scans[0],
+        (scan.into_bytes(), "match".into(), "verify".into())
+    );
+    assert_eq!(scans[2].0, b"=A99992512345699");
+    assert_eq!(scans[2].1, "mismatch");
+    assert!(journal.verify_audit().unwrap().is_ok());
+
+    // No such job, or a job that printed nothing: refused, nothing recorded.
+    let output = station.run(&[
+        "label",
+        "verify",
+        "--job",
+        "no-such-job",
+        "=A99992512345601",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("not verified, nothing recorded: no print job no-such-job"));
+    station.emulator.set_fault(EmulatedFault::HeadOpen, true);
+    let output = station.print("CHA999925000042", "2", &["--json"]);
+    let failed = json(&output)["job_id"].as_str().unwrap().to_owned();
+    let output = station.run(&["label", "verify", "--job", &failed, "=A99992512345602"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("failed before anything was sent"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(station.journal().scan_ids().unwrap().len(), 3);
 }

@@ -287,6 +287,40 @@ pub(super) fn print(
     super::print::report(&printed.outcome, spool, fields, out)
 }
 
+/// `label verify`: the verify step ([`labeling::verify_label`]) on the configured journal.
+pub(super) fn verify(
+    config: &Path,
+    job_id: &str,
+    operator: Option<&str>,
+    scan: &[u8],
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let mut journal = Journal::open(&config.journal)?;
+    let station = labeling::Station {
+        site_id: &config.site_id,
+        workstation: &config.workstation,
+    };
+    let now = jiff::Timestamp::now();
+    match labeling::verify_label(&mut journal, job_id, scan, station, operator, now) {
+        Ok(verdict) => {
+            super::reconcile::write_verdict(out, &verdict, json)?;
+            Ok(if verdict.is_match() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(labeling::VerifyError::Journal(problem)) => Err(problem.into()),
+        Err(problem) => {
+            writeln!(err, "coi-agent: not verified, nothing recorded: {problem}")?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 pub(super) fn list(
     dir: Option<&Path>,
     out: &mut dyn Write,

@@ -258,6 +258,26 @@ pub enum LabelCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The verify step: check the scan of a label just printed against its print job (same
+    /// COI identifier, DIN and bag). The scan, its verdict and the custody event
+    /// (label_verified or scan_mismatch) are recorded and the job marked verified or flagged.
+    /// Exit 0 on a match, 1 otherwise.
+    Verify {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// The print job the label came from (as `label print` reports it).
+        #[arg(long, value_name = "ID")]
+        job: String,
+        /// Who scans it (staff badge or user id).
+        #[arg(long, value_name = "ID")]
+        operator: Option<String>,
+        /// One JSON object instead of text (as `reconcile --json`).
+        #[arg(long)]
+        json: bool,
+        /// The scanned data, as `isbt parse` takes it (the label's Data Matrix or a barcode).
+        #[arg(value_name = "DATA")]
+        data: OsString,
+    },
     /// The templates: name, version, size.
     List {
         /// Read templates from this directory instead of the built-in ones.
@@ -513,6 +533,24 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 collected_at,
                 templates: templates.as_deref(),
             },
+            json,
+            out,
+            err,
+        ),
+        Command::Label {
+            command:
+                LabelCommand::Verify {
+                    config,
+                    job,
+                    operator,
+                    json,
+                    data,
+                },
+        } => label::verify(
+            &config,
+            &job,
+            operator.as_deref(),
+            data.as_encoded_bytes(),
             json,
             out,
             err,

@@ -76,7 +76,11 @@ pub(super) fn run(
     })
 }
 
-fn write_verdict(out: &mut dyn Write, verdict: &Verdict, json: bool) -> std::io::Result<()> {
+pub(super) fn write_verdict(
+    out: &mut dyn Write,
+    verdict: &Verdict,
+    json: bool,
+) -> std::io::Result<()> {
     if json {
         let line = json!({
             "verdict": if verdict.is_match() { "match" } else { "mismatch" },

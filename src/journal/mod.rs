@@ -173,6 +173,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_pending ON outbox (state, coi, id);",
     // 2: where order sync left off.
     "CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 3: the verify step: the scan of a printed label, and whether it matched its job.
+    "ALTER TABLE print_jobs ADD COLUMN verification TEXT CHECK (verification IN ('verified', 'flagged'));
+     ALTER TABLE print_jobs ADD COLUMN verification_scan INTEGER REFERENCES scans (id);",
 ];
 
 impl Journal {

@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 
-use super::{Journal, JournalError, NewEvent, audit, insert_event};
+use super::{Journal, JournalError, NewEvent, ScanRecord, audit, insert_event, insert_scan};
 
 /// A print job as first recorded.
 #[derive(Debug, Clone)]
@@ -21,6 +21,16 @@ pub struct PrintJobRecord<'a> {
     /// From [`super::utc_text`].
     pub at: &'a str,
     pub state: &'a str,
+}
+
+/// A recorded job, as the verify step needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrintJobSummary {
+    pub coi: Option<String>,
+    pub bag: Option<u8>,
+    pub state: String,
+    /// `verified` or `flagged` once its label was scanned.
+    pub verification: Option<String>,
 }
 
 /// One state a job went through.
@@ -125,6 +135,67 @@ impl Journal {
         )?;
         let jobs = stmt.query_map(params![coi, bag], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(jobs.collect::<Result<_, _>>()?)
+    }
+
+    /// The job `job_id`, if recorded.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn print_job(&self, job_id: &str) -> Result<Option<PrintJobSummary>, JournalError> {
+        Ok(rusqlite::OptionalExtension::optional(self.conn.query_row(
+            "SELECT coi, bag, state, verification FROM print_jobs WHERE job_id = ?1",
+            [job_id],
+            |row| {
+                Ok(PrintJobSummary {
+                    coi: row.get(0)?,
+                    bag: row.get(1)?,
+                    state: row.get(2)?,
+                    verification: row.get(3)?,
+                })
+            },
+        ))?)
+    }
+
+    /// Records the scan of job `job_id`'s label with its verdict and events, and marks the job
+    /// `verified` (a match) or `flagged`, with an audit entry, in one durable transaction;
+    /// returns the scan's id. A later scan of the same job's label marks it again; every scan
+    /// stays in the journal.
+    ///
+    /// # Errors
+    /// SQLite failed, or there is no such job; nothing was recorded.
+    pub fn record_verification(
+        &mut self,
+        job_id: &str,
+        scan: &ScanRecord<'_>,
+        events: &[NewEvent],
+    ) -> Result<i64, JournalError> {
+        let tx = self.conn.transaction()?;
+        let coi: Option<String> = tx.query_row(
+            "SELECT coi FROM print_jobs WHERE job_id = ?1",
+            [job_id],
+            |row| row.get(0),
+        )?;
+        let id = insert_scan(&tx, scan, events)?;
+        let verification = if scan.verdict.is_match() {
+            "verified"
+        } else {
+            "flagged"
+        };
+        tx.execute(
+            "UPDATE print_jobs SET verification = ?2, verification_scan = ?3 WHERE job_id = ?1",
+            params![job_id, verification, id],
+        )?;
+        let details =
+            serde_json::json!({"job_id": job_id, "verification": verification, "scan_id": id});
+        audit::append(
+            &tx,
+            scan.at,
+            "print_job_verification",
+            coi.as_deref().unwrap_or_default(),
+            &details,
+        )?;
+        tx.commit()?;
+        Ok(id)
     }
 
     /// A job's states, oldest first.
