@@ -416,6 +416,43 @@ fn a_resolution_labels_are_not_made_for_is_refused() {
     assert!(err.contains("Code 128 is off its module"), "{err}");
 }
 
+/// The lint keeps every line of text, and every ^FB block the printer aligns it in, inside its
+/// element's box.
+#[test]
+fn the_lint_refuses_text_or_a_text_block_outside_its_box() {
+    let json = example_json();
+    let order = order(&json["orders"][0]);
+    let data = LabelData::new(&order, 1, collected()).unwrap();
+    let template = &templates()[0];
+    let layout = Layout::new(template, &data, 203).unwrap();
+    let with = |change: &dyn Fn(&mut Item) -> bool| {
+        let mut changed = layout.clone();
+        assert!(changed.items.iter_mut().any(change), "no such item");
+        changed.lint(template).unwrap_err().to_string()
+    };
+    // A block reaching left of its identifier's box (the printer could draw there).
+    let err = with(&|item| match item {
+        Item::Text {
+            block: Some(b), x, ..
+        } if b.x > 0 && b.x == *x => {
+            b.x -= 1;
+            b.width += 1;
+            true
+        }
+        _ => false,
+    });
+    assert!(err.contains("runs out of its box"), "{err}");
+    // A line drawn below its box.
+    let err = with(&|item| match item {
+        Item::Text { y, .. } => {
+            *y += 40;
+            true
+        }
+        _ => false,
+    });
+    assert!(err.contains("runs out of its box"), "{err}");
+}
+
 /// A layout that claims a symbol size the encoder does not produce is refused before drawing.
 #[test]
 fn a_data_matrix_of_the_wrong_size_is_refused() {

@@ -278,10 +278,8 @@ impl Layout {
                 let run = font::width(&text, size as f32).ceil() as u32;
                 let mut pen = x + run + gap;
                 // Right-aligned up to the flags, so the printer's narrower font keeps the flags
-                // and the boxed check character next to the identifier; the block reaches up to
-                // an em further left, so a printer font wider than the preview's still fits on
-                // its one line.
-                let slack = x.min(size);
+                // and the boxed check character next to the identifier. The block is the span the
+                // preview's (wider) font takes: it cannot reach beyond the element's box.
                 self.items.push(Item::Text {
                     x,
                     y,
@@ -289,8 +287,8 @@ impl Layout {
                     text,
                     rotation: Rotation::Normal,
                     block: Some(Block {
-                        x: x - slack,
-                        width: run + slack,
+                        x,
+                        width: run,
                         justify: Justify::Right,
                     }),
                     element: name,
@@ -536,12 +534,20 @@ impl Layout {
                             height: run,
                         },
                     };
+                    // The printer may draw anywhere in a ^FB block: it must be in the box too.
+                    let span = block.map_or(drawn, |b| Rect {
+                        x: b.x,
+                        width: b.width,
+                        ..drawn
+                    });
                     let inside = self.areas.iter().any(|a| {
                         a.element == *element
-                            && drawn.x >= a.rect.x
-                            && drawn.y >= a.rect.y
-                            && drawn.right() <= a.rect.right()
-                            && drawn.bottom() <= a.rect.bottom()
+                            && [drawn, span].iter().all(|r| {
+                                r.x >= a.rect.x
+                                    && r.y >= a.rect.y
+                                    && r.right() <= a.rect.right()
+                                    && r.bottom() <= a.rect.bottom()
+                            })
                     });
                     let aligned =
                         block.is_none_or(|b| b.x <= drawn.x && b.x + b.width >= drawn.x + run);

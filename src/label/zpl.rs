@@ -165,18 +165,16 @@ pub fn render(layout: &Layout) -> Result<String, FieldError> {
 /// read back as a Zebra reads it: `^FH_` escapes undone, Code 128 start, shift and invocation
 /// codes resolved. Each entry is the data, or why the field cannot be read.
 pub fn symbol_data(zpl: &str) -> Vec<Result<String, String>> {
-    enum Kind {
-        Code128,
-        DataMatrix,
-    }
     let mut found = Vec::new();
-    let mut kind = None;
+    // The barcode command of the open field: its name and parameters.
+    let mut barcode: Option<(&str, &str)> = None;
     let mut hex = None;
     for command in zpl.split('^').skip(1) {
-        if command.starts_with("BC") {
-            kind = Some(Kind::Code128);
-        } else if command.starts_with("BX") {
-            kind = Some(Kind::DataMatrix);
+        let command = command.trim_end_matches('\n');
+        if let Some(params) = command.strip_prefix("BC") {
+            barcode = Some(("BC", params));
+        } else if let Some(params) = command.strip_prefix("BX") {
+            barcode = Some(("BX", params));
         } else if let Some(escape) = command.strip_prefix("FH") {
             hex = Some(escape.chars().next().unwrap_or(ESCAPE));
         } else if let Some(field) = command.strip_prefix("FD") {
@@ -184,17 +182,62 @@ pub fn symbol_data(zpl: &str) -> Vec<Result<String, String>> {
                 Some(escape) => unescape(field, escape),
                 None => Ok(field.to_owned()),
             };
-            match kind.take() {
-                Some(Kind::Code128) => found.push(field.and_then(|f| code128_data(&f))),
-                Some(Kind::DataMatrix) => found.push(field),
+            match barcode.take() {
+                Some(("BC", params)) => found.push(
+                    code128_params(params)
+                        .and(field)
+                        .and_then(|f| code128_data(&f)),
+                ),
+                Some((_, params)) => found.push(
+                    datamatrix_params(params)
+                        .and(field)
+                        .and_then(datamatrix_data),
+                ),
                 None => {}
             }
         } else if command.starts_with("FS") {
-            kind = None;
+            barcode = None;
             hex = None;
         }
     }
     found
+}
+
+/// `^BC` as a label writes it: `N,height,N,N,N,N` — no interpretation line, no check digit of
+/// its own, no mode (the field's start and shift codes decide the symbols).
+fn code128_params(params: &str) -> Result<(), String> {
+    let fields: Vec<&str> = params.split(',').collect();
+    match fields.as_slice() {
+        ["N", height, "N", "N", "N", "N"] if height.parse::<u32>().is_ok() => Ok(()),
+        _ => Err(format!("^BC{params} is not how a label draws Code 128")),
+    }
+}
+
+/// `^BX` as a label writes it: `N,module,200,columns,rows` — ECC 200, the escape character
+/// left at its default (`~`, which the data must then not hold).
+fn datamatrix_params(params: &str) -> Result<(), String> {
+    let fields: Vec<&str> = params.split(',').collect();
+    match fields.as_slice() {
+        ["N", module, "200", columns, rows]
+            if [module, columns, rows]
+                .iter()
+                .all(|v| v.parse::<u32>().is_ok()) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "^BX{params} is not how a label draws a Data Matrix"
+        )),
+    }
+}
+
+/// Data Matrix data as the printer reads it: refused if it holds `~`, which `^BX` would read as
+/// the start of an escape sequence.
+fn datamatrix_data(data: String) -> Result<String, String> {
+    if data.contains('~') {
+        return Err("Data Matrix data with '~' (the printer's escape character)".to_owned());
+    }
+    Ok(data)
 }
 
 /// Undoes `^FH` hex escapes (`_XX`, one per UTF-8 byte).
@@ -206,6 +249,7 @@ fn unescape(field: &str, escape: char) -> Result<String, String> {
         let after = &rest[i + escape.len_utf8()..];
         let byte = after
             .get(..2)
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
             .and_then(|h| u8::from_str_radix(h, 16).ok())
             .ok_or("a field escape without two hex digits")?;
         bytes.push(byte);
@@ -215,40 +259,52 @@ fn unescape(field: &str, escape: char) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "field escapes that are not UTF-8".to_owned())
 }
 
-/// The data a `^BC` field encodes: a start code (`>:` B, `>;` C), shifts (`>6` B, `>5` C),
-/// digit pairs in set C, characters and the invocations `>0` `><` `>=` in set B. Anything else
-/// (set A, function codes, automatic mode) is not what a label makes, and is refused.
+/// The data a `^BC` field encodes, read as a label writes it: a start code first (`>:` set B,
+/// `>;` set C), then a shift only to the other set (`>6` to B, `>5` to C), digit pairs in set
+/// C, printable ASCII and the invocations `>0` `><` `>=` in set B. Anything else — set A,
+/// function codes (`>6` in set B is FNC4), a start code later on — is refused.
 fn code128_data(field: &str) -> Result<String, String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Set {
+        B,
+        C,
+    }
     let mut data = String::new();
-    let mut set_c = None;
+    let mut set = None;
     let mut chars = field.chars();
     while let Some(c) = chars.next() {
         if c == '>' {
-            match (chars.next(), set_c) {
-                (Some(':' | '6'), _) => set_c = Some(false),
-                (Some(';' | '5'), _) => set_c = Some(true),
-                (Some('0'), Some(false)) => data.push('>'),
-                (Some('<'), Some(false)) => data.push('^'),
-                (Some('='), Some(false)) => data.push('~'),
+            match (chars.next(), set) {
+                (Some(':'), None) | (Some('6'), Some(Set::C)) => set = Some(Set::B),
+                (Some(';'), None) | (Some('5'), Some(Set::B)) => set = Some(Set::C),
+                (Some('0'), Some(Set::B)) => data.push('>'),
+                (Some('<'), Some(Set::B)) => data.push('^'),
+                (Some('='), Some(Set::B)) => data.push('~'),
                 (other, _) => {
                     return Err(format!(
-                        "Code 128 invocation >{} is not one a label makes",
+                        "Code 128 invocation >{} is not one a label makes there",
                         other.unwrap_or(' ')
                     ));
                 }
             }
             continue;
         }
-        match set_c {
+        match set {
             None => return Err("Code 128 field without a start code".to_owned()),
-            Some(true) => match chars.next() {
+            Some(Set::C) => match chars.next() {
                 Some(d) if c.is_ascii_digit() && d.is_ascii_digit() => {
                     data.push(c);
                     data.push(d);
                 }
                 _ => return Err("Code 128 set C holds digit pairs only".to_owned()),
             },
-            Some(false) => data.push(c),
+            Some(Set::B) if (' '..='~').contains(&c) => data.push(c),
+            Some(Set::B) => {
+                return Err(format!(
+                    "character U+{:04X} is not in Code 128 set B",
+                    u32::from(c)
+                ));
+            }
         }
     }
     Ok(data)
@@ -375,11 +431,25 @@ mod tests {
                 Ok("=+02000_^".to_owned())
             ]
         );
-        for bad in [">:AB>8C", "AB", ">;12A4", ">;1"] {
+        for bad in [
+            ">:AB>8C", "AB", ">;12A4", ">;1", ">:AB>6CD", ">6AB", ">:A>;12", ">:Zoë",
+        ] {
             let zpl = format!("^BCN,50,N,N,N,N^FD{bad}^FS");
             assert!(symbol_data(&zpl)[0].is_err(), "{bad}");
         }
-        assert!(symbol_data("^BXN,4,200^FH_^FDab_4^FS")[0].is_err());
+        for params in ["N,50,Y,N,N,N", "N,50,N,N,N,A", "N,50,N,N,N", "R,50,N,N,N,N"] {
+            let zpl = format!("^BC{params}^FD>:AB^FS");
+            assert!(symbol_data(&zpl)[0].is_err(), "^BC{params}");
+        }
+        for bad in [
+            "^BXN,4,200,16,16^FH_^FDab_4^FS",
+            "^BXN,4,200,16,16^FH_^FDab_+A^FS",
+            "^BXN,4,200,16,16^FH_^FDab_7E1^FS",
+            "^BXN,4,140,16,16^FH_^FDab^FS",
+            "^BXN,4,200,16,16,6,|^FH_^FDab^FS",
+        ] {
+            assert!(symbol_data(bad)[0].is_err(), "{bad}");
+        }
         assert_eq!(
             datamatrix("=+02~1", 0, 0, 4, 16),
             Err(FieldError::DataMatrixEscape {
