@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::Digest as _;
 
 use crate::isbt128::coi::CoiId;
-use crate::journal::print_jobs::PrintJobRecord;
+use crate::journal::print_jobs::{BagLabelConflict, PrintJobRecord};
 use crate::journal::{Journal, JournalError, NewEvent, ScanRecord, audit, utc_text};
 use crate::label::data::LabelData;
 use crate::label::template::Template;
@@ -34,8 +34,9 @@ pub struct BagLabel<'a> {
     /// A label for a bag that may already have one (damaged, smudged): printed only when asked
     /// for as a reprint, and reported as one (`label_reprinted`).
     pub reprint: bool,
-    /// The collection time printed and encoded (DS 007).
-    pub collected_at: jiff::Timestamp,
+    /// The collection time printed and encoded (DS 007), to the minute: when absent, the one
+    /// the collection's first label carries, else now.
+    pub collected_at: Option<jiff::Timestamp>,
 }
 
 /// A printer as the flow uses it.
@@ -82,6 +83,14 @@ pub enum Refusal {
         bag: u8,
         job_id: String,
         state: String,
+    },
+    #[error(
+        "order {order_id}: its labels carry the collection time {recorded}, not {asked}: every bag of one collection carries the same"
+    )]
+    CollectionTime {
+        order_id: String,
+        recorded: String,
+        asked: jiff::Timestamp,
     },
     #[error("order {order_id} has no earlier label for bag {bag} to reprint")]
     NothingToReprint { order_id: String, bag: u8 },
@@ -161,26 +170,29 @@ pub async fn print_bag_label(
     let order = book
         .by_coi(request.coi)
         .ok_or_else(|| Refusal::UnknownCoi(request.coi.as_str().to_owned()))?;
-    may_print(order, station.site_id, jiff::Timestamp::now())?;
-    let earlier = journal.bag_label_jobs(order.coi.as_str(), request.bag)?;
-    match (earlier.last(), request.reprint) {
-        (Some((job_id, state)), false) => {
-            return Err(Refusal::AlreadyPrinted {
+    let now = jiff::Timestamp::now();
+    may_print(order, station.site_id, now)?;
+    let coi = order.coi.as_str();
+    // Every label of one collection carries one collection time (DS 007): the first label's.
+    let asked = request.collected_at.map(to_minute);
+    let collected_at = match (journal.collection_time(coi)?, asked) {
+        (Some(recorded), Some(asked)) if recorded != asked.to_string() => {
+            return Err(Refusal::CollectionTime {
                 order_id: order.order_id.clone(),
-                bag: request.bag,
-                job_id: job_id.clone(),
-                state: state.clone(),
+                recorded,
+                asked,
             });
         }
-        (None, true) => {
-            return Err(Refusal::NothingToReprint {
-                order_id: order.order_id.clone(),
-                bag: request.bag,
-            });
-        }
-        _ => {}
-    }
-    let data = LabelData::new(order, request.bag, request.collected_at)
+        (Some(recorded), _) => recorded.parse().map_err(|_| {
+            Refusal::Label(format!(
+                "order {}: the journal's collection time does not read as a time",
+                order.order_id
+            ))
+        })?,
+        (None, Some(asked)) => asked,
+        (None, None) => to_minute(now),
+    };
+    let data = LabelData::new(order, request.bag, collected_at)
         .map_err(|e| Refusal::Label(format!("order {}: {e}", order.order_id)))?;
     let label = crate::label::render(request.template, &data, target.dpi)
         .map_err(|e| Refusal::Label(e.to_string()))?;
@@ -188,21 +200,49 @@ pub async fn print_bag_label(
     let job_id = uuid::Uuid::now_v7().to_string();
     let zpl = label.zpl.into_bytes();
     let version = request.template.version.to_string();
-    journal.record_print_job(
+    let collected_text = collected_at.to_string();
+    let recorded = journal.record_bag_label_job(
+        coi,
+        request.bag,
         &PrintJobRecord {
             job_id: &job_id,
-            coi: Some(order.coi.as_str()),
+            coi: Some(coi),
             bag: Some(request.bag),
             template: &request.template.name,
             template_version: &version,
             printer: target.name,
             zpl_sha256: &audit::hex(&sha2::Sha256::digest(&zpl)),
             operator: request.operator,
-            at: &utc_text(jiff::Timestamp::now()),
+            at: &utc_text(now),
             state: "queued",
+            reprint: request.reprint,
+            collected_at: Some(&collected_text),
         },
-        &[],
     )?;
+    match recorded {
+        Ok(()) => {}
+        Err(BagLabelConflict::AlreadyLabelled { job_id, state }) => {
+            return Err(Refusal::AlreadyPrinted {
+                order_id: order.order_id.clone(),
+                bag: request.bag,
+                job_id,
+                state,
+            });
+        }
+        Err(BagLabelConflict::NothingToReprint) => {
+            return Err(Refusal::NothingToReprint {
+                order_id: order.order_id.clone(),
+                bag: request.bag,
+            });
+        }
+        Err(BagLabelConflict::CollectionTime { recorded }) => {
+            return Err(Refusal::CollectionTime {
+                order_id: order.order_id.clone(),
+                recorded,
+                asked: collected_at,
+            });
+        }
+    }
     let outcome = target
         .printer
         .submit(&Job {
@@ -269,6 +309,10 @@ pub enum VerifyError {
     #[error("print job {0} failed before anything was sent: there is no label of it to verify")]
     NothingPrinted(String),
     #[error(
+        "print job {job_id} was followed by job {latest} for the same bag: verify the label of job {latest}"
+    )]
+    Superseded { job_id: String, latest: String },
+    #[error(
         "the order of print job {0} is no longer in the journal's cache (run coi-agent orders sync)"
     )]
     OrderGone(String),
@@ -276,10 +320,32 @@ pub enum VerifyError {
     Journal(#[from] JournalError),
 }
 
+/// What the verify step found.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub verdict: Verdict,
+    /// The job's verification now: `verified`, or `flagged` — by this scan, or by an earlier
+    /// one that did not match (a flag is never cleared by a later match).
+    pub verification: String,
+    /// The job had not been confirmed by the printer; the matching scan of its label confirmed
+    /// it (and its `label_printed` or `label_reprinted` went to the outbox with the scan).
+    pub confirmed_by_scan: bool,
+}
+
+impl Verified {
+    /// The scan matched and the job is not flagged.
+    pub fn is_verified(&self) -> bool {
+        self.verdict.is_match() && self.verification == "verified"
+    }
+}
+
 /// The verify step (ARCHITECTURE.md, flow 2): the scan of a label just printed must carry the
 /// job's COI identifier, DIN and bag, for an order this site may label. The scan and its verdict
 /// are recorded, the job marked `verified` or `flagged`, and the custody event written with
-/// them: `label_verified`, or `scan_mismatch` naming the reason.
+/// them: `label_verified`, or `scan_mismatch` naming the reason. Only the latest job for a bag
+/// can be verified. A job the printer never confirmed (`unconfirmed`, or cut off while `queued`)
+/// whose label scans as a match is confirmed by that scan, with its `label_printed` (or
+/// `label_reprinted`) event, since the label is in hand.
 ///
 /// # Errors
 /// See [`VerifyError`]; a scan that does not match is a verdict, not an error.
@@ -290,7 +356,7 @@ pub fn verify_label(
     station: Station<'_>,
     operator: Option<&str>,
     now: jiff::Timestamp,
-) -> Result<Verdict, VerifyError> {
+) -> Result<Verified, VerifyError> {
     let job = journal
         .print_job(job_id)?
         .ok_or_else(|| VerifyError::UnknownJob(job_id.to_owned()))?;
@@ -305,6 +371,14 @@ pub fn verify_label(
         .and_then(|coi| book.by_coi(&coi))
         .zip(job.bag)
         .ok_or_else(|| VerifyError::OrderGone(job_id.to_owned()))?;
+    if let Some((latest, _)) = journal.bag_label_jobs(order.coi.as_str(), bag)?.pop() {
+        if latest != job_id {
+            return Err(VerifyError::Superseded {
+                job_id: job_id.to_owned(),
+                latest,
+            });
+        }
+    }
     let received = std::collections::HashSet::new();
     let ctx = Context {
         site_id: station.site_id,
@@ -324,15 +398,29 @@ pub fn verify_label(
         Err(problem) => reconcile(ScanRead::Invalid(problem), &book, &ctx),
     };
     let parse_error = parsed.as_ref().err().map(ToString::to_string);
-    let (kind, details) = match verdict.reason {
-        None => ("label_verified", json!({"job_id": job_id})),
-        Some(reason) => (
+    let event =
+        |kind: &str, details| custody_event(kind, order, bag, station, operator, now, details);
+    let mut events = Vec::new();
+    let confirm = verdict.is_match() && job.state != "confirmed";
+    if confirm {
+        let kind = if job.reprint {
+            "label_reprinted"
+        } else {
+            "label_printed"
+        };
+        events.push(event(
+            kind,
+            json!({"job_id": job_id, "confirmed_by": "scan"}),
+        ));
+    }
+    events.push(match verdict.reason {
+        None => event("label_verified", json!({"job_id": job_id})),
+        Some(reason) => event(
             "scan_mismatch",
             json!({"job_id": job_id, "step": "verify", "reason": reason.code()}),
         ),
-    };
-    let event = custody_event(kind, order, bag, station, operator, now, details);
-    journal.record_verification(
+    });
+    let (_, verification) = journal.record_verification(
         job_id,
         &ScanRecord {
             at: &utc_text(now),
@@ -344,9 +432,20 @@ pub fn verify_label(
             step: "verify",
             operator,
         },
-        &[event],
+        &events,
+        confirm,
     )?;
-    Ok(verdict)
+    Ok(Verified {
+        verdict,
+        verification,
+        confirmed_by_scan: confirm,
+    })
+}
+
+/// `at` to the minute (a label's times have no seconds).
+fn to_minute(at: jiff::Timestamp) -> jiff::Timestamp {
+    let second = at.as_second();
+    jiff::Timestamp::from_second(second - second.rem_euclid(60)).unwrap_or(at)
 }
 
 /// A custody event about bag `bag` of `order` as the central service receives it

@@ -338,6 +338,8 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         operator: Some("rn-4"),
         at: &at,
         state: "queued",
+        reprint: false,
+        collected_at: Some("2025-06-02T12:14:00Z"),
     };
     journal.record_print_job(&job, &[]).unwrap();
     journal
@@ -378,9 +380,17 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         &db,
         "ALTER TABLE print_jobs DROP COLUMN verification_scan;
          ALTER TABLE print_jobs DROP COLUMN verification;
+         ALTER TABLE print_jobs DROP COLUMN collected_at;
+         ALTER TABLE print_jobs DROP COLUMN reprint;
+         DROP INDEX print_jobs_bag;
          PRAGMA user_version = 2;",
     );
     let journal = Journal::open(&db.0).unwrap();
+    let version: i64 = journal
+        .connection()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
     let job = journal.print_job("job-1").unwrap().unwrap();
     assert_eq!((job.state.as_str(), job.verification), ("failed", None));
 }

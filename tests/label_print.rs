@@ -231,11 +231,24 @@ fn a_bag_label_is_printed_recorded_and_reported_once() {
     assert_eq!(event["local_zone"], "America/New_York");
     assert_eq!(event["details"]["job_id"], job_id);
     assert_eq!(event["details"]["template_version"], 1);
-    let text = event.to_string();
-    assert!(
-        !text.contains("Example") && !text.contains("1984"),
-        "{text}"
+    // No patient data in the event, the audit trail or anything the command said.
+    let audit: Vec<String> = station
+        .journal()
+        .audit_entries(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.details)
+        .collect();
+    let said = format!(
+        "{}{}",
+        stderr(&output),
+        String::from_utf8_lossy(&output.stdout)
     );
+    for text in [event.to_string(), audit.join("\n"), said] {
+        for phi in ["Example", "EXAMPLE", "Pat", "1984", "PT-0042"] {
+            assert!(!text.contains(phi), "{phi} in {text}");
+        }
+    }
 
     // The same bag again: refused, nothing sent; as a reprint: printed and reported as one.
     let output = station.print(coi, "1", &[]);
@@ -351,7 +364,7 @@ fn what_the_chain_of_identity_forbids_is_refused_before_anything_is_sent() {
         (
             "CHA999925000042",
             "3",
-            "label not made: order ORD-25-000042: ",
+            "label not made: order ORD-25-000042: bag 3 does not exist: the collection has 2 bag(s)",
         ),
     ] {
         let output = station.print(coi, bag, &[]);
@@ -400,14 +413,33 @@ fn what_the_chain_of_identity_forbids_is_refused_before_anything_is_sent() {
     }
 }
 
-/// The compound message a format's Data Matrix carries, as the printer encodes it.
-fn data_matrix(zpl: &[u8]) -> String {
-    let zpl = String::from_utf8_lossy(zpl);
-    coi_agent::label::zpl::symbol_data(&zpl)
-        .into_iter()
-        .flatten()
-        .find(|data| data.starts_with("=+"))
-        .expect("a compound message")
+/// The compound message on bag `bag`'s label, as `label render --json` reports the payload it
+/// proved (not read back from the ZPL by the code under test).
+fn compound_message(station: &Station, bag: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["label", "render", "--template", "apheresis-bag", "--json"])
+        .args([
+            "--order",
+            &station.orders,
+            "--coi",
+            "CHA999925000042",
+            "--bag",
+            bag,
+        ])
+        .args(["--collected-at", "2025-06-02T12:14:00Z"])
+        .output()
+        .unwrap();
+    let line = json(&output);
+    let symbols = line["symbols"].as_array().unwrap();
+    let message = symbols
+        .iter()
+        .find(|s| s["format"] == "data_matrix")
+        .unwrap()["data"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.starts_with("=+"), "{message}");
+    message
 }
 
 #[test]
@@ -416,54 +448,55 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
     let output = station.print("CHA999925000042", "1", &["--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let job = json(&output)["job_id"].as_str().unwrap().to_owned();
-    let scan = data_matrix(&station.emulator.received()[0]);
+    let scan = compound_message(&station, "1");
+    let received = String::from_utf8_lossy(&station.emulator.received()[0]).into_owned();
     assert!(
-        scan.starts_with("=+") && scan.contains("=A99992512345601"),
-        "{scan}"
+        received.contains(&scan.replace('>', "_3E")),
+        "the printed label carries it"
     );
-    let verify = |data: &str| {
-        station.run(&[
-            "label",
-            "verify",
-            "--job",
-            &job,
-            "--operator",
-            "nurse-7",
-            "--json",
-            data,
-        ])
+    let verify = |job: &str, data: &str, json: bool| {
+        let mut args = vec!["label", "verify", "--job", job, "--operator", "nurse-7"];
+        if json {
+            args.push("--json");
+        }
+        args.push(data);
+        station.run(&args)
     };
-    let verification = || {
-        station
-            .journal()
-            .print_job(&job)
-            .unwrap()
-            .unwrap()
-            .verification
-    };
+    let job_row = |job: &str| station.journal().print_job(job).unwrap().unwrap();
 
     // The label's own Data Matrix: a match, the job verified, label_verified for central.
-    let output = verify(&scan);
+    let output = verify(&job, &scan, true);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(json(&output)["verdict"], "match");
-    assert_eq!(verification().as_deref(), Some("verified"));
+    assert_eq!(json(&output)["verification"], "verified");
+    assert_eq!(job_row(&job).verification.as_deref(), Some("verified"));
     let event = station.events().pop().unwrap();
     assert_eq!(event["type"], "label_verified");
     assert_eq!(event["details"]["job_id"], job.as_str());
     assert_eq!(event["operator"], "nurse-7");
 
     // Bag 2's DIN scanned for bag 1's job: a mismatch, the job flagged, scan_mismatch sent.
-    let output = verify("=A99992512345602");
+    let output = verify(&job, "=A99992512345602", true);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(json(&output)["reason"], "not_expected");
-    assert_eq!(verification().as_deref(), Some("flagged"));
+    assert_eq!(job_row(&job).verification.as_deref(), Some("flagged"));
     let event = station.events().pop().unwrap();
     assert_eq!(event["type"], "scan_mismatch");
     assert_eq!(event["details"]["reason"], "not_expected");
     assert_eq!(event["bag"], 1, "the event is about the job's bag");
 
-    // A damaged read (wrong check flags) is recorded as a mismatch too, raw bytes kept.
-    let output = verify("=A99992512345699");
+    // The right label scanned again does not clear the flag: a wrong label is somewhere.
+    let output = verify(&job, &scan, false);
+    assert_eq!(output.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("MATCH") && said.contains("JOB FLAGGED"),
+        "{said}"
+    );
+    assert_eq!(job_row(&job).verification.as_deref(), Some("flagged"));
+
+    // A damaged read (wrong flags) is recorded as a mismatch too, its raw bytes kept.
+    let output = verify(&job, "=A99992512345699", true);
     assert_eq!(output.status.code(), Some(1));
     let journal = station.journal();
     let scans: Vec<(Vec<u8>, String, String)> = journal
@@ -474,34 +507,123 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(scans.len(), 3);
+    assert_eq!(scans.len(), 4);
     assert_eq!(
         scans[0],
-        (scan.into_bytes(), "match".into(), "verify".into())
+        (scan.clone().into_bytes(), "match".into(), "verify".into())
     );
-    assert_eq!(scans[2].0, b"=A99992512345699");
-    assert_eq!(scans[2].1, "mismatch");
+    assert_eq!(
+        (scans[3].0.as_slice(), scans[3].1.as_str()),
+        (&b"=A99992512345699"[..], "mismatch")
+    );
     assert!(journal.verify_audit().unwrap().is_ok());
 
+    // The flagged bag is reprinted; only the new job's label can be verified now.
+    let output = station.print("CHA999925000042", "1", &["--reprint", "--json"]);
+    let reprint = json(&output)["job_id"].as_str().unwrap().to_owned();
+    let output = verify(&job, &scan, false);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!("was followed by job {reprint} for the same bag")),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(verify(&reprint, &scan, false).status.code(), Some(0));
+
+    // A job the printer never confirmed (the connection dropped) whose label is in hand and
+    // scans right is confirmed by the scan: label_printed, then label_verified.
+    station.emulator.drop_during_next_job();
+    let output = station.print("CHA999925000042", "2", &["--json"]);
+    assert_eq!(json(&output)["state"], "unconfirmed");
+    let lost = json(&output)["job_id"].as_str().unwrap().to_owned();
+    let output = verify(&lost, &compound_message(&station, "2"), true);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(json(&output)["confirmed_by_scan"], true);
+    assert_eq!(job_row(&lost).state, "confirmed");
+    let kinds: Vec<String> = station.events()[station.events().len() - 2..]
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["label_printed", "label_verified"]);
+
     // No such job, or a job that printed nothing: refused, nothing recorded.
-    let output = station.run(&[
-        "label",
-        "verify",
-        "--job",
-        "no-such-job",
-        "=A99992512345601",
-    ]);
+    let before = station.journal().scan_ids().unwrap().len();
+    let output = verify("no-such-job", "=A99992512345601", false);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("not verified, nothing recorded: no print job no-such-job"));
     station.emulator.set_fault(EmulatedFault::HeadOpen, true);
-    let output = station.print("CHA999925000042", "2", &["--json"]);
+    let output = station.print("CHA999925000042", "2", &["--reprint", "--json"]);
+    assert_eq!(json(&output)["state"], "failed");
     let failed = json(&output)["job_id"].as_str().unwrap().to_owned();
-    let output = station.run(&["label", "verify", "--job", &failed, "=A99992512345602"]);
+    let output = verify(&failed, "=A99992512345602", false);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("failed before anything was sent"),
         "{}",
         stderr(&output)
     );
-    assert_eq!(station.journal().scan_ids().unwrap().len(), 3);
+    assert_eq!(station.journal().scan_ids().unwrap().len(), before);
+}
+
+/// Every bag of one collection carries the collection time of its first label.
+#[test]
+fn the_bags_of_one_collection_carry_one_collection_time() {
+    let station = Station::new("label-collected", "site-apheresis-1", "Zebra ZT411 300 dpi");
+    let output = station.print("CHA999925000042", "1", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Bag 2 an hour later: another time is refused; without one, bag 1's is printed.
+    let output = station.run(&[
+        "label",
+        "print",
+        "--coi",
+        "CHA999925000042",
+        "--bag",
+        "2",
+        "--collected-at",
+        "2025-06-02T13:14:00Z",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(
+            "its labels carry the collection time 2025-06-02T12:14:00Z, not 2025-06-02T13:14:00Z"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let output = station.run(&["label", "print", "--coi", "CHA999925000042", "--bag", "2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let received = station.emulator.received();
+    assert_eq!(received.len(), 2);
+    // DS 007 of 08:14 EDT on day 153 of 2025, on both.
+    for format in &received {
+        assert!(String::from_utf8_lossy(format).contains("&*0251530814"));
+    }
+}
+
+/// Six processes print the same bag at once: one label, the others refused before sending.
+#[test]
+fn a_bag_printed_from_two_places_at_once_gets_one_label() {
+    let station = Station::new("label-race", "site-apheresis-1", "Zebra ZT411 300 dpi");
+    let outputs: Vec<Output> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..6)
+            .map(|_| scope.spawn(|| station.print("CHA999925000042", "1", &[])))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let printed = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(
+        printed,
+        1,
+        "{:?}",
+        outputs.iter().map(stderr).collect::<Vec<_>>()
+    );
+    for output in outputs.iter().filter(|o| !o.status.success()) {
+        assert!(
+            stderr(output).contains("may already carry a label"),
+            "{}",
+            stderr(output)
+        );
+    }
+    assert_eq!(station.emulator.received().len(), 1);
+    assert_eq!(station.events().len(), 1);
 }

@@ -171,7 +171,6 @@ pub(super) struct PrintRequest<'a> {
     pub operator: Option<&'a str>,
     pub reprint: bool,
     pub collected_at: Option<jiff::Timestamp>,
-    pub templates: Option<&'a Path>,
 }
 
 /// `label print`: the chain-of-identity print flow ([`crate::labeling`]) on the configured
@@ -187,9 +186,9 @@ pub(super) fn print(
         Ok(ExitCode::FAILURE)
     };
     let config = Config::load(request.config)?;
-    let Some(templates) = templates_or_say(request.templates, err)? else {
-        return Ok(ExitCode::FAILURE);
-    };
+    // Only the built-in templates: the journal records a template by name and version, which
+    // must say what was printed.
+    let templates = label::builtin()?;
     let Some(template) = templates.iter().find(|t| t.name == request.template) else {
         return refuse(err, &format!("unknown template {:?}", request.template));
     };
@@ -241,7 +240,20 @@ pub(super) fn print(
     };
     let dpi = match super::print::resolution(reported, profile_dpi.map(|d| (d, "its profile says")))
     {
-        Ok(dpi) => dpi.unwrap_or(DEFAULT_DPI),
+        Ok(Some(dpi)) => dpi,
+        // A spool directory is not a printer: its labels are made at the profile's
+        // resolution, else 203 dpi.
+        Ok(None) if spool => DEFAULT_DPI,
+        Ok(None) => {
+            return refuse(
+                err,
+                &format!(
+                    "printer {}: it did not report its resolution (~HI) and has no profile: give it one in {}",
+                    chosen.name,
+                    request.config.display()
+                ),
+            );
+        }
         Err(problem) => return refuse(err, &format!("printer {}: {problem}", chosen.name)),
     };
     let mut journal = Journal::open(&config.journal)?;
@@ -262,7 +274,7 @@ pub(super) fn print(
             template,
             operator: request.operator,
             reprint: request.reprint,
-            collected_at: request.collected_at.unwrap_or_else(jiff::Timestamp::now),
+            collected_at: request.collected_at,
         },
     ));
     let printed = match printed {
@@ -272,6 +284,11 @@ pub(super) fn print(
         }
         Err(refusal @ labeling::Refusal::AlreadyPrinted { .. }) => {
             return refuse(err, &format!("{refusal} (--reprint)"));
+        }
+        // Sent: never "nothing sent".
+        Err(refusal @ labeling::Refusal::Unrecorded { .. }) => {
+            writeln!(err, "coi-agent: LABEL SENT, NOT RECORDED: {refusal}")?;
+            return Ok(ExitCode::FAILURE);
         }
         Err(refusal) => return refuse(err, &refusal.to_string()),
     };
@@ -305,9 +322,28 @@ pub(super) fn verify(
     };
     let now = jiff::Timestamp::now();
     match labeling::verify_label(&mut journal, job_id, scan, station, operator, now) {
-        Ok(verdict) => {
-            super::reconcile::write_verdict(out, &verdict, json)?;
-            Ok(if verdict.is_match() {
+        Ok(verified) => {
+            if json {
+                let mut line = super::reconcile::verdict_json(&verified.verdict);
+                line["verification"] = serde_json::json!(verified.verification);
+                line["confirmed_by_scan"] = serde_json::json!(verified.confirmed_by_scan);
+                writeln!(out, "{line}")?;
+            } else {
+                super::reconcile::write_verdict(out, &verified.verdict, false)?;
+                if verified.confirmed_by_scan {
+                    writeln!(
+                        out,
+                        "Job {job_id} confirmed by this scan (the printer had not said)."
+                    )?;
+                }
+                if verified.verdict.is_match() && !verified.is_verified() {
+                    writeln!(
+                        out,
+                        "JOB FLAGGED: an earlier scan for job {job_id} did not match. Do not use this label: reprint it (label print --reprint) and verify the new one."
+                    )?;
+                }
+            }
+            Ok(if verified.is_verified() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

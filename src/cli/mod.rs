@@ -248,12 +248,11 @@ pub enum LabelCommand {
         /// Print a second label for a bag that may already have one (a damaged label).
         #[arg(long)]
         reprint: bool,
-        /// When the collection happened (RFC 3339); default now. It is printed and encoded.
+        /// When the collection happened (RFC 3339, to the minute); it is printed and encoded.
+        /// Default: the time the collection's first label carries, else now. Every bag of a
+        /// collection carries the same: another time is refused.
         #[arg(long, value_name = "TIME")]
         collected_at: Option<jiff::Timestamp>,
-        /// Read templates from this directory instead of the built-in ones.
-        #[arg(long, value_name = "DIR")]
-        templates: Option<std::path::PathBuf>,
         /// One JSON line: job_id, state, fault, bytes, event, template, version, bag, dpi.
         #[arg(long)]
         json: bool,
@@ -518,7 +517,6 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     operator,
                     reprint,
                     collected_at,
-                    templates,
                     json,
                 },
         } => label::print(
@@ -531,7 +529,6 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 operator: operator.as_deref(),
                 reprint,
                 collected_at,
-                templates: templates.as_deref(),
             },
             json,
             out,

@@ -76,22 +76,26 @@ pub(super) fn run(
     })
 }
 
+/// A verdict as one JSON object (`reconcile --json`'s shape).
+pub(super) fn verdict_json(verdict: &Verdict) -> serde_json::Value {
+    json!({
+        "verdict": if verdict.is_match() { "match" } else { "mismatch" },
+        "reason": verdict.reason.map(|r| r.code()),
+        "message": verdict.message,
+        "coi": verdict.coi.map(|c| c.as_str().to_owned()),
+        "din": verdict.din.map(|d| d.as_str().to_owned()),
+        "bag": verdict.bag,
+        "order_id": verdict.order_id,
+    })
+}
+
 pub(super) fn write_verdict(
     out: &mut dyn Write,
     verdict: &Verdict,
     json: bool,
 ) -> std::io::Result<()> {
     if json {
-        let line = json!({
-            "verdict": if verdict.is_match() { "match" } else { "mismatch" },
-            "reason": verdict.reason.map(|r| r.code()),
-            "message": verdict.message,
-            "coi": verdict.coi.map(|c| c.as_str().to_owned()),
-            "din": verdict.din.map(|d| d.as_str().to_owned()),
-            "bag": verdict.bag,
-            "order_id": verdict.order_id,
-        });
-        return writeln!(out, "{line}");
+        return writeln!(out, "{}", verdict_json(verdict));
     }
     match verdict.reason {
         None => writeln!(out, "{}", verdict.message),

@@ -173,9 +173,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_pending ON outbox (state, coi, id);",
     // 2: where order sync left off.
     "CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-    // 3: the verify step: the scan of a printed label, and whether it matched its job.
-    "ALTER TABLE print_jobs ADD COLUMN verification TEXT CHECK (verification IN ('verified', 'flagged'));
-     ALTER TABLE print_jobs ADD COLUMN verification_scan INTEGER REFERENCES scans (id);",
+    // 3: the print flow: whether a job is a reprint, the collection time its label carries (one
+    // per collection), and the verify step: the scan of its label and whether it matched.
+    "ALTER TABLE print_jobs ADD COLUMN reprint INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE print_jobs ADD COLUMN collected_at TEXT;
+     ALTER TABLE print_jobs ADD COLUMN verification TEXT CHECK (verification IN ('verified', 'flagged'));
+     ALTER TABLE print_jobs ADD COLUMN verification_scan INTEGER REFERENCES scans (id);
+     CREATE INDEX print_jobs_bag ON print_jobs (coi, bag);",
 ];
 
 impl Journal {
@@ -219,6 +223,15 @@ impl Journal {
         Ok(Journal { conn })
     }
 
+    /// A write transaction that takes the write lock at once: a read-then-write transaction
+    /// that started deferred could not wait for another process's writer (SQLITE_BUSY at the
+    /// upgrade, whatever the busy timeout), and two processes could both read before writing.
+    fn write(&mut self) -> Result<rusqlite::Transaction<'_>, JournalError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+    }
+
     fn migrate(&mut self, shown: &str) -> Result<(), JournalError> {
         let version: i64 = self
             .conn
@@ -232,7 +245,7 @@ impl Journal {
             });
         }
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+            let tx = self.write()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
             tx.commit()?;
@@ -250,7 +263,7 @@ impl Journal {
         scan: &ScanRecord<'_>,
         events: &[NewEvent],
     ) -> Result<i64, JournalError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write()?;
         let id = insert_scan(&tx, scan, events)?;
         tx.commit()?;
         Ok(id)
@@ -265,7 +278,7 @@ impl Journal {
         &mut self,
         scans: &[(ScanRecord<'_>, Vec<NewEvent>)],
     ) -> Result<Vec<i64>, JournalError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write()?;
         let ids = scans
             .iter()
             .map(|(scan, events)| insert_scan(&tx, scan, events))
@@ -354,7 +367,7 @@ impl Journal {
         source: &str,
     ) -> Result<Vec<String>, JournalError> {
         let now = utc_text(jiff::Timestamp::now());
-        let tx = self.conn.transaction()?;
+        let tx = self.write()?;
         let mut refused = Vec::new();
         for (order, record) in orders {
             let coi = order.coi.as_str();

@@ -104,7 +104,7 @@ impl Journal {
         outcomes: &[(PendingEvent, Outcome)],
     ) -> Result<(), JournalError> {
         let now = utc_text(jiff::Timestamp::now());
-        let tx = self.conn.transaction()?;
+        let tx = self.write()?;
         for (event, outcome) in outcomes {
             match outcome {
                 Outcome::Delivered => {

@@ -21,6 +21,10 @@ pub struct PrintJobRecord<'a> {
     /// From [`super::utc_text`].
     pub at: &'a str,
     pub state: &'a str,
+    /// A second label for a bag, asked for as such.
+    pub reprint: bool,
+    /// The collection time the label carries (RFC 3339, UTC, to the minute).
+    pub collected_at: Option<&'a str>,
 }
 
 /// A recorded job, as the verify step needs it.
@@ -29,8 +33,20 @@ pub struct PrintJobSummary {
     pub coi: Option<String>,
     pub bag: Option<u8>,
     pub state: String,
+    pub reprint: bool,
     /// `verified` or `flagged` once its label was scanned.
     pub verification: Option<String>,
+}
+
+/// Why a bag label job was not recorded, and so must not be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BagLabelConflict {
+    /// The bag may already carry a label: a job for it that did not fail.
+    AlreadyLabelled { job_id: String, state: String },
+    /// A reprint asked for a bag never labelled.
+    NothingToReprint,
+    /// The collection's labels carry another collection time.
+    CollectionTime { recorded: String },
 }
 
 /// One state a job went through.
@@ -39,6 +55,35 @@ pub struct JobState {
     pub state: String,
     pub fault: Option<String>,
     pub at: String,
+}
+
+/// Inserts a job, its first state and its audit entry.
+fn insert_job(
+    tx: &rusqlite::Transaction<'_>,
+    job: &PrintJobRecord<'_>,
+) -> Result<(), JournalError> {
+    tx.execute(
+        "INSERT INTO print_jobs (job_id, coi, bag, template, template_version, printer, zpl_sha256, operator, created_at, state, reprint, collected_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![job.job_id, job.coi, job.bag, job.template, job.template_version, job.printer, job.zpl_sha256, job.operator, job.at, job.state, job.reprint, job.collected_at],
+    )?;
+    tx.execute(
+        "INSERT INTO print_job_states (job_id, state, at) VALUES (?1, ?2, ?3)",
+        params![job.job_id, job.state, job.at],
+    )?;
+    let details = serde_json::json!({
+        "job_id": job.job_id, "bag": job.bag, "template": job.template, "template_version": job.template_version,
+        "printer": job.printer, "zpl_sha256": job.zpl_sha256, "operator": job.operator, "state": job.state,
+        "reprint": job.reprint, "collected_at": job.collected_at,
+    });
+    audit::append(
+        tx,
+        job.at,
+        "print_job",
+        job.coi.unwrap_or_default(),
+        &details,
+    )?;
+    Ok(())
 }
 
 impl Journal {
@@ -51,32 +96,62 @@ impl Journal {
         job: &PrintJobRecord<'_>,
         events: &[NewEvent],
     ) -> Result<(), JournalError> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO print_jobs (job_id, coi, bag, template, template_version, printer, zpl_sha256, operator, created_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![job.job_id, job.coi, job.bag, job.template, job.template_version, job.printer, job.zpl_sha256, job.operator, job.at, job.state],
-        )?;
-        tx.execute(
-            "INSERT INTO print_job_states (job_id, state, at) VALUES (?1, ?2, ?3)",
-            params![job.job_id, job.state, job.at],
-        )?;
-        let details = serde_json::json!({
-            "job_id": job.job_id, "bag": job.bag, "template": job.template, "template_version": job.template_version,
-            "printer": job.printer, "zpl_sha256": job.zpl_sha256, "operator": job.operator, "state": job.state,
-        });
-        audit::append(
-            &tx,
-            job.at,
-            "print_job",
-            job.coi.unwrap_or_default(),
-            &details,
-        )?;
+        let tx = self.write()?;
+        insert_job(&tx, job)?;
         for event in events {
             insert_event(&tx, event, job.at)?;
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Records a bag label's job, unless the bag may already carry a label (and this is not a
+    /// reprint), a reprint has nothing to reprint, or the collection's labels carry another
+    /// collection time. The check and the record are one write transaction, so two workstations
+    /// or processes printing the same bag at once cannot both pass it.
+    ///
+    /// # Errors
+    /// SQLite failed; nothing was recorded.
+    pub fn record_bag_label_job(
+        &mut self,
+        coi: &str,
+        bag: u8,
+        job: &PrintJobRecord<'_>,
+    ) -> Result<Result<(), BagLabelConflict>, JournalError> {
+        let tx = self.write()?;
+        let latest: Option<(String, String)> = rusqlite::OptionalExtension::optional(tx.query_row(
+            "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND state <> 'failed' ORDER BY id DESC LIMIT 1",
+            params![coi, bag],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        ))?;
+        match (latest, job.reprint) {
+            (Some((job_id, state)), false) => {
+                return Ok(Err(BagLabelConflict::AlreadyLabelled { job_id, state }));
+            }
+            (None, true) => return Ok(Err(BagLabelConflict::NothingToReprint)),
+            _ => {}
+        }
+        if let Some(recorded) = collection_time(&tx, coi)? {
+            if job.collected_at != Some(recorded.as_str()) {
+                return Ok(Err(BagLabelConflict::CollectionTime { recorded }));
+            }
+        }
+        let job = PrintJobRecord {
+            coi: Some(coi),
+            bag: Some(bag),
+            ..job.clone()
+        };
+        insert_job(&tx, &job)?;
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
+    /// The collection time the labels of `coi`'s collection carry, once one was printed.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn collection_time(&self, coi: &str) -> Result<Option<String>, JournalError> {
+        collection_time(&self.conn, coi)
     }
 
     /// Records a job's move to `state` (with the printer fault, if any).
@@ -91,7 +166,7 @@ impl Journal {
         at: &str,
         events: &[NewEvent],
     ) -> Result<(), JournalError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write()?;
         let coi: Option<String> = tx.query_row(
             "SELECT coi FROM print_jobs WHERE job_id = ?1",
             [job_id],
@@ -143,23 +218,25 @@ impl Journal {
     /// SQLite failed.
     pub fn print_job(&self, job_id: &str) -> Result<Option<PrintJobSummary>, JournalError> {
         Ok(rusqlite::OptionalExtension::optional(self.conn.query_row(
-            "SELECT coi, bag, state, verification FROM print_jobs WHERE job_id = ?1",
+            "SELECT coi, bag, state, reprint, verification FROM print_jobs WHERE job_id = ?1",
             [job_id],
             |row| {
                 Ok(PrintJobSummary {
                     coi: row.get(0)?,
                     bag: row.get(1)?,
                     state: row.get(2)?,
-                    verification: row.get(3)?,
+                    reprint: row.get(3)?,
+                    verification: row.get(4)?,
                 })
             },
         ))?)
     }
 
-    /// Records the scan of job `job_id`'s label with its verdict and events, and marks the job
-    /// `verified` (a match) or `flagged`, with an audit entry, in one durable transaction;
-    /// returns the scan's id. A later scan of the same job's label marks it again; every scan
-    /// stays in the journal.
+    /// Records the scan of job `job_id`'s label with its verdict and events, marks the job
+    /// `verified` (a match) or `flagged` — and a flagged job stays flagged: a later matching scan
+    /// does not clear a mismatch — and, with `confirm`, records the job `confirmed` (a printer
+    /// that never said, but the label is in hand), with an audit entry, in one durable
+    /// transaction. Returns the scan's id and the job's verification.
     ///
     /// # Errors
     /// SQLite failed, or there is no such job; nothing was recorded.
@@ -168,25 +245,43 @@ impl Journal {
         job_id: &str,
         scan: &ScanRecord<'_>,
         events: &[NewEvent],
-    ) -> Result<i64, JournalError> {
-        let tx = self.conn.transaction()?;
+        confirm: bool,
+    ) -> Result<(i64, String), JournalError> {
+        let tx = self.write()?;
         let coi: Option<String> = tx.query_row(
             "SELECT coi FROM print_jobs WHERE job_id = ?1",
             [job_id],
             |row| row.get(0),
         )?;
         let id = insert_scan(&tx, scan, events)?;
-        let verification = if scan.verdict.is_match() {
+        let outcome = if scan.verdict.is_match() {
             "verified"
         } else {
             "flagged"
         };
         tx.execute(
-            "UPDATE print_jobs SET verification = ?2, verification_scan = ?3 WHERE job_id = ?1",
-            params![job_id, verification, id],
+            "UPDATE print_jobs SET verification = CASE WHEN verification = 'flagged' THEN 'flagged' ELSE ?2 END,
+               verification_scan = ?3 WHERE job_id = ?1",
+            params![job_id, outcome, id],
         )?;
-        let details =
-            serde_json::json!({"job_id": job_id, "verification": verification, "scan_id": id});
+        if confirm {
+            tx.execute(
+                "UPDATE print_jobs SET state = 'confirmed', fault = NULL WHERE job_id = ?1",
+                [job_id],
+            )?;
+            tx.execute(
+                "INSERT INTO print_job_states (job_id, state, at) VALUES (?1, 'confirmed', ?2)",
+                params![job_id, scan.at],
+            )?;
+        }
+        let verification: String = tx.query_row(
+            "SELECT verification FROM print_jobs WHERE job_id = ?1",
+            [job_id],
+            |row| row.get(0),
+        )?;
+        let details = serde_json::json!({
+            "job_id": job_id, "verification": verification, "scan_id": id, "confirmed_by_scan": confirm,
+        });
         audit::append(
             &tx,
             scan.at,
@@ -195,7 +290,7 @@ impl Journal {
             &details,
         )?;
         tx.commit()?;
-        Ok(id)
+        Ok((id, verification))
     }
 
     /// A job's states, oldest first.
@@ -215,4 +310,13 @@ impl Journal {
         })?;
         Ok(states.collect::<Result<_, _>>()?)
     }
+}
+
+/// The collection time of the first label of `coi` that did not fail.
+fn collection_time(conn: &rusqlite::Connection, coi: &str) -> Result<Option<String>, JournalError> {
+    Ok(rusqlite::OptionalExtension::optional(conn.query_row(
+        "SELECT collected_at FROM print_jobs WHERE coi = ?1 AND state <> 'failed' AND collected_at IS NOT NULL ORDER BY id LIMIT 1",
+        [coi],
+        |row| row.get(0),
+    ))?)
 }
