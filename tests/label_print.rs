@@ -627,3 +627,42 @@ fn a_bag_printed_from_two_places_at_once_gets_one_label() {
     assert_eq!(station.emulator.received().len(), 1);
     assert_eq!(station.events().len(), 1);
 }
+
+/// The journal fails after the label was sent (a full disk, stood in for by a trigger): the
+/// command says the label was sent and not recorded, never "nothing sent", and the job stays
+/// recorded as queued, so the bag is not printed again without a reprint.
+#[test]
+fn a_journal_failure_after_sending_is_said_as_sent_not_recorded() {
+    let station = Station::new(
+        "label-unrecorded",
+        "site-apheresis-1",
+        "Zebra ZT411 300 dpi",
+    );
+    Journal::open(&station.db.0)
+        .unwrap()
+        .connection()
+        .execute_batch(
+            "CREATE TRIGGER full_disk BEFORE INSERT ON print_job_states WHEN NEW.state = 'confirmed'
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    let output = station.print("CHA999925000042", "1", &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let said = stderr(&output);
+    assert!(said.contains("LABEL SENT, NOT RECORDED"), "{said}");
+    assert!(
+        said.contains("ended confirmed") && !said.contains("nothing sent"),
+        "{said}"
+    );
+    assert_eq!(station.emulator.received().len(), 1);
+    let states: Vec<Option<String>> = station.jobs().into_iter().map(|j| j[0].clone()).collect();
+    assert_eq!(states, [Some("queued".into())]);
+    assert!(station.events().is_empty());
+    let output = station.print("CHA999925000042", "1", &[]);
+    assert!(
+        stderr(&output).contains("may already carry a label"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(station.emulator.received().len(), 1);
+}
