@@ -8,6 +8,8 @@
 use serde_json::json;
 use sha2::Digest as _;
 
+pub use crate::custody::Station;
+use crate::custody::custody_event;
 use crate::isbt128::coi::CoiId;
 use crate::journal::print_jobs::{BagLabelConflict, PrintJobRecord};
 use crate::journal::{Journal, JournalError, NewEvent, ScanRecord, audit, utc_text};
@@ -16,13 +18,6 @@ use crate::label::template::Template;
 use crate::orders::record::{Order, OrderStatus};
 use crate::printer::job::{Job, JobOutcome, JobPhase, Printer};
 use crate::reconcile::{Context, Expected, ScanRead, Step, Verdict, reconcile};
-
-/// Where the label is printed: this workstation.
-#[derive(Debug, Clone, Copy)]
-pub struct Station<'a> {
-    pub site_id: &'a str,
-    pub workstation: &'a str,
-}
 
 /// The label asked for: bag `bag` of the order with `coi`, from `template`.
 #[derive(Debug, Clone, Copy)]
@@ -272,7 +267,7 @@ pub async fn print_bag_label(
             custody_event(
                 kind,
                 order,
-                request.bag,
+                Some(request.bag),
                 station,
                 request.operator,
                 at,
@@ -398,8 +393,9 @@ pub fn verify_label(
         Err(problem) => reconcile(ScanRead::Invalid(problem), &book, &ctx),
     };
     let parse_error = parsed.as_ref().err().map(ToString::to_string);
-    let event =
-        |kind: &str, details| custody_event(kind, order, bag, station, operator, now, details);
+    let event = |kind: &str, details| {
+        custody_event(kind, order, Some(bag), station, operator, now, details)
+    };
     let mut events = Vec::new();
     let confirm = verdict.is_match() && job.state != "confirmed";
     if confirm {
@@ -446,40 +442,6 @@ pub fn verify_label(
 fn to_minute(at: jiff::Timestamp) -> jiff::Timestamp {
     let second = at.as_second();
     jiff::Timestamp::from_second(second - second.rem_euclid(60)).unwrap_or(at)
-}
-
-/// A custody event about bag `bag` of `order` as the central service receives it
-/// (CONTRACTS.md): identifiers, site, workstation, operator and time, never patient data.
-pub fn custody_event(
-    kind: &str,
-    order: &Order,
-    bag: u8,
-    station: Station<'_>,
-    operator: Option<&str>,
-    at: jiff::Timestamp,
-    details: serde_json::Value,
-) -> NewEvent {
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let payload = json!({
-        "event_id": event_id,
-        "type": kind,
-        "coi": order.coi.as_str(),
-        "din": order.collection.din.as_str(),
-        "bag": bag,
-        "bags": order.collection.bags,
-        "site_id": station.site_id,
-        "workstation": station.workstation,
-        "operator": operator,
-        "at": at.to_string(),
-        "local_zone": order.collection.time_zone,
-        "details": details,
-    });
-    NewEvent {
-        event_id,
-        kind: kind.to_owned(),
-        coi: order.coi.as_str().to_owned(),
-        payload,
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod custody;
 pub mod isbt128;
 pub mod journal;
 pub mod label;
@@ -12,6 +13,7 @@ pub mod labeling;
 pub mod orders;
 pub mod outbox;
 pub mod printer;
+pub mod receiving;
 pub mod reconcile;
 pub mod scanner;
 pub mod sys;

@@ -73,6 +73,8 @@ fn only_the_journal_writes_sql() {
         "cli",
         "reconcile.rs",
         "labeling.rs",
+        "receiving.rs",
+        "custody.rs",
         "outbox.rs",
         "config.rs",
     ] {
@@ -91,6 +93,8 @@ fn only_the_central_client_speaks_http() {
         "cli",
         "reconcile.rs",
         "labeling.rs",
+        "receiving.rs",
+        "custody.rs",
         "outbox.rs",
         "config.rs",
     ] {

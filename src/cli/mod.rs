@@ -11,6 +11,7 @@ mod journal;
 mod label;
 mod orders;
 mod print;
+mod receive;
 mod reconcile;
 mod scan;
 
@@ -72,6 +73,32 @@ pub enum Command {
         json: bool,
         /// Scanned data, as `isbt parse` takes it.
         #[arg(required = true, value_name = "DATA")]
+        data: Vec<OsString>,
+    },
+    /// Receive bags at this site (the collection at the cell lab, the drug back at the
+    /// apheresis site): each scan is checked against the journal's cached orders, recorded with
+    /// its verdict, and reported to the central service (bag_received or scan_mismatch) — a bag
+    /// is received once. DATA: those scans, exit 0 if every one matched; --source: a scanner,
+    /// until interrupted.
+    Receive {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// Who receives (staff badge or user id), carried in the journal and the events.
+        #[arg(long, value_name = "ID")]
+        operator: Option<String>,
+        /// A scanner to read until interrupted, as `scan --source` takes it.
+        #[arg(
+            long,
+            value_name = "URI",
+            conflicts_with = "data",
+            required_unless_present = "data"
+        )]
+        source: Option<String>,
+        /// One JSON object per scan (as `reconcile --json`) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Scanned data, as `isbt parse` takes it.
+        #[arg(value_name = "DATA")]
         data: Vec<OsString>,
     },
     /// The order cache: sync it from the configured source, or show one order.
@@ -579,6 +606,23 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             };
             print::print(&printer, format, copies, job_id, json, out, err)
         }
+        Command::Receive {
+            config,
+            operator,
+            source,
+            json,
+            data,
+        } => receive::run(
+            &receive::Options {
+                config: &config,
+                operator: operator.as_deref(),
+                source: source.as_deref(),
+                json,
+            },
+            &data,
+            out,
+            err,
+        ),
         Command::Printer {
             command: PrinterCommand::Status { printer, json },
         } => print::status(&printer, json, out, err),

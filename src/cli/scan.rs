@@ -28,17 +28,22 @@ pub(super) fn scan(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let res = runtime.block_on(read_until_stopped(spec, json, out, err));
+    let res = runtime.block_on(read_until_stopped(spec, err, |scan| {
+        write_scan(out, scan, json)?;
+        out.flush()?;
+        Ok(())
+    }));
     // Standard input is read on a blocking thread that cannot be interrupted; do not wait for it.
     runtime.shutdown_background();
     res
 }
 
-async fn read_until_stopped(
+/// Reads `spec` until SIGINT or SIGTERM (or the end of its input), handing each scan to
+/// `on_scan` as it comes and saying the scanner's state changes on `err`.
+pub(super) async fn read_until_stopped(
     spec: ScannerSpec,
-    json: bool,
-    out: &mut dyn Write,
     err: &mut dyn Write,
+    mut on_scan: impl FnMut(&Scan) -> anyhow::Result<()>,
 ) -> anyhow::Result<ExitCode> {
     let (scans_tx, mut scans) = mpsc::channel(256);
     let (state_tx, mut state) = watch::channel(ScannerState::Connecting);
@@ -54,10 +59,7 @@ async fn read_until_stopped(
     loop {
         tokio::select! {
             scan = scans.recv() => match scan {
-                Some(scan) => {
-                    write_scan(out, &scan, json)?;
-                    out.flush()?;
-                }
+                Some(scan) => on_scan(&scan)?,
                 // The reader ended (shutdown, or the end of standard input).
                 None => break,
             },

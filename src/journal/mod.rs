@@ -78,6 +78,10 @@ pub struct ScanRecord<'a> {
     pub operator: Option<&'a str>,
 }
 
+/// A bag already received at the site: the scan must be judged again (it is a duplicate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlreadyReceived;
+
 /// A custody event for the central service, written with the record it describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
@@ -267,6 +271,36 @@ impl Journal {
         let id = insert_scan(&tx, scan, events)?;
         tx.commit()?;
         Ok(id)
+    }
+
+    /// Records a receipt scan like [`Journal::record_scan`], unless it is a match for bag
+    /// `received` = (COI, bag) and a matching receipt of that bag at the scan's site is already
+    /// recorded: then nothing is recorded and `Ok(Err(AlreadyReceived))` says to judge the scan
+    /// again. The check and the record are one write transaction, so two workstations scanning
+    /// one bag at once cannot both receive it.
+    ///
+    /// # Errors
+    /// SQLite failed; nothing was recorded.
+    pub fn record_receipt(
+        &mut self,
+        scan: &ScanRecord<'_>,
+        events: &[NewEvent],
+        received: Option<(&str, u8)>,
+    ) -> Result<Result<i64, AlreadyReceived>, JournalError> {
+        let tx = self.write()?;
+        if let Some((coi, bag)) = received {
+            let already: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM scans WHERE site_id = ?1 AND coi = ?2 AND bag = ?3 AND verdict = 'match' AND step = 'receipt')",
+                params![scan.site_id, coi, bag],
+                |row| row.get(0),
+            )?;
+            if already {
+                return Ok(Err(AlreadyReceived));
+            }
+        }
+        let id = insert_scan(&tx, scan, events)?;
+        tx.commit()?;
+        Ok(Ok(id))
     }
 
     /// Records several scans in one durable transaction (a burst: one disk flush for all);

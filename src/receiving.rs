@@ -1,0 +1,91 @@
+//! The receipt scan (ARCHITECTURE.md, flow 3): a bag arriving at a site — the collection at the
+//! cell lab, the patient's drug back at the apheresis site — is scanned, judged against the
+//! journal's order cache by the reconciliation rules, and recorded with its verdict and custody
+//! event (`bag_received`, or `scan_mismatch` naming the reason) in one transaction. A bag is
+//! received once: a second matching scan is a duplicate, even from another workstation at the
+//! same moment.
+
+use serde_json::json;
+
+use crate::custody::{Station, custody_event};
+use crate::journal::{Journal, JournalError, NewEvent, ScanRecord};
+use crate::reconcile::{Context, ScanRead, Step, Verdict, reconcile};
+use crate::scanner::{Scan, ScanError};
+
+/// Judges and records one receipt scan; returns its verdict (stored before it is returned).
+///
+/// # Errors
+/// The journal failed: nothing of the scan was recorded, and the verdict must not be shown as
+/// if it were.
+pub fn receive(
+    journal: &mut Journal,
+    scan: &Scan,
+    station: Station<'_>,
+    operator: Option<&str>,
+) -> Result<Verdict, JournalError> {
+    let (book, _) = journal.order_book()?;
+    let parsed = scan.parse();
+    let parse_error = parsed.as_ref().err().map(ToString::to_string);
+    // Twice at most: a match that another workstation recorded first is judged again with that
+    // bag received, and is then a duplicate (never a match again).
+    let mut raced = None;
+    loop {
+        let mut received = journal.received_bags(station.site_id)?;
+        received.extend(raced);
+        let ctx = Context {
+            site_id: station.site_id,
+            step: Step::Receipt,
+            role: None,
+            now: scan.at,
+            expected: None,
+            received: &received,
+        };
+        let verdict = match &parsed {
+            Ok(message) => reconcile(ScanRead::Parsed(message), &book, &ctx),
+            Err(ScanError::Isbt128(problem)) => reconcile(ScanRead::Invalid(problem), &book, &ctx),
+            Err(ScanError::Frame(_)) => reconcile(ScanRead::Unreadable, &book, &ctx),
+        };
+        // An event needs an order to be about; a scan that names none stays in the journal.
+        let order = verdict.coi.and_then(|coi| book.by_coi(&coi));
+        let events: Vec<NewEvent> = order
+            .map(|order| {
+                let (kind, details) = match verdict.reason {
+                    None => ("bag_received", json!({"source": scan.source})),
+                    Some(reason) => (
+                        "scan_mismatch",
+                        json!({"source": scan.source, "step": "receipt", "reason": reason.code()}),
+                    ),
+                };
+                custody_event(
+                    kind,
+                    order,
+                    verdict.bag,
+                    station,
+                    operator,
+                    scan.at,
+                    details,
+                )
+            })
+            .into_iter()
+            .collect();
+        let matched = verdict
+            .is_match()
+            .then(|| verdict.coi.zip(verdict.bag))
+            .flatten();
+        let record = ScanRecord {
+            at: &crate::journal::utc_text(scan.at),
+            source: &scan.source,
+            raw: &scan.raw,
+            parse_error: parse_error.as_deref(),
+            verdict: &verdict,
+            site_id: station.site_id,
+            step: "receipt",
+            operator,
+        };
+        let key = matched.as_ref().map(|(coi, bag)| (coi.as_str(), *bag));
+        match journal.record_receipt(&record, &events, key)? {
+            Ok(_) => return Ok(verdict),
+            Err(crate::journal::AlreadyReceived) => raced = matched,
+        }
+    }
+}
