@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
+use coi_agent::agent::{JournalOwner, drain};
+use coi_agent::central::CentralClient;
+use coi_agent::custody::NewEvent;
 use coi_agent::isbt128::coi::CoiId;
-use coi_agent::journal::{Journal, NewEvent, ScanRecord, utc_text};
-use coi_agent::orders::central::CentralClient;
-use coi_agent::outbox::{RetryPolicy, drain};
+use coi_agent::journal::{Journal, ScanRecord, utc_text};
+use coi_agent::outbox::RetryPolicy;
 use coi_agent::reconcile::Verdict;
 
 fn main() {
@@ -87,10 +89,11 @@ fn main() {
     let received = Arc::new(AtomicUsize::new(0));
     let url = runtime.block_on(start_central(received.clone()));
     let client = CentralClient::new(&url, "bench-token".into(), Duration::from_secs(5)).unwrap();
+    let owner = JournalOwner::start(&dir.join("journal.sqlite"), "site-lab-1", "bench").unwrap();
     let start = Instant::now();
     let total = runtime
         .block_on(drain(
-            &mut journal,
+            &owner,
             &client,
             RetryPolicy::default(),
             Some(Instant::now() + Duration::from_secs(120)),

@@ -18,16 +18,44 @@ pub struct Config {
     pub orders: OrderSourceConfig,
     pub central: Option<CentralConfig>,
     pub printers: Vec<PrinterConfig>,
+    pub scanners: Vec<ScannerConfig>,
+    pub api: ApiConfig,
+    /// How often `serve` syncs orders from their source.
+    pub refresh: Duration,
 }
+
+/// A scanner `serve` reads, and the step its scans are judged by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannerConfig {
+    pub name: String,
+    /// As `coi-agent scan --source` takes it (checked when the configuration is read).
+    pub source: String,
+    pub step: crate::reconcile::Step,
+}
+
+/// The local JSON API that `serve` offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Loopback unless the site says otherwise.
+    pub listen: std::net::SocketAddr,
+    /// The bearer token every `/api/` request must carry; created (mode 0600) at first start.
+    pub token_file: PathBuf,
+}
+
+/// The API's port unless `[api] listen` says otherwise: away from IPP (631), raw printing
+/// (9100/9101), Zebra Browser Print (9100-9101, 9443), QZ Tray (8181-8485) and DYMO (41951).
+pub const DEFAULT_API_PORT: u16 = 7370;
 
 /// A printer the workstation uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrinterConfig {
     pub name: String,
-    /// As `coi-agent print --printer` takes it; a relative spool directory is made absolute.
-    pub uri: String,
-    /// A model from drivers/printers.toml.
-    pub profile: Option<String>,
+    /// As written (a relative spool directory made absolute), for messages.
+    pub uri_text: String,
+    /// As `coi-agent print --printer` takes it.
+    pub uri: crate::printer::transport::PrinterUri,
+    /// Its model from drivers/printers.toml.
+    pub profile: Option<crate::printer::profiles::PrinterProfile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +93,24 @@ struct File {
     central: Option<CentralSection>,
     #[serde(default)]
     printers: Vec<PrinterSection>,
+    #[serde(default)]
+    scanners: Vec<ScannerSection>,
+    api: Option<ApiSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScannerSection {
+    name: String,
+    source: String,
+    step: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiSection {
+    listen: Option<String>,
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +139,7 @@ struct JournalSection {
 struct OrdersSection {
     source: String,
     file: Option<PathBuf>,
+    refresh_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,26 +220,78 @@ impl Config {
                 }
                 _ => printer.uri,
             };
-            crate::printer::transport::PrinterUri::parse(&uri)
-                .map_err(|e| invalid(format!("printer {:?}: {e}", printer.name)))?;
-            if let Some(model) = &printer.profile {
-                // A misspelt model must not silently lose the printer's resolution.
-                let known = crate::printer::profiles::parse(crate::printer::profiles::EMBEDDED)
-                    .map_err(invalid)?;
-                if crate::printer::profiles::by_model(&known, model).is_none() {
-                    let models: Vec<&str> = known.iter().map(|p| p.model.as_str()).collect();
-                    return Err(invalid(format!(
-                        "printer {:?}: unknown profile {model:?} (drivers/printers.toml has: {})",
-                        printer.name,
-                        models.join(", ")
-                    )));
-                }
+            if printers
+                .iter()
+                .any(|p: &PrinterConfig| p.name == printer.name)
+            {
+                return Err(invalid(format!(
+                    "printer {:?} is named twice",
+                    printer.name
+                )));
             }
+            let parsed = crate::printer::transport::PrinterUri::parse(&uri)
+                .map_err(|e| invalid(format!("printer {:?}: {e}", printer.name)))?;
+            let profile = match &printer.profile {
+                None => None,
+                Some(model) => {
+                    // A misspelt model must not silently lose the printer's resolution.
+                    let known = crate::printer::profiles::parse(crate::printer::profiles::EMBEDDED)
+                        .map_err(invalid)?;
+                    let Some(profile) = crate::printer::profiles::by_model(&known, model) else {
+                        let models: Vec<&str> = known.iter().map(|p| p.model.as_str()).collect();
+                        return Err(invalid(format!(
+                            "printer {:?}: unknown profile {model:?} (drivers/printers.toml has: {})",
+                            printer.name,
+                            models.join(", ")
+                        )));
+                    };
+                    Some(profile.clone())
+                }
+            };
             printers.push(PrinterConfig {
                 name: printer.name,
-                uri,
-                profile: printer.profile,
+                uri_text: uri,
+                uri: parsed,
+                profile,
             });
+        }
+        let mut scanners: Vec<ScannerConfig> = Vec::with_capacity(file.scanners.len());
+        for scanner in file.scanners {
+            if scanners.iter().any(|s| s.name == scanner.name) {
+                return Err(invalid(format!(
+                    "scanner {:?} is named twice",
+                    scanner.name
+                )));
+            }
+            crate::scanner::source::ScannerSpec::parse(&scanner.source)
+                .map_err(|e| invalid(format!("scanner {:?}: source: {e}", scanner.name)))?;
+            let step = crate::reconcile::Step::parse(&scanner.step).ok_or_else(|| {
+                invalid(format!(
+                    "scanner {:?}: step {:?} is not \"receipt\" or \"verify\"",
+                    scanner.name, scanner.step
+                ))
+            })?;
+            scanners.push(ScannerConfig {
+                name: scanner.name,
+                source: scanner.source,
+                step,
+            });
+        }
+        let api = file.api.unwrap_or(ApiSection {
+            listen: None,
+            token_file: None,
+        });
+        let listen = match api.listen {
+            None => std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT)),
+            Some(text) => text.parse().map_err(|_| {
+                invalid(format!(
+                    "api.listen {text:?} is not an IP:PORT address such as 127.0.0.1:{DEFAULT_API_PORT}"
+                ))
+            })?,
+        };
+        let refresh_secs = file.orders.refresh_secs.unwrap_or(60);
+        if refresh_secs == 0 {
+            return Err(invalid("orders.refresh_secs must be at least 1".to_owned()));
         }
         Ok(Config {
             site_id: file.site.id,
@@ -201,7 +300,114 @@ impl Config {
             orders,
             central,
             printers,
+            scanners,
+            api: ApiConfig {
+                listen,
+                token_file: resolve(&api.token_file.unwrap_or_else(|| PathBuf::from("api.token"))),
+            },
+            refresh: Duration::from_secs(refresh_secs),
         })
+    }
+}
+
+/// The demonstration orders shipped with coi-agent.
+pub const DEMO_ORDERS: &str = include_str!("../config/demo-orders.json");
+
+/// The embedded default configuration rooted in `dir` (created if missing), with the
+/// demonstration orders written there, their collection moved to today and their expiry a month
+/// away so that they can be printed and received now.
+///
+/// # Errors
+/// The directory or the order file cannot be written.
+pub fn demo(dir: &Path, now: jiff::Timestamp) -> Result<Config, ConfigError> {
+    let shown = dir.display().to_string();
+    let io = |source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let orders = dir.join("demo-orders.json");
+    if !orders.exists() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(DEMO_ORDERS).unwrap_or(serde_json::Value::Null);
+        let scheduled = now.to_string();
+        let expires = now
+            .checked_add(jiff::SignedDuration::from_hours(24 * 30))
+            .unwrap_or(now)
+            .to_string();
+        if let Some(list) = value["orders"].as_array_mut() {
+            for order in list {
+                order["collection"]["scheduled_for"] = serde_json::json!(scheduled);
+                order["expires_at"] = serde_json::json!(expires);
+            }
+        }
+        std::fs::write(&orders, value.to_string()).map_err(io)?;
+    }
+    Config::parse(DEFAULT, dir, "embedded default")
+}
+
+/// Everything about a loaded configuration that would stop `serve` or a device from working,
+/// each named: a token file others can read, a missing order or token file, a journal
+/// directory that cannot be written.
+pub fn check(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    let private = |path: &Path, what: &str, problems: &mut Vec<String>| {
+        use std::os::unix::fs::MetadataExt as _;
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.mode() & 0o077 != 0 => problems.push(format!(
+                "{what} {}: mode {:o} lets others read it (chmod 600 {})",
+                path.display(),
+                meta.mode() & 0o777,
+                path.display()
+            )),
+            Ok(_) => {}
+            Err(err) => problems.push(format!("{what} {}: {err}", path.display())),
+        }
+    };
+    if config.api.token_file.exists() {
+        private(&config.api.token_file, "api.token_file", &mut problems);
+    } else if let Some(problem) = writable_dir(&config.api.token_file) {
+        problems.push(format!(
+            "api.token_file {} does not exist and cannot be created: {problem}",
+            config.api.token_file.display()
+        ));
+    }
+    if let Some(central) = &config.central {
+        if config.orders == OrderSourceConfig::Central || central.token_file.exists() {
+            private(&central.token_file, "central.token_file", &mut problems);
+        }
+    }
+    if let OrderSourceConfig::File(path) = &config.orders {
+        if let Err(err) = std::fs::metadata(path) {
+            problems.push(format!("orders.file {}: {err}", path.display()));
+        }
+    }
+    if let Some(problem) = writable_dir(&config.journal) {
+        problems.push(format!(
+            "journal.path {}: its directory cannot be written: {problem}",
+            config.journal.display()
+        ));
+    }
+    problems
+}
+
+/// Why files cannot be made beside `path`, if they cannot (tried by making one).
+fn writable_dir(path: &Path) -> Option<String> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".coi-agent-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(err) => Some(err.to_string()),
     }
 }
 

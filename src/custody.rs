@@ -4,8 +4,19 @@
 
 use serde_json::json;
 
-use crate::journal::NewEvent;
 use crate::orders::record::Order;
+
+/// A custody event for the central service, written with the record it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The idempotency key (UUID v7).
+    pub event_id: String,
+    /// `label_printed`, `bag_received`, `scan_mismatch`, ...
+    pub kind: String,
+    pub coi: String,
+    /// The whole event as the central service receives it (CONTRACTS.md).
+    pub payload: serde_json::Value,
+}
 
 /// This workstation, as events name it.
 #[derive(Debug, Clone, Copy)]

@@ -9,15 +9,18 @@ use serde_json::json;
 use sha2::Digest as _;
 
 pub use crate::custody::Station;
-use crate::custody::custody_event;
+use crate::custody::{NewEvent, custody_event};
 use crate::isbt128::coi::CoiId;
 use crate::journal::print_jobs::{BagLabelConflict, PrintJobRecord};
-use crate::journal::{Journal, JournalError, NewEvent, ScanRecord, audit, utc_text};
+use crate::journal::{Journal, JournalError, ScanRecord, audit, utc_text};
 use crate::label::data::LabelData;
 use crate::label::template::Template;
+use crate::orders::OrderBook;
 use crate::orders::record::{Order, OrderStatus};
-use crate::printer::job::{Job, JobOutcome, JobPhase, Printer};
-use crate::reconcile::{Context, Expected, ScanRead, Step, Verdict, reconcile};
+use crate::printer::job::{Job, JobOutcome, JobPhase};
+use crate::receiving::RecordedScan;
+use crate::reconcile::{Context, Expected, Reason, ScanRead, Step, Verdict, reconcile};
+use crate::scanner::{Scan, ScanError};
 
 /// The label asked for: bag `bag` of the order with `coi`, from `template`.
 #[derive(Debug, Clone, Copy)]
@@ -32,16 +35,6 @@ pub struct BagLabel<'a> {
     /// The collection time printed and encoded (DS 007), to the minute: when absent, the one
     /// the collection's first label carries, else now.
     pub collected_at: Option<jiff::Timestamp>,
-}
-
-/// A printer as the flow uses it.
-#[derive(Debug)]
-pub struct Target<'a> {
-    /// The configured printer's name, recorded with the job.
-    pub name: &'a str,
-    pub printer: &'a mut Printer,
-    /// The resolution the label is laid out at (the printer's).
-    pub dpi: u32,
 }
 
 /// Why no label was sent (nothing was sent to the printer in any of these cases but
@@ -150,18 +143,39 @@ pub fn may_print(order: &Order, site_id: &str, now: jiff::Timestamp) -> Result<(
     }
 }
 
-/// Prints one bag label and records it: the job (`queued`, with the template version and the
-/// SHA-256 of the exact bytes) before sending, then the printer's verdict with its custody event.
+/// A bag label made, proven and recorded `queued`, ready for its printer: the step between
+/// checking-and-recording ([`prepare_bag_label`]) and recording the printer's verdict
+/// ([`finish_bag_label`]). Nothing of it has been sent yet.
+#[derive(Debug, Clone)]
+pub struct PreparedLabel {
+    /// What the printer is given (its id is the journal's job id).
+    pub job: Job,
+    pub order: Order,
+    pub bag: u8,
+    pub template: String,
+    pub template_version: u32,
+    /// The configured printer's name.
+    pub printer: String,
+    pub dpi: u32,
+    pub reprint: bool,
+    pub operator: Option<String>,
+}
+
+/// Checks that bag `request.bag`'s label may be printed here now, makes and proves it at `dpi`,
+/// and records the job `queued` (with the template version and the SHA-256 of the exact bytes)
+/// in one write transaction with the one-label-per-bag and collection-time checks. Sync: it
+/// runs where the journal is owned, never across an await.
 ///
 /// # Errors
-/// A [`Refusal`] before anything was sent, or [`Refusal::Unrecorded`] after.
-pub async fn print_bag_label(
+/// A [`Refusal`]; nothing was sent and (but for a journal failure) nothing recorded.
+pub fn prepare_bag_label(
     journal: &mut Journal,
-    target: Target<'_>,
+    book: &OrderBook,
     station: Station<'_>,
+    printer: &str,
+    dpi: u32,
     request: BagLabel<'_>,
-) -> Result<Printed, Refusal> {
-    let (book, _) = journal.order_book()?;
+) -> Result<PreparedLabel, Refusal> {
     let order = book
         .by_coi(request.coi)
         .ok_or_else(|| Refusal::UnknownCoi(request.coi.as_str().to_owned()))?;
@@ -189,7 +203,7 @@ pub async fn print_bag_label(
     };
     let data = LabelData::new(order, request.bag, collected_at)
         .map_err(|e| Refusal::Label(format!("order {}: {e}", order.order_id)))?;
-    let label = crate::label::render(request.template, &data, target.dpi)
+    let label = crate::label::render(request.template, &data, dpi)
         .map_err(|e| Refusal::Label(e.to_string()))?;
 
     let job_id = uuid::Uuid::now_v7().to_string();
@@ -205,11 +219,11 @@ pub async fn print_bag_label(
             bag: Some(request.bag),
             template: &request.template.name,
             template_version: &version,
-            printer: target.name,
+            printer,
             zpl_sha256: &audit::hex(&sha2::Sha256::digest(&zpl)),
             operator: request.operator,
             at: &utc_text(now),
-            state: "queued",
+            state: JobPhase::Queued.as_str(),
             reprint: request.reprint,
             collected_at: Some(&collected_text),
         },
@@ -238,17 +252,38 @@ pub async fn print_bag_label(
             });
         }
     }
-    let outcome = target
-        .printer
-        .submit(&Job {
-            id: job_id.clone(),
+    Ok(PreparedLabel {
+        job: Job {
+            id: job_id,
             zpl,
             expires_at: None,
-        })
-        .await;
+        },
+        order: order.clone(),
+        bag: request.bag,
+        template: request.template.name.clone(),
+        template_version: request.template.version,
+        printer: printer.to_owned(),
+        dpi,
+        reprint: request.reprint,
+        operator: request.operator.map(str::to_owned),
+    })
+}
 
+/// Records the printer's verdict on a prepared label with its custody event, in one
+/// transaction: `label_printed` or `label_reprinted` when confirmed, `print_failed` when
+/// refused, none while `unconfirmed`.
+///
+/// # Errors
+/// [`Refusal::Unrecorded`]: the job was sent but its outcome could not be recorded.
+pub fn finish_bag_label(
+    journal: &mut Journal,
+    station: Station<'_>,
+    prepared: &PreparedLabel,
+    outcome: JobOutcome,
+) -> Result<Printed, Refusal> {
+    let job_id = &prepared.job.id;
     let event = match outcome.phase {
-        JobPhase::Confirmed if request.reprint => Some("label_reprinted"),
+        JobPhase::Confirmed if prepared.reprint => Some("label_reprinted"),
         JobPhase::Confirmed => Some("label_printed"),
         JobPhase::Failed => Some("print_failed"),
         _ => None,
@@ -259,17 +294,17 @@ pub async fn print_bag_label(
         .map(|kind| {
             let details = json!({
                 "job_id": job_id,
-                "template": request.template.name,
-                "template_version": request.template.version,
-                "printer": target.name,
+                "template": prepared.template,
+                "template_version": prepared.template_version,
+                "printer": prepared.printer,
                 "fault": fault,
             });
             custody_event(
                 kind,
-                order,
-                Some(request.bag),
+                &prepared.order,
+                Some(prepared.bag),
                 station,
-                request.operator,
+                prepared.operator.as_deref(),
                 at,
                 details,
             )
@@ -278,7 +313,7 @@ pub async fn print_bag_label(
         .collect();
     journal
         .record_job_state(
-            &job_id,
+            job_id,
             outcome.phase.as_str(),
             fault,
             &utc_text(at),
@@ -290,7 +325,7 @@ pub async fn print_bag_label(
             problem: Box::new(problem),
         })?;
     Ok(Printed {
-        job_id,
+        job_id: job_id.clone(),
         outcome,
         event,
     })
@@ -318,10 +353,13 @@ pub enum VerifyError {
 /// What the verify step found.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    pub verdict: Verdict,
+    /// The scan as recorded, with its verdict.
+    pub scan: RecordedScan,
+    /// The job the scan was checked against (none when no label waited for it).
+    pub job_id: Option<String>,
     /// The job's verification now: `verified`, or `flagged` — by this scan, or by an earlier
     /// one that did not match (a flag is never cleared by a later match).
-    pub verification: String,
+    pub verification: Option<String>,
     /// The job had not been confirmed by the printer; the matching scan of its label confirmed
     /// it (and its `label_printed` or `label_reprinted` went to the outbox with the scan).
     pub confirmed_by_scan: bool,
@@ -330,7 +368,7 @@ pub struct Verified {
 impl Verified {
     /// The scan matched and the job is not flagged.
     pub fn is_verified(&self) -> bool {
-        self.verdict.is_match() && self.verification == "verified"
+        self.scan.verdict.is_match() && self.verification.as_deref() == Some("verified")
     }
 }
 
@@ -346,19 +384,19 @@ impl Verified {
 /// See [`VerifyError`]; a scan that does not match is a verdict, not an error.
 pub fn verify_label(
     journal: &mut Journal,
+    book: &OrderBook,
     job_id: &str,
-    raw: &[u8],
+    scan: &Scan,
     station: Station<'_>,
     operator: Option<&str>,
-    now: jiff::Timestamp,
 ) -> Result<Verified, VerifyError> {
+    let now = scan.at;
     let job = journal
         .print_job(job_id)?
         .ok_or_else(|| VerifyError::UnknownJob(job_id.to_owned()))?;
     if job.state == "failed" {
         return Err(VerifyError::NothingPrinted(job_id.to_owned()));
     }
-    let (book, _) = journal.order_book()?;
     let (order, bag) = job
         .coi
         .as_deref()
@@ -387,11 +425,8 @@ pub fn verify_label(
         }),
         received: &received,
     };
-    let parsed = crate::isbt128::message::parse(raw);
-    let verdict = match &parsed {
-        Ok(message) => reconcile(ScanRead::Parsed(message), &book, &ctx),
-        Err(problem) => reconcile(ScanRead::Invalid(problem), &book, &ctx),
-    };
+    let parsed = scan.parse();
+    let verdict = judge(&parsed, book, &ctx);
     let parse_error = parsed.as_ref().err().map(ToString::to_string);
     let event = |kind: &str, details| {
         custody_event(kind, order, Some(bag), station, operator, now, details)
@@ -416,26 +451,126 @@ pub fn verify_label(
             json!({"job_id": job_id, "step": "verify", "reason": reason.code()}),
         ),
     });
-    let (_, verification) = journal.record_verification(
+    let (id, verification) = journal.record_verification(
         job_id,
         &ScanRecord {
             at: &utc_text(now),
-            source: "verify",
-            raw,
+            source: &scan.source,
+            raw: &scan.raw,
             parse_error: parse_error.as_deref(),
             verdict: &verdict,
             site_id: station.site_id,
-            step: "verify",
+            step: Step::Verify.as_str(),
             operator,
         },
         &events,
         confirm,
     )?;
     Ok(Verified {
-        verdict,
-        verification,
+        scan: RecordedScan {
+            id,
+            at: now,
+            step: Step::Verify,
+            source: scan.source.clone(),
+            verdict,
+        },
+        job_id: Some(job_id.to_owned()),
+        verification: Some(verification),
         confirmed_by_scan: confirm,
     })
+}
+
+/// The verify step from a scanner, with no job id typed: the scan is matched to the latest
+/// unverified label printed here for the bag it names (or, when it names no bag, the only
+/// unverified label of its order) and judged by [`verify_label`]. A scan that matches no label
+/// waiting for verification is recorded as a mismatch (`not_expected`) and flags nothing.
+///
+/// # Errors
+/// See [`VerifyError`].
+pub fn verify_scan(
+    journal: &mut Journal,
+    book: &OrderBook,
+    scan: &Scan,
+    station: Station<'_>,
+    operator: Option<&str>,
+) -> Result<Verified, VerifyError> {
+    let parsed = scan.parse();
+    let received = std::collections::HashSet::new();
+    let ctx = Context {
+        site_id: station.site_id,
+        step: Step::Verify,
+        role: None,
+        now: scan.at,
+        expected: None,
+        received: &received,
+    };
+    let verdict = judge(&parsed, book, &ctx);
+    let waiting = match verdict.coi {
+        Some(coi) => journal.unverified_jobs(coi.as_str())?,
+        None => Vec::new(),
+    };
+    let job = match verdict.bag {
+        Some(bag) => waiting.iter().find(|(_, b)| *b == bag),
+        None if waiting.len() == 1 => waiting.first(),
+        None => None,
+    };
+    if let Some((job_id, _)) = job {
+        return verify_label(journal, book, job_id, scan, station, operator);
+    }
+    // Nothing printed here waits for this label: say so, record it, flag nothing.
+    let verdict = if verdict.is_match() {
+        Verdict {
+            reason: Some(Reason::NotExpected),
+            message: match verdict.order_id.as_deref() {
+                Some(order_id) => format!(
+                    "No label printed at this workstation for this bag of order {order_id} is waiting to be checked. Print the label here first, or check the bag with your supervisor."
+                ),
+                None => "No label printed at this workstation is waiting to be checked.".to_owned(),
+            },
+            ..verdict
+        }
+    } else {
+        verdict
+    };
+    let parse_error = parsed.as_ref().err().map(ToString::to_string);
+    let at = utc_text(scan.at);
+    let id = journal.record_scan(
+        &ScanRecord {
+            at: &at,
+            source: &scan.source,
+            raw: &scan.raw,
+            parse_error: parse_error.as_deref(),
+            verdict: &verdict,
+            site_id: station.site_id,
+            step: Step::Verify.as_str(),
+            operator,
+        },
+        &[],
+    )?;
+    Ok(Verified {
+        scan: RecordedScan {
+            id,
+            at: scan.at,
+            step: Step::Verify,
+            source: scan.source.clone(),
+            verdict,
+        },
+        job_id: None,
+        verification: None,
+        confirmed_by_scan: false,
+    })
+}
+
+fn judge(
+    parsed: &Result<crate::isbt128::message::Message<'_>, ScanError>,
+    book: &OrderBook,
+    ctx: &Context<'_>,
+) -> Verdict {
+    match parsed {
+        Ok(message) => reconcile(ScanRead::Parsed(message), book, ctx),
+        Err(ScanError::Isbt128(problem)) => reconcile(ScanRead::Invalid(problem), book, ctx),
+        Err(ScanError::Frame(_)) => reconcile(ScanRead::Unreadable, book, ctx),
+    }
 }
 
 /// `at` to the minute (a label's times have no seconds).

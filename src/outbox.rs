@@ -1,14 +1,15 @@
 //! Delivering custody events to the central service: exactly once in effect, in order per COI
 //! identifier, through outages of any length. Events wait in the journal's outbox; each round
-//! posts the due ones (COIs in parallel, each COI's events one after another), then records
-//! every outcome in one transaction. A crash between a post and its record only means the event
+//! posts the due ones (COIs in parallel, each COI's events one after another), then the journal
+//! records every outcome in one transaction (the agent composes the steps, so no journal is
+//! held while the service answers). A crash between a post and its record only means the event
 //! is posted again, and the central service recognises it by its idempotency key.
 
 use std::time::Duration;
 
+use crate::central::{CentralClient, CentralError};
 use crate::journal::outbox::{Outcome, PendingEvent};
-use crate::journal::{Journal, JournalError, utc_text};
-use crate::orders::central::{CentralClient, CentralError};
+use crate::journal::utc_text;
 
 /// How long to wait before retrying an event the central service could not take.
 #[derive(Debug, Clone, Copy)]
@@ -38,20 +39,18 @@ pub struct Round {
 
 /// Events posted per COI in one round, and COIs posted to in parallel: enough to drain a
 /// backlog quickly, few enough that one round's transaction stays short.
-const PER_COI: usize = 256;
-const PARALLEL_COIS: usize = 16;
+pub const PER_COI: usize = 256;
+pub const PARALLEL_COIS: usize = 16;
 
-/// Posts the events due now and records the outcomes.
-///
-/// # Errors
-/// The journal failed; outcomes of this round are lost and its events will be posted again.
-pub async fn deliver_due(
-    journal: &mut Journal,
+/// Posts due events (as [`crate::journal::Journal::due_events`] groups them): COIs in
+/// parallel, each COI's events one after another. Returns every outcome, for the journal to
+/// record in one transaction, and the counts. No journal is held while the service answers.
+pub async fn post_due(
+    groups: Vec<Vec<PendingEvent>>,
     client: &CentralClient,
     policy: RetryPolicy,
-) -> Result<Round, JournalError> {
-    let now = jiff::Timestamp::now();
-    let groups = journal.due_events(&utc_text(now), PER_COI, PARALLEL_COIS)?;
+    now: jiff::Timestamp,
+) -> (Vec<(PendingEvent, Outcome)>, Round) {
     let mut tasks = tokio::task::JoinSet::new();
     for group in groups {
         let client = client.clone();
@@ -72,41 +71,7 @@ pub async fn deliver_due(
             Outcome::Parked { .. } => round.parked += 1,
         }
     }
-    journal.apply_outcomes(&outcomes)?;
-    Ok(round)
-}
-
-/// Delivers rounds while they make progress. With `until`, keeps going (waiting out events
-/// that are backing off) until the outbox is empty or the deadline passes.
-///
-/// # Errors
-/// The journal failed.
-pub async fn drain(
-    journal: &mut Journal,
-    client: &CentralClient,
-    policy: RetryPolicy,
-    until: Option<std::time::Instant>,
-) -> Result<Round, JournalError> {
-    let mut total = Round::default();
-    loop {
-        let round = deliver_due(journal, client, policy).await?;
-        total.delivered += round.delivered;
-        total.retried += round.retried;
-        total.parked += round.parked;
-        let progressed = round.delivered + round.parked > 0;
-        match until {
-            None if !progressed => return Ok(total),
-            None => {}
-            Some(deadline) => {
-                if journal.outbox_status()?.pending == 0 || std::time::Instant::now() >= deadline {
-                    return Ok(total);
-                }
-                if !progressed {
-                    tokio::time::sleep(policy.first.min(Duration::from_millis(200))).await;
-                }
-            }
-        }
-    }
+    (outcomes, round)
 }
 
 /// One COI's events, one after another: a refusal parks that event and goes on (waiting would

@@ -5,46 +5,72 @@
 //! received once: a second matching scan is a duplicate, even from another workstation at the
 //! same moment.
 
+use std::collections::HashSet;
+
 use serde_json::json;
 
-use crate::custody::{Station, custody_event};
-use crate::journal::{Journal, JournalError, NewEvent, ScanRecord};
+use crate::custody::{NewEvent, Station, custody_event};
+use crate::isbt128::coi::CoiId;
+use crate::journal::{Journal, JournalError, ScanRecord};
+use crate::orders::OrderBook;
 use crate::reconcile::{Context, ScanRead, Step, Verdict, reconcile};
 use crate::scanner::{Scan, ScanError};
 
-/// Judges and records one receipt scan; returns its verdict (stored before it is returned).
+/// A scan as recorded, with its verdict: what a screen, the API and the CLI show.
+#[derive(Debug, Clone)]
+pub struct RecordedScan {
+    /// The journal's scan id.
+    pub id: i64,
+    pub at: jiff::Timestamp,
+    pub step: Step,
+    pub source: String,
+    pub verdict: Verdict,
+}
+
+/// Judges and records one receipt scan; returns it with its verdict (stored before it is
+/// returned). `book` is the journal's order cache (held in memory by the caller); whether the
+/// scanned bag was received before is one indexed lookup, so a verdict costs the same with ten
+/// or a hundred thousand past receipts.
 ///
 /// # Errors
 /// The journal failed: nothing of the scan was recorded, and the verdict must not be shown as
 /// if it were.
 pub fn receive(
     journal: &mut Journal,
+    book: &OrderBook,
     scan: &Scan,
     station: Station<'_>,
     operator: Option<&str>,
-) -> Result<Verdict, JournalError> {
-    let (book, _) = journal.order_book()?;
+) -> Result<RecordedScan, JournalError> {
     let parsed = scan.parse();
     let parse_error = parsed.as_ref().err().map(ToString::to_string);
-    // Twice at most: a match that another workstation recorded first is judged again with that
-    // bag received, and is then a duplicate (never a match again).
-    let mut raced = None;
-    loop {
-        let mut received = journal.received_bags(station.site_id)?;
-        received.extend(raced);
+    let mut received = HashSet::new();
+    let judge = |received: &HashSet<(CoiId, u8)>| {
         let ctx = Context {
             site_id: station.site_id,
             step: Step::Receipt,
             role: None,
             now: scan.at,
             expected: None,
-            received: &received,
+            received,
         };
-        let verdict = match &parsed {
-            Ok(message) => reconcile(ScanRead::Parsed(message), &book, &ctx),
-            Err(ScanError::Isbt128(problem)) => reconcile(ScanRead::Invalid(problem), &book, &ctx),
-            Err(ScanError::Frame(_)) => reconcile(ScanRead::Unreadable, &book, &ctx),
-        };
+        match &parsed {
+            Ok(message) => reconcile(ScanRead::Parsed(message), book, &ctx),
+            Err(ScanError::Isbt128(problem)) => reconcile(ScanRead::Invalid(problem), book, &ctx),
+            Err(ScanError::Frame(_)) => reconcile(ScanRead::Unreadable, book, &ctx),
+        }
+    };
+    let mut verdict = judge(&received);
+    // Only the scanned bag's receipt can change the verdict: look that one up.
+    if let Some((coi, bag)) = verdict.coi.zip(verdict.bag) {
+        if journal.is_received(station.site_id, coi.as_str(), bag)? {
+            received.insert((coi, bag));
+            verdict = judge(&received);
+        }
+    }
+    // Twice at most: a match that another workstation recorded first is judged again with that
+    // bag received, and is then a duplicate (never a match again).
+    loop {
         // An event needs an order to be about; a scan that names none stays in the journal.
         let order = verdict.coi.and_then(|coi| book.by_coi(&coi));
         let events: Vec<NewEvent> = order
@@ -79,13 +105,24 @@ pub fn receive(
             parse_error: parse_error.as_deref(),
             verdict: &verdict,
             site_id: station.site_id,
-            step: "receipt",
+            step: Step::Receipt.as_str(),
             operator,
         };
         let key = matched.as_ref().map(|(coi, bag)| (coi.as_str(), *bag));
         match journal.record_receipt(&record, &events, key)? {
-            Ok(_) => return Ok(verdict),
-            Err(crate::journal::AlreadyReceived) => raced = matched,
+            Ok(id) => {
+                return Ok(RecordedScan {
+                    id,
+                    at: scan.at,
+                    step: Step::Receipt,
+                    source: scan.source.clone(),
+                    verdict,
+                });
+            }
+            Err(crate::journal::AlreadyReceived) => {
+                received.extend(matched);
+                verdict = judge(&received);
+            }
         }
     }
 }

@@ -27,6 +27,25 @@ pub enum Step {
     Receipt,
 }
 
+impl Step {
+    /// As the journal, the API and the configuration spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Verify => "verify",
+            Step::Receipt => "receipt",
+        }
+    }
+
+    /// The step `text` names (`receipt` or `verify`).
+    pub fn parse(text: &str) -> Option<Step> {
+        match text {
+            "verify" => Some(Step::Verify),
+            "receipt" => Some(Step::Receipt),
+            _ => None,
+        }
+    }
+}
+
 /// Which end of the chain the workstation's site is for an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -125,6 +144,11 @@ impl Reason {
         Reason::Expired,
         Reason::NotExpected,
     ];
+
+    /// The reason whose [`Reason::code`] is `code`.
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.code() == code)
+    }
 
     /// The stable code, for JSON, events and the journal.
     pub fn code(self) -> &'static str {

@@ -55,11 +55,70 @@ const IO: &[&str] = &[
     "libc",
 ];
 
+/// The pure core: ISBT 128, labels, reconciliation and the order model.
+const CORE: &[&str] = &["isbt128", "label", "reconcile.rs", "orders", "custody.rs"];
+
+/// What the core must never import: the adapters, the agent and the faces.
+const OUTER: &[&str] = &[
+    "crate::journal",
+    "crate::central",
+    "crate::order_sync",
+    "crate::printer",
+    "crate::scanner",
+    "crate::agent",
+    "crate::api",
+    "crate::cli",
+    "crate::labeling",
+    "crate::receiving",
+    "crate::outbox",
+    "crate::config",
+];
+
 #[test]
 fn the_core_does_no_io() {
-    assert_never_uses("isbt128", IO);
-    assert_never_uses("label", IO);
-    assert_never_uses("reconcile.rs", IO);
+    for dir in CORE {
+        assert_never_uses(dir, IO);
+    }
+}
+
+/// Issue #11: the core never imports an adapter, so the journal, the order model and the core
+/// have no import cycle.
+#[test]
+fn the_core_never_imports_an_adapter() {
+    for dir in CORE {
+        for (file, text) in sources(Path::new(dir)) {
+            for outer in OUTER {
+                assert!(
+                    !text.contains(outer),
+                    "src/{file} imports {outer}: the core must not depend on adapters, the agent or the faces"
+                );
+            }
+        }
+    }
+    // And the journal (an adapter) never reaches up into the flows, the agent or the faces.
+    for (file, text) in sources(Path::new("journal")) {
+        for upper in [
+            "crate::agent",
+            "crate::api",
+            "crate::cli",
+            "crate::labeling",
+            "crate::receiving",
+        ] {
+            assert!(!text.contains(upper), "src/{file} imports {upper}");
+        }
+    }
+}
+
+#[test]
+fn only_the_api_serves_http() {
+    for (file, text) in sources(Path::new("")) {
+        if !file.starts_with("api/") {
+            assert!(
+                !text.contains("axum::") && !text.contains("use axum"),
+                "src/{file} uses axum: only src/api/ serves HTTP"
+            );
+        }
+    }
 }
 
 #[test]
@@ -71,6 +130,11 @@ fn only_the_journal_writes_sql() {
         "printer",
         "orders",
         "cli",
+        "agent",
+        "api",
+        "central.rs",
+        "order_sync.rs",
+        "report.rs",
         "reconcile.rs",
         "labeling.rs",
         "receiving.rs",
@@ -90,7 +154,12 @@ fn only_the_central_client_speaks_http() {
         "scanner",
         "printer",
         "journal",
+        "orders",
         "cli",
+        "agent",
+        "api",
+        "order_sync.rs",
+        "report.rs",
         "reconcile.rs",
         "labeling.rs",
         "receiving.rs",
@@ -123,7 +192,13 @@ fn the_detector_sees_real_uses() {
             .any(|(_, text)| text.contains(&format!("{name}::")))
     };
     assert!(uses("journal", "rusqlite"));
-    assert!(uses("orders", "reqwest"));
+    assert!(uses("central.rs", "reqwest"));
+    assert!(uses("api", "axum"));
+    assert!(
+        sources(Path::new("labeling.rs"))
+            .iter()
+            .any(|(_, text)| text.contains("crate::journal"))
+    );
     assert!(
         sources(Path::new("sys.rs"))
             .iter()

@@ -10,9 +10,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use coi_agent::custody::NewEvent;
 use coi_agent::isbt128::coi::CoiId;
 use coi_agent::journal::audit::BrokenLink;
-use coi_agent::journal::{Journal, JournalError, NewEvent, ScanRecord, utc_text};
+use coi_agent::journal::{Journal, JournalError, ScanRecord, utc_text};
 use coi_agent::reconcile::{Reason, Verdict};
 use support::tempdb::TempDb;
 

@@ -8,10 +8,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use coi_agent::agent::{JournalOwner, deliver_round, drain};
+use coi_agent::central::{CentralClient, CentralError};
+use coi_agent::custody::NewEvent;
 use coi_agent::isbt128::coi::CoiId;
-use coi_agent::journal::{Journal, NewEvent, ScanRecord, utc_text};
-use coi_agent::orders::central::{CentralClient, CentralError};
-use coi_agent::outbox::{RetryPolicy, deliver_due, drain};
+use coi_agent::journal::{Journal, ScanRecord, utc_text};
+use coi_agent::outbox::RetryPolicy;
 use coi_agent::reconcile::Verdict;
 use support::central::{Central, Mode, TOKEN};
 use support::tempdb::TempDb;
@@ -79,6 +81,7 @@ fn client(central: &Central, token: &str) -> CentralClient {
 async fn a_thousand_events_survive_an_outage_and_arrive_once_in_order() {
     let db = TempDb::new("outage");
     let mut journal = Journal::open(&db.0).unwrap();
+    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
     let central = Central::start().await;
     let client = client(&central, TOKEN);
     central.set_mode(Mode::Down);
@@ -86,7 +89,7 @@ async fn a_thousand_events_survive_an_outage_and_arrive_once_in_order() {
 
     // Down: rounds only reschedule; nothing is lost and nothing overtakes.
     for _ in 0..3 {
-        drain(&mut journal, &client, FAST, None).await.unwrap();
+        drain(&owner, &client, FAST, None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     assert_eq!(journal.outbox_status().unwrap().pending, 1000);
@@ -95,7 +98,7 @@ async fn a_thousand_events_survive_an_outage_and_arrive_once_in_order() {
     // Back up: everything goes, once, in order per COI.
     central.set_mode(Mode::Up);
     let total = drain(
-        &mut journal,
+        &owner,
         &client,
         FAST,
         Some(Instant::now() + Duration::from_secs(60)),
@@ -121,6 +124,7 @@ async fn a_thousand_events_survive_an_outage_and_arrive_once_in_order() {
 async fn a_crash_between_posting_and_recording_repeats_the_post_harmlessly() {
     let db = TempDb::new("repeat");
     let mut journal = Journal::open(&db.0).unwrap();
+    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
     let central = Central::start().await;
     let client = client(&central, TOKEN);
     queue(&mut journal, 5, 2);
@@ -135,8 +139,9 @@ async fn a_crash_between_posting_and_recording_repeats_the_post_harmlessly() {
             .unwrap();
     }
     drop(journal);
-    let mut journal = Journal::open(&db.0).unwrap();
-    let total = drain(&mut journal, &client, FAST, None).await.unwrap();
+    drop(owner);
+    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
+    let total = drain(&owner, &client, FAST, None).await.unwrap();
     assert_eq!(total.delivered, 5);
     let recorded = central.recorded();
     assert_eq!(
@@ -150,12 +155,13 @@ async fn a_crash_between_posting_and_recording_repeats_the_post_harmlessly() {
 async fn a_refused_event_is_parked_for_a_person_and_the_rest_go_on() {
     let db = TempDb::new("parked");
     let mut journal = Journal::open(&db.0).unwrap();
+    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
     let central = Central::start().await;
     let client = client(&central, TOKEN);
     let queued = queue(&mut journal, 3, 1);
     let refused = queued[&coi(0)][1].clone();
     central.recorded().refuse.push(refused.clone());
-    let total = drain(&mut journal, &client, FAST, None).await.unwrap();
+    let total = drain(&owner, &client, FAST, None).await.unwrap();
     assert_eq!((total.delivered, total.parked), (2, 1));
     let status = journal.outbox_status().unwrap();
     assert_eq!(status.parked.len(), 1);
@@ -175,9 +181,10 @@ async fn a_refused_event_is_parked_for_a_person_and_the_rest_go_on() {
 async fn a_wrong_token_or_a_stalled_service_delays_but_never_parks() {
     let db = TempDb::new("token");
     let mut journal = Journal::open(&db.0).unwrap();
+    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
     let central = Central::start().await;
     queue(&mut journal, 4, 2);
-    let round = deliver_due(&mut journal, &client(&central, "wrong"), FAST)
+    let round = deliver_round(&owner, &client(&central, "wrong"), FAST)
         .await
         .unwrap();
     assert_eq!(
@@ -189,11 +196,11 @@ async fn a_wrong_token_or_a_stalled_service_delays_but_never_parks() {
     tokio::time::sleep(Duration::from_millis(250)).await;
     let slow =
         CentralClient::new(&central.url, TOKEN.to_owned(), Duration::from_millis(300)).unwrap();
-    let round = deliver_due(&mut journal, &slow, FAST).await.unwrap();
+    let round = deliver_round(&owner, &slow, FAST).await.unwrap();
     assert_eq!((round.delivered, round.parked), (0, 0));
     central.set_mode(Mode::Up);
     let total = drain(
-        &mut journal,
+        &owner,
         &client(&central, TOKEN),
         FAST,
         Some(Instant::now() + Duration::from_secs(30)),

@@ -180,7 +180,7 @@ fn usb_devices(profiles: &[ScannerProfile], found: &mut Vec<Found>, notes: &mut 
 /// Printers the configuration names, each asked for its status now (1 s at most each).
 fn configured_printers(config: &crate::config::Config, found: &mut Vec<Found>) {
     use crate::printer::job::{Timing, query_status};
-    use crate::printer::transport::{Channel, Connection, PrinterUri};
+    use crate::printer::transport::{Channel, Connection};
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -188,10 +188,10 @@ fn configured_printers(config: &crate::config::Config, found: &mut Vec<Found>) {
         return;
     };
     for printer in &config.printers {
-        let status = match PrinterUri::parse(&printer.uri) {
-            Err(problem) => problem.to_string(),
-            Ok(uri) => runtime.block_on(async {
-                let mut conn = match Connection::open(&uri).await {
+        let uri = &printer.uri;
+        let status = {
+            runtime.block_on(async {
+                let mut conn = match Connection::open(uri).await {
                     Ok(conn) => conn,
                     Err(problem) => return format!("UNKNOWN: {problem}"),
                 };
@@ -215,13 +215,13 @@ fn configured_printers(config: &crate::config::Config, found: &mut Vec<Found>) {
                     ),
                     Err(problem) => format!("UNKNOWN: {problem}"),
                 }
-            }),
+            })
         };
         found.push(Found {
             kind: "printer",
-            name: format!("{} ({}): {status}", printer.name, printer.uri),
+            name: format!("{} ({}): {status}", printer.name, printer.uri_text),
             usb: None,
-            profile: printer.profile.clone(),
+            profile: printer.profile.as_ref().map(|p| p.model.clone()),
             source: None,
         });
     }

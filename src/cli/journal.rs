@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
+use crate::custody::NewEvent;
 use crate::journal::audit::hex;
-use crate::journal::{Journal, NewEvent, ScanRecord};
+use crate::journal::{Journal, ScanRecord};
 
 use crate::reconcile::{Reason, Verdict};
 

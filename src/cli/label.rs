@@ -4,18 +4,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::agent::{FlowError, JournalOwner, LabelOrder};
 use crate::config::Config;
 use crate::isbt128::coi::CoiId;
-use crate::journal::Journal;
 use crate::label::data::LabelData;
 use crate::label::layout::Item;
 use crate::label::template::Template;
 use crate::label::{self, Label};
 use crate::labeling;
 use crate::orders::OrderBook;
-use crate::printer::job::{Printer, Timing};
-use crate::printer::profiles;
-use crate::printer::transport::PrinterUri;
+use crate::report::ScanReport;
+use crate::scanner::Scan;
 
 /// What `label render` (and `print --template`) is asked to make.
 pub(super) struct Request<'a> {
@@ -30,7 +29,7 @@ pub(super) struct Request<'a> {
 }
 
 /// The resolution of a label made without one asked for or reported by a printer.
-pub(super) const DEFAULT_DPI: u32 = 203;
+pub(super) const DEFAULT_DPI: u32 = crate::printer::DEFAULT_DPI;
 
 /// The templates: those in `dir` when given (every `*.toml`), else the built-in ones.
 fn templates(dir: Option<&Path>) -> Result<Vec<Template>, String> {
@@ -173,8 +172,8 @@ pub(super) struct PrintRequest<'a> {
     pub collected_at: Option<jiff::Timestamp>,
 }
 
-/// `label print`: the chain-of-identity print flow ([`crate::labeling`]) on the configured
-/// journal and printer.
+/// `label print`: the chain-of-identity print flow ([`crate::agent::print_label`]) on the
+/// configured journal and printer.
 pub(super) fn print(
     request: &PrintRequest<'_>,
     json: bool,
@@ -188,10 +187,9 @@ pub(super) fn print(
     let config = Config::load(request.config)?;
     // Only the built-in templates: the journal records a template by name and version, which
     // must say what was printed.
-    let templates = label::builtin()?;
-    let Some(template) = templates.iter().find(|t| t.name == request.template) else {
+    if !label::builtin()?.iter().any(|t| t.name == request.template) {
         return refuse(err, &format!("unknown template {:?}", request.template));
-    };
+    }
     let coi = match CoiId::parse(request.coi) {
         Ok(coi) => coi,
         Err(problem) => return refuse(err, &format!("--coi: {problem}")),
@@ -213,95 +211,53 @@ pub(super) fn print(
             ),
         );
     };
-    let profiles = profiles::parse(profiles::EMBEDDED).map_err(|e| anyhow::anyhow!(e))?;
-    let profile = chosen
-        .profile
-        .as_deref()
-        .and_then(|model| profiles::by_model(&profiles, model));
-    let profile_dpi = profile.map(|p| p.dpi);
-    // A model without ~HQES would make every status poll wait out an answer that never comes.
-    let timing = Timing {
-        extended_status: profile.is_none_or(|p| p.hqes),
-        ..Timing::default()
+    let runtime = super::runtime()?;
+    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let order = LabelOrder {
+        coi,
+        bag: request.bag,
+        template: request.template.to_owned(),
+        operator: request.operator.map(str::to_owned),
+        reprint: request.reprint,
+        collected_at: request.collected_at,
     };
-    let uri = match PrinterUri::parse(&chosen.uri) {
-        Ok(uri) => uri,
-        Err(problem) => return refuse(err, &format!("printer {}: {problem}", chosen.name)),
-    };
-    let spool = !uri.has_status();
-    let mut device = Printer::new(uri, timing);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let reported = if spool {
-        None
-    } else {
-        runtime.block_on(device.identify()).and_then(|id| id.dpi)
-    };
-    let dpi = match super::print::resolution(reported, profile_dpi.map(|d| (d, "its profile says")))
-    {
-        Ok(Some(dpi)) => dpi,
-        // A spool directory is not a printer: its labels are made at the profile's
-        // resolution, else 203 dpi.
-        Ok(None) if spool => DEFAULT_DPI,
-        Ok(None) => {
-            return refuse(
-                err,
-                &format!(
-                    "printer {}: it did not report its resolution (~HI) and has no profile: give it one in {}",
-                    chosen.name,
-                    request.config.display()
-                ),
-            );
-        }
-        Err(problem) => return refuse(err, &format!("printer {}: {problem}", chosen.name)),
-    };
-    let mut journal = Journal::open(&config.journal)?;
-    let printed = runtime.block_on(labeling::print_bag_label(
-        &mut journal,
-        labeling::Target {
-            name: &chosen.name,
-            printer: &mut device,
-            dpi,
-        },
-        labeling::Station {
-            site_id: &config.site_id,
-            workstation: &config.workstation,
-        },
-        labeling::BagLabel {
-            coi: &coi,
-            bag: request.bag,
-            template,
-            operator: request.operator,
-            reprint: request.reprint,
-            collected_at: request.collected_at,
-        },
-    ));
-    let printed = match printed {
+    let printed = runtime.block_on(async {
+        let ready =
+            match crate::printer::start(&chosen.name, &chosen.uri, chosen.profile.as_ref()).await {
+                Ok(ready) => ready,
+                Err(problem) => return Err(FlowError::Refused(problem)),
+            };
+        let (_never, mut hard_stop) = tokio::sync::watch::channel(false);
+        let printed =
+            crate::agent::print_label(&journal, &ready, order, &mut hard_stop, &|_, _, _| {}).await;
+        ready.handle.shutdown().await;
+        printed.map(|(report, outcome)| (report, outcome, ready.spool))
+    });
+    let (report, outcome, spool) = match printed {
         Ok(printed) => printed,
-        Err(labeling::Refusal::Journal(problem)) => {
+        Err(FlowError::Journal(problem)) => {
             anyhow::bail!("journal {}: {problem}", config.journal.display())
         }
-        Err(refusal @ labeling::Refusal::AlreadyPrinted { .. }) => {
+        Err(FlowError::Label(refusal @ labeling::Refusal::AlreadyPrinted { .. })) => {
             return refuse(err, &format!("{refusal} (--reprint)"));
         }
         // Sent: never "nothing sent".
-        Err(refusal @ labeling::Refusal::Unrecorded { .. }) => {
+        Err(FlowError::Label(refusal @ labeling::Refusal::Unrecorded { .. })) => {
             writeln!(err, "coi-agent: LABEL SENT, NOT RECORDED: {refusal}")?;
             return Ok(ExitCode::FAILURE);
         }
-        Err(refusal) => return refuse(err, &refusal.to_string()),
+        Err(FlowError::Label(refusal)) => return refuse(err, &refusal.to_string()),
+        Err(FlowError::Refused(problem)) => return refuse(err, &problem),
     };
-    let fields = json.then(|| {
-        let mut fields = serde_json::Map::new();
-        fields.insert("event".into(), serde_json::json!(printed.event));
-        fields.insert("template".into(), serde_json::json!(template.name));
-        fields.insert("version".into(), serde_json::json!(template.version));
-        fields.insert("bag".into(), serde_json::json!(request.bag));
-        fields.insert("dpi".into(), serde_json::json!(dpi));
-        fields
-    });
-    super::print::report(&printed.outcome, spool, fields, out)
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        return Ok(if report.state == "confirmed" {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    super::print::report(&outcome, spool, None, out)
 }
 
 /// `label verify`: the verify step ([`labeling::verify_label`]) on the configured journal.
@@ -315,28 +271,36 @@ pub(super) fn verify(
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
-    let mut journal = Journal::open(&config.journal)?;
-    let station = labeling::Station {
-        site_id: &config.site_id,
-        workstation: &config.workstation,
+    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let runtime = super::runtime()?;
+    let scan = Scan {
+        at: jiff::Timestamp::now(),
+        source: "verify".to_owned(),
+        raw: scan.to_vec(),
+        problem: None,
     };
-    let now = jiff::Timestamp::now();
-    match labeling::verify_label(&mut journal, job_id, scan, station, operator, now) {
+    let verified = runtime.block_on(journal.verify(
+        Some(job_id.to_owned()),
+        scan,
+        operator.map(str::to_owned),
+    ))?;
+    match verified {
         Ok(verified) => {
             if json {
-                let mut line = super::reconcile::verdict_json(&verified.verdict);
-                line["verification"] = serde_json::json!(verified.verification);
-                line["confirmed_by_scan"] = serde_json::json!(verified.confirmed_by_scan);
-                writeln!(out, "{line}")?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&ScanReport::verified(&verified))?
+                )?;
             } else {
-                super::reconcile::write_verdict(out, &verified.verdict, false)?;
+                super::reconcile::write_verdict(out, &verified.scan.verdict, false)?;
                 if verified.confirmed_by_scan {
                     writeln!(
                         out,
                         "Job {job_id} confirmed by this scan (the printer had not said)."
                     )?;
                 }
-                if verified.verdict.is_match() && !verified.is_verified() {
+                if verified.scan.verdict.is_match() && !verified.is_verified() {
                     writeln!(
                         out,
                         "JOB FLAGGED: an earlier scan for job {job_id} did not match. Do not use this label: reprint it (label print --reprint) and verify the new one."

@@ -14,6 +14,7 @@ mod print;
 mod receive;
 mod reconcile;
 mod scan;
+mod serve;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -155,6 +156,23 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Run the agent until SIGTERM or SIGINT: reads the configured scanners, keeps the order
+    /// cache fresh, delivers custody events, owns the printers and serves the local JSON API
+    /// (docs/local-api.md). Without --config: /etc/coi-agent/coi-agent.toml, else the
+    /// embedded demonstration in ./coi-agent-demo.
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// text (for people; plain lines under systemd) or json (one object per line).
+        #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+        log_format: serve::LogFormat,
+    },
+    /// Load and check the configuration without starting anything: exit 0, or 1 with every
+    /// problem named (printer profiles, scanner sources, token and journal files).
+    CheckConfig {
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
     },
     /// Tools for developers and tests (not for production use).
     #[command(hide = true)]
@@ -467,14 +485,14 @@ pub enum IsbtCommand {
 
 /// Runs a parsed command line against the process's stdout and stderr.
 pub fn main(cli: Cli) -> ExitCode {
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    match run(cli, &mut stdout.lock(), &mut stderr.lock()) {
+    // Unlocked handles: `serve` logs from many threads, and a lock held here would stop them.
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    match run(cli, &mut stdout, &mut stderr) {
         Ok(code) => code,
         // A closed pipe (`coi-agent ... | head`) is the reader's choice, not a failure.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            let _ = writeln!(stderr.lock(), "coi-agent: {err:#}");
+            let _ = writeln!(stderr, "coi-agent: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -491,6 +509,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             IsbtCommand::Check { flags, value } => isbt::check(&value, flags, out, err),
         },
         Command::Scan { source, json } => scan::scan(&source, json, out, err),
+        Command::Serve { config, log_format } => serve::serve(config.as_deref(), log_format, err),
+        Command::CheckConfig { config } => serve::check_config(config.as_deref(), out, err),
         Command::Devices { json, config } => {
             let default = std::path::Path::new(DEFAULT_CONFIG);
             let config = config.or_else(|| default.exists().then(|| default.to_owned()));
@@ -669,6 +689,15 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             reconcile::run(&opts, &data, out, err)
         }
     }
+}
+
+/// The one kind of runtime the commands use: two workers (a workstation has few cores), with
+/// timers and I/O.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

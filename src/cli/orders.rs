@@ -5,12 +5,12 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::{Config, OrderSourceConfig};
+use crate::agent::JournalOwner;
+use crate::config::Config;
 use crate::isbt128::coi::CoiId;
 use crate::journal::Journal;
-use crate::orders::central::CentralClient;
-use crate::orders::{self, CentralSource, FileSource, OrderBook, OrderSource as _};
-use crate::outbox::{RetryPolicy, drain};
+use crate::orders::OrderBook;
+use crate::outbox::RetryPolicy;
 
 pub(super) fn sync(
     config_path: &Path,
@@ -18,40 +18,17 @@ pub(super) fn sync(
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
-    let mut journal = Journal::open(&config.journal)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (report, described) = match &config.orders {
-        OrderSourceConfig::File(path) => {
-            let source = FileSource { path: path.clone() };
-            (
-                runtime.block_on(orders::sync(&source, &mut journal))?,
-                source.describe(),
-            )
-        }
-        OrderSourceConfig::Central => {
-            let central = config
-                .central
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("no [central] section"))?;
-            let client = CentralClient::new(&central.url, central.token()?, central.timeout)?;
-            let source = CentralSource {
-                client,
-                site_id: config.site_id.clone(),
-            };
-            (
-                runtime.block_on(orders::sync(&source, &mut journal))?,
-                source.describe(),
-            )
-        }
-    };
+    let source = crate::agent::order_source(&config)?;
+    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let runtime = super::runtime()?;
+    let report = runtime.block_on(crate::agent::sync_orders(&journal, &source))?;
     for problem in &report.refused {
         writeln!(err, "coi-agent: refused {problem}")?;
     }
     writeln!(
         out,
-        "orders synced from {described}: {} stored, {} refused",
+        "orders synced from {}: {} stored, {} refused",
+        report.source,
         report.stored,
         report.refused.len()
     )?;
@@ -188,21 +165,20 @@ pub(super) fn outbox_status(config_path: &Path, out: &mut dyn Write) -> anyhow::
 
 pub(super) fn outbox_flush(config_path: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
-    let central = config.central.as_ref().ok_or_else(|| {
+    let client = crate::agent::central_client(&config)?.ok_or_else(|| {
         anyhow::anyhow!(
             "{}: no [central] section to deliver to",
             config_path.display()
         )
     })?;
-    let client = CentralClient::new(&central.url, central.token()?, central.timeout)?;
-    let mut journal = Journal::open(&config.journal)?;
-    journal.make_pending_due()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let total = runtime.block_on(drain(&mut journal, &client, RetryPolicy::default(), None))?;
-    let status = journal.outbox_status()?;
+    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let runtime = super::runtime()?;
+    let (total, status) = runtime.block_on(async {
+        journal.make_pending_due().await?;
+        let total = crate::agent::drain(&journal, &client, RetryPolicy::default(), None).await?;
+        let status = journal.outbox_status().await?;
+        Ok::<_, crate::agent::OwnerError>((total, status))
+    })?;
     writeln!(
         out,
         "delivered {}, parked {}, still pending {}",

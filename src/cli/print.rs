@@ -48,7 +48,7 @@ pub(super) fn print(
                 runtime.block_on(device.identify()).and_then(|id| id.dpi)
             };
             let asked = request.dpi.map(|dpi| (dpi, "the label was asked for"));
-            match resolution(reported, asked) {
+            match crate::printer::resolution(reported, asked) {
                 Ok(dpi) => request.dpi = dpi,
                 Err(problem) => {
                     writeln!(err, "coi-agent: label not made, nothing sent: {problem}")?;
@@ -91,25 +91,6 @@ pub(super) fn print(
     };
     let outcome = runtime.block_on(device.submit(&job));
     report(&outcome, spool, json.then(serde_json::Map::new), out)
-}
-
-/// The resolution to lay a label out at: what the printer reports (`~HI`), else what was asked
-/// for (`asked`: the resolution and who asked, for the message); `None` when neither says.
-///
-/// # Errors
-/// The printer reports another resolution than was asked for: the label would print at the
-/// wrong size.
-pub(super) fn resolution(
-    reported: Option<u32>,
-    asked: Option<(u32, &str)>,
-) -> Result<Option<u32>, String> {
-    match (reported, asked) {
-        (Some(printer), Some((asked, who))) if printer != asked => Err(format!(
-            "the printer reports {printer} dpi, {who} {asked} dpi"
-        )),
-        (Some(printer), _) => Ok(Some(printer)),
-        (None, asked) => Ok(asked.map(|(dpi, _)| dpi)),
-    }
 }
 
 /// Says what became of a job, as the printer told it: one line for a person, or with `json`

@@ -6,10 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::agent::JournalOwner;
 use crate::config::Config;
-use crate::custody::Station;
-use crate::journal::Journal;
-use crate::receiving;
+use crate::report::ScanReport;
 use crate::scanner::Scan;
 use crate::scanner::source::ScannerSpec;
 
@@ -27,49 +26,59 @@ pub(super) fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(opts.config)?;
-    let mut journal = Journal::open(&config.journal)?;
-    let station = Station {
-        site_id: &config.site_id,
-        workstation: &config.workstation,
-    };
-    let mut receive = |scan: &Scan, out: &mut dyn Write| -> anyhow::Result<bool> {
-        // The verdict is shown only once it is recorded.
-        let verdict = receiving::receive(&mut journal, scan, station, opts.operator)?;
-        super::reconcile::write_verdict(out, &verdict, opts.json)?;
-        out.flush()?;
-        Ok(verdict.is_match())
-    };
-    let Some(uri) = opts.source else {
-        let mut all_match = true;
-        for input in data {
-            let scan = Scan {
-                at: jiff::Timestamp::now(),
-                source: "command line".to_owned(),
-                raw: input.as_encoded_bytes().to_vec(),
-                problem: None,
-            };
-            all_match &= receive(&scan, out)?;
-        }
-        return Ok(if all_match {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
-    };
-    let spec = match ScannerSpec::parse(uri) {
-        Ok(spec) => spec,
-        Err(problem) => {
+    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let operator = opts.operator.map(str::to_owned);
+    let spec = match opts.source.map(ScannerSpec::parse) {
+        Some(Err(problem)) => {
             writeln!(err, "coi-agent: {problem}")?;
             return Ok(ExitCode::FAILURE);
         }
+        Some(Ok(spec)) => Some(spec),
+        None => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let res = runtime.block_on(super::scan::read_until_stopped(spec, err, |scan| {
-        receive(scan, out).map(|_| ())
-    }));
+    let runtime = super::runtime()?;
+    let mut all_match = true;
+    let mut receive = async |scan: &Scan| -> anyhow::Result<()> {
+        // The verdict is shown only once it is recorded.
+        let recorded = journal.receive(scan.clone(), operator.clone()).await?;
+        if opts.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&ScanReport::new(&recorded))?
+            )?;
+        } else {
+            super::reconcile::write_verdict(out, &recorded.verdict, false)?;
+        }
+        out.flush()?;
+        all_match &= recorded.verdict.is_match();
+        Ok(())
+    };
+    let res = runtime.block_on(async {
+        match spec {
+            None => {
+                for input in data {
+                    let scan = Scan {
+                        at: jiff::Timestamp::now(),
+                        source: "command line".to_owned(),
+                        raw: input.as_encoded_bytes().to_vec(),
+                        problem: None,
+                    };
+                    receive(&scan).await?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(spec) => super::scan::read_until_stopped(spec, err, receive).await,
+        }
+    });
+    // A scanner on standard input is read on a blocking thread that cannot be interrupted.
     runtime.shutdown_background();
-    res
+    let code = res?;
+    Ok(
+        if code == ExitCode::SUCCESS && !all_match && opts.source.is_none() {
+            ExitCode::FAILURE
+        } else {
+            code
+        },
+    )
 }

@@ -24,11 +24,8 @@ pub(super) fn scan(
             return Ok(ExitCode::FAILURE);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let res = runtime.block_on(read_until_stopped(spec, err, |scan| {
+    let runtime = super::runtime()?;
+    let res = runtime.block_on(read_until_stopped(spec, err, async |scan: &Scan| {
         write_scan(out, scan, json)?;
         out.flush()?;
         Ok(())
@@ -43,7 +40,7 @@ pub(super) fn scan(
 pub(super) async fn read_until_stopped(
     spec: ScannerSpec,
     err: &mut dyn Write,
-    mut on_scan: impl FnMut(&Scan) -> anyhow::Result<()>,
+    mut on_scan: impl AsyncFnMut(&Scan) -> anyhow::Result<()>,
 ) -> anyhow::Result<ExitCode> {
     let (scans_tx, mut scans) = mpsc::channel(256);
     let (state_tx, mut state) = watch::channel(ScannerState::Connecting);
@@ -59,7 +56,7 @@ pub(super) async fn read_until_stopped(
     loop {
         tokio::select! {
             scan = scans.recv() => match scan {
-                Some(scan) => on_scan(&scan)?,
+                Some(scan) => on_scan(&scan).await?,
                 // The reader ended (shutdown, or the end of standard input).
                 None => break,
             },

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, params};
 
+use crate::custody::NewEvent;
 use crate::isbt128::coi::CoiId;
 use crate::reconcile::Verdict;
 use audit::{AuditEntry, BrokenLink};
@@ -44,6 +45,9 @@ pub enum JournalError {
     },
     #[error("journal: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The thread that owns the journal could not start, or has stopped.
+    #[error("journal: {0}")]
+    Owner(String),
 }
 
 /// A time as the journal stores it: UTC, fixed width with nanoseconds
@@ -78,21 +82,26 @@ pub struct ScanRecord<'a> {
     pub operator: Option<&'a str>,
 }
 
+/// A recorded scan as read back (for screens and the API), without its raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRow {
+    pub id: i64,
+    pub at: String,
+    pub step: String,
+    pub source: String,
+    /// `match` or `mismatch`.
+    pub verdict: String,
+    pub reason: Option<String>,
+    pub message: String,
+    pub coi: Option<String>,
+    pub din: Option<String>,
+    pub bag: Option<u8>,
+    pub order_id: Option<String>,
+}
+
 /// A bag already received at the site: the scan must be judged again (it is a duplicate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlreadyReceived;
-
-/// A custody event for the central service, written with the record it describes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEvent {
-    /// The idempotency key (UUID v7).
-    pub event_id: String,
-    /// `label_printed`, `bag_received`, `scan_mismatch`, ...
-    pub kind: String,
-    pub coi: String,
-    /// The whole event as the central service receives it (CONTRACTS.md).
-    pub payload: serde_json::Value,
-}
 
 /// The schema, one migration per version; `PRAGMA user_version` records how far a journal is.
 const MIGRATIONS: &[&str] = &[
@@ -370,6 +379,44 @@ impl Journal {
         Ok(ids.collect::<Result<_, _>>()?)
     }
 
+    /// The latest `limit` scans, newest first.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn recent_scans(&self, limit: usize) -> Result<Vec<ScanRow>, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, at, step, source, verdict, reason, message, coi, din, bag, order_id FROM scans ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |row| {
+            Ok(ScanRow {
+                id: row.get(0)?,
+                at: row.get(1)?,
+                step: row.get(2)?,
+                source: row.get(3)?,
+                verdict: row.get(4)?,
+                reason: row.get(5)?,
+                message: row.get(6)?,
+                coi: row.get(7)?,
+                din: row.get(8)?,
+                bag: row.get(9)?,
+                order_id: row.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Print jobs by state, as (state, count).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn jobs_by_state(&self) -> Result<Vec<(String, i64)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, COUNT(*) FROM print_jobs GROUP BY state ORDER BY state")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Events waiting for delivery, oldest first.
     ///
     /// # Errors
@@ -391,19 +438,21 @@ impl Journal {
 
 impl Journal {
     /// Caches checked orders (their records as received), replacing older copies, with an audit
-    /// entry for the sync. An order whose DIN another cached order already has is refused.
+    /// entry for the sync, where the next sync resumes (`as_of`) and a new cache revision, all in
+    /// one transaction. An order whose DIN another cached order already has is refused; the
+    /// refusals are returned (field named, no values).
     ///
     /// # Errors
     /// SQLite failed; nothing of this sync was stored.
     pub fn store_orders(
         &mut self,
-        orders: &[(crate::orders::record::Order, serde_json::Value)],
+        checked: &crate::order_sync::CheckedOrders,
         source: &str,
     ) -> Result<Vec<String>, JournalError> {
         let now = utc_text(jiff::Timestamp::now());
         let tx = self.write()?;
         let mut refused = Vec::new();
-        for (order, record) in orders {
+        for (order, record) in &checked.orders {
             let coi = order.coi.as_str();
             let din = order.collection.din.as_str();
             let holder: Option<String> = rusqlite::OptionalExtension::optional(tx.query_row(
@@ -425,10 +474,49 @@ impl Journal {
                 params![coi, din, order.order_id, order.status.as_str(), record.to_string(), now],
             )?;
         }
-        let details = serde_json::json!({"source": source, "orders": orders.len() - refused.len(), "refused": refused.len()});
+        let stored = checked.orders.len() - refused.len();
+        let details = serde_json::json!({"source": source, "orders": stored, "refused": refused.len() + checked.refused.len()});
         audit::append(&tx, &now, "orders_synced", "", &details)?;
+        if let Some(as_of) = &checked.as_of {
+            set_state(&tx, crate::order_sync::RESUME_KEY, as_of)?;
+        }
+        set_state(&tx, SYNCED_AT_KEY, &now)?;
+        if stored > 0 {
+            // A new revision tells every process holding the orders in memory to reload them.
+            set_state(&tx, ORDERS_REVISION_KEY, &uuid::Uuid::now_v7().to_string())?;
+        }
         tx.commit()?;
         Ok(refused)
+    }
+
+    /// The order cache's revision: it changes whenever a sync stores an order, in this process
+    /// or another, so a copy held in memory is known to be current.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn orders_revision(&self) -> Result<Option<String>, JournalError> {
+        self.sync_state(ORDERS_REVISION_KEY)
+    }
+
+    /// When orders were last synced (from [`utc_text`]), if ever.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn orders_synced_at(&self) -> Result<Option<String>, JournalError> {
+        self.sync_state(SYNCED_AT_KEY)
+    }
+
+    /// Whether bag `bag` of `coi` was received (matched at receipt) at `site_id`: one lookup in
+    /// the receipts index, whatever the number of past receipts.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn is_received(&self, site_id: &str, coi: &str, bag: u8) -> Result<bool, JournalError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM scans WHERE site_id = ?1 AND coi = ?2 AND bag = ?3 AND verdict = 'match' AND step = 'receipt')",
+            params![site_id, coi, bag],
+            |row| row.get(0),
+        )?)
     }
 
     /// The cached orders as an order book; a cached record that no longer passes the checks is
@@ -481,12 +569,24 @@ impl Journal {
     /// # Errors
     /// SQLite failed.
     pub fn set_sync_state(&mut self, key: &str, value: &str) -> Result<(), JournalError> {
-        self.conn.execute(
-            "INSERT INTO sync_state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        )?;
+        let tx = self.write()?;
+        set_state(&tx, key, value)?;
+        tx.commit()?;
         Ok(())
     }
+}
+
+/// Where the order cache's revision is kept.
+const ORDERS_REVISION_KEY: &str = "orders.revision";
+/// When orders were last synced.
+const SYNCED_AT_KEY: &str = "orders.synced_at";
+
+fn set_state(tx: &rusqlite::Transaction<'_>, key: &str, value: &str) -> Result<(), JournalError> {
+    tx.execute(
+        "INSERT INTO sync_state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
 }
 
 fn insert_scan(

@@ -4,7 +4,8 @@
 
 use rusqlite::params;
 
-use super::{Journal, JournalError, NewEvent, ScanRecord, audit, insert_event, insert_scan};
+use super::{Journal, JournalError, ScanRecord, audit, insert_event, insert_scan};
+use crate::custody::NewEvent;
 
 /// A print job as first recorded.
 #[derive(Debug, Clone)]
@@ -209,6 +210,22 @@ impl Journal {
             "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND state <> 'failed' ORDER BY id",
         )?;
         let jobs = stmt.query_map(params![coi, bag], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(jobs.collect::<Result<_, _>>()?)
+    }
+
+    /// The labels of `coi` waiting for the verify step: for each bag, its latest job that may
+    /// have put a label on paper, when it has not been verified or flagged yet, newest first,
+    /// as (job id, bag).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn unverified_jobs(&self, coi: &str) -> Result<Vec<(String, u8)>, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT job_id, bag FROM print_jobs p WHERE coi = ?1 AND state <> 'failed' AND verification IS NULL
+               AND id = (SELECT MAX(id) FROM print_jobs WHERE coi = p.coi AND bag = p.bag AND state <> 'failed')
+             ORDER BY id DESC",
+        )?;
+        let jobs = stmt.query_map([coi], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(jobs.collect::<Result<_, _>>()?)
     }
 

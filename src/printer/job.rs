@@ -249,8 +249,17 @@ pub struct Printer {
     pub uri: super::transport::PrinterUri,
     pub timing: Timing,
     conn: Option<Connection>,
+    /// Outcomes of jobs that may have reached the printer, by job id, the latest
+    /// [`REMEMBERED_JOBS`]: a retried request is answered from here, never printed again. The
+    /// journal's unique job id guards older ones.
     outcomes: std::collections::HashMap<String, JobOutcome>,
+    /// The remembered job ids, oldest first.
+    remembered: std::collections::VecDeque<String>,
 }
+
+/// How many job outcomes a printer remembers: a retry comes within seconds, and a daemon that
+/// prints for months must not grow without bound.
+pub const REMEMBERED_JOBS: usize = 1024;
 
 impl Printer {
     pub fn new(uri: super::transport::PrinterUri, timing: Timing) -> Printer {
@@ -259,6 +268,7 @@ impl Printer {
             timing,
             conn: None,
             outcomes: std::collections::HashMap::new(),
+            remembered: std::collections::VecDeque::new(),
         }
     }
 
@@ -299,6 +309,12 @@ impl Printer {
         // Only jobs that may have reached the printer are remembered: one refused before
         // anything was sent can be tried again under its id.
         if !nothing_sent(&outcome) {
+            if self.remembered.len() == REMEMBERED_JOBS {
+                if let Some(oldest) = self.remembered.pop_front() {
+                    self.outcomes.remove(&oldest);
+                }
+            }
+            self.remembered.push_back(job.id.clone());
             self.outcomes.insert(job.id.clone(), outcome.clone());
         }
         outcome
@@ -352,17 +368,29 @@ fn nothing_sent(outcome: &JobOutcome) -> bool {
 }
 
 /// A printer owned by one task: jobs and status requests reach it as messages, so a printer is
-/// never written to by two callers at once.
+/// never written to by two callers at once. The task ends when every handle is dropped or
+/// [`PrinterHandle::shutdown`] is called, after the requests before it.
 #[derive(Debug, Clone)]
 pub struct PrinterHandle {
     /// To the owning task; it ends when every handle is dropped.
     tx: tokio::sync::mpsc::Sender<Request>,
 }
 
+/// Why a printer request got no answer from the printer.
+#[derive(Debug, thiserror::Error)]
+pub enum PrinterError {
+    #[error("the printer task has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
 #[derive(Debug)]
 enum Request {
     Submit(Job, tokio::sync::oneshot::Sender<JobOutcome>),
-    Status(tokio::sync::oneshot::Sender<Result<PrinterStatus, String>>),
+    Status(tokio::sync::oneshot::Sender<Result<PrinterStatus, TransportError>>),
+    Identify(tokio::sync::oneshot::Sender<Option<super::status::Identification>>),
+    Shutdown(tokio::sync::oneshot::Sender<()>),
 }
 
 impl PrinterHandle {
@@ -376,7 +404,15 @@ impl PrinterHandle {
                         let _ = reply.send(printer.submit(&job).await);
                     }
                     Request::Status(reply) => {
-                        let _ = reply.send(printer.status().await.map_err(|e| e.to_string()));
+                        let _ = reply.send(printer.status().await);
+                    }
+                    Request::Identify(reply) => {
+                        let _ = reply.send(printer.identify().await);
+                    }
+                    Request::Shutdown(done) => {
+                        // Every job asked for before this has finished: nothing is half-sent.
+                        let _ = done.send(());
+                        break;
                     }
                 }
             }
@@ -384,7 +420,8 @@ impl PrinterHandle {
         PrinterHandle { tx }
     }
 
-    /// Prints a job (once per job id) and waits for its outcome.
+    /// Prints a job (once per job id) and waits for its outcome. A printer task that has
+    /// stopped is `failed` (offline) before anything was sent.
     pub async fn submit(&self, job: Job) -> JobOutcome {
         let (reply, outcome) = tokio::sync::oneshot::channel();
         let id = job.id.clone();
@@ -406,15 +443,28 @@ impl PrinterHandle {
     /// The printer's status now.
     ///
     /// # Errors
-    /// The printer cannot be reached or does not answer.
-    pub async fn status(&self) -> Result<PrinterStatus, String> {
+    /// The printer cannot be reached or does not answer, or its task has stopped.
+    pub async fn status(&self) -> Result<PrinterStatus, PrinterError> {
         let (reply, status) = tokio::sync::oneshot::channel();
         self.tx
             .send(Request::Status(reply))
             .await
-            .map_err(|_| "the printer task has stopped".to_owned())?;
-        status
-            .await
-            .map_err(|_| "the printer task has stopped".to_owned())?
+            .map_err(|_| PrinterError::Stopped)?;
+        Ok(status.await.map_err(|_| PrinterError::Stopped)??)
+    }
+
+    /// What the printer says it is (`~HI`); `None` when it does not say.
+    pub async fn identify(&self) -> Option<super::status::Identification> {
+        let (reply, identification) = tokio::sync::oneshot::channel();
+        self.tx.send(Request::Identify(reply)).await.ok()?;
+        identification.await.ok().flatten()
+    }
+
+    /// Stops the task once the requests already asked for are done.
+    pub async fn shutdown(&self) {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        if self.tx.send(Request::Shutdown(done)).await.is_ok() {
+            let _ = finished.await;
+        }
     }
 }

@@ -1,0 +1,568 @@
+//! The one owner of the journal: a dedicated thread that holds the SQLite connection and the
+//! order cache in memory, and takes a closed set of [`Command`]s with oneshot replies. Every
+//! write (and its fsync) runs on that thread, never on an async worker, and no journal borrow
+//! crosses an await: a flow is check-and-record here, then the device or network step in the
+//! caller's task, then record-the-outcome here.
+//!
+//! The order book is parsed once and kept; a sync in this process or another (`orders sync`
+//! while `serve` runs) changes the journal's order revision, and the book is reloaded on the
+//! next command that needs it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::custody::Station;
+use crate::journal::outbox::{OutboxStatus, Outcome, PendingEvent};
+use crate::journal::{Journal, JournalError, ScanRow};
+use crate::label::template::Template;
+use crate::labeling::{self, BagLabel, PreparedLabel, Printed, Refusal, Verified, VerifyError};
+use crate::order_sync::CheckedOrders;
+use crate::orders::OrderBook;
+use crate::printer::job::JobOutcome;
+use crate::receiving::{self, RecordedScan};
+use crate::report::BagLabelReport;
+use crate::scanner::Scan;
+
+/// A cloneable handle to the journal's owner thread. The thread ends when every handle is
+/// dropped, after the commands already sent.
+#[derive(Debug, Clone)]
+pub struct JournalOwner {
+    /// To the owner thread; it stops when every sender is gone.
+    tx: mpsc::Sender<Command>,
+}
+
+/// The journal owner's thread has stopped (or panicked): nothing more can be recorded.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the journal's owner has stopped")]
+pub struct Stopped;
+
+/// Why a journal command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+}
+
+/// A label asked for, as owned values (it crosses to the owner thread).
+#[derive(Debug, Clone)]
+pub struct LabelOrder {
+    pub coi: crate::isbt128::coi::CoiId,
+    pub bag: u8,
+    /// A built-in template's name.
+    pub template: String,
+    pub operator: Option<String>,
+    pub reprint: bool,
+    pub collected_at: Option<jiff::Timestamp>,
+}
+
+/// What the journal says about the agent's health, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct JournalHealth {
+    pub orders: usize,
+    /// When orders were last synced (RFC 3339 UTC), if ever.
+    pub orders_synced_at: Option<jiff::Timestamp>,
+    pub outbox: OutboxStatus,
+    /// Print jobs by state.
+    pub jobs: Vec<(String, i64)>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
+
+/// Everything the journal's owner can be asked to do: one `match` holds every way the journal
+/// is touched by the daemon.
+#[derive(Debug)]
+enum Command {
+    /// Where order sync resumes.
+    SyncResume(Reply<Option<String>>),
+    /// Stores checked orders with where to resume, in one transaction; returns refusals.
+    StoreOrders {
+        checked: CheckedOrders,
+        source: String,
+        reply: Reply<Vec<String>>,
+    },
+    /// The order cache (reloaded if another sync changed it).
+    Orders(Reply<Arc<OrderBook>>),
+    /// The bags of an order with their label and receipt state.
+    BagLabels {
+        coi: String,
+        bags: u8,
+        reply: Reply<Vec<BagLabelReport>>,
+    },
+    Receive {
+        scan: Scan,
+        operator: Option<String>,
+        reply: Reply<RecordedScan>,
+    },
+    /// The verify step: against a given job, or the label waiting for it.
+    Verify {
+        job_id: Option<String>,
+        scan: Scan,
+        operator: Option<String>,
+        reply: oneshot::Sender<Result<Verified, VerifyError>>,
+    },
+    PrepareLabel {
+        order: LabelOrder,
+        printer: String,
+        dpi: u32,
+        reply: oneshot::Sender<Result<PreparedLabel, Refusal>>,
+    },
+    FinishLabel {
+        prepared: Box<PreparedLabel>,
+        outcome: JobOutcome,
+        reply: oneshot::Sender<Result<Printed, Refusal>>,
+    },
+    DueEvents {
+        now: jiff::Timestamp,
+        reply: Reply<Vec<Vec<PendingEvent>>>,
+    },
+    ApplyOutcomes {
+        outcomes: Vec<(PendingEvent, Outcome)>,
+        reply: Reply<()>,
+    },
+    /// Makes every pending event due now (`outbox flush`).
+    MakePendingDue(Reply<usize>),
+    OutboxStatus(Reply<OutboxStatus>),
+    RecentScans {
+        limit: usize,
+        reply: Reply<Vec<ScanRow>>,
+    },
+    Health(Reply<JournalHealth>),
+}
+
+impl JournalOwner {
+    /// Opens the journal at `path` and starts its owner thread for this workstation.
+    ///
+    /// # Errors
+    /// The journal cannot be opened or migrated.
+    pub fn start(
+        path: &Path,
+        site_id: &str,
+        workstation: &str,
+    ) -> Result<JournalOwner, JournalError> {
+        let journal = Journal::open(path)?;
+        let templates = crate::label::builtin().unwrap_or_default();
+        let (tx, rx) = mpsc::channel(256);
+        let mut owner = Owner {
+            journal,
+            site_id: site_id.to_owned(),
+            workstation: workstation.to_owned(),
+            templates,
+            book: None,
+        };
+        std::thread::Builder::new()
+            .name("journal".to_owned())
+            .spawn(move || owner.serve(rx))
+            .map_err(|e| JournalError::Owner(format!("its owner thread did not start: {e}")))?;
+        Ok(JournalOwner { tx })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, OwnerError> {
+        Ok(self.ask(make).await??)
+    }
+
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn sync_resume(&self) -> Result<Option<String>, OwnerError> {
+        self.call(Command::SyncResume).await
+    }
+
+    /// Stores a sync's checked orders; returns the refusals.
+    ///
+    /// # Errors
+    /// The journal failed (nothing of the sync stored) or its owner stopped.
+    pub async fn store_orders(
+        &self,
+        checked: CheckedOrders,
+        source: String,
+    ) -> Result<Vec<String>, OwnerError> {
+        self.call(|reply| Command::StoreOrders {
+            checked,
+            source,
+            reply,
+        })
+        .await
+    }
+
+    /// The cached orders.
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn orders(&self) -> Result<Arc<OrderBook>, OwnerError> {
+        self.call(Command::Orders).await
+    }
+
+    /// Each bag of an order with its label and receipt state.
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn bag_labels(&self, coi: &str, bags: u8) -> Result<Vec<BagLabelReport>, OwnerError> {
+        let coi = coi.to_owned();
+        self.call(|reply| Command::BagLabels { coi, bags, reply })
+            .await
+    }
+
+    /// Judges and records a receipt scan (recorded before it is returned).
+    ///
+    /// # Errors
+    /// The journal failed (nothing recorded: the verdict must not be shown) or its owner stopped.
+    pub async fn receive(
+        &self,
+        scan: Scan,
+        operator: Option<String>,
+    ) -> Result<RecordedScan, OwnerError> {
+        self.call(|reply| Command::Receive {
+            scan,
+            operator,
+            reply,
+        })
+        .await
+    }
+
+    /// The verify step: the scan against job `job_id`, or against the label waiting for it.
+    ///
+    /// # Errors
+    /// See [`VerifyError`]; a stopped owner is a journal failure.
+    pub async fn verify(
+        &self,
+        job_id: Option<String>,
+        scan: Scan,
+        operator: Option<String>,
+    ) -> Result<Result<Verified, VerifyError>, Stopped> {
+        self.ask(|reply| Command::Verify {
+            job_id,
+            scan,
+            operator,
+            reply,
+        })
+        .await
+    }
+
+    /// Checks, makes and records a bag label `queued` for printer `printer` at `dpi`.
+    ///
+    /// # Errors
+    /// The owner stopped (nothing was recorded or sent).
+    pub async fn prepare_label(
+        &self,
+        order: LabelOrder,
+        printer: String,
+        dpi: u32,
+    ) -> Result<Result<PreparedLabel, Refusal>, Stopped> {
+        self.ask(|reply| Command::PrepareLabel {
+            order,
+            printer,
+            dpi,
+            reply,
+        })
+        .await
+    }
+
+    /// Records the printer's verdict on a prepared label with its custody event.
+    ///
+    /// # Errors
+    /// The owner stopped (the outcome was not recorded).
+    pub async fn finish_label(
+        &self,
+        prepared: PreparedLabel,
+        outcome: JobOutcome,
+    ) -> Result<Result<Printed, Refusal>, Stopped> {
+        self.ask(|reply| Command::FinishLabel {
+            prepared: Box::new(prepared),
+            outcome,
+            reply,
+        })
+        .await
+    }
+
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn due_events(
+        &self,
+        now: jiff::Timestamp,
+    ) -> Result<Vec<Vec<PendingEvent>>, OwnerError> {
+        self.call(|reply| Command::DueEvents { now, reply }).await
+    }
+
+    /// # Errors
+    /// The journal failed or its owner stopped (the events go again).
+    pub async fn apply_outcomes(
+        &self,
+        outcomes: Vec<(PendingEvent, Outcome)>,
+    ) -> Result<(), OwnerError> {
+        self.call(|reply| Command::ApplyOutcomes { outcomes, reply })
+            .await
+    }
+
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn make_pending_due(&self) -> Result<usize, OwnerError> {
+        self.call(Command::MakePendingDue).await
+    }
+
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn outbox_status(&self) -> Result<OutboxStatus, OwnerError> {
+        self.call(Command::OutboxStatus).await
+    }
+
+    /// The latest `limit` scans, newest first.
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn recent_scans(&self, limit: usize) -> Result<Vec<ScanRow>, OwnerError> {
+        self.call(|reply| Command::RecentScans { limit, reply })
+            .await
+    }
+
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn health(&self) -> Result<JournalHealth, OwnerError> {
+        self.call(Command::Health).await
+    }
+}
+
+/// The owner thread's state.
+struct Owner {
+    journal: Journal,
+    site_id: String,
+    workstation: String,
+    /// The built-in templates (the journal records a template by name and version).
+    templates: Vec<Template>,
+    /// The order book and the revision it was loaded at.
+    book: Option<(Option<String>, Arc<OrderBook>)>,
+}
+
+impl Owner {
+    fn serve(&mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(command) = rx.blocking_recv() {
+            self.handle(command);
+        }
+    }
+
+    fn station(&self) -> Station<'_> {
+        Station {
+            site_id: &self.site_id,
+            workstation: &self.workstation,
+        }
+    }
+
+    /// The order book, reloaded when the journal's order revision moved.
+    fn book(&mut self) -> Result<Arc<OrderBook>, JournalError> {
+        let revision = self.journal.orders_revision()?;
+        if let Some((loaded, book)) = &self.book {
+            if *loaded == revision {
+                return Ok(Arc::clone(book));
+            }
+        }
+        let (book, refused) = self.journal.order_book()?;
+        if !refused.is_empty() {
+            tracing::warn!(
+                refused = refused.len(),
+                "cached orders that no longer pass their checks are left out"
+            );
+        }
+        let book = Arc::new(book);
+        self.book = Some((revision, Arc::clone(&book)));
+        Ok(book)
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::SyncResume(reply) => {
+                let _ = reply.send(self.journal.sync_state(crate::order_sync::RESUME_KEY));
+            }
+            Command::StoreOrders {
+                checked,
+                source,
+                reply,
+            } => {
+                let _ = reply.send(self.journal.store_orders(&checked, &source));
+            }
+            Command::Orders(reply) => {
+                let _ = reply.send(self.book());
+            }
+            Command::BagLabels { coi, bags, reply } => {
+                let _ = reply.send(self.bag_labels(&coi, bags));
+            }
+            Command::Receive {
+                scan,
+                operator,
+                reply,
+            } => {
+                let res = self.book().and_then(|book| {
+                    let station = Station {
+                        site_id: &self.site_id,
+                        workstation: &self.workstation,
+                    };
+                    receiving::receive(
+                        &mut self.journal,
+                        &book,
+                        &scan,
+                        station,
+                        operator.as_deref(),
+                    )
+                });
+                let _ = reply.send(res);
+            }
+            Command::Verify {
+                job_id,
+                scan,
+                operator,
+                reply,
+            } => {
+                let res = self.book().map_err(VerifyError::from).and_then(|book| {
+                    let station = Station {
+                        site_id: &self.site_id,
+                        workstation: &self.workstation,
+                    };
+                    match &job_id {
+                        Some(job_id) => labeling::verify_label(
+                            &mut self.journal,
+                            &book,
+                            job_id,
+                            &scan,
+                            station,
+                            operator.as_deref(),
+                        ),
+                        None => labeling::verify_scan(
+                            &mut self.journal,
+                            &book,
+                            &scan,
+                            station,
+                            operator.as_deref(),
+                        ),
+                    }
+                });
+                let _ = reply.send(res);
+            }
+            Command::PrepareLabel {
+                order,
+                printer,
+                dpi,
+                reply,
+            } => {
+                let _ = reply.send(self.prepare_label(&order, &printer, dpi));
+            }
+            Command::FinishLabel {
+                prepared,
+                outcome,
+                reply,
+            } => {
+                let station = Station {
+                    site_id: &self.site_id,
+                    workstation: &self.workstation,
+                };
+                let _ = reply.send(labeling::finish_bag_label(
+                    &mut self.journal,
+                    station,
+                    &prepared,
+                    outcome,
+                ));
+            }
+            Command::DueEvents { now, reply } => {
+                let _ = reply.send(self.journal.due_events(
+                    &crate::journal::utc_text(now),
+                    crate::outbox::PER_COI,
+                    crate::outbox::PARALLEL_COIS,
+                ));
+            }
+            Command::ApplyOutcomes { outcomes, reply } => {
+                let _ = reply.send(self.journal.apply_outcomes(&outcomes));
+            }
+            Command::MakePendingDue(reply) => {
+                let _ = reply.send(self.journal.make_pending_due());
+            }
+            Command::OutboxStatus(reply) => {
+                let _ = reply.send(self.journal.outbox_status());
+            }
+            Command::RecentScans { limit, reply } => {
+                let _ = reply.send(self.journal.recent_scans(limit));
+            }
+            Command::Health(reply) => {
+                let _ = reply.send(self.health());
+            }
+        }
+    }
+
+    fn prepare_label(
+        &mut self,
+        order: &LabelOrder,
+        printer: &str,
+        dpi: u32,
+    ) -> Result<PreparedLabel, Refusal> {
+        let book = self.book()?;
+        let Some(template) = self.templates.iter().find(|t| t.name == order.template) else {
+            return Err(Refusal::Label(format!(
+                "unknown template {:?}",
+                order.template
+            )));
+        };
+        let station = Station {
+            site_id: &self.site_id,
+            workstation: &self.workstation,
+        };
+        labeling::prepare_bag_label(
+            &mut self.journal,
+            &book,
+            station,
+            printer,
+            dpi,
+            BagLabel {
+                coi: &order.coi,
+                bag: order.bag,
+                template,
+                operator: order.operator.as_deref(),
+                reprint: order.reprint,
+                collected_at: order.collected_at,
+            },
+        )
+    }
+
+    fn bag_labels(&mut self, coi: &str, bags: u8) -> Result<Vec<BagLabelReport>, JournalError> {
+        let site_id = self.station().site_id.to_owned();
+        (1..=bags)
+            .map(|bag| {
+                let latest = self.journal.bag_label_jobs(coi, bag)?.pop();
+                let verification = match &latest {
+                    Some((job_id, _)) => self
+                        .journal
+                        .print_job(job_id)?
+                        .and_then(|job| job.verification),
+                    None => None,
+                };
+                Ok(BagLabelReport {
+                    bag,
+                    state: latest
+                        .as_ref()
+                        .map_or_else(|| "none".to_owned(), |(_, state)| state.clone()),
+                    job_id: latest.map(|(job_id, _)| job_id),
+                    verification,
+                    received: self.journal.is_received(&site_id, coi, bag)?,
+                })
+            })
+            .collect()
+    }
+
+    fn health(&mut self) -> Result<JournalHealth, JournalError> {
+        let orders = self.book()?.len();
+        let orders_synced_at = self
+            .journal
+            .orders_synced_at()?
+            .and_then(|text| text.parse().ok());
+        Ok(JournalHealth {
+            orders,
+            orders_synced_at,
+            outbox: self.journal.outbox_status()?,
+            jobs: self.journal.jobs_by_state()?,
+        })
+    }
+}

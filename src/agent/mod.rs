@@ -1,0 +1,822 @@
+//! The daemon (`coi-agent serve`): [`run`] owns everything long-lived, as mini-redis's
+//! `server::run` does — the journal's owner thread, one task per configured scanner, one
+//! [`PrinterHandle`](crate::printer::job::PrinterHandle) per printer with its status poll, the
+//! order refresh loop, the outbox delivery loop and the local API. Shutdown is an argument:
+//! `main` passes SIGTERM/SIGINT, tests pass a oneshot.
+//!
+//! The flows here ([`Agent::scan`], [`Agent::print_label`], [`sync_orders`], [`deliver_round`])
+//! are the same library functions the CLI calls: check-and-record on the journal's owner, the
+//! device or network step in the caller's task, then record the outcome.
+
+pub mod journal_owner;
+pub mod metrics;
+pub mod notify;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+
+use crate::central::CentralClient;
+use crate::config::Config;
+use crate::labeling::{PreparedLabel, Refusal, VerifyError};
+use crate::order_sync::{OrderSource, SourceError, SyncReport};
+use crate::outbox::{RetryPolicy, Round};
+use crate::printer::ReadyPrinter;
+use crate::printer::job::{JobOutcome, JobPhase};
+use crate::reconcile::Step;
+use crate::report::{PrintReport, ScanReport};
+use crate::scanner::source::ScannerSpec;
+use crate::scanner::{Scan, ScannerState};
+pub use journal_owner::{JournalOwner, LabelOrder, OwnerError, Stopped};
+
+/// How often each printer that answers status is asked for it: a nurse sees media out within
+/// seconds, and a Zebra answers `~HS` in milliseconds.
+const PRINTER_POLL: Duration = Duration::from_secs(5);
+/// How often the outbox looks for due events when nothing new was recorded: new events are
+/// announced and go out at once; this catches retries coming due.
+const OUTBOX_TICK: Duration = Duration::from_millis(500);
+/// How long shutdown waits for work in flight (a label being printed, a request being
+/// answered) before it records what it knows and exits: inside systemd's stop timeout with room.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// What the agent announces as it happens (the API's `/api/v1/events`).
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A scan and its verdict, sent only once recorded.
+    Scan(Box<ScanReport>),
+    /// A print job's state changed.
+    Job(JobNotice),
+    /// A printer or scanner's state changed.
+    Device(DeviceNotice),
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobNotice {
+    pub job_id: String,
+    pub printer: String,
+    pub state: &'static str,
+    pub fault: Option<&'static str>,
+    pub bag: u8,
+    pub coi: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct DeviceNotice {
+    /// `printer` or `scanner`.
+    pub kind: &'static str,
+    pub name: String,
+    pub state: String,
+    pub fault: Option<String>,
+}
+
+/// Why a flow asked of the agent did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// Refused before anything was recorded or sent; the message names the rule.
+    #[error("{0}")]
+    Refused(String),
+    /// A label was refused before anything was sent.
+    #[error(transparent)]
+    Label(Refusal),
+    /// The journal could not record: nothing is shown as done.
+    #[error("journal: {0}")]
+    Journal(String),
+}
+
+/// The agent as its faces see it: cheap to clone, shared by the API's handlers.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    journal: JournalOwner,
+    printers: Vec<PrinterSlot>,
+    scanners: Vec<ScannerSlot>,
+    /// To every `/api/v1/events` stream; a slow reader misses notices rather than stalling
+    /// the agent (it can read `/api/v1/scans`).
+    notices: broadcast::Sender<Notice>,
+    /// Woken when new custody events were recorded, so they go out at once.
+    outbox_wake: Notify,
+    metrics: metrics::Metrics,
+    /// Turns true once shutdown is asked for.
+    stopping: watch::Receiver<bool>,
+    /// Turns true when in-flight work must be recorded as it stands ([`SHUTDOWN_GRACE`]).
+    hard_stop: watch::Receiver<bool>,
+    api_token: String,
+    listen: std::net::SocketAddr,
+    site_id: String,
+    /// Order refresh state: the last sync's error, if it failed.
+    sync_error: Mutex<Option<String>>,
+}
+
+#[derive(Debug)]
+struct PrinterSlot {
+    name: String,
+    /// `None` when it could not be started (its state says why).
+    ready: Option<ReadyPrinter>,
+    state: Mutex<DeviceNotice>,
+}
+
+#[derive(Debug)]
+struct ScannerSlot {
+    name: String,
+    step: Step,
+    state: Mutex<DeviceNotice>,
+}
+
+/// A printer or scanner's state, for `/readyz`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceReport {
+    pub name: String,
+    pub state: String,
+    pub fault: Option<String>,
+}
+
+impl Agent {
+    pub fn journal(&self) -> &JournalOwner {
+        &self.inner.journal
+    }
+
+    /// A receiver of the agent's notices from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
+        self.inner.notices.subscribe()
+    }
+
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// A receiver that turns true once shutdown is asked for.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.inner.stopping.clone()
+    }
+
+    pub fn api_token(&self) -> &str {
+        &self.inner.api_token
+    }
+
+    pub fn listen(&self) -> std::net::SocketAddr {
+        self.inner.listen
+    }
+
+    /// This workstation's site.
+    pub fn site_id(&self) -> &str {
+        &self.inner.site_id
+    }
+
+    pub fn printers(&self) -> Vec<DeviceReport> {
+        self.inner
+            .printers
+            .iter()
+            .map(|slot| device_report(&slot.state))
+            .collect()
+    }
+
+    pub fn scanners(&self) -> Vec<DeviceReport> {
+        self.inner
+            .scanners
+            .iter()
+            .map(|slot| device_report(&slot.state))
+            .collect()
+    }
+
+    /// The last order sync's error, if the last one failed.
+    pub fn sync_error(&self) -> Option<String> {
+        lock(&self.inner.sync_error).clone()
+    }
+
+    /// Judges and records one scan for `step`, then announces it. The report is returned (and
+    /// sent on the event stream) only once the scan is durable.
+    ///
+    /// # Errors
+    /// A verify scan that cannot be checked (unknown job, ...): nothing recorded; or the
+    /// journal failed: nothing recorded.
+    pub async fn scan(
+        &self,
+        scan: Scan,
+        step: Step,
+        job_id: Option<String>,
+        operator: Option<String>,
+    ) -> Result<ScanReport, FlowError> {
+        let journal = &self.inner.journal;
+        let report = match step {
+            Step::Receipt => {
+                let recorded = journal
+                    .receive(scan, operator)
+                    .await
+                    .map_err(|e| FlowError::Journal(e.to_string()))?;
+                ScanReport::new(&recorded)
+            }
+            Step::Verify => match journal.verify(job_id, scan, operator).await {
+                Ok(Ok(verified)) => ScanReport::verified(&verified),
+                Ok(Err(VerifyError::Journal(problem))) => {
+                    return Err(FlowError::Journal(problem.to_string()));
+                }
+                Ok(Err(refused)) => return Err(FlowError::Refused(refused.to_string())),
+                Err(stopped) => return Err(FlowError::Journal(stopped.to_string())),
+            },
+        };
+        self.inner.metrics.scan(&report);
+        self.inner.outbox_wake.notify_one();
+        let _ = self
+            .inner
+            .notices
+            .send(Notice::Scan(Box::new(report.clone())));
+        Ok(report)
+    }
+
+    /// Prints bag `order.bag`'s label on `printer` (default: the first configured) through the
+    /// print flow: checked and recorded `queued`, sent through the printer's owner task, the
+    /// printer's verdict recorded with its custody event.
+    ///
+    /// # Errors
+    /// [`FlowError::Label`] for a refusal before anything was sent, or
+    /// [`Refusal::Unrecorded`] inside it when the label was sent but not recorded.
+    pub async fn print_label(
+        &self,
+        printer: Option<&str>,
+        order: LabelOrder,
+    ) -> Result<PrintReport, FlowError> {
+        let slot = match printer {
+            Some(name) => self.inner.printers.iter().find(|p| p.name == name),
+            None => self.inner.printers.first(),
+        };
+        let Some(slot) = slot else {
+            return Err(FlowError::Refused(match printer {
+                Some(name) => format!("no printer {name:?} is configured"),
+                None => "no printer is configured".to_owned(),
+            }));
+        };
+        let Some(ready) = &slot.ready else {
+            let state = lock(&slot.state).clone();
+            return Err(FlowError::Refused(format!(
+                "printer {} is not available: {}",
+                slot.name,
+                state.fault.unwrap_or(state.state)
+            )));
+        };
+        let notices = &self.inner.notices;
+        let on_state =
+            |prepared: &PreparedLabel, state: &'static str, fault: Option<&'static str>| {
+                let _ = notices.send(Notice::Job(JobNotice {
+                    job_id: prepared.job.id.clone(),
+                    printer: prepared.printer.clone(),
+                    state,
+                    fault,
+                    bag: prepared.bag,
+                    coi: prepared.order.coi.as_str().to_owned(),
+                }));
+            };
+        let mut hard_stop = self.inner.hard_stop.clone();
+        let (report, _) =
+            print_label(&self.inner.journal, ready, order, &mut hard_stop, &on_state).await?;
+        self.inner.metrics.job(report.state);
+        self.inner.outbox_wake.notify_one();
+        Ok(report)
+    }
+}
+
+/// The print flow on one printer: the label checked, made and recorded `queued` by the
+/// journal's owner, sent through the printer's owner task, and the printer's verdict recorded
+/// with its custody event. `on_state` hears each state (`queued`, then the outcome). When
+/// `hard_stop` turns true before the printer answers, the job is recorded `unconfirmed` (it may
+/// print) and the flow returns.
+///
+/// # Errors
+/// [`FlowError::Label`] for a refusal before anything was sent, or with
+/// [`Refusal::Unrecorded`] when the label was sent but its outcome not recorded.
+pub async fn print_label(
+    journal: &JournalOwner,
+    ready: &ReadyPrinter,
+    order: LabelOrder,
+    hard_stop: &mut watch::Receiver<bool>,
+    on_state: &(dyn Fn(&PreparedLabel, &'static str, Option<&'static str>) + Sync),
+) -> Result<(PrintReport, JobOutcome), FlowError> {
+    let prepared = match journal
+        .prepare_label(order, ready.name.clone(), ready.dpi)
+        .await
+    {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(Refusal::Journal(problem))) => {
+            return Err(FlowError::Journal(problem.to_string()));
+        }
+        Ok(Err(refusal)) => return Err(FlowError::Label(refusal)),
+        Err(stopped) => return Err(FlowError::Journal(stopped.to_string())),
+    };
+    on_state(&prepared, "queued", None);
+    let outcome = tokio::select! {
+        outcome = ready.handle.submit(prepared.job.clone()) => outcome,
+        // Shutting down with the job still in the printer's hands: it may print, so it is
+        // recorded unconfirmed, never dropped and never failed.
+        () = until_true(hard_stop) => interrupted(&prepared.job.id),
+    };
+    on_state(
+        &prepared,
+        outcome.phase.as_str(),
+        outcome.fault.map(|f| f.as_str()),
+    );
+    let printed = match journal
+        .finish_label(prepared.clone(), outcome.clone())
+        .await
+    {
+        Ok(Ok(printed)) => printed,
+        Ok(Err(refusal)) => return Err(FlowError::Label(refusal)),
+        Err(stopped) => {
+            return Err(FlowError::Label(Refusal::Unrecorded {
+                job_id: prepared.job.id.clone(),
+                state: outcome.phase.as_str(),
+                problem: Box::new(crate::journal::JournalError::Owner(stopped.to_string())),
+            }));
+        }
+    };
+    Ok((PrintReport::new(&printed, &prepared), outcome))
+}
+
+/// Waits until `flag` is true (or its sender is gone).
+pub async fn until_true(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|on| *on).await;
+}
+
+/// The outcome of a job whose printer had not answered when the agent had to stop.
+fn interrupted(job_id: &str) -> JobOutcome {
+    let now = jiff::Timestamp::now();
+    JobOutcome {
+        job_id: job_id.to_owned(),
+        phase: JobPhase::Unconfirmed,
+        fault: None,
+        bytes: 0,
+        history: vec![(JobPhase::Unconfirmed, now)],
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these small state locks leaves valid data behind.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn device_report(state: &Mutex<DeviceNotice>) -> DeviceReport {
+    let state = lock(state);
+    DeviceReport {
+        name: state.name.clone(),
+        state: state.state.clone(),
+        fault: state.fault.clone(),
+    }
+}
+
+/// Syncs orders from `source` into the journal's cache: the resume point from the journal,
+/// the fetch over the network (no journal held), then the checks and one storing transaction.
+///
+/// # Errors
+/// The source could not deliver or the journal could not store; nothing changed then.
+pub async fn sync_orders(
+    journal: &JournalOwner,
+    source: &OrderSource,
+) -> Result<SyncReport, SyncError> {
+    let since = journal.sync_resume().await?;
+    let fetched = source.fetch(since.as_deref()).await?;
+    let described = source.describe();
+    let checked = tokio::task::spawn_blocking(move || crate::order_sync::check(fetched))
+        .await
+        .map_err(|e| SyncError::Source(SourceError::File(format!("order checks: {e}"))))?;
+    let mut refused = checked.refused.clone();
+    let offered = checked.orders.len();
+    let not_stored = journal.store_orders(checked, described.clone()).await?;
+    let report = SyncReport {
+        source: described,
+        stored: offered - not_stored.len(),
+        refused: {
+            refused.extend(not_stored);
+            refused
+        },
+    };
+    Ok(report)
+}
+
+/// Why a sync failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Journal(#[from] OwnerError),
+}
+
+/// One delivery round: the due events from the journal, posted (no journal held while the
+/// service answers), every outcome recorded in one transaction.
+///
+/// # Errors
+/// The journal failed; this round's outcomes are lost and its events will be posted again.
+pub async fn deliver_round(
+    journal: &JournalOwner,
+    client: &CentralClient,
+    policy: RetryPolicy,
+) -> Result<Round, OwnerError> {
+    let now = jiff::Timestamp::now();
+    let groups = journal.due_events(now).await?;
+    if groups.is_empty() {
+        return Ok(Round::default());
+    }
+    let (outcomes, round) = crate::outbox::post_due(groups, client, policy, now).await;
+    journal.apply_outcomes(outcomes).await?;
+    Ok(round)
+}
+
+/// Delivers rounds while they make progress (`outbox flush`). With `until`, keeps going
+/// (waiting out events that are backing off) until the outbox is empty or the deadline passes.
+///
+/// # Errors
+/// The journal failed.
+pub async fn drain(
+    journal: &JournalOwner,
+    client: &CentralClient,
+    policy: RetryPolicy,
+    until: Option<std::time::Instant>,
+) -> Result<Round, OwnerError> {
+    let mut total = Round::default();
+    loop {
+        let round = deliver_round(journal, client, policy).await?;
+        total.delivered += round.delivered;
+        total.retried += round.retried;
+        total.parked += round.parked;
+        let progressed = round.delivered + round.parked > 0;
+        match until {
+            None if !progressed => return Ok(total),
+            None => {}
+            Some(deadline) => {
+                if journal.outbox_status().await?.pending == 0
+                    || std::time::Instant::now() >= deadline
+                {
+                    return Ok(total);
+                }
+                if !progressed {
+                    tokio::time::sleep(policy.first.min(Duration::from_millis(200))).await;
+                }
+            }
+        }
+    }
+}
+
+/// The configured order source, ready to fetch.
+///
+/// # Errors
+/// The central service's token cannot be read, or its address is not a URL.
+pub fn order_source(config: &Config) -> anyhow::Result<OrderSource> {
+    Ok(match &config.orders {
+        crate::config::OrderSourceConfig::File(path) => OrderSource::File(path.clone()),
+        crate::config::OrderSourceConfig::Central => OrderSource::Central {
+            client: central_client(config)?
+                .ok_or_else(|| anyhow::anyhow!("no [central] section"))?,
+            site_id: config.site_id.clone(),
+        },
+    })
+}
+
+/// The central service's client, when one is configured.
+///
+/// # Errors
+/// The token cannot be read, or the address is not a URL.
+pub fn central_client(config: &Config) -> anyhow::Result<Option<CentralClient>> {
+    let Some(central) = &config.central else {
+        return Ok(None);
+    };
+    Ok(Some(CentralClient::new(
+        &central.url,
+        central.token()?,
+        central.timeout,
+    )?))
+}
+
+/// Runs the agent until `shutdown` completes: starts the journal's owner, the printers, the
+/// scanners, the order refresh and outbox loops and the API; on shutdown stops taking input,
+/// finishes or records what is in flight, and returns.
+///
+/// # Errors
+/// Only startup failures end the agent: the journal cannot be opened, the API's address cannot
+/// be bound, its token cannot be made. A device or the central service failing is logged,
+/// shown and retried.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let api_token = crate::api::token::load_or_create(&config.api.token_file)?;
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("api: bind {}: {e}", config.api.listen))?;
+    let listen = listener.local_addr()?;
+    let source = order_source(&config);
+    let central = central_client(&config);
+
+    let (stop_tx, stopping) = watch::channel(false);
+    let (hard_stop_tx, hard_stop) = watch::channel(false);
+    let (notices, _) = broadcast::channel(1024);
+
+    let mut printers = Vec::with_capacity(config.printers.len());
+    for printer in &config.printers {
+        let (ready, state) = match crate::printer::start(
+            &printer.name,
+            &printer.uri,
+            printer.profile.as_ref(),
+        )
+        .await
+        {
+            Ok(ready) => (Some(ready), ("starting".to_owned(), None)),
+            Err(problem) => {
+                tracing::error!(printer = %printer.name, %problem, "printer not started");
+                (None, ("error".to_owned(), Some(problem)))
+            }
+        };
+        printers.push(PrinterSlot {
+            name: printer.name.clone(),
+            ready,
+            state: Mutex::new(DeviceNotice {
+                kind: "printer",
+                name: printer.name.clone(),
+                state: state.0,
+                fault: state.1,
+            }),
+        });
+    }
+    let scanners = config
+        .scanners
+        .iter()
+        .map(|s| ScannerSlot {
+            name: s.name.clone(),
+            step: s.step,
+            state: Mutex::new(DeviceNotice {
+                kind: "scanner",
+                name: s.name.clone(),
+                state: "connecting".to_owned(),
+                fault: None,
+            }),
+        })
+        .collect();
+    let agent = Agent {
+        inner: Arc::new(Shared {
+            journal: journal.clone(),
+            printers,
+            scanners,
+            notices,
+            outbox_wake: Notify::new(),
+            metrics: metrics::Metrics::default(),
+            stopping: stopping.clone(),
+            hard_stop,
+            api_token,
+            listen,
+            site_id: config.site_id.clone(),
+            sync_error: Mutex::new(None),
+        }),
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    // Orders first, so the first scans are judged against a fresh cache.
+    match &source {
+        Ok(source) => refresh_once(&agent, source).await,
+        Err(problem) => {
+            *lock(&agent.inner.sync_error) = Some(problem.to_string());
+            tracing::error!(%problem, "order source not usable");
+        }
+    }
+    if let Ok(source) = source {
+        tasks.spawn(refresh_loop(agent.clone(), source, config.refresh));
+    }
+    match central {
+        Ok(Some(client)) => {
+            tasks.spawn(outbox_loop(agent.clone(), client));
+        }
+        Ok(None) => tracing::warn!("no [central] section: custody events wait in the outbox"),
+        Err(problem) => {
+            tracing::error!(%problem, "central service not usable: custody events wait in the outbox")
+        }
+    }
+    for index in 0..agent.inner.printers.len() {
+        tasks.spawn(printer_poll(agent.clone(), index));
+    }
+    let mut scanner_tasks = tokio::task::JoinSet::new();
+    for (index, scanner) in config.scanners.iter().enumerate() {
+        // Checked when the configuration was read.
+        let Ok(spec) = ScannerSpec::parse(&scanner.source) else {
+            continue;
+        };
+        scanner_tasks.spawn(read_scanner(agent.clone(), index, spec));
+    }
+    let api = tokio::spawn(crate::api::serve(agent.clone(), listener));
+    tracing::info!(
+        %listen,
+        printers = agent.inner.printers.len(),
+        scanners = agent.inner.scanners.len(),
+        ready_ms = started.elapsed().as_millis() as u64,
+        "coi-agent ready"
+    );
+    notify::ready();
+    let watchdog = notify::watchdog_interval().map(|every| {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                notify::watchdog();
+            }
+        })
+    });
+
+    shutdown.await;
+    tracing::info!("stopping: no more input is taken");
+    notify::stopping();
+    stop_tx.send_replace(true);
+    let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+    tokio::pin!(grace);
+    // Scanners flush what they framed; each scan already read is judged and recorded.
+    let drained = async {
+        while scanner_tasks.join_next().await.is_some() {}
+        let _ = api.await;
+    };
+    tokio::select! {
+        () = drained => {}
+        () = &mut grace => {
+            tracing::warn!("work still in flight after the grace period: recording it as it stands");
+            hard_stop_tx.send_replace(true);
+            // The print flow records an interrupted job unconfirmed and returns.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    hard_stop_tx.send_replace(true);
+    tasks.abort_all();
+    scanner_tasks.abort_all();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    for slot in &agent.inner.printers {
+        if let Some(ready) = &slot.ready {
+            let _ = tokio::time::timeout(Duration::from_millis(300), ready.handle.shutdown()).await;
+        }
+    }
+    // The journal's owner finishes the commands it was given once the last handle is gone.
+    let status = journal.outbox_status().await;
+    drop(journal);
+    drop(agent);
+    if let Ok(status) = status {
+        tracing::info!(pending = status.pending, "stopped");
+    }
+    Ok(())
+}
+
+async fn refresh_once(agent: &Agent, source: &OrderSource) {
+    match sync_orders(&agent.inner.journal, source).await {
+        Ok(report) => {
+            *lock(&agent.inner.sync_error) = None;
+            agent.inner.metrics.synced(report.refused.len());
+            if report.refused.is_empty() {
+                tracing::debug!(stored = report.stored, "orders synced");
+            } else {
+                // Each refusal names an order id and a field, never a value.
+                for problem in &report.refused {
+                    tracing::warn!(%problem, "order refused");
+                }
+            }
+        }
+        Err(problem) => {
+            tracing::warn!(%problem, "order sync failed; the cache is kept");
+            *lock(&agent.inner.sync_error) = Some(problem.to_string());
+        }
+    }
+}
+
+async fn refresh_loop(agent: Agent, source: OrderSource, every: Duration) {
+    let mut stopping = agent.stopping();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => refresh_once(&agent, &source).await,
+            () = until_true(&mut stopping) => return,
+        }
+    }
+}
+
+async fn outbox_loop(agent: Agent, client: CentralClient) {
+    let policy = RetryPolicy::default();
+    let mut stopping = agent.stopping();
+    let mut failing = false;
+    loop {
+        match deliver_round(&agent.inner.journal, &client, policy).await {
+            Ok(round) => {
+                agent.inner.metrics.delivered(round);
+                if round.retried > 0 && !failing {
+                    tracing::warn!(
+                        retried = round.retried,
+                        "central service unavailable: events wait"
+                    );
+                }
+                failing = round.retried > 0;
+                if round.delivered + round.parked > 0 {
+                    // More may be due at once (a backlog): go again without waiting.
+                    continue;
+                }
+            }
+            Err(problem) => tracing::error!(%problem, "outbox round not recorded"),
+        }
+        tokio::select! {
+            () = agent.inner.outbox_wake.notified() => {}
+            () = tokio::time::sleep(OUTBOX_TICK) => {}
+            () = until_true(&mut stopping) => return,
+        }
+    }
+}
+
+async fn printer_poll(agent: Agent, index: usize) {
+    let slot = &agent.inner.printers[index];
+    let Some(ready) = slot.ready.clone() else {
+        return;
+    };
+    let mut stopping = agent.stopping();
+    loop {
+        let (state, fault) = if ready.has_status {
+            match ready.handle.status().await {
+                Ok(status) => match status.faults().first() {
+                    None => ("ready".to_owned(), None),
+                    Some(fault) => ("fault".to_owned(), Some(fault.as_str().to_owned())),
+                },
+                Err(problem) => ("offline".to_owned(), Some(problem.to_string())),
+            }
+        } else if ready.spool {
+            ("ready".to_owned(), None)
+        } else {
+            ("no_status".to_owned(), None)
+        };
+        agent.set_device_state(&slot.state, state, fault);
+        tokio::select! {
+            () = tokio::time::sleep(PRINTER_POLL) => {}
+            () = until_true(&mut stopping) => return,
+        }
+    }
+}
+
+impl Agent {
+    fn set_device_state(&self, slot: &Mutex<DeviceNotice>, state: String, fault: Option<String>) {
+        let notice = {
+            let mut current = lock(slot);
+            if current.state == state && current.fault == fault {
+                return;
+            }
+            current.state = state;
+            current.fault = fault;
+            current.clone()
+        };
+        tracing::info!(kind = notice.kind, device = %notice.name, state = %notice.state, fault = ?notice.fault, "device state");
+        self.inner.metrics.device(&notice);
+        let _ = self.inner.notices.send(Notice::Device(notice));
+    }
+}
+
+/// Reads one configured scanner: its owner task frames reads into scans; each scan is judged
+/// by the scanner's step and recorded before it is shown, one after another.
+async fn read_scanner(agent: Agent, index: usize, spec: ScannerSpec) {
+    let slot = &agent.inner.scanners[index];
+    let (scans_tx, mut scans) = mpsc::channel::<Scan>(256);
+    let (state_tx, mut state) = watch::channel(ScannerState::Connecting);
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let reader = tokio::spawn(crate::scanner::run(spec, scans_tx, state_tx, shutdown));
+    let mut stopping = agent.stopping();
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            scan = scans.recv() => match scan {
+                Some(scan) => {
+                    match agent.scan(scan, slot.step, None, None).await {
+                        Ok(report) => tracing::info!(
+                            scanner = %slot.name,
+                            scan_id = report.id,
+                            verdict = report.verdict.verdict,
+                            reason = report.verdict.reason.unwrap_or(""),
+                            "scan recorded"
+                        ),
+                        Err(problem) => tracing::error!(scanner = %slot.name, %problem, "scan not recorded"),
+                    }
+                }
+                // The reader ended (shutdown, or a stream that ends such as stdin).
+                None => break,
+            },
+            changed = state.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    continue;
+                }
+                let now = state.borrow_and_update().clone();
+                let (name, fault) = match &now {
+                    ScannerState::Connecting => ("connecting", None),
+                    ScannerState::Connected { .. } => ("connected", None),
+                    ScannerState::Disconnected { reason } => ("disconnected", Some(reason.clone())),
+                    ScannerState::Error { reason } => ("error", Some(reason.clone())),
+                    ScannerState::Stopped => ("stopped", None),
+                };
+                agent.set_device_state(&slot.state, name.to_owned(), fault);
+            }
+            () = until_true(&mut stopping), if !*shutdown_tx.borrow() => {
+                shutdown_tx.send_replace(true);
+            }
+        }
+    }
+    let _ = reader.await;
+    agent.set_device_state(&slot.state, "stopped".to_owned(), None);
+}

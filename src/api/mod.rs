@@ -1,0 +1,507 @@
+//! The local JSON API that `coi-agent serve` offers on loopback (docs/local-api.md): health,
+//! metrics, the order cache, printing a bag label, a typed scan, recent scans and the event
+//! stream. A thin face over the agent's flows ([`crate::agent::Agent`]) with the same output
+//! types as the CLI's `--json` ([`crate::report`]).
+//!
+//! Guards, in order: a `Host` that is not this listener is refused (DNS rebinding); a state
+//! change from another origin is refused; every `/api/` route needs the bearer token. No CORS
+//! headers are ever sent, GET never changes state, bodies are at most 64 KiB of JSON with no
+//! unknown fields.
+
+pub mod token;
+
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::agent::{Agent, FlowError, LabelOrder, Notice};
+use crate::isbt128::coi::CoiId;
+use crate::labeling::Refusal;
+use crate::reconcile::Step;
+use crate::report::{OrderReport, OrderSummary, PatientReport, ScanReport};
+use crate::scanner::Scan;
+
+/// The largest request body taken: a scan or a print request is a few hundred bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+/// The most scans one `GET /api/v1/scans` returns.
+const MAX_SCANS: usize = 1000;
+
+/// Serves the API on `listener` until the agent stops (event streams end then too).
+pub async fn serve(agent: Agent, listener: tokio::net::TcpListener) {
+    let mut stopping = agent.stopping();
+    let app = router(agent);
+    let res = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            crate::agent::until_true(&mut stopping).await;
+        })
+        .await;
+    if let Err(problem) = res {
+        tracing::error!(%problem, "api stopped");
+    }
+}
+
+/// The routes with their guards.
+pub fn router(agent: Agent) -> Router {
+    let api = Router::new()
+        .route("/api/v1/orders", get(list_orders))
+        .route("/api/v1/orders/{coi}", get(show_order))
+        .route("/api/v1/orders/{coi}/bags/{bag}/labels", post(print_label))
+        .route("/api/v1/scans", post(post_scan).get(recent_scans))
+        .route("/api/v1/events", get(events))
+        .route_layer(middleware::from_fn_with_state(agent.clone(), bearer))
+        // Bodies past the limit are not even read; the handler says why (a 400).
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
+    Router::new()
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(api)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+        .layer(middleware::from_fn_with_state(agent.clone(), same_origin))
+        .with_state(agent)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// Refuses a request whose `Host` is not this listener (a DNS-rebinding page names its own
+/// host), and a state change sent from another origin.
+async fn same_origin(State(agent): State<Agent>, request: Request, next: Next) -> Response {
+    let listen = agent.listen();
+    let port = listen.port();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let allowed = [listen.to_string(), format!("localhost:{port}")];
+    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "this API answers only requests addressed to its own listen address",
+        );
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let headers = request.headers();
+        let origin_ok = match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+            None => true,
+            Some(origin) => allowed
+                .iter()
+                .any(|a| origin.eq_ignore_ascii_case(&format!("http://{a}"))),
+        };
+        let fetch_site_ok = headers
+            .get("sec-fetch-site")
+            .and_then(|s| s.to_str().ok())
+            .is_none_or(|site| matches!(site, "same-origin" | "none"));
+        if !origin_ok || !fetch_site_ok {
+            return error(
+                StatusCode::FORBIDDEN,
+                "a request from another site cannot change anything here",
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// Every `/api/` route needs `Authorization: Bearer` with the configured token.
+async fn bearer(State(agent): State<Agent>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if given.is_empty() || !token::same(given.trim(), agent.api_token()) {
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (see [api] token_file)",
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    }
+    next.run(request).await
+}
+
+/// A JSON body of type `T`, or what is wrong with it for a 400 (field named, no value echoed).
+fn parse_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Result<Bytes, BytesRejection>,
+) -> Result<T, String> {
+    let body = match body {
+        Ok(body) if body.len() <= MAX_BODY => body,
+        Ok(_) => return Err(format!("the body is larger than {MAX_BODY} bytes")),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(format!("the body is larger than {MAX_BODY} bytes"));
+        }
+        Err(rejection) => return Err(format!("the body could not be read: {rejection}")),
+    };
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| {
+            c.split(';')
+                .next()
+                .is_some_and(|t| t.trim() == "application/json")
+        });
+    if !json {
+        return Err("the body must be JSON (Content-Type: application/json)".to_owned());
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize::<_, T>(&mut de);
+    if let (Ok(_), Err(trailing)) = (&parsed, de.end()) {
+        return Err(format!(
+            "the body is not what this route takes: {}",
+            classify(&trailing)
+        ));
+    }
+    match parsed {
+        Ok(value) => Ok(value),
+        Err(problem) => {
+            let path = problem.path().to_string();
+            let inner = problem.into_inner();
+            // serde's messages name fields and types; a string value is never echoed back.
+            let message = if path == "." || path.is_empty() {
+                format!(
+                    "the body is not what this route takes: {}",
+                    classify(&inner)
+                )
+            } else {
+                format!("field {path}: {}", classify(&inner))
+            };
+            Err(message)
+        }
+    }
+}
+
+/// serde_json's message, with any quoted input value left out.
+fn classify(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    if text.starts_with("unknown field") || text.starts_with("missing field") {
+        // "unknown field `x`, expected one of ..." names fields, not values.
+        return text;
+    }
+    match err.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!(
+                "not valid JSON (line {}, column {})",
+                err.line(),
+                err.column()
+            )
+        }
+        serde_json::error::Category::Data => "a value of the wrong type or form".to_owned(),
+        serde_json::error::Category::Io => "could not be read".to_owned(),
+    }
+}
+
+async fn readyz(State(agent): State<Agent>) -> Response {
+    let health = agent.journal().health().await;
+    let now = jiff::Timestamp::now();
+    let (status, journal, orders, outbox) = match &health {
+        Ok(health) => (
+            StatusCode::OK,
+            json!("ok"),
+            json!({
+                "count": health.orders,
+                "age_secs": health.orders_synced_at.map(|t| now.as_second() - t.as_second()),
+                "sync_error": agent.sync_error(),
+            }),
+            json!({"pending": health.outbox.pending, "parked": health.outbox.parked.len()}),
+        ),
+        Err(problem) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!(format!("error: {problem}")),
+            json!(null),
+            json!(null),
+        ),
+    };
+    let body = json!({
+        "journal": journal,
+        "orders": orders,
+        "printers": agent.printers(),
+        "scanners": agent.scanners(),
+        "outbox": outbox,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(agent): State<Agent>) -> Response {
+    let health = agent.journal().health().await.ok();
+    let text = agent
+        .metrics()
+        .render(health.as_ref(), jiff::Timestamp::now());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn list_orders(State(agent): State<Agent>) -> Response {
+    let book = match agent.journal().orders().await {
+        Ok(book) => book,
+        Err(problem) => return error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string()),
+    };
+    let site = agent.site_id();
+    let orders: Vec<OrderSummary> = book
+        .orders()
+        .iter()
+        .filter(|o| o.collection.facility.site_id == site || o.manufacturing.site_id == site)
+        .map(OrderSummary::new)
+        .collect();
+    axum::Json(json!({ "orders": orders })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderQuery {
+    #[serde(default)]
+    patient: bool,
+}
+
+async fn show_order(
+    State(agent): State<Agent>,
+    Path(coi): Path<String>,
+    query: Result<Query<OrderQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the only query parameter is patient=true|false",
+        );
+    };
+    let Ok(coi) = CoiId::parse(&coi) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not a COI identifier (15 characters, e.g. CHA999925000042)",
+        );
+    };
+    let book = match agent.journal().orders().await {
+        Ok(book) => book,
+        Err(problem) => return error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string()),
+    };
+    let Some(order) = book.by_coi(&coi) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no cached order has this COI identifier",
+        );
+    };
+    let bag_labels = match agent
+        .journal()
+        .bag_labels(order.coi.as_str(), order.collection.bags)
+        .await
+    {
+        Ok(bags) => bags,
+        Err(problem) => return error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string()),
+    };
+    let report = OrderReport {
+        order: OrderSummary::new(order),
+        product_code: order.product.code.description_code().to_owned(),
+        product_description: order.product.description.clone(),
+        bag_labels,
+        patient: query.patient.then(|| PatientReport::new(order)),
+    };
+    axum::Json(report).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelBody {
+    #[serde(default = "default_template")]
+    template: String,
+    operator: Option<String>,
+    #[serde(default)]
+    reprint: bool,
+    collected_at: Option<jiff::Timestamp>,
+    /// A configured printer's name (default: the first).
+    printer: Option<String>,
+}
+
+fn default_template() -> String {
+    "apheresis-bag".to_owned()
+}
+
+async fn print_label(
+    State(agent): State<Agent>,
+    Path((coi, bag)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body: LabelBody = match parse_body(&headers, &body) {
+        Ok(body) => body,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
+    };
+    let Ok(coi) = CoiId::parse(&coi) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not a COI identifier (15 characters, e.g. CHA999925000042)",
+        );
+    };
+    let Some(bag) = bag.parse::<u8>().ok().filter(|b| (1..=19).contains(b)) else {
+        return error(StatusCode::BAD_REQUEST, "the bag number is 1 to 19");
+    };
+    let order = LabelOrder {
+        coi,
+        bag,
+        template: body.template,
+        operator: body.operator,
+        reprint: body.reprint,
+        collected_at: body.collected_at,
+    };
+    match agent.print_label(body.printer.as_deref(), order).await {
+        Ok(report) => {
+            let status = match report.state {
+                "confirmed" => StatusCode::CREATED,
+                "unconfirmed" => StatusCode::ACCEPTED,
+                // The printer refused it (a fault before sending): nothing printed.
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, axum::Json(report)).into_response()
+        }
+        Err(FlowError::Label(refusal @ Refusal::UnknownCoi(_))) => {
+            error(StatusCode::NOT_FOUND, &refusal.to_string())
+        }
+        Err(FlowError::Label(refusal @ Refusal::Unrecorded { .. })) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("LABEL SENT, NOT RECORDED: {refusal}"),
+        ),
+        Err(FlowError::Label(refusal)) => error(
+            StatusCode::CONFLICT,
+            &format!("label not printed, nothing sent: {refusal}"),
+        ),
+        Err(FlowError::Refused(message)) => error(
+            StatusCode::CONFLICT,
+            &format!("label not printed, nothing sent: {message}"),
+        ),
+        Err(FlowError::Journal(message)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("label not printed, nothing sent: journal: {message}"),
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanBody {
+    /// What the scanner would send, without its suffix.
+    data: String,
+    step: String,
+    operator: Option<String>,
+    /// Verify step: the print job whose label this is (default: the label waiting for it).
+    job_id: Option<String>,
+}
+
+async fn post_scan(
+    State(agent): State<Agent>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body: ScanBody = match parse_body(&headers, &body) {
+        Ok(body) => body,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
+    };
+    let Some(step) = Step::parse(&body.step) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "field step: \"receipt\" or \"verify\"",
+        );
+    };
+    if step == Step::Receipt && body.job_id.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "field job_id: only for the verify step",
+        );
+    }
+    let scan = Scan {
+        at: jiff::Timestamp::now(),
+        source: "api".to_owned(),
+        raw: body.data.into_bytes(),
+        problem: None,
+    };
+    match agent.scan(scan, step, body.job_id, body.operator).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(FlowError::Journal(message)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("not recorded: journal: {message}"),
+        ),
+        Err(problem) => error(
+            StatusCode::CONFLICT,
+            &format!("not checked, nothing recorded: {problem}"),
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScansQuery {
+    limit: Option<usize>,
+}
+
+async fn recent_scans(
+    State(agent): State<Agent>,
+    query: Result<Query<ScansQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the only query parameter is limit=N",
+        );
+    };
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_SCANS);
+    match agent.journal().recent_scans(limit).await {
+        Ok(rows) => {
+            let scans: Vec<ScanReport> = rows.iter().map(ScanReport::from_row).collect();
+            axum::Json(json!({ "scans": scans })).into_response()
+        }
+        Err(problem) => error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string()),
+    }
+}
+
+/// Server-sent events: `scan` (recorded scans), `job` and `device` notices, until the agent
+/// stops. A reader that falls behind gets a `lagged` event and should re-read
+/// `/api/v1/scans`.
+async fn events(
+    State(agent): State<Agent>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let notices = agent.subscribe();
+    let stopping = agent.stopping();
+    let stream = futures_util::stream::unfold(
+        (notices, stopping),
+        |(mut notices, mut stopping)| async move {
+            loop {
+                let notice = tokio::select! {
+                    notice = notices.recv() => notice,
+                    () = crate::agent::until_true(&mut stopping) => return None,
+                };
+                let event = match notice {
+                    Ok(Notice::Scan(report)) => Event::default().event("scan").json_data(&*report),
+                    Ok(Notice::Job(job)) => Event::default().event("job").json_data(&job),
+                    Ok(Notice::Device(device)) => {
+                        Event::default().event("device").json_data(&device)
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        Ok(Event::default().event("lagged").data(missed.to_string()))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                };
+                match event {
+                    Ok(event) => return Some((Ok(event), (notices, stopping))),
+                    Err(problem) => {
+                        tracing::error!(%problem, "event not serialisable");
+                        continue;
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

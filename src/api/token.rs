@@ -1,0 +1,75 @@
+//! The local API's bearer token: a file only the agent's user can read, made at first start.
+
+use std::io::Write as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::Path;
+
+/// Reads the token at `path`, or makes one (32 random bytes as hex, mode 0600) if the file
+/// does not exist.
+///
+/// # Errors
+/// The file is readable or writable by group or others (a token others can read is no
+/// secret), is empty, or cannot be read or made.
+pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            if meta.mode() & 0o077 != 0 {
+                anyhow::bail!(
+                    "api token file {shown} has mode {:o}: it must be readable by its owner only (chmod 600 {shown})",
+                    meta.mode() & 0o777
+                );
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("read api token file {shown}: {e}"))?;
+            let token = text.trim().to_owned();
+            if token.is_empty() {
+                anyhow::bail!("api token file {shown} is empty");
+            }
+            Ok(token)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut bytes))
+                .map_err(|e| anyhow::anyhow!("api token: read /dev/urandom: {e}"))?;
+            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("create api token file {shown}: {e}"))?;
+            writeln!(file, "{token}")
+                .and_then(|()| file.sync_all())
+                .map_err(|e| anyhow::anyhow!("write api token file {shown}: {e}"))?;
+            tracing::info!(path = %shown, "api token created");
+            Ok(token)
+        }
+        Err(err) => anyhow::bail!("api token file {shown}: {err}"),
+    }
+}
+
+/// Compares two tokens in time that does not depend on where they differ.
+pub fn same(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "abcd"));
+        assert!(!same("", "a"));
+    }
+}

@@ -1,0 +1,112 @@
+//! `coi-agent serve` (the daemon, [`crate::agent::run`]) and `coi-agent check-config`, with the
+//! logging set-up: human text on a terminal, JSON lines with `--log-format json`, and plain
+//! lines without timestamps when systemd's journal takes standard error.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::Config;
+
+/// Where the embedded demonstration runs when no configuration exists.
+const DEMO_DIR: &str = "coi-agent-demo";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event for people (no timestamps under systemd: the journal adds them).
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Which configuration `serve` runs: the file asked for, else the system's, else the embedded
+/// demonstration in `./coi-agent-demo`.
+fn resolve(config: Option<&Path>, err: &mut dyn Write) -> anyhow::Result<Config> {
+    if let Some(path) = config {
+        return Ok(Config::load(path)?);
+    }
+    let system = Path::new(super::DEFAULT_CONFIG);
+    if system.exists() {
+        return Ok(Config::load(system)?);
+    }
+    let dir = std::env::current_dir()?.join(DEMO_DIR);
+    writeln!(
+        err,
+        "coi-agent: no {} and no --config: running the embedded demonstration in {} (file orders, spool printer)",
+        system.display(),
+        dir.display()
+    )?;
+    Ok(crate::config::demo(&dir, jiff::Timestamp::now())?)
+}
+
+pub(super) fn serve(
+    config: Option<&Path>,
+    log_format: LogFormat,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    init_logging(log_format);
+    let config = resolve(config, err)?;
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = sigterm.recv() => tracing::info!("SIGTERM"),
+                _ = sigint.recv() => tracing::info!("SIGINT"),
+            }
+        };
+        crate::agent::run(config, shutdown).await
+    })?;
+    // Blocking readers (standard input, serial ports) are not waited for.
+    runtime.shutdown_background();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check-config`: loads and resolves the configuration without starting anything.
+pub(super) fn check_config(
+    config: Option<&Path>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let path: PathBuf = config.map_or_else(|| PathBuf::from(super::DEFAULT_CONFIG), Path::to_owned);
+    let problems = match Config::load(&path) {
+        Ok(config) => crate::config::check(&config),
+        Err(problem) => vec![problem.to_string()],
+    };
+    if problems.is_empty() {
+        writeln!(out, "{}: ok", path.display())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &problems {
+        writeln!(err, "coi-agent: {problem}")?;
+    }
+    writeln!(out, "{}: {} problem(s)", path.display(), problems.len())?;
+    Ok(ExitCode::FAILURE)
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::fmt;
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let level = match std::env::var("COI_AGENT_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("error") => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    let builder = fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let res = match (format, under_journald) {
+        (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
+        (LogFormat::Text, true) => builder.without_time().with_ansi(false).try_init(),
+        (LogFormat::Text, false) => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+    // Already set (a test calling twice): keep the first.
+    let _ = res;
+}

@@ -1,0 +1,153 @@
+//! Where a workstation's orders come from: a JSON file (the embedded default) or the central
+//! service (only orders changed since the last sync). Fetching is the async, network part;
+//! checking each record is pure ([`check`]); storing the checked orders and where to resume is
+//! the journal's, in one transaction. The agent composes the three (`agent::sync_orders`), so
+//! no journal borrow is held while the network answers.
+
+use std::path::PathBuf;
+
+use crate::central::{CentralClient, CentralError};
+use crate::orders::record::{self, Order};
+
+/// The key in the journal's sync state that says where order sync resumes.
+pub const RESUME_KEY: &str = "orders.as_of";
+
+/// A configured order source, ready to fetch.
+#[derive(Debug, Clone)]
+pub enum OrderSource {
+    /// `{"orders": [...]}`, read whole each time.
+    File(PathBuf),
+    /// The site's orders from the central service.
+    Central {
+        client: CentralClient,
+        site_id: String,
+    },
+}
+
+/// Orders as a source delivers them: raw records, and where to resume.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    pub records: Vec<serde_json::Value>,
+    /// Pass as `since` next time; `None` for sources that always deliver everything.
+    pub as_of: Option<String>,
+}
+
+/// Fetched orders after their checks: the valid ones with their records as received, and each
+/// refused one (field named, no values).
+#[derive(Debug, Clone, Default)]
+pub struct CheckedOrders {
+    pub orders: Vec<(Order, serde_json::Value)>,
+    pub refused: Vec<String>,
+    pub as_of: Option<String>,
+}
+
+/// Why a source could not deliver orders.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{0}")]
+    File(String),
+    #[error(transparent)]
+    Central(#[from] CentralError),
+}
+
+/// What a sync did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct SyncReport {
+    /// The source, e.g. `file /etc/coi-agent/orders.json`.
+    pub source: String,
+    pub stored: usize,
+    /// Each refused order, field named, no values.
+    pub refused: Vec<String>,
+}
+
+impl OrderSource {
+    /// For messages and the audit trail, e.g. `file /etc/coi-agent/orders.json`.
+    pub fn describe(&self) -> String {
+        match self {
+            OrderSource::File(path) => format!("file {}", path.display()),
+            OrderSource::Central { site_id, .. } => format!("central service for {site_id}"),
+        }
+    }
+
+    /// Orders changed since `since` (all when `None`).
+    ///
+    /// # Errors
+    /// The file cannot be read or is not an order list; the central service is unavailable
+    /// (after three attempts) or refused.
+    pub async fn fetch(&self, since: Option<&str>) -> Result<Fetched, SourceError> {
+        match self {
+            OrderSource::File(path) => {
+                let path = path.clone();
+                // A large file is read and parsed off the async workers.
+                tokio::task::spawn_blocking(move || read_file(&path))
+                    .await
+                    .map_err(|e| SourceError::File(format!("order file reader: {e}")))?
+            }
+            OrderSource::Central { client, site_id } => fetch_central(client, site_id, since).await,
+        }
+    }
+}
+
+fn read_file(path: &std::path::Path) -> Result<Fetched, SourceError> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SourceError::File(format!("read {shown}: {e}")))?;
+    let mut value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| SourceError::File(format!("{shown}: not JSON: {e}")))?;
+    let records = match value.get_mut("orders").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(records)) => records,
+        _ => {
+            return Err(SourceError::File(format!(
+                "{shown}: expected an object with an \"orders\" array"
+            )));
+        }
+    };
+    Ok(Fetched {
+        records,
+        as_of: None,
+    })
+}
+
+/// Retried with jittered backoff when the service is unavailable (3 attempts, 1 s then 2 s
+/// apart): the daemon syncs again on its schedule.
+async fn fetch_central(
+    client: &CentralClient,
+    site_id: &str,
+    since: Option<&str>,
+) -> Result<Fetched, SourceError> {
+    const ATTEMPTS: u32 = 3;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.orders_since(site_id, since).await {
+            Ok(page) => {
+                return Ok(Fetched {
+                    records: page.orders,
+                    as_of: Some(page.as_of),
+                });
+            }
+            Err(err) if err.is_retryable() && attempt < ATTEMPTS => {
+                let jitter = std::time::Duration::from_millis(u64::from(std::process::id() % 250));
+                tokio::time::sleep(std::time::Duration::from_secs(1 << (attempt - 1)) + jitter)
+                    .await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Checks each fetched record; the valid ones keep their record as received.
+pub fn check(fetched: Fetched) -> CheckedOrders {
+    let mut checked = CheckedOrders {
+        orders: Vec::with_capacity(fetched.records.len()),
+        refused: Vec::new(),
+        as_of: fetched.as_of,
+    };
+    for (position, value) in fetched.records.into_iter().enumerate() {
+        match record::parse_order(&value, position) {
+            Ok(order) => checked.orders.push((order, value)),
+            Err(problem) => checked.refused.push(problem.to_string()),
+        }
+    }
+    checked
+}

@@ -1,0 +1,241 @@
+//! What coi-agent says back, as `Serialize` types: the CLI's `--json` lines and the local API's
+//! bodies are these same types, so one shape is promised everywhere (docs/local-api.md). Built
+//! by hand from the flows' own types; identifiers only, never patient data, except in
+//! [`PatientReport`], which is shown only when asked for.
+
+use serde::Serialize;
+
+use crate::labeling::{Printed, Verified};
+use crate::orders::record::Order;
+use crate::receiving::RecordedScan;
+use crate::reconcile::Verdict;
+
+/// A verdict, as `reconcile --json` prints it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VerdictReport {
+    /// `match` or `mismatch`.
+    pub verdict: &'static str,
+    /// The reason code of a mismatch (README: reconcile).
+    pub reason: Option<&'static str>,
+    pub message: String,
+    pub coi: Option<String>,
+    pub din: Option<String>,
+    pub bag: Option<u8>,
+    pub order_id: Option<String>,
+}
+
+/// A recorded scan with its verdict: `receive --json`, `POST /api/v1/scans`, each entry of
+/// `GET /api/v1/scans` and each `scan` event of `GET /api/v1/events`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ScanReport {
+    /// The journal's scan id.
+    pub id: i64,
+    pub at: String,
+    /// `receipt` or `verify`.
+    pub step: &'static str,
+    pub source: String,
+    #[serde(flatten)]
+    pub verdict: VerdictReport,
+    /// Verify step: the print job the scan was checked against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Verify step: `verified` or `flagged`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<String>,
+    /// Verify step: the scan confirmed a job the printer had not confirmed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub confirmed_by_scan: bool,
+}
+
+/// What became of a bag label: `label print --json` and `POST .../labels`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PrintReport {
+    pub job_id: String,
+    /// `confirmed`, `unconfirmed` or `failed`.
+    pub state: &'static str,
+    /// The printer fault that decided it (`media_out`, `head_open`, ...).
+    pub fault: Option<&'static str>,
+    pub bytes: usize,
+    /// The custody event written with the outcome, if any.
+    pub event: Option<&'static str>,
+    pub template: String,
+    pub version: u32,
+    pub bag: u8,
+    pub dpi: u32,
+    pub printer: String,
+}
+
+/// A cached order without patient data: `GET /api/v1/orders`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OrderSummary {
+    pub coi: String,
+    pub order_id: String,
+    pub status: &'static str,
+    pub din: String,
+    pub bags: u8,
+    pub collection_site: String,
+    pub manufacturing_site: String,
+    pub expires_at: Option<String>,
+}
+
+/// One bag's labels as the journal has them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BagLabelReport {
+    pub bag: u8,
+    /// The latest job that may have put a label on paper.
+    pub job_id: Option<String>,
+    /// `queued`, `confirmed`, `unconfirmed`, or `none` when no label was printed.
+    pub state: String,
+    pub verification: Option<String>,
+    pub received: bool,
+}
+
+/// The patient, only when asked for (`?patient=true`, `orders show --patient`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PatientReport {
+    pub family_name: String,
+    pub given_name: String,
+    pub date_of_birth: String,
+    pub id: String,
+    pub id_label: String,
+}
+
+/// One cached order with its bags: `GET /api/v1/orders/{coi}`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OrderReport {
+    #[serde(flatten)]
+    pub order: OrderSummary,
+    pub product_code: String,
+    pub product_description: String,
+    pub bag_labels: Vec<BagLabelReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientReport>,
+}
+
+impl VerdictReport {
+    pub fn new(verdict: &Verdict) -> VerdictReport {
+        VerdictReport {
+            verdict: if verdict.is_match() {
+                "match"
+            } else {
+                "mismatch"
+            },
+            reason: verdict.reason.map(|r| r.code()),
+            message: verdict.message.clone(),
+            coi: verdict.coi.map(|c| c.as_str().to_owned()),
+            din: verdict.din.map(|d| d.as_str().to_owned()),
+            bag: verdict.bag,
+            order_id: verdict.order_id.clone(),
+        }
+    }
+}
+
+impl ScanReport {
+    pub fn new(scan: &RecordedScan) -> ScanReport {
+        ScanReport {
+            id: scan.id,
+            at: scan.at.to_string(),
+            step: scan.step.as_str(),
+            source: scan.source.clone(),
+            verdict: VerdictReport::new(&scan.verdict),
+            job_id: None,
+            verification: None,
+            confirmed_by_scan: false,
+        }
+    }
+
+    pub fn verified(verified: &Verified) -> ScanReport {
+        ScanReport {
+            job_id: verified.job_id.clone(),
+            verification: verified.verification.clone(),
+            confirmed_by_scan: verified.confirmed_by_scan,
+            ..ScanReport::new(&verified.scan)
+        }
+    }
+
+    /// A scan as the journal has it.
+    pub fn from_row(row: &crate::journal::ScanRow) -> ScanReport {
+        let at = row
+            .at
+            .parse::<jiff::Timestamp>()
+            .map_or_else(|_| row.at.clone(), |t| t.to_string());
+        ScanReport {
+            id: row.id,
+            at,
+            step: crate::reconcile::Step::parse(&row.step)
+                .map_or("unknown", crate::reconcile::Step::as_str),
+            source: row.source.clone(),
+            verdict: VerdictReport {
+                verdict: if row.verdict == "match" {
+                    "match"
+                } else {
+                    "mismatch"
+                },
+                reason: row
+                    .reason
+                    .as_deref()
+                    .and_then(crate::reconcile::Reason::from_code)
+                    .map(|r| r.code()),
+                message: row.message.clone(),
+                coi: row.coi.clone(),
+                din: row.din.clone(),
+                bag: row.bag,
+                order_id: row.order_id.clone(),
+            },
+            job_id: None,
+            verification: None,
+            confirmed_by_scan: false,
+        }
+    }
+
+    /// Whether the scan is what its step wanted: a match (and, verifying, a job not flagged).
+    pub fn is_good(&self) -> bool {
+        self.verdict.verdict == "match"
+            && self.verification.as_deref().is_none_or(|v| v == "verified")
+    }
+}
+
+impl PrintReport {
+    pub fn new(printed: &Printed, prepared: &crate::labeling::PreparedLabel) -> PrintReport {
+        PrintReport {
+            job_id: printed.job_id.clone(),
+            state: printed.outcome.phase.as_str(),
+            fault: printed.outcome.fault.map(|f| f.as_str()),
+            bytes: printed.outcome.bytes,
+            event: printed.event,
+            template: prepared.template.clone(),
+            version: prepared.template_version,
+            bag: prepared.bag,
+            dpi: prepared.dpi,
+            printer: prepared.printer.clone(),
+        }
+    }
+}
+
+impl OrderSummary {
+    pub fn new(order: &Order) -> OrderSummary {
+        OrderSummary {
+            coi: order.coi.as_str().to_owned(),
+            order_id: order.order_id.clone(),
+            status: order.status.as_str(),
+            din: order.collection.din.as_str().to_owned(),
+            bags: order.collection.bags,
+            collection_site: order.collection.facility.site_id.clone(),
+            manufacturing_site: order.manufacturing.site_id.clone(),
+            expires_at: order.expires_at.map(|t| t.to_string()),
+        }
+    }
+}
+
+impl PatientReport {
+    pub fn new(order: &Order) -> PatientReport {
+        let p = &order.patient;
+        PatientReport {
+            family_name: p.family_name.clone(),
+            given_name: p.given_name.clone(),
+            date_of_birth: p.date_of_birth.to_string(),
+            id: p.id.clone(),
+            id_label: p.id_label.clone(),
+        }
+    }
+}
