@@ -1,0 +1,623 @@
+//! Issue #11: `coi-agent serve` end to end, with real parts: the agent run in-process on a
+//! SQLite journal, a pseudo-terminal scanner and a TCP scanner, the Zebra emulator, the test
+//! central service over HTTP, and the local API over HTTP — scans arrive as verdicts on the
+//! event stream and as events at central with no manual command; orders changed at central are
+//! used after a refresh; a nurse prints and verifies through the API; the API refuses what it
+//! must; the binary stops on SIGTERM within 5 s.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use coi_agent::config::Config;
+use coi_agent::printer::emulator::{EmulatedFault, Emulator};
+use serde_json::{Value, json};
+
+mod support;
+use support::central::{Central, TOKEN};
+use support::pty::Pty;
+use support::tempdb::TempDb;
+
+const ORDERS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/example-orders.json"
+);
+
+/// The example orders, expiring in 2099.
+fn orders() -> Vec<Value> {
+    let mut orders: Value =
+        serde_json::from_str(&std::fs::read_to_string(ORDERS).unwrap()).unwrap();
+    let list = orders["orders"].as_array_mut().unwrap();
+    for order in list.iter_mut() {
+        order["expires_at"] = "2099-12-31T23:59:00-05:00".into();
+    }
+    list.clone()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The DIN barcode of bag `bag` (flags 0n).
+fn din_scan(din: &str, bag: u8) -> String {
+    format!("={din}{bag:02}")
+}
+
+/// An agent running in this process, with its API's address and token.
+struct Workstation {
+    dir: TempDb,
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Workstation {
+    /// Starts an agent at `site` with `extra` configuration (printers, scanners, orders).
+    async fn start(name: &str, site: &str, orders_toml: &str, extra: &str) -> Workstation {
+        let dir = TempDb::new(name);
+        let base_dir = dir.0.parent().unwrap().to_path_buf();
+        let port = free_port();
+        let text = format!(
+            "[site]\nid = \"{site}\"\nworkstation = \"ws-{name}\"\n[journal]\npath = \"journal.sqlite\"\n\
+             {orders_toml}\n[api]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"api.token\"\n{extra}"
+        );
+        std::fs::write(base_dir.join("coi-agent.toml"), &text).unwrap();
+        let config = Config::load(&base_dir.join("coi-agent.toml")).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(coi_agent::agent::run(config, async move {
+            let _ = stopped.await;
+        }));
+        let base = format!("http://127.0.0.1:{port}");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(response) = http.get(format!("{base}/readyz")).send().await {
+                if response.status() == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "serve did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let token = std::fs::read_to_string(base_dir.join("api.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Workstation {
+            dir,
+            base,
+            token,
+            http,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.dir.0.parent().unwrap().to_path_buf()
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Opens the event stream.
+    async fn events(&self) -> Events {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/events", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        Events {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// Stops the agent as SIGTERM would and checks it returns in time; the directory is kept
+    /// while the returned value lives.
+    async fn stop(mut self) -> TempDb {
+        let started = Instant::now();
+        let _ = self.stop.take().unwrap().send(());
+        let res = tokio::time::timeout(Duration::from_secs(5), self.task.take().unwrap())
+            .await
+            .expect("the agent stops within 5 s");
+        res.unwrap().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        self.dir
+    }
+}
+
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    /// The next event of kind `kind` (others are skipped), within `wait`.
+    async fn next(&mut self, kind: &str, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = "message";
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(name) = line.strip_prefix("event:") {
+                        event = if name.trim() == kind { kind } else { "other" };
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                if event == kind {
+                    return serde_json::from_str(&data).unwrap();
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} event in {wait:?}"))
+                .unwrap()
+                .expect("the stream stays open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+async fn eventually(what: &str, wait: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + wait;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within {wait:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn file_orders(dir: &Path, orders: &[Value]) -> String {
+    std::fs::write(
+        dir.join("orders.json"),
+        json!({ "orders": orders }).to_string(),
+    )
+    .unwrap();
+    "[orders]\nsource = \"file\"\nfile = \"orders.json\"\n".to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_scans_reach_the_event_stream_and_central_and_orders_refresh_without_a_command() {
+    let central = Central::start().await;
+    let mut example = orders();
+    {
+        let mut recorded = central.recorded();
+        for order in &example {
+            recorded.orders.push((
+                "site-lab-1".into(),
+                "2025-01-01T00:00:00Z".into(),
+                order.clone(),
+            ));
+        }
+    }
+    let link = std::env::temp_dir().join(format!("coi-agent-serve-tty-{}", std::process::id()));
+    let mut scanner = Pty::open_at(&link);
+    let token_dir = TempDb::new("serve-central-token");
+    let token_file = token_dir.0.parent().unwrap().join("central.token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let orders_toml = format!(
+        "[orders]\nsource = \"central\"\nrefresh_secs = 1\n[central]\nurl = \"{}\"\ntoken_file = \"{}\"\ntimeout_secs = 2\n",
+        central.url,
+        token_file.display()
+    );
+    let scanners = format!(
+        "[[scanners]]\nname = \"dock\"\nsource = \"serial://{}?baud=9600&suffix=cr\"\nstep = \"receipt\"\n",
+        link.display()
+    );
+    let ws = Workstation::start("serve-e2e", "site-lab-1", &orders_toml, &scanners).await;
+    let mut events = ws.events().await;
+    // The scanner is read once its device is open.
+    let (_, ready) = ws.get("/readyz").await;
+    assert_eq!(ready["orders"]["count"], 2, "{ready}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, ready) = ws.get("/readyz").await;
+        if ready["scanners"][0]["state"] == "connected" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "scanner not connected: {ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A shipped bag arrives: MATCH on the stream, bag_received at central, with no command.
+    scanner.write(format!("{}\r", din_scan("A999925123457", 1)).as_bytes());
+    let scan = events.next("scan", Duration::from_secs(5)).await;
+    assert_eq!(scan["verdict"], "match", "{scan}");
+    assert_eq!(scan["step"], "receipt");
+    assert_eq!(scan["coi"], "CHA999925000043");
+    let (_, recent) = ws.get("/api/v1/scans?limit=5").await;
+    assert_eq!(
+        recent["scans"][0], scan,
+        "the stream shows what the journal holds"
+    );
+    eventually(
+        "bag_received reaches central",
+        Duration::from_secs(5),
+        || {
+            central
+                .recorded()
+                .events
+                .iter()
+                .any(|(_, coi, e)| coi == "CHA999925000043" && e["type"] == "bag_received")
+        },
+    )
+    .await;
+
+    // Bag 1 of the scheduled order is not expected here yet...
+    scanner.write(format!("{}\r", din_scan("A999925123456", 1)).as_bytes());
+    let scan = events.next("scan", Duration::from_secs(5)).await;
+    assert_eq!(scan["verdict"], "mismatch");
+    assert_eq!(scan["reason"], "wrong_status", "{scan}");
+    // ...until central says it shipped; the agent refreshes by itself.
+    example[0]["status"] = "shipped".into();
+    central.recorded().orders.push((
+        "site-lab-1".into(),
+        coi_agent::journal::utc_text(jiff::Timestamp::now()),
+        example[0].clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let (_, order) = ws.get("/api/v1/orders/CHA999925000042").await;
+        if order["status"] == "shipped" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refresh did not bring the change: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    scanner.write(format!("{}\r", din_scan("A999925123456", 1)).as_bytes());
+    let scan = events.next("scan", Duration::from_secs(5)).await;
+    assert_eq!(scan["verdict"], "match", "{scan}");
+    // The same bag again is a duplicate, never a second receipt.
+    scanner.write(format!("{}\r", din_scan("A999925123456", 1)).as_bytes());
+    let scan = events.next("scan", Duration::from_secs(5)).await;
+    assert_eq!(scan["reason"], "already_received", "{scan}");
+
+    // Stopping: a scan written just before is still judged and recorded.
+    scanner.write(format!("{}\r", din_scan("A999925123456", 2)).as_bytes());
+    let shown = events.next("scan", Duration::from_secs(5)).await;
+    let dir = ws.dir();
+    let _kept = ws.stop().await;
+    let journal = coi_agent::journal::Journal::open_read_only(&dir.join("journal.sqlite")).unwrap();
+    let ids = journal.scan_ids().unwrap();
+    assert_eq!(ids.len(), 5);
+    assert_eq!(
+        shown["id"],
+        json!(ids[4]),
+        "every shown verdict is recorded"
+    );
+    assert!(journal.verify_audit().unwrap().is_ok());
+    scanner.unplug();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_a_nurse_prints_and_verifies_through_the_api() {
+    let emulator = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    emulator.set_print_delay(Duration::from_millis(50));
+    let verify_port = free_port();
+    let dir = TempDb::new("serve-print-orders");
+    let orders_toml = file_orders(dir.0.parent().unwrap(), &orders());
+    let extra = format!(
+        "[[printers]]\nname = \"bench-1\"\nuri = \"tcp://{}\"\nprofile = \"Zebra ZT411 300 dpi\"\n\
+         [[scanners]]\nname = \"bench-scanner\"\nsource = \"tcp-listen://127.0.0.1:{verify_port}\"\nstep = \"verify\"\n",
+        emulator.address()
+    );
+    let orders_toml = orders_toml.replace(
+        "orders.json",
+        &dir.0
+            .parent()
+            .unwrap()
+            .join("orders.json")
+            .display()
+            .to_string(),
+    );
+    let ws = Workstation::start("serve-print", "site-apheresis-1", &orders_toml, &extra).await;
+    let mut events = ws.events().await;
+    let labels = "/api/v1/orders/CHA999925000042/bags/1/labels";
+
+    let (status, printed) = ws.post(labels, &json!({"operator": "nurse-7"})).await;
+    assert_eq!(status, 201, "{printed}");
+    assert_eq!(printed["state"], "confirmed");
+    assert_eq!(printed["event"], "label_printed");
+    assert_eq!(printed["dpi"], 300);
+    assert_eq!(emulator.printed().len(), 1);
+    let job = events.next("job", Duration::from_secs(2)).await;
+    assert_eq!(job["state"], "queued");
+
+    // A second label for the bag only as a reprint.
+    let (status, refused) = ws.post(labels, &json!({"operator": "nurse-7"})).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("may already carry a label"),
+        "{refused}"
+    );
+    let (status, reprinted) = ws
+        .post(labels, &json!({"operator": "nurse-7", "reprint": true}))
+        .await;
+    assert_eq!(status, 201, "{reprinted}");
+    assert_eq!(reprinted["event"], "label_reprinted");
+
+    // The nurse scans the new label on the bag: matched to its job with no id typed.
+    let mut scanner = tokio::net::TcpStream::connect(("127.0.0.1", verify_port))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut scanner,
+        format!("{}\r", din_scan("A999925123456", 1)).as_bytes(),
+    )
+    .await
+    .unwrap();
+    let scan = events.next("scan", Duration::from_secs(5)).await;
+    assert_eq!(scan["verdict"], "match", "{scan}");
+    assert_eq!(scan["verification"], "verified");
+    assert_eq!(
+        scan["job_id"], reprinted["job_id"],
+        "the latest label of the bag"
+    );
+
+    // Bag 2 has no label yet: its scan matches nothing waiting and flags nothing.
+    let (status, scan) = ws
+        .post(
+            "/api/v1/scans",
+            &json!({"data": din_scan("A999925123456", 2), "step": "verify", "operator": "nurse-7"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(scan["reason"], "not_expected", "{scan}");
+
+    let (_, order) = ws.get("/api/v1/orders/CHA999925000042").await;
+    assert_eq!(
+        order["bag_labels"][0]["verification"], "verified",
+        "{order}"
+    );
+    assert_eq!(order["bag_labels"][1]["state"], "none");
+    assert!(
+        order.get("patient").is_none(),
+        "no patient data unless asked"
+    );
+    let (_, order) = ws.get("/api/v1/orders/CHA999925000042?patient=true").await;
+    assert!(order["patient"]["family_name"].is_string(), "{order}");
+
+    // Media out: refused before sending, the fault named.
+    emulator.set_fault(EmulatedFault::MediaOut, true);
+    let (status, failed) = ws
+        .post("/api/v1/orders/CHA999925000042/bags/2/labels", &json!({}))
+        .await;
+    assert_eq!(status, 503, "{failed}");
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["fault"], "media_out");
+    assert_eq!(emulator.printed().len(), 2);
+    let _ = ws.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_the_api_refuses_what_it_must_and_records_nothing() {
+    let dir = TempDb::new("serve-guards-orders");
+    let orders_toml = file_orders(dir.0.parent().unwrap(), &orders()).replace(
+        "orders.json",
+        &dir.0
+            .parent()
+            .unwrap()
+            .join("orders.json")
+            .display()
+            .to_string(),
+    );
+    let ws = Workstation::start("serve-guards", "site-lab-1", &orders_toml, "").await;
+    let scans = format!("{}/api/v1/scans", ws.base);
+    let body = json!({"data": "=A99992512345701", "step": "receipt"});
+
+    let response = ws.http.post(&scans).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 401, "no token");
+    let response = ws
+        .http
+        .post(&scans)
+        .bearer_auth("not-the-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "wrong token");
+    let response = ws
+        .http
+        .get(format!("{}/api/v1/orders", ws.base))
+        .bearer_auth(&ws.token)
+        .header("host", "evil.example:80")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "a foreign Host (DNS rebinding)");
+    let response = ws
+        .http
+        .post(&scans)
+        .bearer_auth(&ws.token)
+        .header("origin", "https://evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "a POST from another site");
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let post_raw = |body: Vec<u8>, content_type: &'static str| {
+        ws.http
+            .post(&scans)
+            .bearer_auth(&ws.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    for (body, content_type, says) in [
+        (b"=A99992512345701".to_vec(), "text/plain", "must be JSON"),
+        (
+            b"{\"data\": ".to_vec(),
+            "application/json",
+            "not valid JSON",
+        ),
+        (
+            br#"{"data": "=A99992512345701", "step": "receipt", "patient": "x"}"#.to_vec(),
+            "application/json",
+            "unknown field `patient`",
+        ),
+        (
+            json!({"data": "A".repeat(70_000), "step": "receipt"})
+                .to_string()
+                .into_bytes(),
+            "application/json",
+            "larger than 65536 bytes",
+        ),
+    ] {
+        let response = post_raw(body, content_type).await.unwrap();
+        assert_eq!(response.status(), 400);
+        let answer: Value = response.json().await.unwrap();
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+    let (_, recent) = ws.get("/api/v1/scans").await;
+    assert_eq!(recent["scans"], json!([]), "nothing was recorded");
+
+    // Health needs no token and carries no identifiers.
+    for path in ["/livez", "/readyz", "/metrics"] {
+        let response = ws
+            .http
+            .get(format!("{}{path}", ws.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(
+            !text.contains("CHA9999") && !text.contains("A999925"),
+            "{path}: {text}"
+        );
+    }
+    // The same scan with everything right is recorded.
+    let (status, scan) = ws.post("/api/v1/scans", &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(scan["verdict"], "match", "{scan}");
+    let _ = ws.stop().await;
+}
+
+#[test]
+fn r11_serve_stops_on_sigterm_within_five_seconds() {
+    let dir = TempDb::new("serve-sigterm");
+    let base = dir.0.parent().unwrap();
+    let port = free_port();
+    let scanner_port = free_port();
+    std::fs::write(
+        base.join("orders.json"),
+        json!({ "orders": orders() }).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        base.join("coi-agent.toml"),
+        format!(
+            "[site]\nid = \"site-lab-1\"\nworkstation = \"ws\"\n[journal]\npath = \"journal.sqlite\"\n\
+             [orders]\nsource = \"file\"\nfile = \"orders.json\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[scanners]]\nname = \"dock\"\nsource = \"tcp-listen://127.0.0.1:{scanner_port}\"\nstep = \"receipt\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(base.join("coi-agent.toml"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A scan in flight as the signal comes.
+    let mut scanner = std::net::TcpStream::connect(("127.0.0.1", scanner_port)).unwrap();
+    std::io::Write::write_all(&mut scanner, b"=A99992512345701\r").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    for line in log.lines() {
+        let entry: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(entry["level"].is_string(), "{entry}");
+    }
+    // No patient value in any log line.
+    for order in orders() {
+        for field in ["family_name", "given_name", "id", "date_of_birth"] {
+            let value = order["patient"][field].as_str().unwrap();
+            assert!(
+                !log.contains(value),
+                "the log carries the patient's {field}"
+            );
+        }
+    }
+    let journal =
+        coi_agent::journal::Journal::open_read_only(&base.join("journal.sqlite")).unwrap();
+    assert_eq!(
+        journal.scan_ids().unwrap().len(),
+        1,
+        "the scan in flight was recorded"
+    );
+}
