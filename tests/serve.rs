@@ -79,8 +79,10 @@ impl Workstation {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            // Ready, with the first order sync done.
             if let Ok(response) = http.get(format!("{base}/readyz")).send().await {
-                if response.status() == 200 {
+                let ready: Value = response.json().await.unwrap_or_default();
+                if ready["orders"]["count"].as_u64().is_some_and(|n| n > 0) {
                     break;
                 }
             }
@@ -243,15 +245,16 @@ async fn r11_scans_reach_the_event_stream_and_central_and_orders_refresh_without
     let ws = Workstation::start("serve-e2e", "site-lab-1", &orders_toml, &scanners).await;
     let mut events = ws.events().await;
     // The scanner is read once its device is open.
-    let (_, ready) = ws.get("/readyz").await;
-    assert_eq!(ready["orders"]["count"], 2, "{ready}");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (_, ready) = ws.get("/readyz").await;
-        if ready["scanners"][0]["state"] == "connected" {
+        if ready["scanners"][0]["state"] == "connected" && ready["orders"]["count"] == 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "scanner not connected: {ready}");
+        assert!(
+            Instant::now() < deadline,
+            "scanner not connected or orders not synced: {ready}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

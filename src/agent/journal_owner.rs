@@ -343,6 +343,10 @@ struct Owner {
 
 impl Owner {
     fn serve(&mut self, mut rx: mpsc::Receiver<Command>) {
+        // The cached orders are parsed once, before the first scan needs them.
+        if let Err(problem) = self.book() {
+            tracing::error!(%problem, "cached orders not loaded");
+        }
         while let Some(command) = rx.blocking_recv() {
             self.handle(command);
         }

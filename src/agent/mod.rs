@@ -573,16 +573,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
 
     let mut tasks = tokio::task::JoinSet::new();
-    // Orders first, so the first scans are judged against a fresh cache.
-    match &source {
-        Ok(source) => refresh_once(&agent, source).await,
+    // The cached orders serve at once; the first sync runs beside the other tasks, so a large
+    // cache or a slow central service does not delay readiness.
+    match source {
+        Ok(source) => {
+            tasks.spawn(refresh_loop(agent.clone(), source, config.refresh));
+        }
         Err(problem) => {
             *lock(&agent.inner.sync_error) = Some(problem.to_string());
             tracing::error!(%problem, "order source not usable");
         }
-    }
-    if let Ok(source) = source {
-        tasks.spawn(refresh_loop(agent.clone(), source, config.refresh));
     }
     match central {
         Ok(Some(client)) => {
@@ -688,7 +688,11 @@ async fn refresh_loop(agent: Agent, source: OrderSource, every: Duration) {
     let mut stopping = agent.stopping();
     loop {
         tokio::select! {
-            () = tokio::time::sleep(every) => refresh_once(&agent, &source).await,
+            () = refresh_once(&agent, &source) => {}
+            () = until_true(&mut stopping) => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
             () = until_true(&mut stopping) => return,
         }
     }
