@@ -161,11 +161,17 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(
-            &text,
-            path.parent().unwrap_or(Path::new(".")),
-            &path.display().to_string(),
-        )
+        // Relative paths in the file are relative to its directory, made absolute here so a
+        // relative --config (or a spool directory) resolves the same wherever it is used.
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let base = match parent {
+            Some(dir) if dir.is_absolute() => dir.to_owned(),
+            Some(dir) => std::env::current_dir()
+                .map(|cwd| cwd.join(dir))
+                .unwrap_or_else(|_| dir.to_owned()),
+            None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        };
+        Config::parse(&text, &base, &path.display().to_string())
     }
 
     /// Parses configuration text whose relative paths are relative to `base`.
@@ -281,7 +287,7 @@ impl Config {
             listen: None,
             token_file: None,
         });
-        let listen = match api.listen {
+        let listen: std::net::SocketAddr = match api.listen {
             None => std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT)),
             Some(text) => text.parse().map_err(|_| {
                 invalid(format!(
@@ -289,6 +295,13 @@ impl Config {
                 ))
             })?,
         };
+        // Requests must name the address they were sent to (DNS rebinding): a wildcard address
+        // has no name to check against.
+        if listen.ip().is_unspecified() {
+            return Err(invalid(format!(
+                "api.listen {listen} listens on every address: name one (127.0.0.1 by default)"
+            )));
+        }
         let refresh_secs = file.orders.refresh_secs.unwrap_or(60);
         if refresh_secs == 0 {
             return Err(invalid("orders.refresh_secs must be at least 1".to_owned()));
@@ -366,6 +379,12 @@ pub fn check(config: &Config) -> Vec<String> {
     };
     if config.api.token_file.exists() {
         private(&config.api.token_file, "api.token_file", &mut problems);
+        if std::fs::read_to_string(&config.api.token_file).is_ok_and(|t| t.trim().is_empty()) {
+            problems.push(format!(
+                "api.token_file {} is empty (delete it and serve makes a new one)",
+                config.api.token_file.display()
+            ));
+        }
     } else if let Some(problem) = writable_dir(&config.api.token_file) {
         problems.push(format!(
             "api.token_file {} does not exist and cannot be created: {problem}",

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::labeling::{Printed, Verified};
 use crate::orders::record::Order;
+use crate::printer::job::{JobOutcome, JobPhase};
 use crate::receiving::RecordedScan;
 use crate::reconcile::Verdict;
 
@@ -63,6 +64,8 @@ pub struct PrintReport {
     pub bag: u8,
     pub dpi: u32,
     pub printer: String,
+    /// What happened and what to do, for the person at the printer.
+    pub message: String,
 }
 
 /// A cached order without patient data: `GET /api/v1/orders`.
@@ -196,7 +199,11 @@ impl ScanReport {
 }
 
 impl PrintReport {
-    pub fn new(printed: &Printed, prepared: &crate::labeling::PreparedLabel) -> PrintReport {
+    pub fn new(
+        printed: &Printed,
+        prepared: &crate::labeling::PreparedLabel,
+        spool: bool,
+    ) -> PrintReport {
         PrintReport {
             job_id: printed.job_id.clone(),
             state: printed.outcome.phase.as_str(),
@@ -208,7 +215,31 @@ impl PrintReport {
             bag: prepared.bag,
             dpi: prepared.dpi,
             printer: prepared.printer.clone(),
+            message: outcome_message(&printed.outcome, spool),
         }
+    }
+}
+
+/// What became of a job, as the printer told it, in words for the person at the printer.
+pub fn outcome_message(outcome: &JobOutcome, spool: bool) -> String {
+    match (outcome.phase, outcome.fault) {
+        (JobPhase::Confirmed, _) if spool => "WRITTEN to the spool directory".to_owned(),
+        (JobPhase::Confirmed, _) => "PRINTED (confirmed by the printer)".to_owned(),
+        (JobPhase::Unconfirmed, Some(fault)) => format!(
+            "UNCONFIRMED ({}): the label may be in the printer and print once this is fixed: {} Do not print it again before checking.",
+            fault.as_str(),
+            fault.advice()
+        ),
+        (phase, Some(fault)) => format!(
+            "{} ({}): {}",
+            phase.as_str().to_uppercase(),
+            fault.as_str(),
+            fault.advice()
+        ),
+        (phase, None) => format!(
+            "{}: the printer did not show the label done in time; check it before printing again",
+            phase.as_str().to_uppercase()
+        ),
     }
 }
 

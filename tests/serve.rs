@@ -363,6 +363,7 @@ async fn r11_a_nurse_prints_and_verifies_through_the_api() {
     assert_eq!(printed["state"], "confirmed");
     assert_eq!(printed["event"], "label_printed");
     assert_eq!(printed["dpi"], 300);
+    assert_eq!(printed["message"], "PRINTED (confirmed by the printer)");
     assert_eq!(emulator.printed().len(), 1);
     let job = events.next("job", Duration::from_secs(2)).await;
     assert_eq!(job["state"], "queued");
@@ -432,6 +433,13 @@ async fn r11_a_nurse_prints_and_verifies_through_the_api() {
     assert_eq!(status, 503, "{failed}");
     assert_eq!(failed["state"], "failed");
     assert_eq!(failed["fault"], "media_out");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("FAILED (media_out)"),
+        "{failed}"
+    );
     assert_eq!(emulator.printed().len(), 2);
     let _ = ws.stop().await;
 }
@@ -522,6 +530,28 @@ async fn r11_the_api_refuses_what_it_must_and_records_nothing() {
         let answer: Value = response.json().await.unwrap();
         assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
     }
+    for (body, says) in [
+        (
+            json!({"data": "=A99992512345701", "step": "receipt", "operator": "x".repeat(65)}),
+            "field operator",
+        ),
+        (
+            json!({"data": "=A99992512345701", "step": "receipt", "operator": "nurse\u{1b}[2J"}),
+            "field operator",
+        ),
+        (
+            json!({"data": "=".repeat(1025), "step": "receipt"}),
+            "field data",
+        ),
+        (
+            json!({"data": "=A99992512345701", "step": "receive"}),
+            "field step",
+        ),
+    ] {
+        let (status, answer) = ws.post("/api/v1/scans", &body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
     let (_, recent) = ws.get("/api/v1/scans").await;
     assert_eq!(recent["scans"], json!([]), "nothing was recorded");
 
@@ -540,10 +570,27 @@ async fn r11_the_api_refuses_what_it_must_and_records_nothing() {
             "{path}: {text}"
         );
     }
-    // The same scan with everything right is recorded.
-    let (status, scan) = ws.post("/api/v1/scans", &body).await;
-    assert_eq!(status, 200);
+    // The same scan with everything right is recorded (the scheme's case does not matter).
+    let response = ws
+        .http
+        .post(&scans)
+        .header("authorization", format!("bearer {}", ws.token))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let scan: Value = response.json().await.unwrap();
     assert_eq!(scan["verdict"], "match", "{scan}");
+    // The journal holds patient data: readable by its owner only.
+    use std::os::unix::fs::PermissionsExt as _;
+    for file in ["journal.sqlite", "api.token"] {
+        let mode = std::fs::metadata(ws.dir().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file} has mode {mode:o}");
+    }
     let _ = ws.stop().await;
 }
 
@@ -623,4 +670,75 @@ fn r11_serve_stops_on_sigterm_within_five_seconds() {
         1,
         "the scan in flight was recorded"
     );
+}
+
+/// check-config names what would stop serve; a relative --config resolves against the current
+/// directory, spool printers included.
+#[test]
+fn r11_check_config_names_each_problem() {
+    let dir = TempDb::new("check-config");
+    let base = dir.0.parent().unwrap();
+    std::fs::write(
+        base.join("demo-orders.json"),
+        coi_agent::config::DEMO_ORDERS,
+    )
+    .unwrap();
+    let check = |text: &str| {
+        std::fs::write(base.join("site.toml"), text).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .current_dir(base)
+            .args(["check-config", "--config", "site.toml"])
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let default = coi_agent::config::DEFAULT;
+    let (code, said) = check(default);
+    assert_eq!(
+        code,
+        Some(0),
+        "the shipped default, by a relative path: {said}"
+    );
+    std::fs::write(base.join("api.token"), "   \n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        base.join("api.token"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (code, said) = check(default);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("mode 644"), "{said}");
+    assert!(said.contains("is empty"), "{said}");
+    std::fs::remove_file(base.join("api.token")).unwrap();
+    for (broken, says) in [
+        (
+            default.replace("tcp-listen://127.0.0.1:7371", "tcp-lisen://127.0.0.1:7371"),
+            "scanner \"receipt-desk\": source",
+        ),
+        (
+            default.replace("step = \"receipt\"", "step = \"recieve\""),
+            "is not \"receipt\" or \"verify\"",
+        ),
+        (
+            default.replace("Zebra ZT411 300 dpi", "Zebra X"),
+            "unknown profile \"Zebra X\"",
+        ),
+        (
+            default.replace("127.0.0.1:7370", "0.0.0.0:7370"),
+            "listens on every address",
+        ),
+        (
+            default.replace("demo-orders.json", "missing.json"),
+            "orders.file",
+        ),
+    ] {
+        let (code, said) = check(&broken);
+        assert_eq!(code, Some(1), "{said}");
+        assert!(said.contains(says), "{says}: {said}");
+    }
 }

@@ -333,7 +333,7 @@ pub async fn print_label(
             }));
         }
     };
-    Ok((PrintReport::new(&printed, &prepared), outcome))
+    Ok((PrintReport::new(&printed, &prepared, ready.spool), outcome))
 }
 
 /// Waits until `flag` is true (or its sender is gone).

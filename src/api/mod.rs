@@ -33,6 +33,11 @@ use crate::scanner::Scan;
 
 /// The largest request body taken: a scan or a print request is a few hundred bytes.
 pub const MAX_BODY: usize = 64 * 1024;
+/// The longest scan taken, as a scanner's default maximum read.
+const MAX_SCAN: usize = 1024;
+/// The longest operator id (a badge or user id).
+const MAX_OPERATOR: usize = 64;
+
 /// The most scans one `GET /api/v1/scans` returns.
 const MAX_SCANS: usize = 1000;
 
@@ -40,6 +45,12 @@ const MAX_SCANS: usize = 1000;
 pub async fn serve(agent: Agent, listener: tokio::net::TcpListener) {
     let mut stopping = agent.stopping();
     let app = router(agent);
+    // Events and verdicts are small writes that must go out at once, not wait for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(problem) = tcp.set_nodelay(true) {
+            tracing::debug!(%problem, "TCP_NODELAY not set");
+        }
+    });
     let res = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             crate::agent::until_true(&mut stopping).await;
@@ -69,6 +80,22 @@ pub fn router(agent: Agent) -> Router {
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .layer(middleware::from_fn_with_state(agent.clone(), same_origin))
         .with_state(agent)
+}
+
+/// An operator id as it may be recorded: short and printable, or why not.
+fn check_operator(operator: Option<&str>) -> Result<(), String> {
+    match operator {
+        Some(id)
+            if id.is_empty()
+                || id.chars().count() > MAX_OPERATOR
+                || id.chars().any(char::is_control) =>
+        {
+            Err(format!(
+                "field operator: 1 to {MAX_OPERATOR} printable characters (a badge or user id)"
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -116,12 +143,14 @@ async fn same_origin(State(agent): State<Agent>, request: Request, next: Next) -
 
 /// Every `/api/` route needs `Authorization: Bearer` with the configured token.
 async fn bearer(State(agent): State<Agent>, request: Request, next: Next) -> Response {
+    // RFC 7235: the scheme is case-insensitive.
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token);
     if given.is_empty() || !token::same(given.trim(), agent.api_token()) {
         let mut response = error(
             StatusCode::UNAUTHORIZED,
@@ -340,6 +369,9 @@ async fn print_label(
         Ok(body) => body,
         Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
     };
+    if let Err(problem) = check_operator(body.operator.as_deref()) {
+        return error(StatusCode::BAD_REQUEST, &problem);
+    }
     let Ok(coi) = CoiId::parse(&coi) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -409,6 +441,15 @@ async fn post_scan(
         Ok(body) => body,
         Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
     };
+    if let Err(problem) = check_operator(body.operator.as_deref()) {
+        return error(StatusCode::BAD_REQUEST, &problem);
+    }
+    if body.data.len() > MAX_SCAN {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("field data: longer than a scan can be ({MAX_SCAN} bytes)"),
+        );
+    }
     let Some(step) = Step::parse(&body.step) else {
         return error(
             StatusCode::BAD_REQUEST,

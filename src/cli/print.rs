@@ -109,39 +109,12 @@ pub(super) fn report(
         line.insert("bytes".into(), json!(outcome.bytes));
         writeln!(out, "{}", serde_json::Value::Object(line))?;
     } else {
-        match (outcome.phase, outcome.fault) {
-            (JobPhase::Confirmed, _) if spool => writeln!(
-                out,
-                "job {}: WRITTEN to the spool directory",
-                outcome.job_id
-            )?,
-            (JobPhase::Confirmed, _) => writeln!(
-                out,
-                "job {}: PRINTED (confirmed by the printer)",
-                outcome.job_id
-            )?,
-            (JobPhase::Unconfirmed, Some(fault)) => writeln!(
-                out,
-                "job {}: UNCONFIRMED ({}): the label may be in the printer and print once this is fixed: {} Do not print it again before checking.",
-                outcome.job_id,
-                fault.as_str(),
-                fault.advice()
-            )?,
-            (phase, Some(fault)) => writeln!(
-                out,
-                "job {}: {} ({}): {}",
-                outcome.job_id,
-                phase.as_str().to_uppercase(),
-                fault.as_str(),
-                fault.advice()
-            )?,
-            (phase, None) => writeln!(
-                out,
-                "job {}: {}: the printer did not show the label done in time; check it before printing again",
-                outcome.job_id,
-                phase.as_str().to_uppercase()
-            )?,
-        }
+        writeln!(
+            out,
+            "job {}: {}",
+            outcome.job_id,
+            crate::report::outcome_message(outcome, spool)
+        )?;
     }
     Ok(if outcome.phase == JobPhase::Confirmed {
         ExitCode::SUCCESS

@@ -73,25 +73,22 @@ pub(crate) fn append(
 ) -> Result<i64, JournalError> {
     let details = canonical_json(details);
     let head: Option<(i64, Vec<u8>)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     let (seq, prev_hash) = match head {
         Some((seq, hash)) => (seq + 1, to_hash(&hash)),
         None => (1, GENESIS),
     };
     let hash = entry_hash(seq, at, kind, subject, &details, &prev_hash);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit (seq, at, kind, subject, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![seq, at, kind, subject, details, prev_hash.as_slice(), hash.as_slice()],
-    )?;
-    tx.execute(
+    )?
+    .execute(params![seq, at, kind, subject, details, prev_hash.as_slice(), hash.as_slice()])?;
+    tx.prepare_cached(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        params![seq, hash.as_slice()],
-    )?;
+    )?
+    .execute(params![seq, hash.as_slice()])?;
     Ok(seq)
 }
 

@@ -103,6 +103,9 @@ pub struct ScanRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlreadyReceived;
 
+/// Whether a bag was received at a site: one lookup in the `scans_received` index.
+const RECEIVED: &str = "SELECT EXISTS (SELECT 1 FROM scans WHERE site_id = ?1 AND coi = ?2 AND bag = ?3 AND verdict = 'match' AND step = 'receipt')";
+
 /// The schema, one migration per version; `PRAGMA user_version` records how far a journal is.
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -206,6 +209,16 @@ impl Journal {
             path: shown.clone(),
             source,
         };
+        // The journal holds patient names and dates of birth: a new one is readable by this
+        // user only (SQLite gives its -wal and -shm files the same mode).
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+        }
         let conn = Connection::open(path).map_err(open_err)?;
         // WAL lets readers run beside the writer; FULL makes each commit durable before it
         // returns; the busy timeout rides out a reader's checkpoint.
@@ -298,11 +311,9 @@ impl Journal {
     ) -> Result<Result<i64, AlreadyReceived>, JournalError> {
         let tx = self.write()?;
         if let Some((coi, bag)) = received {
-            let already: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM scans WHERE site_id = ?1 AND coi = ?2 AND bag = ?3 AND verdict = 'match' AND step = 'receipt')",
-                params![scan.site_id, coi, bag],
-                |row| row.get(0),
-            )?;
+            let already: bool = tx
+                .prepare_cached(RECEIVED)?
+                .query_row(params![scan.site_id, coi, bag], |row| row.get(0))?;
             if already {
                 return Ok(Err(AlreadyReceived));
             }
@@ -512,11 +523,10 @@ impl Journal {
     /// # Errors
     /// SQLite failed.
     pub fn is_received(&self, site_id: &str, coi: &str, bag: u8) -> Result<bool, JournalError> {
-        Ok(self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM scans WHERE site_id = ?1 AND coi = ?2 AND bag = ?3 AND verdict = 'match' AND step = 'receipt')",
-            params![site_id, coi, bag],
-            |row| row.get(0),
-        )?)
+        Ok(self
+            .conn
+            .prepare_cached(RECEIVED)?
+            .query_row(params![site_id, coi, bag], |row| row.get(0))?)
     }
 
     /// The cached orders as an order book; a cached record that no longer passes the checks is
@@ -559,11 +569,11 @@ impl Journal {
     /// # Errors
     /// SQLite failed.
     pub fn sync_state(&self, key: &str) -> Result<Option<String>, JournalError> {
-        Ok(rusqlite::OptionalExtension::optional(self.conn.query_row(
-            "SELECT value FROM sync_state WHERE key = ?1",
-            [key],
-            |row| row.get(0),
-        ))?)
+        Ok(rusqlite::OptionalExtension::optional(
+            self.conn
+                .prepare_cached("SELECT value FROM sync_state WHERE key = ?1")?
+                .query_row([key], |row| row.get(0)),
+        )?)
     }
 
     /// # Errors
@@ -600,10 +610,11 @@ fn insert_scan(
     } else {
         "mismatch"
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO scans (at, source, raw, parse_error, verdict, reason, message, coi, din, bag, order_id, site_id, step, operator)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
+    )?
+    .execute(params![
             scan.at,
             scan.source,
             scan.raw,
@@ -618,8 +629,7 @@ fn insert_scan(
             scan.site_id,
             scan.step,
             scan.operator,
-        ],
-    )?;
+        ])?;
     let id = tx.last_insert_rowid();
     let details = serde_json::json!({
         "scan_id": id,
@@ -648,9 +658,9 @@ fn insert_event(
     event: &NewEvent,
     at: &str,
 ) -> Result<(), JournalError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO outbox (event_id, coi, kind, payload, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![event.event_id, event.coi, event.kind, event.payload.to_string(), at],
-    )?;
+    )?
+    .execute(params![event.event_id, event.coi, event.kind, event.payload.to_string(), at])?;
     Ok(())
 }

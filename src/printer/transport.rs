@@ -2,6 +2,7 @@
 //! data, then a connection that sends ZPL and asks tilde queries with a deadline. A query that
 //! gets no complete answer in time is `Timeout`, which callers treat as unknown, never ok.
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -272,10 +273,14 @@ impl Connection {
                 }
             }
             PrinterUri::Spool(dir) => {
-                std::fs::create_dir_all(dir).map_err(|source| TransportError::Spool {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|source| TransportError::Spool {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
                 Ok(Connection::Spool { dir: dir.clone() })
             }
         }
@@ -587,7 +592,17 @@ fn write_spool(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<(), Tr
         )));
     }
     let temporary = dir.join(format!(".{name}.zpl.partial"));
-    let mut file = std::fs::File::create(&temporary).map_err(spool_err)?;
+    // A label carries the patient's name and date of birth: readable by this user only.
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)
+            .map_err(spool_err)?
+    };
     std::io::Write::write_all(&mut file, bytes).map_err(spool_err)?;
     file.sync_all().map_err(spool_err)?;
     std::fs::rename(&temporary, &path).map_err(spool_err)?;
