@@ -102,19 +102,39 @@ impl OrderSource {
 fn read_file(path: &std::path::Path, since: Option<&str>) -> Result<Fetched, SourceError> {
     use sha2::Digest as _;
     let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SourceError::File(format!("read {shown}: {e}")))?;
-    let digest: String = sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let version = format!("{FILE_DIGEST}{digest}");
+    let read_err = |e: std::io::Error| SourceError::File(format!("read {shown}: {e}"));
+    // The digest is taken streaming: an unchanged file (every refresh but the rare one) costs
+    // no allocation of its size, so an idle daemon's memory stays flat.
+    let digest_of = |bytes: &mut dyn std::io::Read| -> Result<String, std::io::Error> {
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = bytes.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    };
+    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    let version = format!("{FILE_DIGEST}{}", digest_of(&mut file).map_err(read_err)?);
     if since == Some(version.as_str()) {
         return Ok(Fetched {
             records: Vec::new(),
             as_of: Some(version),
         });
     }
+    let text = std::fs::read_to_string(path).map_err(read_err)?;
+    // The file may have changed between the two reads: the digest is of what is parsed.
+    let version = format!(
+        "{FILE_DIGEST}{}",
+        digest_of(&mut text.as_bytes()).map_err(read_err)?
+    );
     let mut value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| SourceError::File(format!("{shown}: not JSON: {e}")))?;
     let records = match value.get_mut("orders").map(serde_json::Value::take) {

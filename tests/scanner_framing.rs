@@ -24,7 +24,15 @@ fn read(suffix: Suffix, max: usize) -> impl Strategy<Value = Vec<u8>> {
         // Ending with the first byte of a two-byte suffix would be ambiguous on the wire
         // (CR, then CR LF): such a read cannot be told apart, so it is not generated.
         let ends_with_its_start = s.len() == 2 && bytes.last() == Some(&s[0]);
-        !(holds_suffix || ends_with_its_start)
+        // A CR LF scanner on a CR port (or an LF port): a LF right after a CR suffix, or a CR
+        // right before an LF suffix, is taken as part of the suffix (issue #11; ISBT 128 data
+        // has neither), so such reads are not generated either.
+        let crlf_half = match suffix {
+            Suffix::Cr => bytes.first() == Some(&b'\n'),
+            Suffix::Lf => bytes.last() == Some(&b'\r'),
+            _ => false,
+        };
+        !(holds_suffix || ends_with_its_start || crlf_half)
     })
 }
 

@@ -375,7 +375,9 @@ impl Owner {
             );
         }
         let book = Arc::new(book);
+        // Drop the old book before handing back the parse's scratch memory.
         self.book = Some((revision, Arc::clone(&book)));
+        crate::sys::release_free_memory();
         Ok(book)
     }
 

@@ -75,6 +75,9 @@ pub struct Framer {
     /// Bytes seen in the current frame, including those dropped once it grew too long.
     seen: usize,
     last_byte_at: Option<Instant>,
+    /// The last frame ended with a CR suffix: a LF right after it is the rest of a CR LF
+    /// scanner's suffix, not the start of a read.
+    after_cr: bool,
 }
 
 impl Suffix {
@@ -115,6 +118,7 @@ impl Framer {
             buf: Vec::new(),
             seen: 0,
             last_byte_at: None,
+            after_cr: false,
         }
     }
 
@@ -128,11 +132,21 @@ impl Framer {
         self.poll(now, out);
         let suffix_len = self.suffix_len();
         for &byte in bytes {
+            // A scanner set to CR LF on a CR port (or LF on an LF port after a CR): the extra
+            // byte is suffix, never data (ISBT 128 data has no CR or LF), so it makes no read.
+            if std::mem::take(&mut self.after_cr) && byte == b'\n' && self.seen == 0 {
+                continue;
+            }
             self.seen += 1;
             self.buf.push(byte);
             if self.ends_with_suffix() {
                 self.buf.truncate(self.buf.len() - suffix_len);
                 self.seen -= suffix_len;
+                if self.config.suffix == Some(Suffix::Lf) && self.buf.last() == Some(&b'\r') {
+                    self.buf.pop();
+                    self.seen -= 1;
+                }
+                self.after_cr = self.config.suffix == Some(Suffix::Cr);
                 self.finish(FrameEnd::Suffix, out);
             } else if self.seen > self.config.max_frame_len + suffix_len {
                 // Too long: keep only the bytes that could begin a suffix split across pushes,
@@ -232,6 +246,26 @@ mod tests {
                 "{suffix:?}"
             );
         }
+    }
+
+    /// A scanner sending CR LF on a port set to CR (or to LF) makes one read per scan, not a
+    /// second unreadable one from the leftover byte.
+    #[test]
+    fn a_crlf_scanner_on_a_cr_or_lf_port_makes_one_read_per_scan() {
+        for suffix in [Suffix::Cr, Suffix::Lf] {
+            let got = frames(
+                config(Some(suffix)),
+                &[b"=A99992212345600\r\n&/CHA999925000042\r", b"\n"],
+            );
+            assert_eq!(
+                got,
+                vec![frame(b"=A99992212345600"), frame(b"&/CHA999925000042")],
+                "{suffix:?}"
+            );
+        }
+        // A LF that is not right after the CR is data, as before.
+        let got = frames(config(Some(Suffix::Cr)), &[b"=A\r", b"X\n\r"]);
+        assert_eq!(got, vec![frame(b"=A"), frame(b"X\n")]);
     }
 
     #[test]
