@@ -28,8 +28,10 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScannerConfig {
     pub name: String,
-    /// As `coi-agent scan --source` takes it (checked when the configuration is read).
+    /// As written, for messages.
     pub source: String,
+    /// The source, parsed once when the configuration is read.
+    pub spec: crate::scanner::source::ScannerSpec,
     pub step: crate::reconcile::Step,
 }
 
@@ -269,7 +271,7 @@ impl Config {
                     scanner.name
                 )));
             }
-            crate::scanner::source::ScannerSpec::parse(&scanner.source)
+            let spec = crate::scanner::source::ScannerSpec::parse(&scanner.source)
                 .map_err(|e| invalid(format!("scanner {:?}: source: {e}", scanner.name)))?;
             let step = crate::reconcile::Step::parse(&scanner.step).ok_or_else(|| {
                 invalid(format!(
@@ -280,6 +282,7 @@ impl Config {
             scanners.push(ScannerConfig {
                 name: scanner.name,
                 source: scanner.source,
+                spec,
                 step,
             });
         }

@@ -598,11 +598,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     let mut scanner_tasks = tokio::task::JoinSet::new();
     for (index, scanner) in config.scanners.iter().enumerate() {
-        // Checked when the configuration was read.
-        let Ok(spec) = ScannerSpec::parse(&scanner.source) else {
-            continue;
-        };
-        scanner_tasks.spawn(read_scanner(agent.clone(), index, spec));
+        scanner_tasks.spawn(read_scanner(agent.clone(), index, scanner.spec.clone()));
     }
     let api = tokio::spawn(crate::api::serve(agent.clone(), listener));
     tracing::info!(

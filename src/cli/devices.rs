@@ -181,10 +181,7 @@ fn usb_devices(profiles: &[ScannerProfile], found: &mut Vec<Found>, notes: &mut 
 fn configured_printers(config: &crate::config::Config, found: &mut Vec<Found>) {
     use crate::printer::job::{Timing, query_status};
     use crate::printer::transport::{Channel, Connection};
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+    let Ok(runtime) = super::runtime() else {
         return;
     };
     for printer in &config.printers {

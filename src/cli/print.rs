@@ -33,9 +33,7 @@ pub(super) fn print(
             return Ok(ExitCode::from(2));
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime()?;
     let spool = !uri.has_status();
     let mut device = Printer::new(uri, Timing::default());
     let format = match format {
@@ -136,9 +134,7 @@ pub(super) fn status(
             return Ok(ExitCode::from(2));
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime()?;
     let res = runtime.block_on(async {
         let mut conn = Connection::open(&uri).await?;
         if !uri.has_status() {
@@ -202,10 +198,7 @@ pub(super) fn emulator(
     let address: std::net::SocketAddr = listen
         .parse()
         .map_err(|_| anyhow::anyhow!("--listen {listen:?} is not IP:PORT"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let emulator = Emulator::start(address).await?;
         emulator.set_print_delay(Duration::from_millis(print_delay_ms));

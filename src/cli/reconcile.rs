@@ -7,8 +7,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use serde_json::json;
-
 use crate::isbt128::message;
 use crate::orders::OrderBook;
 use crate::reconcile::{Context, Role, ScanRead, Step, Verdict, reconcile};
@@ -78,15 +76,8 @@ pub(super) fn run(
 
 /// A verdict as one JSON object (`reconcile --json`'s shape).
 pub(super) fn verdict_json(verdict: &Verdict) -> serde_json::Value {
-    json!({
-        "verdict": if verdict.is_match() { "match" } else { "mismatch" },
-        "reason": verdict.reason.map(|r| r.code()),
-        "message": verdict.message,
-        "coi": verdict.coi.map(|c| c.as_str().to_owned()),
-        "din": verdict.din.map(|d| d.as_str().to_owned()),
-        "bag": verdict.bag,
-        "order_id": verdict.order_id,
-    })
+    serde_json::to_value(crate::report::VerdictReport::new(verdict))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 pub(super) fn write_verdict(
