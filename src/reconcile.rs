@@ -108,6 +108,8 @@ pub enum Reason {
     WrongStatus,
     Expired,
     NotExpected,
+    /// The DIN's flags say this is not a bag's label (a tube, a sample, a partial label).
+    NotABag,
 }
 
 /// The outcome for one scan.
@@ -124,7 +126,7 @@ pub struct Verdict {
 
 impl Reason {
     /// Every reason, for documentation and tests.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::Unreadable,
         Reason::NotIsbt128,
         Reason::BadCheck,
@@ -143,6 +145,7 @@ impl Reason {
         Reason::WrongStatus,
         Reason::Expired,
         Reason::NotExpected,
+        Reason::NotABag,
     ];
 
     /// The reason whose [`Reason::code`] is `code`.
@@ -171,6 +174,7 @@ impl Reason {
             Reason::WrongStatus => "wrong_status",
             Reason::Expired => "expired",
             Reason::NotExpected => "not_expected",
+            Reason::NotABag => "not_a_bag",
         }
     }
 }
@@ -434,17 +438,29 @@ fn role_here(order: &Order, ctx: &Context<'_>) -> Result<Role, Refusal> {
     }
 }
 
-/// The bag number: Type 1 DIN flags `01`-`19` (container n of a set; docs/decisions.md).
-/// A one-bag collection needs no number; a scan of a multi-bag collection without one does not
-/// say which bag it is.
+/// The bag number: the container flags of ST-001 Table 3 (`01`–`04`, `15`–`19`: containers
+/// 1–9; docs/decisions.md). A Type 1 flag that names no container (`05`–`14`: a repeat label,
+/// a tube, a sample, a partial label) is never taken for a bag. A one-bag collection needs no
+/// number; a scan of a multi-bag collection without one does not say which bag it is.
 fn bag_number(ids: &Identifiers, order: &Order) -> Result<u8, Refusal> {
     let bags = order.collection.bags;
-    let flagged = ids.din.and_then(|(_, flags)| {
-        (flags.kind() == FlagKind::Iccbba)
-            .then(|| flags.value())
-            .flatten()
-    });
-    match flagged {
+    let type1 = ids
+        .din
+        .map(|(_, flags)| flags)
+        .filter(|flags| flags.kind() == FlagKind::Iccbba);
+    if let Some(flags) = type1 {
+        if flags.container_number().is_none() {
+            return Err(refuse(
+                Reason::NotABag,
+                &format!(
+                    "This is not a bag's label: its DIN flags {flags} mark {} of order {}. Scan the label on the bag itself.",
+                    flags.type1_meaning().unwrap_or("another kind of label"),
+                    order.order_id
+                ),
+            ));
+        }
+    }
+    match type1.and_then(|flags| flags.container_number()) {
         Some(n) if n <= bags => Ok(n),
         Some(n) => Err(refuse(
             Reason::BagOutOfRange,

@@ -486,8 +486,8 @@ proptest! {
         given in name_strategy(),
         facility in "[A-Za-z0-9 .,&'-]{1,30}",
         sequence in 0u32..1_000_000,
-        bags in 1u8..=19,
-        bag_pick in 0u8..19,
+        bags in 1u8..=9,
+        bag_pick in 0u8..9,
         minutes in 0i64..(60 * 24 * 365 * 20),
         expiry in any::<bool>(),
         dpi in prop::sample::select(RESOLUTIONS.to_vec()),
@@ -510,4 +510,38 @@ proptest! {
             prop_assert!(made.is_ok(), "{}: {}", template.name, made.unwrap_err());
         }
     }
+}
+
+/// Issue #20: bag 5 of a nine-bag collection carries container flags 15 (ST-001 Table 3), in
+/// its DIN barcode and its Data Matrix, and a tenth bag cannot be labelled (nor ordered).
+#[test]
+fn r20_bags_five_to_nine_carry_flags_15_to_19_and_a_tenth_has_none() {
+    let mut json = example_json()["orders"][0].clone();
+    json["collection"]["bags"] = serde_json::json!(9);
+    let order = order(&json);
+    for (bag, flags) in [(4u8, "04"), (5, "15"), (9, "19")] {
+        let data = LabelData::new(&order, bag, collected()).unwrap();
+        let label = label::render(&templates()[0], &data, 203).unwrap();
+        let din = format!("{}{flags}", order.collection.din.as_str());
+        let barcodes: Vec<&str> = label.zpl.lines().filter(|l| l.contains("^B")).collect();
+        assert!(
+            label.zpl.contains(&format!("={din}")) || label.zpl.contains(&din[..]),
+            "bag {bag}: no DIN with flags {flags} in the ZPL"
+        );
+        assert!(!barcodes.is_empty());
+        let wrong = format!("{}{:02}", order.collection.din.as_str(), bag);
+        if bag >= 5 {
+            assert!(
+                !label.zpl.contains(&wrong),
+                "bag {bag} must not carry flags {bag:02}"
+            );
+        }
+    }
+    assert!(LabelData::new(&order, 10, collected()).is_err());
+    json["collection"]["bags"] = serde_json::json!(10);
+    let refused = coi_agent::orders::record::parse_order(&json, 0).unwrap_err();
+    assert!(
+        refused.to_string().contains("collection.bags: 1-9"),
+        "{refused}"
+    );
 }

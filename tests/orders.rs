@@ -67,12 +67,12 @@ fn bad_orders_are_refused_with_the_field_named_and_no_values() {
             "missing field `coi`",
         ),
         (
-            Box::new(|o| o["collection"]["bags"] = json!(20)),
-            "collection.bags: 1-19",
+            Box::new(|o| o["collection"]["bags"] = json!(10)),
+            "collection.bags: 1-9 (ISBT 128 DIN flags number 9 containers)",
         ),
         (
             Box::new(|o| o["collection"]["bags"] = json!(0)),
-            "collection.bags: 1-19",
+            "collection.bags: 1-9",
         ),
         (Box::new(|o| o["status"] = json!("lost")), "unknown variant"),
         (

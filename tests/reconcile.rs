@@ -42,7 +42,7 @@ fn book(orders: Vec<serde_json::Value>) -> OrderBook {
 fn label(coi: &str, din: &str, bag: u8) -> String {
     let din = Din::parse(din).unwrap();
     let values = [
-        Value::Donation(Donation::new(din, DinFlags::from_value(bag).unwrap()).unwrap()),
+        Value::Donation(Donation::new(din, DinFlags::container(bag).unwrap()).unwrap()),
         Value::ProductCode(ProductCode::new("S1295", '1', "00").unwrap()),
         Value::Coi(CoiId::parse(coi).unwrap()),
     ];
@@ -222,6 +222,28 @@ fn every_reason_where_it_should_be() {
             "COI alone for a 2-bag order",
         ),
         (format!("&/{COI_B}"), None, "COI alone for a 1-bag order"),
+        // Issue #20: flags 05-14 are tubes, samples and other labels (ST-001 Table 3), never a
+        // bag, even of a one-bag order.
+        (
+            format!("={DIN_A}06"),
+            Some("not_a_bag"),
+            "a pilot tube of A",
+        ),
+        (
+            format!("={DIN_B}07"),
+            Some("not_a_bag"),
+            "a test tube of the 1-bag order B",
+        ),
+        (
+            format!("={DIN_B}05"),
+            Some("not_a_bag"),
+            "a repeat label of B",
+        ),
+        (
+            format!("={DIN_A}15"),
+            Some("bag_out_of_range"),
+            "container 5 of a 2-bag order",
+        ),
     ];
     for (data, expected, note) in cases {
         assert_eq!(reason(&data, &shipped, &base), expected, "{note}: {data:?}");
@@ -302,6 +324,30 @@ fn every_reason_where_it_should_be() {
         reconcile(ScanRead::Unreadable, &shipped, &unreadable).reason,
         Some(Reason::Unreadable)
     );
+}
+
+/// Issue #20: containers 1-4 are flags 01-04 and containers 5-9 are 15-19 (ST-001 Table 3),
+/// read as written.
+#[test]
+fn r20_container_flags_follow_table_3_both_ways() {
+    for (bag, flags) in [(1, "01"), (4, "04"), (5, "15"), (6, "16"), (9, "19")] {
+        let made = DinFlags::container(bag).unwrap();
+        assert_eq!(made.as_str(), flags, "bag {bag}");
+        assert_eq!(made.container_number(), Some(bag), "flags {flags}");
+    }
+    assert_eq!(DinFlags::container(0), None);
+    assert_eq!(
+        DinFlags::container(10),
+        None,
+        "Table 3 numbers nine containers"
+    );
+    for flags in ["00", "05", "06", "07", "10", "12", "14", "20", "60"] {
+        assert_eq!(
+            DinFlags::parse(flags).unwrap().container_number(),
+            None,
+            "{flags} names no container"
+        );
+    }
 }
 
 #[test]

@@ -620,13 +620,28 @@ fn r11_serve_stops_on_sigterm_within_five_seconds() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Whatever happens below, the daemon does not outlive the test.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _guard = KillOnDrop(child.id());
+    // The API and the scanner's listener open a moment apart.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    let mut scanner = loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if let Ok(scanner) = std::net::TcpStream::connect(("127.0.0.1", scanner_port)) {
+                break scanner;
+            }
+        }
         assert!(Instant::now() < deadline, "serve did not listen");
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
     // A scan in flight as the signal comes.
-    let mut scanner = std::net::TcpStream::connect(("127.0.0.1", scanner_port)).unwrap();
     std::io::Write::write_all(&mut scanner, b"=A99992512345701\r").unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();

@@ -47,21 +47,33 @@ fn order(i: usize, print: bool) -> Value {
     order
 }
 
+/// A running daemon, killed when dropped (a failing assertion never leaves it running).
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Site {
     dir: TempDb,
     port: u16,
 }
 
 impl Site {
-    fn serve(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_coi-agent"))
-            .args(["serve", "--config"])
-            .arg(self.dir.0.parent().unwrap().join("coi-agent.toml"))
-            .env("COI_AGENT_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+    fn serve(&self) -> Daemon {
+        Daemon(
+            Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+                .args(["serve", "--config"])
+                .arg(self.dir.0.parent().unwrap().join("coi-agent.toml"))
+                .env("COI_AGENT_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     }
 }
 
@@ -126,7 +138,7 @@ async fn r11_serve_killed_at_random_moments_loses_no_shown_verdict_and_no_event(
     // Scan id -> verdict, as the event stream showed it.
     let mut shown: HashMap<i64, String> = HashMap::new();
     for round in 0..rounds {
-        let mut child = site.serve();
+        let child = site.serve();
         ready(&http, &base).await;
         let token = std::fs::read_to_string(base_dir.join("api.token")).unwrap();
         let token = token.trim().to_owned();
@@ -179,13 +191,12 @@ async fn r11_serve_killed_at_random_moments_loses_no_shown_verdict_and_no_event(
                 }
             }
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        drop(child);
         workload.abort();
     }
 
     // After the last restart, everything recorded reaches central.
-    let mut child = site.serve();
+    let child = site.serve();
     ready(&http, &base).await;
     let journal_path = base_dir.join("journal.sqlite");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -197,8 +208,7 @@ async fn r11_serve_killed_at_random_moments_loses_no_shown_verdict_and_no_event(
         assert!(Instant::now() < deadline, "the outbox did not drain");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 
     let journal = coi_agent::journal::Journal::open_read_only(&journal_path).unwrap();
     let recorded = journal.recent_scans(100_000).unwrap();

@@ -590,7 +590,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         }
         Ok(None) => tracing::warn!("no [central] section: custody events wait in the outbox"),
         Err(problem) => {
-            tracing::error!(%problem, "central service not usable: custody events wait in the outbox")
+            tracing::warn!(%problem, "central service not usable: custody events wait in the outbox")
         }
     }
     for index in 0..agent.inner.printers.len() {

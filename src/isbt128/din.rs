@@ -31,12 +31,16 @@ pub struct Din {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DinFlags([u8; 2]);
 
+/// The most containers of one set that DIN flags can number (ST-001 Table 3).
+pub const MAX_CONTAINERS: u8 = 9;
+
 /// What a flag pair means (ST-001 Table 3 [RT004]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagKind {
     /// `00`: flags not used.
     NotUsed,
-    /// Type 1 (`01`–`19`): process control defined by ICCBBA, e.g. container n of a set.
+    /// Type 1 (`01`–`19`): process control defined by ICCBBA: container n of a set
+    /// ([`DinFlags::container`]), or a tube, sample or other label.
     Iccbba,
     /// Type 2 (`20`–`59`): process control defined locally.
     Local,
@@ -161,6 +165,45 @@ impl DinFlags {
 
     pub fn as_str(&self) -> &str {
         ascii(&self.0)
+    }
+
+    /// The flags of container `n` of a set (ST-001 Table 3): `01`–`04` for containers 1–4 and
+    /// `15`–`19` for containers 5–9 (`05`–`14` mean other things: a repeat label, a pilot or
+    /// test tube, a sample, a partial label). `None` for any other `n`: Table 3 numbers nine
+    /// containers.
+    pub fn container(n: u8) -> Option<DinFlags> {
+        match n {
+            1..=4 => DinFlags::from_value(n),
+            5..=MAX_CONTAINERS => DinFlags::from_value(n + 10),
+            _ => None,
+        }
+    }
+
+    /// The container number these flags name (ST-001 Table 3), if they name one: `01`–`04` are
+    /// containers 1–4, `15`–`19` containers 5–9; every other value names no container.
+    pub fn container_number(&self) -> Option<u8> {
+        match self.value()? {
+            n @ 1..=4 => Some(n),
+            n @ 15..=19 => Some(n - 10),
+            _ => None,
+        }
+    }
+
+    /// What a Type 1 flag that names no container means (ST-001 Table 3), for messages.
+    pub fn type1_meaning(&self) -> Option<&'static str> {
+        Some(match self.value()? {
+            5 => "a repeat demand-printed label",
+            6 => "a pilot tube",
+            7 => "a test tube",
+            8 => "a donor record",
+            9 => "a NAT sample",
+            10 => "a bacterial-test sample",
+            11 => "a match-with-unit label",
+            12 => "an affixed partial label",
+            13 => "an attached label",
+            14 => "a reserved value",
+            _ => return None,
+        })
     }
 
     /// The numeric value when both characters are digits.

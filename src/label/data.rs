@@ -7,7 +7,7 @@ use jiff::tz::TimeZone;
 
 use super::template::{Identifier, Symbol};
 use crate::isbt128::date::{CalendarDate, DateRole, DateTime};
-use crate::isbt128::din::{DinFlags, Donation, FlagKind};
+use crate::isbt128::din::{DinFlags, Donation, FlagKind, MAX_CONTAINERS};
 use crate::isbt128::product::ProductCode;
 use crate::isbt128::structure::{Value, compound_message};
 use crate::orders::record::{Order, OrderStatus};
@@ -91,8 +91,13 @@ impl<'a> LabelData<'a> {
                 "bag {bag} does not exist: the collection has {bags} bag(s)"
             )));
         }
-        let flags = DinFlags::from_value(bag)
-            .ok_or_else(|| DataError(format!("bag {bag} has no DIN flags")))?;
+        // ST-001 Table 3: containers 1–4 are 01–04, 5–9 are 15–19 (05–14 are tubes and
+        // other labels); there is no flag for a tenth container.
+        let flags = DinFlags::container(bag).ok_or_else(|| {
+            DataError(format!(
+                "bag {bag}: ISBT 128 DIN flags number containers 1 to {MAX_CONTAINERS} only (ST-001 Table 3); this collection cannot be labelled bag by bag"
+            ))
+        })?;
         let donation = Donation::new(order.collection.din, flags)
             .map_err(|e| DataError(format!("DIN flags for bag {bag}: {e}")))?;
         let product = order.product.code;

@@ -94,8 +94,10 @@ pub struct OrderError {
     pub problem: String,
 }
 
-/// The most bags one collection may have: bag numbers travel as Type 1 DIN flags 01-19.
-pub const MAX_BAGS: u8 = 19;
+/// The most bags one collection may have: bag numbers travel as the container flags of ST-001
+/// Table 3, which number nine containers (`01`–`04`, `15`–`19`). An order of more bags is
+/// refused whole: no label could tell its tenth bag from the others.
+pub const MAX_BAGS: u8 = crate::isbt128::din::MAX_CONTAINERS;
 
 impl OrderStatus {
     pub fn as_str(self) -> &'static str {
@@ -221,7 +223,11 @@ impl OrderRecord {
         let bags = u8::try_from(self.collection.bags)
             .ok()
             .filter(|n| (1..=MAX_BAGS).contains(n))
-            .ok_or_else(|| format!("collection.bags: 1-{MAX_BAGS}"))?;
+            .ok_or_else(|| {
+                format!(
+                    "collection.bags: 1-{MAX_BAGS} (ISBT 128 DIN flags number {MAX_BAGS} containers)"
+                )
+            })?;
         let scheduled_for = timestamp(&self.collection.scheduled_for)
             .ok_or("collection.scheduled_for: not an RFC 3339 time with an offset")?;
         let expires_at = match &self.expires_at {
