@@ -125,16 +125,23 @@ fn record<'a>(at: &'a str, verdict: &'a Verdict, raw: &'a [u8]) -> ScanRecord<'a
     }
 }
 
-/// The smallest central service that honours the event contract: 201 for a new event id.
+/// The smallest central service that honours the event contract: 201 naming the event.
 async fn start_central(received: Arc<AtomicUsize>) -> String {
     let app = axum::Router::new().route(
         "/v1/events",
         axum::routing::post(move |headers: HeaderMap, _body: String| {
             let received = received.clone();
             async move {
-                assert!(headers.contains_key("idempotency-key"));
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|k| k.to_str().ok())
+                    .unwrap()
+                    .to_owned();
                 received.fetch_add(1, Ordering::Relaxed);
-                StatusCode::CREATED
+                (
+                    StatusCode::CREATED,
+                    axum::Json(serde_json::json!({ "event_id": key })),
+                )
             }
         }),
     );

@@ -84,6 +84,9 @@ impl CentralClient {
         // ring, not aws-lc: the lighter build (DEPENDENCIES.md); installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
+            // Never follow a redirect: a POST followed as a GET "succeeds" without recording
+            // the event (issue #13), and orders served from another origin are not central's.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("coi-agent/", env!("CARGO_PKG_VERSION")))
@@ -108,10 +111,9 @@ impl CentralClient {
         }
         let response = request.send().await.map_err(unavailable)?;
         let response = check(response).await?;
-        response
-            .json::<OrderPage>()
-            .await
-            .map_err(|e| CentralError::Protocol(format!("order list: {}", e.without_url())))
+        let body = read_capped(response, MAX_ORDERS_BODY).await?;
+        serde_json::from_slice::<OrderPage>(&body)
+            .map_err(|e| CentralError::Protocol(format!("order list: {e}")))
     }
 
     /// One order by COI identifier; `None` when central does not know it.
@@ -154,16 +156,34 @@ impl CentralClient {
             .send()
             .await
             .map_err(unavailable)?;
-        match response.status().as_u16() {
-            201 => Ok(Posted::Created),
-            200 => Ok(Posted::AlreadyRecorded),
+        let posted = match response.status().as_u16() {
+            201 => Posted::Created,
+            200 => Posted::AlreadyRecorded,
             _ => {
                 check(response).await?;
-                Err(CentralError::Protocol(
-                    "event accepted with an unexpected status".to_owned(),
-                ))
+                return Err(CentralError::Protocol(
+                    "event answered with an unexpected success status: not counted as recorded"
+                        .to_owned(),
+                ));
             }
+        };
+        // Recorded only when the service says which event it recorded: a 200 from a proxy, a
+        // captive portal or a login page is not central's word (issue #13).
+        let body = read_capped(response, MAX_EVENT_BODY).await?;
+        let echoed = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("event_id")
+                    .and_then(|e| e.as_str())
+                    .map(str::to_owned)
+            });
+        if echoed.as_deref() != Some(event_id) {
+            return Err(CentralError::Protocol(format!(
+                "the answer does not name the event it recorded: not counted as recorded ({})",
+                excerpt(&body)
+            )));
         }
+        Ok(posted)
     }
 
     fn url(&self, path: &str) -> Result<reqwest::Url, CentralError> {
@@ -177,6 +197,45 @@ fn unavailable(err: reqwest::Error) -> CentralError {
     CentralError::Unavailable(err.without_url().to_string())
 }
 
+/// The largest order list read (the whole cache of a busy site is a few megabytes).
+const MAX_ORDERS_BODY: usize = 64 * 1024 * 1024;
+/// The largest answer to a posted event read (it names the event, nothing more).
+const MAX_EVENT_BODY: usize = 64 * 1024;
+
+/// Reads a body of at most `cap` bytes: a larger one is refused, never read whole.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, CentralError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+        if body.len() + chunk.len() > cap {
+            return Err(CentralError::Protocol(format!(
+                "answer larger than {cap} bytes: not read"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A short excerpt of a body for a reason shown to site IT: printable ASCII only, 120 chars.
+fn excerpt(body: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(body)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return "empty body".to_owned();
+    }
+    let cut: String = text.chars().take(120).collect();
+    format!("body: {cut}")
+}
+
 /// Passes a success through; classifies a failure, keeping the service's `error` text.
 async fn check(response: reqwest::Response) -> Result<reqwest::Response, CentralError> {
     let status = response.status();
@@ -184,16 +243,47 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, Central
         return Ok(response);
     }
     let code = status.as_u16();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .map(|l| {
+            l.chars()
+                .filter(char::is_ascii_graphic)
+                .take(200)
+                .collect::<String>()
+        });
     // The error body is the service's own words about the request, not patient data; keep a
     // bounded amount of it.
-    let body = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<serde_json::Value>(&body)
+    let body = read_capped(response, MAX_EVENT_BODY)
+        .await
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
-    let message: String = message.chars().take(200).collect();
+    let message: String = message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
     if status.is_server_error() || code == 408 || code == 429 {
         return Err(CentralError::Unavailable(format!("{code} {message}")));
+    }
+    // A redirect is never followed: the configured URL is wrong (or something stands in the
+    // way). Retried until someone fixes it, never taken as an answer.
+    if status.is_redirection() {
+        return Err(CentralError::Unavailable(format!(
+            "{code} redirected{} — not followed: check [central] url",
+            location.map(|l| format!(" to {l}")).unwrap_or_default()
+        )));
+    }
+    // The address or the request's shape is wrong for this service: configuration, not the
+    // event; retried (and shown) until fixed, never parked.
+    if matches!(code, 404 | 405 | 431) {
+        return Err(CentralError::Unavailable(format!(
+            "{code} {message} (check [central] url and token)"
+        )));
     }
     // A wrong or expired token is the workstation's configuration, not the event's fault:
     // retried until someone fixes it, never parked.

@@ -226,3 +226,55 @@ async fn nothing_listening_is_unavailable_not_refused() {
     let err = client.post_event("e", "{}").await.unwrap_err();
     assert!(matches!(err, CentralError::Unavailable(_)), "{err}");
 }
+
+/// Issue #13: a redirect (followed as a GET, it "succeeded" and lost the event), a 200 that is
+/// an HTML page, and a 404 from a wrong path keep every event pending with the reason — none is
+/// counted as recorded, none is parked — and all go once the service answers properly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_redirects_html_and_404_never_count_as_recorded() {
+    let db = TempDb::new("redirects");
+    let mut journal = Journal::open(&db.0).unwrap();
+    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
+    let central = Central::start().await;
+    let client = client(&central, TOKEN);
+    queue(&mut journal, 6, 3);
+    for (mode, says) in [
+        (Mode::Redirect(301), "301 redirected"),
+        (Mode::Redirect(302), "302 redirected"),
+        (Mode::Redirect(303), "303 redirected"),
+        (Mode::Redirect(307), "307 redirected"),
+        (Mode::Redirect(308), "308 redirected"),
+        (Mode::Html, "does not name the event"),
+        (Mode::NotFound, "404"),
+    ] {
+        central.set_mode(mode);
+        journal.make_pending_due().unwrap();
+        let round = deliver_round(&owner, &client, FAST).await.unwrap();
+        assert_eq!((round.delivered, round.parked), (0, 0), "{mode:?}");
+        let status = journal.outbox_status().unwrap();
+        assert_eq!((status.pending, status.parked.len()), (6, 0), "{mode:?}");
+        let reason: Option<String> = journal
+            .connection()
+            .query_row(
+                "SELECT last_error FROM outbox WHERE state = 'pending' AND last_error IS NOT NULL ORDER BY id LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        let reason = reason.unwrap();
+        assert!(reason.contains(says), "{mode:?}: {reason}");
+        assert!(central.recorded().events.is_empty(), "{mode:?}");
+    }
+    central.set_mode(Mode::Up);
+    journal.make_pending_due().unwrap();
+    let total = drain(
+        &owner,
+        &client,
+        FAST,
+        Some(Instant::now() + Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(total.delivered, 6);
+    assert_eq!(central.recorded().events.len(), 6);
+}

@@ -22,6 +22,12 @@ pub enum Mode {
     Down,
     /// Every request waits this long before answering normally.
     Stall(Duration),
+    /// Every request answers this redirect status to another origin (issue #13).
+    Redirect(u16),
+    /// Every request answers 200 with an HTML page, as a proxy or captive portal does.
+    Html,
+    /// Every request answers 404, as a wrong URL path does.
+    NotFound,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +121,28 @@ async fn gate(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
             );
         }
         Mode::Stall(delay) => tokio::time::sleep(delay).await,
+        Mode::Redirect(code) => {
+            return Some(
+                (
+                    StatusCode::from_u16(code).unwrap(),
+                    [("location", "http://127.0.0.1:9/elsewhere")],
+                )
+                    .into_response(),
+            );
+        }
+        Mode::Html => {
+            return Some(
+                (
+                    StatusCode::OK,
+                    [("content-type", "text/html")],
+                    "<html><body>Please sign in to the guest network</body></html>",
+                )
+                    .into_response(),
+            );
+        }
+        Mode::NotFound => {
+            return Some((StatusCode::NOT_FOUND, "not found").into_response());
+        }
         Mode::Up => {}
     }
     let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
@@ -155,13 +183,14 @@ async fn post_event(State(shared): State<Shared>, headers: HeaderMap, body: Stri
         )
             .into_response();
     }
+    // The answer names the event it recorded (docs/central-api.md).
     if recorded.events.iter().any(|(id, _, _)| *id == key) {
         recorded.duplicates += 1;
-        return StatusCode::OK.into_response();
+        return (StatusCode::OK, Json(json!({"event_id": key}))).into_response();
     }
     let coi = event["coi"].as_str().unwrap_or_default().to_owned();
-    recorded.events.push((key, coi, event));
-    StatusCode::CREATED.into_response()
+    recorded.events.push((key.clone(), coi, event));
+    (StatusCode::CREATED, Json(json!({"event_id": key}))).into_response()
 }
 
 async fn get_order(
