@@ -68,6 +68,19 @@ pub struct PrintReport {
     pub message: String,
 }
 
+/// The outbox: `outbox status --json`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OutboxReport {
+    pub pending: i64,
+    pub delivered: i64,
+    /// Parked and not closed: waiting for a person.
+    pub parked: i64,
+    /// When the oldest pending event was recorded.
+    pub oldest_pending: Option<String>,
+    /// The pending and parked events, oldest first, each with its attempts and last error.
+    pub events: Vec<crate::journal::outbox::OutboxEntry>,
+}
+
 /// A cached order without patient data: `GET /api/v1/orders`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct OrderSummary {

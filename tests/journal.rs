@@ -384,6 +384,8 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
          ALTER TABLE print_jobs DROP COLUMN collected_at;
          ALTER TABLE print_jobs DROP COLUMN reprint;
          DROP INDEX print_jobs_bag;
+         ALTER TABLE outbox DROP COLUMN closed_reason;
+         ALTER TABLE outbox DROP COLUMN closed_at;
          PRAGMA user_version = 2;",
     );
     let journal = Journal::open(&db.0).unwrap();
@@ -391,7 +393,7 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         .connection()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4, "migrated through schema 3 (verify) and 4 (closed events)");
     let job = journal.print_job("job-1").unwrap().unwrap();
     assert_eq!((job.state.as_str(), job.verification), ("failed", None));
 }

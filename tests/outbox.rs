@@ -278,3 +278,60 @@ async fn r13_redirects_html_and_404_never_count_as_recorded() {
     assert_eq!(total.delivered, 6);
     assert_eq!(central.recorded().events.len(), 6);
 }
+
+/// Issue #13: a parked event is not stuck. Its reason is listed; once the cause is fixed it can
+/// be requeued and goes; or a person closes it deliberately, with the reason, audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_parked_events_are_requeued_or_closed_by_a_person() {
+    use coi_agent::journal::outbox::NotParked;
+    let db = TempDb::new("requeue");
+    let mut journal = Journal::open(&db.0).unwrap();
+    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
+    let central = Central::start().await;
+    let client = client(&central, TOKEN);
+    let queued = queue(&mut journal, 2, 1);
+    let events = &queued[&coi(0)];
+    central.recorded().refuse.extend(events.iter().cloned());
+    let total = drain(&owner, &client, FAST, None).await.unwrap();
+    assert_eq!(total.parked, 2);
+    let waiting = journal.waiting_events(10).unwrap();
+    assert_eq!(waiting.len(), 2);
+    assert!(
+        waiting
+            .iter()
+            .all(|e| e.state == "parked"
+                && e.last_error.as_deref().is_some_and(|r| r.contains("422")))
+    );
+
+    // Fixed at central: the first goes again and is delivered.
+    central.recorded().refuse.clear();
+    assert_eq!(journal.requeue_parked(Some(&events[..1])).unwrap(), Ok(1));
+    let total = drain(&owner, &client, FAST, None).await.unwrap();
+    assert_eq!(total.delivered, 1);
+    // The second is closed by a person: never sent, no longer waiting, audited.
+    assert_eq!(
+        journal
+            .close_parked(&events[1], "entered by hand at central", Some("it-1"))
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(journal.outbox_status().unwrap().parked.len(), 0);
+    assert!(journal.waiting_events(10).unwrap().is_empty());
+    assert_eq!(
+        journal.requeue_parked(Some(&events[1..])).unwrap(),
+        Err((events[1].clone(), NotParked::State("closed".into())))
+    );
+    assert_eq!(
+        journal.close_parked("no-such-event", "x", None).unwrap(),
+        Err(NotParked::Unknown)
+    );
+    assert!(
+        journal
+            .audit_entries(None)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "event_closed" && e.details.contains("entered by hand"))
+    );
+    assert!(journal.verify_audit().unwrap().is_ok());
+    assert_eq!(central.recorded().events.len(), 1);
+}

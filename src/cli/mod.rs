@@ -387,11 +387,42 @@ pub enum OrdersCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
-    /// Counts of pending, delivered and parked events, and each parked event with the central
-    /// service's reason. Exit 1 if any event is parked.
+    /// Counts of pending, delivered and parked events, and each pending or parked event with
+    /// its attempts and the last answer it got. Exit 1 if any event is parked.
     Status {
         #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: std::path::PathBuf,
+        /// One JSON object: pending, delivered, parked (counts), oldest_pending, events.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put parked events back in line once their cause is fixed (a URL, a token, the data).
+    Requeue {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// Every parked event.
+        #[arg(
+            long,
+            conflicts_with = "event_ids",
+            required_unless_present = "event_ids"
+        )]
+        all: bool,
+        /// The parked events to requeue.
+        #[arg(value_name = "EVENT_ID")]
+        event_ids: Vec<String>,
+    },
+    /// Close a parked event deliberately: it is never sent (audited, with the reason).
+    Ack {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// Why it is closed (e.g. "duplicate entered by hand at central, ticket 4711").
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Who closes it (staff badge or user id).
+        #[arg(long, value_name = "ID")]
+        operator: Option<String>,
+        #[arg(value_name = "EVENT_ID")]
+        event_id: String,
     },
     /// Deliver every pending event now. Exit 1 if any stays pending or was parked.
     Flush {
@@ -528,8 +559,25 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 },
         } => orders::show(&config, &coi, patient, out, err),
         Command::Outbox {
-            command: OutboxCommand::Status { config },
-        } => orders::outbox_status(&config, out),
+            command: OutboxCommand::Status { config, json },
+        } => orders::outbox_status(&config, json, out),
+        Command::Outbox {
+            command:
+                OutboxCommand::Requeue {
+                    config,
+                    all,
+                    event_ids,
+                },
+        } => orders::outbox_requeue(&config, all, &event_ids, out, err),
+        Command::Outbox {
+            command:
+                OutboxCommand::Ack {
+                    config,
+                    reason,
+                    operator,
+                    event_id,
+                },
+        } => orders::outbox_ack(&config, &event_id, &reason, operator.as_deref(), out, err),
         Command::Outbox {
             command: OutboxCommand::Flush { config },
         } => orders::outbox_flush(&config, out),

@@ -134,33 +134,125 @@ fn write_order(
     Ok(())
 }
 
-pub(super) fn outbox_status(config_path: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+/// The most waiting events `outbox status` lists.
+const LISTED: usize = 1000;
+
+pub(super) fn outbox_status(
+    config_path: &Path,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let journal = Journal::open(&config.journal)?;
     let status = journal.outbox_status()?;
-    writeln!(
-        out,
-        "pending   {}{}",
-        status.pending,
-        status
-            .oldest_pending
-            .map(|t| format!(" (oldest from {t})"))
-            .unwrap_or_default()
-    )?;
-    writeln!(out, "delivered {}", status.delivered)?;
-    writeln!(out, "parked    {}", status.parked.len())?;
-    for parked in &status.parked {
+    let events = journal.waiting_events(LISTED)?;
+    let report = crate::report::OutboxReport {
+        pending: status.pending,
+        delivered: status.delivered,
+        parked: status.parked.len() as i64,
+        oldest_pending: status.oldest_pending.clone(),
+        events,
+    };
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
         writeln!(
             out,
-            "  {} {} {}: {}",
-            parked.event_id, parked.kind, parked.coi, parked.error
+            "pending   {}{}",
+            report.pending,
+            report
+                .oldest_pending
+                .as_ref()
+                .map(|t| format!(" (oldest from {t})"))
+                .unwrap_or_default()
         )?;
+        writeln!(out, "delivered {}", report.delivered)?;
+        writeln!(out, "parked    {}", report.parked)?;
+        for event in &report.events {
+            let why = event.last_error.as_deref().unwrap_or("not tried yet");
+            match event.state.as_str() {
+                "parked" => writeln!(
+                    out,
+                    "  PARKED  {} {} {}: {why} (coi-agent outbox requeue {} once fixed, or outbox ack {} --reason TEXT)",
+                    event.event_id, event.kind, event.coi, event.event_id, event.event_id
+                )?,
+                _ => writeln!(
+                    out,
+                    "  pending {} {} {}: {} attempt(s); last: {why}",
+                    event.event_id, event.kind, event.coi, event.attempts
+                )?,
+            }
+        }
     }
-    Ok(if status.parked.is_empty() {
+    Ok(if report.parked == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `outbox requeue`: parked events back in line, after their cause was fixed.
+pub(super) fn outbox_requeue(
+    config_path: &Path,
+    all: bool,
+    event_ids: &[String],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let mut journal = Journal::open(&config.journal)?;
+    let named = (!all).then_some(event_ids);
+    match journal.requeue_parked(named)? {
+        Ok(n) => {
+            writeln!(
+                out,
+                "requeued {n} parked event(s); they go with the next delivery"
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err((event_id, why)) => {
+            writeln!(
+                err,
+                "coi-agent: nothing requeued: event {event_id} {}",
+                not_parked(&why)
+            )?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `outbox ack`: a parked event closed deliberately, never sent, with the reason (audited).
+pub(super) fn outbox_ack(
+    config_path: &Path,
+    event_id: &str,
+    reason: &str,
+    operator: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    if reason.trim().is_empty() {
+        writeln!(err, "coi-agent: --reason must say why the event is closed")?;
+        return Ok(ExitCode::from(2));
+    }
+    let config = Config::load(config_path)?;
+    let mut journal = Journal::open(&config.journal)?;
+    match journal.close_parked(event_id, reason.trim(), operator)? {
+        Ok(()) => {
+            writeln!(out, "event {event_id} closed: it will not be sent")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            writeln!(err, "coi-agent: event {event_id} {}", not_parked(&why))?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn not_parked(why: &crate::journal::outbox::NotParked) -> String {
+    match why {
+        crate::journal::outbox::NotParked::Unknown => "is not in the outbox".to_owned(),
+        crate::journal::outbox::NotParked::State(state) => format!("is {state}, not parked"),
+    }
 }
 
 pub(super) fn outbox_flush(config_path: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {

@@ -196,6 +196,10 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE print_jobs ADD COLUMN verification TEXT CHECK (verification IN ('verified', 'flagged'));
      ALTER TABLE print_jobs ADD COLUMN verification_scan INTEGER REFERENCES scans (id);
      CREATE INDEX print_jobs_bag ON print_jobs (coi, bag);",
+    // 4: a parked event closed deliberately by a person (`outbox ack`), with the reason; it
+    // stays parked (never sent) and is no longer counted as waiting for someone.
+    "ALTER TABLE outbox ADD COLUMN closed_at TEXT;
+     ALTER TABLE outbox ADD COLUMN closed_reason TEXT;",
 ];
 
 impl Journal {

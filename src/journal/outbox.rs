@@ -42,6 +42,30 @@ pub struct OutboxStatus {
     pub oldest_pending: Option<String>,
 }
 
+/// An event waiting for delivery or for a person, as `outbox status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxEntry {
+    pub event_id: String,
+    pub coi: String,
+    pub kind: String,
+    /// `pending` or `parked`.
+    pub state: String,
+    pub attempts: i64,
+    /// Why the last attempt did not deliver it (the service's status and words).
+    pub last_error: Option<String>,
+    pub created_at: String,
+    /// Pending: when it is tried next.
+    pub next_attempt_at: Option<String>,
+}
+
+/// Why a parked event could not be closed or requeued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotParked {
+    Unknown,
+    /// Delivered, pending, or already closed.
+    State(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParkedEvent {
     pub event_id: String,
@@ -139,6 +163,111 @@ impl Journal {
         Ok(())
     }
 
+    /// Events pending or parked (not closed), oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn waiting_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT event_id, coi, kind, state, attempts, last_error, created_at, next_attempt_at FROM outbox
+             WHERE state = 'pending' OR (state = 'parked' AND closed_at IS NULL) ORDER BY id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |row| {
+            let state: String = row.get(3)?;
+            let next: String = row.get(7)?;
+            Ok(OutboxEntry {
+                event_id: row.get(0)?,
+                coi: row.get(1)?,
+                kind: row.get(2)?,
+                attempts: row.get(4)?,
+                last_error: row.get(5)?,
+                created_at: row.get(6)?,
+                next_attempt_at: (state == "pending" && !next.is_empty()).then_some(next),
+                state,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Puts parked events back in line (all of them, or those named), due now, with an audit
+    /// entry each: after the cause (a URL, a token, the service's data) was fixed. Returns how
+    /// many were requeued, or the first named event that is not parked.
+    ///
+    /// # Errors
+    /// SQLite failed; nothing was requeued.
+    pub fn requeue_parked(
+        &mut self,
+        event_ids: Option<&[String]>,
+    ) -> Result<Result<usize, (String, NotParked)>, JournalError> {
+        let now = utc_text(jiff::Timestamp::now());
+        let tx = self.write()?;
+        let ids: Vec<(String, String)> = match event_ids {
+            None => {
+                let mut stmt = tx.prepare(
+                    "SELECT event_id, coi FROM outbox WHERE state = 'parked' AND closed_at IS NULL ORDER BY id",
+                )?;
+                let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            }
+            Some(named) => {
+                let mut found = Vec::with_capacity(named.len());
+                for event_id in named {
+                    match parked_event(&tx, event_id)? {
+                        Ok(coi) => found.push((event_id.clone(), coi)),
+                        Err(why) => return Ok(Err((event_id.clone(), why))),
+                    }
+                }
+                found
+            }
+        };
+        for (event_id, coi) in &ids {
+            tx.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = '' WHERE event_id = ?1",
+                [event_id],
+            )?;
+            audit::append(
+                &tx,
+                &now,
+                "event_requeued",
+                coi,
+                &serde_json::json!({"event_id": event_id}),
+            )?;
+        }
+        tx.commit()?;
+        Ok(Ok(ids.len()))
+    }
+
+    /// Closes a parked event deliberately (it is never sent), with the person's reason, audited.
+    ///
+    /// # Errors
+    /// SQLite failed; nothing was changed.
+    pub fn close_parked(
+        &mut self,
+        event_id: &str,
+        reason: &str,
+        operator: Option<&str>,
+    ) -> Result<Result<(), NotParked>, JournalError> {
+        let now = utc_text(jiff::Timestamp::now());
+        let tx = self.write()?;
+        let coi = match parked_event(&tx, event_id)? {
+            Ok(coi) => coi,
+            Err(why) => return Ok(Err(why)),
+        };
+        tx.execute(
+            "UPDATE outbox SET closed_at = ?2, closed_reason = ?3 WHERE event_id = ?1",
+            params![event_id, now, reason],
+        )?;
+        audit::append(
+            &tx,
+            &now,
+            "event_closed",
+            &coi,
+            &serde_json::json!({"event_id": event_id, "reason": reason, "operator": operator}),
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
     /// Makes every pending event due now (`coi-agent outbox flush`).
     ///
     /// # Errors
@@ -160,7 +289,7 @@ impl Journal {
                 |row| row.get(0),
             )?)
         };
-        let mut stmt = self.conn.prepare("SELECT event_id, coi, kind, COALESCE(last_error, '') FROM outbox WHERE state = 'parked' ORDER BY id")?;
+        let mut stmt = self.conn.prepare("SELECT event_id, coi, kind, COALESCE(last_error, '') FROM outbox WHERE state = 'parked' AND closed_at IS NULL ORDER BY id")?;
         let parked = stmt
             .query_map([], |row| {
                 Ok(ParkedEvent {
@@ -183,4 +312,23 @@ impl Journal {
             oldest_pending,
         })
     }
+}
+
+/// The COI of parked event `event_id`, or why it is not a parked, open event.
+fn parked_event(
+    tx: &rusqlite::Transaction<'_>,
+    event_id: &str,
+) -> Result<Result<String, NotParked>, JournalError> {
+    let row: Option<(String, String, Option<String>)> =
+        rusqlite::OptionalExtension::optional(tx.query_row(
+            "SELECT coi, state, closed_at FROM outbox WHERE event_id = ?1",
+            [event_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        ))?;
+    Ok(match row {
+        None => Err(NotParked::Unknown),
+        Some((coi, state, None)) if state == "parked" => Ok(coi),
+        Some((_, _, Some(_))) => Err(NotParked::State("closed".to_owned())),
+        Some((_, state, None)) => Err(NotParked::State(state)),
+    })
 }
