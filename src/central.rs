@@ -112,7 +112,10 @@ impl CentralClient {
         let response = request.send().await.map_err(unavailable)?;
         let response = check(response).await?;
         let body = read_capped(response, MAX_ORDERS_BODY).await?;
-        serde_json::from_slice::<OrderPage>(&body)
+        // Megabytes of JSON are parsed off the async workers, so scans are not kept waiting.
+        tokio::task::spawn_blocking(move || serde_json::from_slice::<OrderPage>(&body))
+            .await
+            .map_err(|e| CentralError::Protocol(format!("order list: {e}")))?
             .map_err(|e| CentralError::Protocol(format!("order list: {e}")))
     }
 

@@ -18,6 +18,33 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
 }
 
+/// What happened to a bag, as central's event types name it (CONTRACTS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    LabelPrinted,
+    LabelVerified,
+    LabelReprinted,
+    LabelVoided,
+    PrintFailed,
+    BagReceived,
+    ScanMismatch,
+}
+
+impl EventKind {
+    /// The `type` of the event as central receives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::LabelPrinted => "label_printed",
+            EventKind::LabelVerified => "label_verified",
+            EventKind::LabelReprinted => "label_reprinted",
+            EventKind::LabelVoided => "label_voided",
+            EventKind::PrintFailed => "print_failed",
+            EventKind::BagReceived => "bag_received",
+            EventKind::ScanMismatch => "scan_mismatch",
+        }
+    }
+}
+
 /// This workstation, as events name it.
 #[derive(Debug, Clone, Copy)]
 pub struct Station<'a> {
@@ -27,7 +54,7 @@ pub struct Station<'a> {
 
 /// A custody event about bag `bag` of `order` (none when a scan named no bag).
 pub fn custody_event(
-    kind: &str,
+    kind: EventKind,
     order: &Order,
     bag: Option<u8>,
     station: Station<'_>,
@@ -38,7 +65,7 @@ pub fn custody_event(
     let event_id = uuid::Uuid::now_v7().to_string();
     let payload = json!({
         "event_id": event_id,
-        "type": kind,
+        "type": kind.as_str(),
         "coi": order.coi.as_str(),
         "din": order.collection.din.as_str(),
         "bag": bag,
@@ -52,7 +79,7 @@ pub fn custody_event(
     });
     NewEvent {
         event_id,
-        kind: kind.to_owned(),
+        kind: kind.as_str().to_owned(),
         coi: order.coi.as_str().to_owned(),
         payload,
     }

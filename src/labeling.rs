@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::Digest as _;
 
 pub use crate::custody::Station;
-use crate::custody::{NewEvent, custody_event};
+use crate::custody::{EventKind, NewEvent, custody_event};
 use crate::isbt128::coi::CoiId;
 use crate::journal::print_jobs::{BagLabelConflict, PrintJobRecord};
 use crate::journal::{Journal, JournalError, ScanRecord, audit, utc_text};
@@ -106,7 +106,7 @@ pub struct Printed {
     pub outcome: JobOutcome,
     /// The custody event written with the outcome: `label_printed`, `label_reprinted`,
     /// `print_failed`, or none while the printer has not said (`unconfirmed`).
-    pub event: Option<&'static str>,
+    pub event: Option<EventKind>,
 }
 
 /// Whether a bag label for `order` may be printed at `site_id` at `now`: only at the order's
@@ -283,9 +283,9 @@ pub fn finish_bag_label(
 ) -> Result<Printed, Refusal> {
     let job_id = &prepared.job.id;
     let event = match outcome.phase {
-        JobPhase::Confirmed if prepared.reprint => Some("label_reprinted"),
-        JobPhase::Confirmed => Some("label_printed"),
-        JobPhase::Failed => Some("print_failed"),
+        JobPhase::Confirmed if prepared.reprint => Some(EventKind::LabelReprinted),
+        JobPhase::Confirmed => Some(EventKind::LabelPrinted),
+        JobPhase::Failed => Some(EventKind::PrintFailed),
         _ => None,
     };
     let fault = outcome.fault.map(|f| f.as_str());
@@ -428,16 +428,16 @@ pub fn verify_label(
     let parsed = scan.parse();
     let verdict = judge(&parsed, book, &ctx);
     let parse_error = parsed.as_ref().err().map(ToString::to_string);
-    let event = |kind: &str, details| {
+    let event = |kind: EventKind, details| {
         custody_event(kind, order, Some(bag), station, operator, now, details)
     };
     let mut events = Vec::new();
     let confirm = verdict.is_match() && job.state != "confirmed";
     if confirm {
         let kind = if job.reprint {
-            "label_reprinted"
+            EventKind::LabelReprinted
         } else {
-            "label_printed"
+            EventKind::LabelPrinted
         };
         events.push(event(
             kind,
@@ -445,9 +445,9 @@ pub fn verify_label(
         ));
     }
     events.push(match verdict.reason {
-        None => event("label_verified", json!({"job_id": job_id})),
+        None => event(EventKind::LabelVerified, json!({"job_id": job_id})),
         Some(reason) => event(
-            "scan_mismatch",
+            EventKind::ScanMismatch,
             json!({"job_id": job_id, "step": "verify", "reason": reason.code()}),
         ),
     });

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::custody::{NewEvent, Station, custody_event};
+use crate::custody::{EventKind, NewEvent, Station, custody_event};
 use crate::isbt128::coi::CoiId;
 use crate::journal::{Journal, JournalError, ScanRecord};
 use crate::orders::OrderBook;
@@ -76,9 +76,9 @@ pub fn receive(
         let events: Vec<NewEvent> = order
             .map(|order| {
                 let (kind, details) = match verdict.reason {
-                    None => ("bag_received", json!({"source": scan.source})),
+                    None => (EventKind::BagReceived, json!({"source": scan.source})),
                     Some(reason) => (
-                        "scan_mismatch",
+                        EventKind::ScanMismatch,
                         json!({"source": scan.source, "step": "receipt", "reason": reason.code()}),
                     ),
                 };

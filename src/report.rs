@@ -222,7 +222,7 @@ impl PrintReport {
             state: printed.outcome.phase.as_str(),
             fault: printed.outcome.fault.map(|f| f.as_str()),
             bytes: printed.outcome.bytes,
-            event: printed.event,
+            event: printed.event.map(crate::custody::EventKind::as_str),
             template: prepared.template.clone(),
             version: prepared.template_version,
             bag: prepared.bag,

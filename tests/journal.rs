@@ -393,7 +393,10 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         .connection()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 4, "migrated through schema 3 (verify) and 4 (closed events)");
+    assert_eq!(
+        version, 4,
+        "migrated through schema 3 (verify) and 4 (closed events)"
+    );
     let job = journal.print_job("job-1").unwrap().unwrap();
     assert_eq!((job.state.as_str(), job.verification), ("failed", None));
 }

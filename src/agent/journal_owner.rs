@@ -29,8 +29,11 @@ use crate::scanner::Scan;
 /// dropped, after the commands already sent.
 #[derive(Debug, Clone)]
 pub struct JournalOwner {
-    /// To the owner thread; it stops when every sender is gone.
+    /// To the owner thread; it stops when every sender is gone. Closed when the thread ended
+    /// (or panicked): nothing more can be recorded.
     tx: mpsc::Sender<Command>,
+    /// Turns true (or its sender is dropped) when the owner thread has ended.
+    exited: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The journal owner's thread has stopped (or panicked): nothing more can be recorded.
@@ -146,6 +149,7 @@ impl JournalOwner {
         let journal = Journal::open(path)?;
         let templates = crate::label::builtin().unwrap_or_default();
         let (tx, rx) = mpsc::channel(256);
+        let (exit_tx, exited) = tokio::sync::watch::channel(false);
         let mut owner = Owner {
             journal,
             site_id: site_id.to_owned(),
@@ -155,9 +159,29 @@ impl JournalOwner {
         };
         std::thread::Builder::new()
             .name("journal".to_owned())
-            .spawn(move || owner.serve(rx))
+            .spawn(move || {
+                owner.serve(rx);
+                // Also when serve panics: the sender is dropped while unwinding.
+                exit_tx.send_replace(true);
+            })
             .map_err(|e| JournalError::Owner(format!("its owner thread did not start: {e}")))?;
-        Ok(JournalOwner { tx })
+        Ok(JournalOwner { tx, exited })
+    }
+
+    /// Whether the owner thread still takes commands (false once it ended or panicked).
+    pub fn is_alive(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    /// Waits until the owner thread has ended (after the last handle is dropped, it finishes the
+    /// commands it was given first).
+    pub async fn exited(mut exited: tokio::sync::watch::Receiver<bool>) {
+        let _ = exited.wait_for(|done| *done).await;
+    }
+
+    /// A receiver for [`JournalOwner::exited`] that outlives this handle.
+    pub fn exit_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.exited.clone()
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {

@@ -39,7 +39,7 @@ const PRINTER_POLL: Duration = Duration::from_secs(5);
 const OUTBOX_TICK: Duration = Duration::from_millis(500);
 /// How long shutdown waits for work in flight (a label being printed, a request being
 /// answered) before it records what it knows and exits: inside systemd's stop timeout with room.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(3500);
 
 /// What the agent announces as it happens (the API's `/api/v1/events`).
 #[derive(Debug, Clone)]
@@ -111,6 +111,9 @@ struct Shared {
     site_id: String,
     /// Order refresh state: the last sync's error, if it failed.
     sync_error: Mutex<Option<String>>,
+    /// When the last sync succeeded in this process (one that found nothing new writes
+    /// nothing to the journal).
+    synced_at: Mutex<Option<jiff::Timestamp>>,
 }
 
 #[derive(Debug)]
@@ -182,6 +185,16 @@ impl Agent {
             .iter()
             .map(|slot| device_report(&slot.state))
             .collect()
+    }
+
+    /// When orders were last synced: by this process, or as the journal says (another process's
+    /// `orders sync`), whichever is later.
+    pub fn orders_synced_at(&self, journal: Option<jiff::Timestamp>) -> Option<jiff::Timestamp> {
+        let here = *lock(&self.inner.synced_at);
+        match (here, journal) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The last order sync's error, if the last one failed.
@@ -282,7 +295,8 @@ impl Agent {
 
 /// The print flow on one printer: the label checked, made and recorded `queued` by the
 /// journal's owner, sent through the printer's owner task, and the printer's verdict recorded
-/// with its custody event. `on_state` hears each state (`queued`, then the outcome). When
+/// with its custody event. `on_state` hears each state once it is recorded (`queued`, then the
+/// outcome). When
 /// `hard_stop` turns true before the printer answers, the job is recorded `unconfirmed` (it may
 /// print) and the flow returns.
 ///
@@ -314,11 +328,6 @@ pub async fn print_label(
         // recorded unconfirmed, never dropped and never failed.
         () = until_true(hard_stop) => interrupted(&prepared.job.id),
     };
-    on_state(
-        &prepared,
-        outcome.phase.as_str(),
-        outcome.fault.map(|f| f.as_str()),
-    );
     let printed = match journal
         .finish_label(prepared.clone(), outcome.clone())
         .await
@@ -333,6 +342,12 @@ pub async fn print_label(
             }));
         }
     };
+    // Announced only once recorded.
+    on_state(
+        &prepared,
+        outcome.phase.as_str(),
+        outcome.fault.map(|f| f.as_str()),
+    );
     Ok((PrintReport::new(&printed, &prepared, ready.spool), outcome))
 }
 
@@ -381,6 +396,14 @@ pub async fn sync_orders(
     let since = journal.sync_resume().await?;
     let fetched = source.fetch(since.as_deref()).await?;
     let described = source.describe();
+    // Nothing new (an unchanged file): no transaction, no audit entry, no fsync every minute.
+    if fetched.records.is_empty() && fetched.as_of.is_some() && fetched.as_of == since {
+        return Ok(SyncReport {
+            source: described,
+            stored: 0,
+            refused: Vec::new(),
+        });
+    }
     let checked = tokio::task::spawn_blocking(move || crate::order_sync::check(fetched))
         .await
         .map_err(|e| SyncError::Source(SourceError::File(format!("order checks: {e}"))))?;
@@ -569,6 +592,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             listen,
             site_id: config.site_id.clone(),
             sync_error: Mutex::new(None),
+            synced_at: Mutex::new(None),
         }),
     };
 
@@ -610,15 +634,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
     notify::ready();
     let watchdog = notify::watchdog_interval().map(|every| {
+        let journal = journal.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                notify::watchdog();
+                // A daemon that can no longer record is not alive: let systemd restart it.
+                if journal.is_alive() {
+                    notify::watchdog();
+                }
             }
         })
     });
 
-    shutdown.await;
+    // Runs until asked to stop, or until the journal's owner is gone: then nothing can be
+    // recorded, and the daemon stops (exit 1) rather than read scans it cannot keep.
+    let journal_lost = {
+        let journal = journal.clone();
+        async move {
+            while journal.is_alive() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let lost = tokio::select! {
+        () = shutdown => false,
+        () = journal_lost => true,
+    };
+    if lost {
+        tracing::error!("the journal's owner stopped: nothing can be recorded; stopping");
+    }
     tracing::info!("stopping: no more input is taken");
     notify::stopping();
     stop_tx.send_replace(true);
@@ -644,17 +688,34 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }
-    for slot in &agent.inner.printers {
-        if let Some(ready) = &slot.ready {
-            let _ = tokio::time::timeout(Duration::from_millis(300), ready.handle.shutdown()).await;
-        }
-    }
+    // Every printer finishes (or is cut off from) its current request, together.
+    let printers = agent
+        .inner
+        .printers
+        .iter()
+        .filter_map(|slot| slot.ready.as_ref().map(|ready| ready.handle.clone()))
+        .collect::<Vec<_>>();
+    let _ = tokio::time::timeout(
+        Duration::from_millis(300),
+        futures_util::future::join_all(printers.iter().map(|handle| handle.shutdown())),
+    )
+    .await;
+    let status = tokio::time::timeout(Duration::from_millis(200), journal.outbox_status()).await;
     // The journal's owner finishes the commands it was given once the last handle is gone.
-    let status = journal.outbox_status().await;
+    let exit = journal.exit_signal();
     drop(journal);
     drop(agent);
-    if let Ok(status) = status {
+    if tokio::time::timeout(Duration::from_millis(400), JournalOwner::exited(exit))
+        .await
+        .is_err()
+    {
+        tracing::warn!("the journal's owner was still writing at exit");
+    }
+    if let Ok(Ok(status)) = status {
         tracing::info!(pending = status.pending, "stopped");
+    }
+    if lost {
+        anyhow::bail!("the journal's owner stopped");
     }
     Ok(())
 }
@@ -663,6 +724,7 @@ async fn refresh_once(agent: &Agent, source: &OrderSource) {
     match sync_orders(&agent.inner.journal, source).await {
         Ok(report) => {
             *lock(&agent.inner.sync_error) = None;
+            *lock(&agent.inner.synced_at) = Some(jiff::Timestamp::now());
             agent.inner.metrics.synced(report.refused.len());
             if report.refused.is_empty() {
                 tracing::debug!(stored = report.stored, "orders synced");

@@ -73,7 +73,7 @@ pub fn router(agent: Agent) -> Router {
         // Bodies past the limit are not even read; the handler says why (a 400).
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
     Router::new()
-        .route("/livez", get(|| async { "ok\n" }))
+        .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(api)
@@ -236,8 +236,23 @@ fn classify(err: &serde_json::Error) -> String {
     }
 }
 
+/// Alive while the process can still record: a daemon whose journal owner is gone is not.
+async fn livez(State(agent): State<Agent>) -> Response {
+    if agent.journal().is_alive() {
+        "ok\n".into_response()
+    } else {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the journal's owner has stopped: nothing can be recorded",
+        )
+    }
+}
+
 async fn readyz(State(agent): State<Agent>) -> Response {
-    let health = agent.journal().health().await;
+    let health = agent.journal().health().await.map(|mut health| {
+        health.orders_synced_at = agent.orders_synced_at(health.orders_synced_at);
+        health
+    });
     let now = jiff::Timestamp::now();
     let (status, journal, orders, outbox) = match &health {
         Ok(health) => (
@@ -268,7 +283,10 @@ async fn readyz(State(agent): State<Agent>) -> Response {
 }
 
 async fn metrics(State(agent): State<Agent>) -> Response {
-    let health = agent.journal().health().await.ok();
+    let health = agent.journal().health().await.ok().map(|mut health| {
+        health.orders_synced_at = agent.orders_synced_at(health.orders_synced_at);
+        health
+    });
     let text = agent
         .metrics()
         .render(health.as_ref(), jiff::Timestamp::now());
@@ -365,6 +383,21 @@ async fn print_label(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // Every field has a default: an empty body is the default label.
+    let body = match body {
+        Ok(bytes) if bytes.is_empty() => Ok(Bytes::from_static(b"{}")),
+        other => other,
+    };
+    let headers = if body.as_ref().is_ok_and(|b| b.as_ref() == b"{}") {
+        let mut json = headers.clone();
+        json.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        json
+    } else {
+        headers
+    };
     let body: LabelBody = match parse_body(&headers, &body) {
         Ok(body) => body,
         Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
@@ -378,8 +411,12 @@ async fn print_label(
             "not a COI identifier (15 characters, e.g. CHA999925000042)",
         );
     };
-    let Some(bag) = bag.parse::<u8>().ok().filter(|b| (1..=19).contains(b)) else {
-        return error(StatusCode::BAD_REQUEST, "the bag number is 1 to 19");
+    let max = crate::isbt128::din::MAX_CONTAINERS;
+    let Some(bag) = bag.parse::<u8>().ok().filter(|b| (1..=max).contains(b)) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("the bag number is 1 to {max}"),
+        );
     };
     let order = LabelOrder {
         coi,
@@ -389,7 +426,17 @@ async fn print_label(
         reprint: body.reprint,
         collected_at: body.collected_at,
     };
-    match agent.print_label(body.printer.as_deref(), order).await {
+    // The flow runs in its own task: a client that goes away must not cut it between the
+    // recorded `queued` and the printer's recorded verdict.
+    let printer = body.printer;
+    let flow = {
+        let agent = agent.clone();
+        tokio::spawn(async move { agent.print_label(printer.as_deref(), order).await })
+    };
+    let Ok(printed) = flow.await else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "the print flow failed");
+    };
+    match printed {
         Ok(report) => {
             let status = match report.state {
                 "confirmed" => StatusCode::CREATED,
@@ -456,6 +503,16 @@ async fn post_scan(
             "field step: \"receipt\" or \"verify\"",
         );
     };
+    if body
+        .job_id
+        .as_ref()
+        .is_some_and(|id| id.len() > 64 || id.chars().any(char::is_control))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "field job_id: a print job id (at most 64 characters)",
+        );
+    }
     if step == Step::Receipt && body.job_id.is_some() {
         return error(
             StatusCode::BAD_REQUEST,
@@ -468,7 +525,16 @@ async fn post_scan(
         raw: body.data.into_bytes(),
         problem: None,
     };
-    match agent.scan(scan, step, body.job_id, body.operator).await {
+    // Its own task: a client that goes away must not cut a scan between its record and its
+    // announcement.
+    let flow = {
+        let agent = agent.clone();
+        tokio::spawn(async move { agent.scan(scan, step, body.job_id, body.operator).await })
+    };
+    let Ok(scanned) = flow.await else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "the scan flow failed");
+    };
+    match scanned {
         Ok(report) => axum::Json(report).into_response(),
         Err(FlowError::Journal(message)) => error(
             StatusCode::SERVICE_UNAVAILABLE,

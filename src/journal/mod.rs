@@ -490,8 +490,13 @@ impl Journal {
             )?;
         }
         let stored = checked.orders.len() - refused.len();
-        let details = serde_json::json!({"source": source, "orders": stored, "refused": refused.len() + checked.refused.len()});
-        audit::append(&tx, &now, "orders_synced", "", &details)?;
+        let refused_total = refused.len() + checked.refused.len();
+        // A sync that brought nothing leaves no audit entry (a daemon syncs every minute).
+        if stored > 0 || refused_total > 0 {
+            let details =
+                serde_json::json!({"source": source, "orders": stored, "refused": refused_total});
+            audit::append(&tx, &now, "orders_synced", "", &details)?;
+        }
         if let Some(as_of) = &checked.as_of {
             set_state(&tx, crate::order_sync::RESUME_KEY, as_of)?;
         }
