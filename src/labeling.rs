@@ -51,6 +51,10 @@ pub enum Refusal {
         site: String,
         here: String,
     },
+    #[error(
+        "order {order_id}: its latest update from the central service was refused ({reason}); no label until a valid version arrives"
+    )]
+    Held { order_id: String, reason: String },
     #[error("order {order_id} expired at {expired}: no label for an expired collection")]
     Expired {
         order_id: String,
@@ -179,6 +183,12 @@ pub fn prepare_bag_label(
     let order = book
         .by_coi(request.coi)
         .ok_or_else(|| Refusal::UnknownCoi(request.coi.as_str().to_owned()))?;
+    if let Some(reason) = book.held(request.coi) {
+        return Err(Refusal::Held {
+            order_id: order.order_id.clone(),
+            reason: reason.to_owned(),
+        });
+    }
     let now = jiff::Timestamp::now();
     may_print(order, station.site_id, now)?;
     let coi = order.coi.as_str();

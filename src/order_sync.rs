@@ -41,6 +41,9 @@ pub struct Fetched {
 pub struct CheckedOrders {
     pub orders: Vec<(Order, serde_json::Value)>,
     pub refused: Vec<String>,
+    /// Refused records that name a COI identifier, with the reason: the cached order of that
+    /// COI is held (it allows nothing) until a valid version arrives.
+    pub held: Vec<(String, String)>,
     pub as_of: Option<String>,
 }
 
@@ -184,12 +187,26 @@ pub fn check(fetched: Fetched) -> CheckedOrders {
     let mut checked = CheckedOrders {
         orders: Vec::with_capacity(fetched.records.len()),
         refused: Vec::new(),
+        held: Vec::new(),
         as_of: fetched.as_of,
     };
     for (position, value) in fetched.records.into_iter().enumerate() {
         match record::parse_order(&value, position) {
             Ok(order) => checked.orders.push((order, value)),
-            Err(problem) => checked.refused.push(problem.to_string()),
+            Err(problem) => {
+                // An update that cannot be read must not leave the older version in use: a
+                // cancellation or a move to another site may be what was refused.
+                let coi = value
+                    .get("coi")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|coi| crate::isbt128::coi::CoiId::parse(coi).ok());
+                if let Some(coi) = coi {
+                    checked
+                        .held
+                        .push((coi.as_str().to_owned(), problem.to_string()));
+                }
+                checked.refused.push(problem.to_string());
+            }
         }
     }
     checked

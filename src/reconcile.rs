@@ -110,6 +110,8 @@ pub enum Reason {
     NotExpected,
     /// The DIN's flags say this is not a bag's label (a tube, a sample, a partial label).
     NotABag,
+    /// The order's latest update from central was refused: the cached version may be stale.
+    OrderHeld,
 }
 
 /// The outcome for one scan.
@@ -126,7 +128,7 @@ pub struct Verdict {
 
 impl Reason {
     /// Every reason, for documentation and tests.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Unreadable,
         Reason::NotIsbt128,
         Reason::BadCheck,
@@ -146,6 +148,7 @@ impl Reason {
         Reason::Expired,
         Reason::NotExpected,
         Reason::NotABag,
+        Reason::OrderHeld,
     ];
 
     /// The reason whose [`Reason::code`] is `code`.
@@ -175,6 +178,7 @@ impl Reason {
             Reason::Expired => "expired",
             Reason::NotExpected => "not_expected",
             Reason::NotABag => "not_a_bag",
+            Reason::OrderHeld => "order_held",
         }
     }
 }
@@ -261,6 +265,15 @@ fn check(
     let order = find_order(&ids, book)?;
     v.order_id = Some(order.order_id.clone());
     v.coi = Some(order.coi);
+    if book.held(&order.coi).is_some() {
+        return Err(refuse(
+            Reason::OrderHeld,
+            &format!(
+                "Order {}'s latest update from the central service could not be accepted, so what is known here may be out of date. Set this bag aside and call your supervisor.",
+                order.order_id
+            ),
+        ));
+    }
     if let Some(product) = ids.product {
         let ours = order.product.code;
         if product.description_code() != ours.description_code()

@@ -386,6 +386,7 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
          DROP INDEX print_jobs_bag;
          ALTER TABLE outbox DROP COLUMN closed_reason;
          ALTER TABLE outbox DROP COLUMN closed_at;
+         ALTER TABLE orders DROP COLUMN held;
          PRAGMA user_version = 2;",
     );
     let journal = Journal::open(&db.0).unwrap();
@@ -394,8 +395,8 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
     assert_eq!(
-        version, 4,
-        "migrated through schema 3 (verify) and 4 (closed events)"
+        version, 5,
+        "migrated through schema 3 (verify), 4 (closed events) and 5 (held orders)"
     );
     let job = journal.print_job("job-1").unwrap().unwrap();
     assert_eq!((job.state.as_str(), job.verification), ("failed", None));

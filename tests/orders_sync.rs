@@ -149,3 +149,55 @@ async fn outbox_flush_delivers_and_status_reports() {
     );
     assert_eq!(central.recorded().events.len(), 7);
 }
+
+/// Issue #13: a refused update of a cached order (an unknown status such as `recalled`, a
+/// malformed field) does not leave the older version in use: the order is held — no MATCH, no
+/// label — until a valid version arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_a_refused_update_holds_the_cached_order_until_a_valid_one_arrives() {
+    let central = Central::start().await;
+    let site = Site::new("held", &central);
+    let mut order = example(1); // shipped to site-lab-1, one bag
+    order["expires_at"] = serde_json::json!("2099-12-31T23:59:00-05:00");
+    central.recorded().orders.push((
+        "site-lab-1".into(),
+        "2025-01-01T00:00:00Z".into(),
+        order.clone(),
+    ));
+    assert!(site.run(&["orders", "sync"]).await.status.success());
+    let din = "=A99992512345701";
+    // Recalled: a status this agent does not know. The sync refuses it, and the order is held.
+    let mut recalled = order.clone();
+    recalled["status"] = serde_json::json!("recalled");
+    central.recorded().orders.push((
+        "site-lab-1".into(),
+        coi_agent::journal::utc_text(jiff::Timestamp::now()),
+        recalled,
+    ));
+    let synced = site.run(&["orders", "sync"]).await;
+    assert!(!synced.status.success());
+    let output = site.run(&["receive", "--json", din]).await;
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["reason"], "order_held", "{verdict}");
+    assert!(
+        verdict["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be accepted")
+    );
+    // A valid version (shipped again) releases it.
+    central.recorded().orders.push((
+        "site-lab-1".into(),
+        coi_agent::journal::utc_text(
+            jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::from_secs(1))
+                .unwrap(),
+        ),
+        order,
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(site.run(&["orders", "sync"]).await.status.success());
+    let output = site.run(&["receive", "--json", din]).await;
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["verdict"], "match", "{verdict}");
+}

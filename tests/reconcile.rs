@@ -350,6 +350,29 @@ fn r20_container_flags_follow_table_3_both_ways() {
     }
 }
 
+/// Issue #13: a held order (its latest update refused) matches nothing, whatever is scanned.
+#[test]
+fn r13_a_held_order_allows_nothing() {
+    let mut held = two_orders("shipped");
+    let base = Case::default();
+    let data = format!("={DIN_B}01");
+    assert_eq!(reason(&data, &held, &base), None, "a match before");
+    held.hold(
+        CoiId::parse(COI_B).unwrap(),
+        "order 0: status: unknown".to_owned(),
+    );
+    assert_eq!(reason(&data, &held, &base), Some("order_held"));
+    assert_eq!(
+        reason(&label(COI_B, DIN_B, 1), &held, &base),
+        Some("order_held")
+    );
+    assert_eq!(
+        reason(&label(COI_A, DIN_A, 1), &held, &base),
+        None,
+        "other orders are not held"
+    );
+}
+
 #[test]
 fn every_reason_has_a_code_and_a_test() {
     let codes: HashSet<&str> = Reason::ALL.iter().map(|r| r.code()).collect();

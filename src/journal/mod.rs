@@ -200,6 +200,9 @@ const MIGRATIONS: &[&str] = &[
     // stays parked (never sent) and is no longer counted as waiting for someone.
     "ALTER TABLE outbox ADD COLUMN closed_at TEXT;
      ALTER TABLE outbox ADD COLUMN closed_reason TEXT;",
+    // 5: an order whose latest update was refused is held (issue #13): why, until a valid
+    // version replaces it.
+    "ALTER TABLE orders ADD COLUMN held TEXT;",
 ];
 
 impl Journal {
@@ -485,11 +488,18 @@ impl Journal {
             tx.execute(
                 "INSERT INTO orders (coi, din, order_id, status, record, synced_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(coi) DO UPDATE SET din = excluded.din, order_id = excluded.order_id, status = excluded.status,
-                   record = excluded.record, synced_at = excluded.synced_at",
+                   record = excluded.record, synced_at = excluded.synced_at, held = NULL",
                 params![coi, din, order.order_id, order.status.as_str(), record.to_string(), now],
             )?;
         }
         let stored = checked.orders.len() - refused.len();
+        let mut held = 0;
+        for (coi, reason) in &checked.held {
+            held += tx.execute(
+                "UPDATE orders SET held = ?2 WHERE coi = ?1",
+                params![coi, reason],
+            )?;
+        }
         let refused_total = refused.len() + checked.refused.len();
         // A sync that brought nothing leaves no audit entry (a daemon syncs every minute).
         if stored > 0 || refused_total > 0 {
@@ -501,7 +511,7 @@ impl Journal {
             set_state(&tx, crate::order_sync::RESUME_KEY, as_of)?;
         }
         set_state(&tx, SYNCED_AT_KEY, &now)?;
-        if stored > 0 {
+        if stored > 0 || held > 0 {
             // A new revision tells every process holding the orders in memory to reload them.
             set_state(&tx, ORDERS_REVISION_KEY, &uuid::Uuid::now_v7().to_string())?;
         }
@@ -554,13 +564,17 @@ impl Journal {
     > {
         let mut stmt = self
             .conn
-            .prepare("SELECT record FROM orders ORDER BY coi")?;
-        let records: Vec<String> = stmt
-            .query_map([], |row| row.get(0))?
+            .prepare("SELECT record, coi, held FROM orders ORDER BY coi")?;
+        let rows: Vec<(String, String, Option<String>)> = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<Result<_, _>>()?;
-        let mut orders = Vec::with_capacity(records.len());
+        let mut orders = Vec::with_capacity(rows.len());
         let mut refused = Vec::new();
-        for (position, text) in records.iter().enumerate() {
+        let mut held = Vec::new();
+        for (position, (text, coi, hold)) in rows.iter().enumerate() {
+            if let (Some(reason), Ok(coi)) = (hold, CoiId::parse(coi)) {
+                held.push((coi, reason.clone()));
+            }
             let value: serde_json::Value =
                 serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
             match crate::orders::record::parse_order(&value, position) {
@@ -568,7 +582,10 @@ impl Journal {
                 Err(err) => refused.push(err),
             }
         }
-        let (book, duplicates) = crate::orders::OrderBook::new(orders);
+        let (mut book, duplicates) = crate::orders::OrderBook::new(orders);
+        for (coi, reason) in held {
+            book.hold(coi, reason);
+        }
         refused.extend(duplicates);
         Ok((book, refused))
     }

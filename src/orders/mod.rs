@@ -17,6 +17,9 @@ pub struct OrderBook {
     orders: Vec<Order>,
     by_coi: HashMap<CoiId, usize>,
     by_din: HashMap<Din, usize>,
+    /// Orders whose latest update from the source was refused by its checks, with the reason:
+    /// the cached version may be stale (cancelled since, moved), so it allows nothing.
+    held: HashMap<CoiId, String>,
 }
 
 /// A file or response that is not `{"orders": [...]}` at all.
@@ -93,6 +96,16 @@ impl OrderBook {
 
     pub fn by_coi(&self, coi: &CoiId) -> Option<&Order> {
         self.by_coi.get(coi).map(|&i| &self.orders[i])
+    }
+
+    /// Holds the order with `coi`: its latest update was refused (`reason`, field named).
+    pub fn hold(&mut self, coi: CoiId, reason: String) {
+        self.held.insert(coi, reason);
+    }
+
+    /// Why the order with `coi` is held, if it is.
+    pub fn held(&self, coi: &CoiId) -> Option<&str> {
+        self.held.get(coi).map(String::as_str)
     }
 
     pub fn by_din(&self, din: &Din) -> Option<&Order> {
