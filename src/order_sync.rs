@@ -33,6 +33,8 @@ pub struct Fetched {
     pub records: Vec<serde_json::Value>,
     /// Pass as `since` next time: the central service's `as_of`, or the file's content digest.
     pub as_of: Option<String>,
+    /// Every order the source serves for this site, not only the changed ones.
+    pub complete: bool,
 }
 
 /// Fetched orders after their checks: the valid ones with their records as received, and each
@@ -45,6 +47,9 @@ pub struct CheckedOrders {
     /// COI is held (it allows nothing) until a valid version arrives.
     pub held: Vec<(String, String)>,
     pub as_of: Option<String>,
+    /// The answer holds every order the source serves for this site (a file; central asked
+    /// without `updated_since`): cached orders it does not name are no longer this site's.
+    pub complete: bool,
 }
 
 /// Why a source could not deliver orders.
@@ -130,6 +135,7 @@ fn read_file(path: &std::path::Path, since: Option<&str>) -> Result<Fetched, Sou
         return Ok(Fetched {
             records: Vec::new(),
             as_of: Some(version),
+            complete: false,
         });
     }
     let text = std::fs::read_to_string(path).map_err(read_err)?;
@@ -151,6 +157,7 @@ fn read_file(path: &std::path::Path, since: Option<&str>) -> Result<Fetched, Sou
     Ok(Fetched {
         records,
         as_of: Some(version),
+        complete: true,
     })
 }
 
@@ -170,6 +177,7 @@ async fn fetch_central(
                 return Ok(Fetched {
                     records: page.orders,
                     as_of: Some(page.as_of),
+                    complete: since.is_none(),
                 });
             }
             Err(err) if err.is_retryable() && attempt < ATTEMPTS => {
@@ -182,17 +190,22 @@ async fn fetch_central(
     }
 }
 
-/// Checks each fetched record; the valid ones keep their record as received.
+/// Checks each fetched record; the valid ones keep their record as received. Two records of
+/// one answer with the same COI identifier or DIN are both refused (and the COI held): which
+/// of them is the order cannot be known, and the journal must not keep one silently.
 pub fn check(fetched: Fetched) -> CheckedOrders {
+    use std::collections::HashMap;
     let mut checked = CheckedOrders {
         orders: Vec::with_capacity(fetched.records.len()),
         refused: Vec::new(),
         held: Vec::new(),
         as_of: fetched.as_of,
+        complete: fetched.complete,
     };
+    let mut parsed = Vec::with_capacity(fetched.records.len());
     for (position, value) in fetched.records.into_iter().enumerate() {
         match record::parse_order(&value, position) {
-            Ok(order) => checked.orders.push((order, value)),
+            Ok(order) => parsed.push((order, value)),
             Err(problem) => {
                 // An update that cannot be read must not leave the older version in use: a
                 // cancellation or a move to another site may be what was refused.
@@ -209,5 +222,80 @@ pub fn check(fetched: Fetched) -> CheckedOrders {
             }
         }
     }
+    let mut cois: HashMap<String, usize> = HashMap::new();
+    let mut dins: HashMap<String, usize> = HashMap::new();
+    for (order, _) in &parsed {
+        *cois.entry(order.coi.as_str().to_owned()).or_default() += 1;
+        *dins
+            .entry(order.collection.din.as_str().to_owned())
+            .or_default() += 1;
+    }
+    for (order, value) in parsed {
+        let coi = order.coi.as_str().to_owned();
+        let twice = if cois[&coi] > 1 {
+            Some("coi")
+        } else if dins[order.collection.din.as_str()] > 1 {
+            Some("collection.din")
+        } else {
+            None
+        };
+        match twice {
+            None => checked.orders.push((order, value)),
+            Some(field) => {
+                let problem = format!(
+                    "order {}: {field}: more than one order in this answer has it; both refused",
+                    order.order_id
+                );
+                checked.held.push((coi, problem.clone()));
+                checked.refused.push(problem);
+            }
+        }
+    }
     checked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(coi: &str, din: &str) -> serde_json::Value {
+        let demo: serde_json::Value =
+            serde_json::from_str(crate::config::DEMO_ORDERS).unwrap_or_default();
+        let mut order = demo["orders"][1].clone();
+        order["coi"] = serde_json::json!(coi);
+        order["collection"]["din"] = serde_json::json!(din);
+        order
+    }
+
+    /// Issue #13: two records of one answer with the same COI (or DIN) are both refused and
+    /// the COI held; the journal never keeps one of them silently.
+    #[test]
+    fn r13_duplicates_in_one_answer_refuse_both() {
+        let checked = check(Fetched {
+            records: vec![
+                example("CHA999925000043", "A999925123457"),
+                example("CHA999925000043", "A999925123458"),
+                example("CHA999925000044", "A999925123459"),
+                example("CHA999925000045", "A999925123459"),
+                example("CHA999925000046", "A999925123460"),
+            ],
+            as_of: None,
+            complete: true,
+        });
+        let kept: Vec<&str> = checked.orders.iter().map(|(o, _)| o.coi.as_str()).collect();
+        assert_eq!(kept, vec!["CHA999925000046"]);
+        assert_eq!(checked.refused.len(), 4, "{:?}", checked.refused);
+        assert!(checked.refused[0].contains("coi: more than one order"));
+        assert!(checked.refused[2].contains("collection.din: more than one order"));
+        let held: Vec<&str> = checked.held.iter().map(|(coi, _)| coi.as_str()).collect();
+        assert_eq!(
+            held,
+            vec![
+                "CHA999925000043",
+                "CHA999925000043",
+                "CHA999925000044",
+                "CHA999925000045"
+            ]
+        );
+    }
 }

@@ -201,3 +201,37 @@ async fn r13_a_refused_update_holds_the_cached_order_until_a_valid_one_arrives()
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(verdict["verdict"], "match", "{verdict}");
 }
+
+/// Issue #13: an order central no longer serves for this site leaves the cache at the next full
+/// sync (`orders sync --full`, and every hour in `serve`): its scans are then unknown here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_a_full_sync_drops_orders_no_longer_served_here() {
+    let central = Central::start().await;
+    let site = Site::new("dropped", &central);
+    for i in [0, 1] {
+        let mut order = example(i);
+        order["expires_at"] = serde_json::json!("2099-12-31T23:59:00-05:00");
+        central
+            .recorded()
+            .orders
+            .push(("site-lab-1".into(), "2025-01-01T00:00:00Z".into(), order));
+    }
+    assert!(site.run(&["orders", "sync"]).await.status.success());
+    // Central moves order 043 away from this site: an incremental sync says nothing of it...
+    central
+        .recorded()
+        .orders
+        .retain(|(_, _, o)| o["coi"] != "CHA999925000043");
+    assert!(site.run(&["orders", "sync"]).await.status.success());
+    let output = site.run(&["receive", "--json", "=A99992512345701"]).await;
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["verdict"], "match", "still cached: {verdict}");
+    // ...a full sync drops it.
+    let synced = site.run(&["orders", "sync", "--full"]).await;
+    assert!(synced.status.success());
+    let output = site.run(&["receive", "--json", "=A99992512345701"]).await;
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["reason"], "unknown_din", "{verdict}");
+    let output = site.run(&["orders", "show", "CHA999925000042"]).await;
+    assert!(output.status.success(), "the order still served stays");
+}

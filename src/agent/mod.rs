@@ -34,6 +34,9 @@ pub use journal_owner::{JournalOwner, LabelOrder, OwnerError, Stopped};
 /// How often each printer that answers status is asked for it: a nurse sees media out within
 /// seconds, and a Zebra answers `~HS` in milliseconds.
 const PRINTER_POLL: Duration = Duration::from_secs(5);
+/// Every how many order refreshes a full sync is made (an hour at the default 60 s): orders
+/// central stopped serving for this site are dropped within that time.
+const FULL_SYNC_EVERY: u64 = 60;
 /// How often the outbox looks for due events when nothing new was recorded: new events are
 /// announced and go out at once; this catches retries coming due.
 const OUTBOX_TICK: Duration = Duration::from_millis(500);
@@ -384,7 +387,8 @@ fn device_report(state: &Mutex<DeviceNotice>) -> DeviceReport {
     }
 }
 
-/// Syncs orders from `source` into the journal's cache: the resume point from the journal,
+/// Syncs orders from `source` into the journal's cache (`full`: every order the source serves,
+/// not only those changed since the last sync): the resume point from the journal,
 /// the fetch over the network (no journal held), then the checks and one storing transaction.
 ///
 /// # Errors
@@ -392,8 +396,14 @@ fn device_report(state: &Mutex<DeviceNotice>) -> DeviceReport {
 pub async fn sync_orders(
     journal: &JournalOwner,
     source: &OrderSource,
+    full: bool,
 ) -> Result<SyncReport, SyncError> {
-    let since = journal.sync_resume().await?;
+    // A full sync asks for every order the site may act on; the cache then drops the others.
+    let since = if full {
+        None
+    } else {
+        journal.sync_resume().await?
+    };
     let fetched = source.fetch(since.as_deref()).await?;
     let described = source.describe();
     // Nothing new (an unchanged file): no transaction, no audit entry, no fsync every minute.
@@ -720,8 +730,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     Ok(())
 }
 
-async fn refresh_once(agent: &Agent, source: &OrderSource) {
-    match sync_orders(&agent.inner.journal, source).await {
+async fn refresh_once(agent: &Agent, source: &OrderSource, full: bool) {
+    match sync_orders(&agent.inner.journal, source, full).await {
         Ok(report) => {
             *lock(&agent.inner.sync_error) = None;
             *lock(&agent.inner.synced_at) = Some(jiff::Timestamp::now());
@@ -744,9 +754,14 @@ async fn refresh_once(agent: &Agent, source: &OrderSource) {
 
 async fn refresh_loop(agent: Agent, source: OrderSource, every: Duration) {
     let mut stopping = agent.stopping();
+    let mut round: u64 = 0;
     loop {
+        // Central says what changed, not what ended: every FULL_SYNC_EVERY refreshes the whole
+        // list is asked for, and orders no longer served for this site leave the cache.
+        let full = round % FULL_SYNC_EVERY == FULL_SYNC_EVERY - 1;
+        round += 1;
         tokio::select! {
-            () = refresh_once(&agent, &source) => {}
+            () = refresh_once(&agent, &source, full) => {}
             () = until_true(&mut stopping) => return,
         }
         tokio::select! {

@@ -371,6 +371,10 @@ pub enum OrdersCommand {
     Sync {
         #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: std::path::PathBuf,
+        /// Ask the central service for every order of this site, and drop cached orders it no
+        /// longer serves (a file source is always read whole).
+        #[arg(long)]
+        full: bool,
     },
     /// Show a cached order by its COI identifier (patient data only with --patient).
     Show {
@@ -548,8 +552,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             devices::devices(json, config.as_deref(), out, err)
         }
         Command::Orders {
-            command: OrdersCommand::Sync { config },
-        } => orders::sync(&config, out, err),
+            command: OrdersCommand::Sync { config, full },
+        } => orders::sync(&config, full, out, err),
         Command::Orders {
             command:
                 OrdersCommand::Show {

@@ -14,6 +14,7 @@ use crate::outbox::RetryPolicy;
 
 pub(super) fn sync(
     config_path: &Path,
+    full: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
@@ -21,7 +22,7 @@ pub(super) fn sync(
     let source = crate::agent::order_source(&config)?;
     let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
     let runtime = super::runtime()?;
-    let report = runtime.block_on(crate::agent::sync_orders(&journal, &source))?;
+    let report = runtime.block_on(crate::agent::sync_orders(&journal, &source, full))?;
     for problem in &report.refused {
         writeln!(err, "coi-agent: refused {problem}")?;
     }

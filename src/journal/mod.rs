@@ -500,18 +500,38 @@ impl Journal {
                 params![coi, reason],
             )?;
         }
+        // A complete answer names every order this site may act on: the others are dropped
+        // from the cache (their scans are then `unknown_coi`), but never one just held.
+        let mut dropped = 0;
+        if checked.complete {
+            let keep: std::collections::HashSet<&str> = checked
+                .orders
+                .iter()
+                .map(|(order, _)| order.coi.as_str())
+                .chain(checked.held.iter().map(|(coi, _)| coi.as_str()))
+                .collect();
+            let cached: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT coi FROM orders")?;
+                let rows = stmt.query_map([], |row| row.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for coi in cached.iter().filter(|coi| !keep.contains(coi.as_str())) {
+                dropped += tx.execute("DELETE FROM orders WHERE coi = ?1", [coi])?;
+            }
+        }
         let refused_total = refused.len() + checked.refused.len();
         // A sync that brought nothing leaves no audit entry (a daemon syncs every minute).
-        if stored > 0 || refused_total > 0 {
-            let details =
-                serde_json::json!({"source": source, "orders": stored, "refused": refused_total});
+        if stored > 0 || refused_total > 0 || dropped > 0 {
+            let details = serde_json::json!({
+                "source": source, "orders": stored, "refused": refused_total, "dropped": dropped,
+            });
             audit::append(&tx, &now, "orders_synced", "", &details)?;
         }
         if let Some(as_of) = &checked.as_of {
             set_state(&tx, crate::order_sync::RESUME_KEY, as_of)?;
         }
         set_state(&tx, SYNCED_AT_KEY, &now)?;
-        if stored > 0 || held > 0 {
+        if stored > 0 || held > 0 || dropped > 0 {
             // A new revision tells every process holding the orders in memory to reload them.
             set_state(&tx, ORDERS_REVISION_KEY, &uuid::Uuid::now_v7().to_string())?;
         }
