@@ -438,11 +438,45 @@ pub fn verify_label(
     let parsed = scan.parse();
     let verdict = judge(&parsed, book, &ctx);
     let parse_error = parsed.as_ref().err().map(ToString::to_string);
+    let record = ScanRecord {
+        at: &utc_text(now),
+        source: &scan.source,
+        raw: &scan.raw,
+        parse_error: parse_error.as_deref(),
+        verdict: &verdict,
+        site_id: station.site_id,
+        step: Step::Verify.as_str(),
+        operator,
+    };
+    // A scan that did not read (a misread, a smudge, another barcode) says nothing about the
+    // label: shown as "scan again" and recorded, but the job is neither flagged nor verified
+    // (issue #13). Only a readable scan of another COI, DIN or bag flags it.
+    if matches!(
+        verdict.reason,
+        Some(Reason::Unreadable | Reason::NotIsbt128 | Reason::NoIdentifier)
+    ) {
+        let id = journal.record_scan(&record, &[])?;
+        return Ok(Verified {
+            scan: RecordedScan {
+                id,
+                at: now,
+                step: Step::Verify,
+                source: scan.source.clone(),
+                verdict,
+            },
+            job_id: Some(job_id.to_owned()),
+            verification: job.verification.clone(),
+            confirmed_by_scan: false,
+        });
+    }
     let event = |kind: EventKind, details| {
         custody_event(kind, order, Some(bag), station, operator, now, details)
     };
     let mut events = Vec::new();
-    let confirm = verdict.is_match() && job.state != "confirmed";
+    // A flagged job stays flagged: a later match is no verification (its label is in doubt),
+    // and central hears scan_mismatch, never label_verified (issue #13).
+    let flagged = job.verification.as_deref() == Some("flagged");
+    let confirm = verdict.is_match() && job.state != "confirmed" && !flagged;
     if confirm {
         let kind = if job.reprint {
             EventKind::LabelReprinted
@@ -455,27 +489,17 @@ pub fn verify_label(
         ));
     }
     events.push(match verdict.reason {
+        None if flagged => event(
+            EventKind::ScanMismatch,
+            json!({"job_id": job_id, "step": "verify", "reason": "job_flagged"}),
+        ),
         None => event(EventKind::LabelVerified, json!({"job_id": job_id})),
         Some(reason) => event(
             EventKind::ScanMismatch,
             json!({"job_id": job_id, "step": "verify", "reason": reason.code()}),
         ),
     });
-    let (id, verification) = journal.record_verification(
-        job_id,
-        &ScanRecord {
-            at: &utc_text(now),
-            source: &scan.source,
-            raw: &scan.raw,
-            parse_error: parse_error.as_deref(),
-            verdict: &verdict,
-            site_id: station.site_id,
-            step: Step::Verify.as_str(),
-            operator,
-        },
-        &events,
-        confirm,
-    )?;
+    let (id, verification) = journal.record_verification(job_id, &record, &events, confirm)?;
     Ok(Verified {
         scan: RecordedScan {
             id,

@@ -494,6 +494,10 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
         "{said}"
     );
     assert_eq!(job_row(&job).verification.as_deref(), Some("flagged"));
+    // Issue #13: and central hears scan_mismatch for it, never label_verified.
+    let event = station.events().pop().unwrap();
+    assert_eq!(event["type"], "scan_mismatch");
+    assert_eq!(event["details"]["reason"], "job_flagged");
 
     // A damaged read (wrong flags) is recorded as a mismatch too, its raw bytes kept.
     let output = verify(&job, "=A99992512345699", true);
@@ -528,6 +532,12 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
         "{}",
         stderr(&output)
     );
+    // Issue #13: a scan that does not read says nothing about the label: it is recorded and
+    // shown, and the job is neither flagged nor verified.
+    let output = verify(&reprint, "not a barcode at all", true);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(json(&output)["reason"], "unreadable");
+    assert_eq!(job_row(&reprint).verification, None);
     assert_eq!(verify(&reprint, &scan, false).status.code(), Some(0));
 
     // A job the printer never confirmed (the connection dropped) whose label is in hand and
