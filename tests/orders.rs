@@ -74,7 +74,23 @@ fn bad_orders_are_refused_with_the_field_named_and_no_values() {
             Box::new(|o| o["collection"]["bags"] = json!(0)),
             "collection.bags: 1-9",
         ),
-        (Box::new(|o| o["status"] = json!("lost")), "unknown variant"),
+        (
+            Box::new(|o| o["status"] = json!("lost")),
+            "unknown variant `…`",
+        ),
+        // Issue #13: a label or receipt without the patient's name and id identifies nobody.
+        (
+            Box::new(|o| o["patient"]["family_name"] = json!("  ")),
+            "patient.family_name: empty",
+        ),
+        (
+            Box::new(|o| o["patient"]["given_name"] = json!("")),
+            "patient.given_name: empty",
+        ),
+        (
+            Box::new(|o| o["patient"]["id"] = json!(" ")),
+            "patient.id: empty",
+        ),
         (
             Box::new(|o| o["patient"]["date_of_birth"] = json!("1983-02-29")),
             "patient.date_of_birth",
@@ -99,7 +115,7 @@ fn bad_orders_are_refused_with_the_field_named_and_no_values() {
             message.starts_with("order 0 (ORD-25-000042): "),
             "{message}"
         );
-        for phi in ["Example", "Pat", "1984", "PT-0042", "1234567"] {
+        for phi in ["Example", "Pat", "1984", "PT-0042", "1234567", "`lost`"] {
             assert!(!message.contains(phi), "patient data in {message}");
         }
     }

@@ -142,6 +142,8 @@ pub fn parse_order(value: &serde_json::Value, position: usize) -> Result<Order, 
 /// names, variants and expectations stay.
 fn without_values(message: &str) -> String {
     let about_a_value = message.starts_with("invalid type") || message.starts_with("invalid value");
+    // "unknown variant `x`, expected one of ...": the first quoted word is the value.
+    let mut first_variant = message.starts_with("unknown variant");
     let mut out = String::with_capacity(message.len());
     let mut open: Option<char> = None;
     for c in message.chars() {
@@ -151,6 +153,12 @@ fn without_values(message: &str) -> String {
                 out.push(c);
             }
             Some(_) => {}
+            None if c == '`' && first_variant => {
+                first_variant = false;
+                open = Some(c);
+                out.push(c);
+                out.push('…');
+            }
             None if c == '"' || (c == '`' && about_a_value) => {
                 open = Some(c);
                 out.push(c);
@@ -211,6 +219,17 @@ impl OrderRecord {
     fn check(self) -> Result<Order, String> {
         let coi = CoiId::parse(&self.coi).map_err(|e| format!("coi: {e}"))?;
         let din = Din::parse(&self.collection.din).map_err(|e| format!("collection.din: {e}"))?;
+        // A label or a receipt without the patient's name and identifier identifies nobody
+        // (issue #13, FACT: two identifiers on every label).
+        for (field, value) in [
+            ("patient.family_name", &self.patient.family_name),
+            ("patient.given_name", &self.patient.given_name),
+            ("patient.id", &self.patient.id),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!("{field}: empty"));
+            }
+        }
         if self.order_id.trim().is_empty() {
             return Err("order_id: empty".to_owned());
         }
