@@ -84,6 +84,9 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    /// Every problem found once the file was read as TOML.
+    #[error("{path}: {}", problems.join("; "))]
+    Problems { path: String, problems: Vec<String> },
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,9 +188,12 @@ impl Config {
             path: shown.to_owned(),
             message,
         };
+        // TOML syntax and unknown keys stop here (the error names the line); every problem
+        // after that is collected, so site IT sees them all at once.
         let file: File = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut problems = Vec::new();
         if file.site.id.trim().is_empty() {
-            return Err(invalid("site.id is empty".to_owned()));
+            problems.push("site.id is empty".to_owned());
         }
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -197,17 +203,17 @@ impl Config {
             }
         };
         let orders = match (file.orders.source.as_str(), &file.orders.file) {
-            ("file", Some(path)) => OrderSourceConfig::File(resolve(path)),
+            ("file", Some(path)) => Some(OrderSourceConfig::File(resolve(path))),
             ("file", None) => {
-                return Err(invalid(
-                    "orders.source = \"file\" needs orders.file".to_owned(),
-                ));
+                problems.push("orders.source = \"file\" needs orders.file".to_owned());
+                None
             }
-            ("central", _) => OrderSourceConfig::Central,
+            ("central", _) => Some(OrderSourceConfig::Central),
             (other, _) => {
-                return Err(invalid(format!(
+                problems.push(format!(
                     "orders.source {other:?} is not \"file\" or \"central\""
-                )));
+                ));
+                None
             }
         };
         let central = file.central.map(|c| CentralConfig {
@@ -215,12 +221,12 @@ impl Config {
             token_file: resolve(&c.token_file),
             timeout: Duration::from_secs(c.timeout_secs.unwrap_or(10).clamp(1, 300)),
         });
-        if orders == OrderSourceConfig::Central && central.is_none() {
-            return Err(invalid(
-                "orders.source = \"central\" needs a [central] section".to_owned(),
-            ));
+        if orders == Some(OrderSourceConfig::Central) && central.is_none() {
+            problems.push("orders.source = \"central\" needs a [central] section".to_owned());
         }
         let mut printers = Vec::with_capacity(file.printers.len());
+        let known =
+            crate::printer::profiles::parse(crate::printer::profiles::EMBEDDED).map_err(invalid)?;
         for printer in file.printers {
             let uri = match printer.uri.strip_prefix("spool://") {
                 Some(dir) if !dir.starts_with('/') => {
@@ -232,83 +238,90 @@ impl Config {
                 .iter()
                 .any(|p: &PrinterConfig| p.name == printer.name)
             {
-                return Err(invalid(format!(
-                    "printer {:?} is named twice",
-                    printer.name
-                )));
+                problems.push(format!("printer {:?} is named twice", printer.name));
             }
             let parsed = crate::printer::transport::PrinterUri::parse(&uri)
-                .map_err(|e| invalid(format!("printer {:?}: {e}", printer.name)))?;
+                .map_err(|e| problems.push(format!("printer {:?}: {e}", printer.name)));
+            // A misspelt model must not silently lose the printer's resolution.
             let profile = match &printer.profile {
-                None => None,
-                Some(model) => {
-                    // A misspelt model must not silently lose the printer's resolution.
-                    let known = crate::printer::profiles::parse(crate::printer::profiles::EMBEDDED)
-                        .map_err(invalid)?;
-                    let Some(profile) = crate::printer::profiles::by_model(&known, model) else {
+                None => Ok(None),
+                Some(model) => match crate::printer::profiles::by_model(&known, model) {
+                    Some(profile) => Ok(Some(profile.clone())),
+                    None => {
                         let models: Vec<&str> = known.iter().map(|p| p.model.as_str()).collect();
-                        return Err(invalid(format!(
+                        problems.push(format!(
                             "printer {:?}: unknown profile {model:?} (drivers/printers.toml has: {})",
                             printer.name,
                             models.join(", ")
-                        )));
-                    };
-                    Some(profile.clone())
-                }
+                        ));
+                        Err(())
+                    }
+                },
             };
-            printers.push(PrinterConfig {
-                name: printer.name,
-                uri_text: uri,
-                uri: parsed,
-                profile,
-            });
+            if let (Ok(parsed), Ok(profile)) = (parsed, profile) {
+                printers.push(PrinterConfig {
+                    name: printer.name,
+                    uri_text: uri,
+                    uri: parsed,
+                    profile,
+                });
+            }
         }
         let mut scanners: Vec<ScannerConfig> = Vec::with_capacity(file.scanners.len());
+        let mut names = std::collections::HashSet::new();
         for scanner in file.scanners {
-            if scanners.iter().any(|s| s.name == scanner.name) {
-                return Err(invalid(format!(
-                    "scanner {:?} is named twice",
-                    scanner.name
-                )));
+            if !names.insert(scanner.name.clone()) {
+                problems.push(format!("scanner {:?} is named twice", scanner.name));
             }
             let spec = crate::scanner::source::ScannerSpec::parse(&scanner.source)
-                .map_err(|e| invalid(format!("scanner {:?}: source: {e}", scanner.name)))?;
-            let step = crate::reconcile::Step::parse(&scanner.step).ok_or_else(|| {
-                invalid(format!(
+                .map_err(|e| problems.push(format!("scanner {:?}: source: {e}", scanner.name)));
+            let step = crate::reconcile::Step::parse(&scanner.step);
+            if step.is_none() {
+                problems.push(format!(
                     "scanner {:?}: step {:?} is not \"receipt\" or \"verify\"",
                     scanner.name, scanner.step
-                ))
-            })?;
-            scanners.push(ScannerConfig {
-                name: scanner.name,
-                source: scanner.source,
-                spec,
-                step,
-            });
+                ));
+            }
+            if let (Ok(spec), Some(step)) = (spec, step) {
+                scanners.push(ScannerConfig {
+                    name: scanner.name,
+                    source: scanner.source,
+                    spec,
+                    step,
+                });
+            }
         }
         let api = file.api.unwrap_or(ApiSection {
             listen: None,
             token_file: None,
         });
+        let default_listen = std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT));
         let listen: std::net::SocketAddr = match api.listen {
-            None => std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT)),
-            Some(text) => text.parse().map_err(|_| {
-                invalid(format!(
+            None => default_listen,
+            Some(text) => text.parse().unwrap_or_else(|_| {
+                problems.push(format!(
                     "api.listen {text:?} is not an IP:PORT address such as 127.0.0.1:{DEFAULT_API_PORT}"
-                ))
-            })?,
+                ));
+                default_listen
+            }),
         };
         // Requests must name the address they were sent to (DNS rebinding): a wildcard address
         // has no name to check against.
         if listen.ip().is_unspecified() {
-            return Err(invalid(format!(
+            problems.push(format!(
                 "api.listen {listen} listens on every address: name one (127.0.0.1 by default)"
-            )));
+            ));
         }
         let refresh_secs = file.orders.refresh_secs.unwrap_or(60);
         if refresh_secs == 0 {
-            return Err(invalid("orders.refresh_secs must be at least 1".to_owned()));
+            problems.push("orders.refresh_secs must be at least 1".to_owned());
         }
+        let (Some(orders), true) = (orders, problems.is_empty()) else {
+            return Err(ConfigError::Problems {
+                path: shown.to_owned(),
+                problems,
+            });
+        };
         Ok(Config {
             site_id: file.site.id,
             workstation: file.site.workstation,

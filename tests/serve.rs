@@ -730,6 +730,17 @@ fn r11_check_config_names_each_problem() {
     assert!(said.contains("mode 644"), "{said}");
     assert!(said.contains("is empty"), "{said}");
     std::fs::remove_file(base.join("api.token")).unwrap();
+    // Every problem at once, not the first only.
+    let three = default
+        .replace("Zebra ZT411 300 dpi", "Zebra X")
+        .replace("tcp-listen://127.0.0.1:7371", "tcp-lisen://127.0.0.1:7371")
+        .replace("127.0.0.1:7370", "0.0.0.0:7370");
+    let (code, said) = check(&three);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("3 problem(s)"), "{said}");
+    for says in ["unknown profile", "source", "listens on every address"] {
+        assert!(said.contains(says), "{says}: {said}");
+    }
     for (broken, says) in [
         (
             default.replace("tcp-listen://127.0.0.1:7371", "tcp-lisen://127.0.0.1:7371"),

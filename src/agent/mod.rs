@@ -855,9 +855,21 @@ async fn read_scanner(agent: Agent, index: usize, spec: ScannerSpec) {
     let (shutdown_tx, shutdown) = watch::channel(false);
     let reader = tokio::spawn(crate::scanner::run(spec, scans_tx, state_tx, shutdown));
     let mut stopping = agent.stopping();
+    let mut hard_stop = agent.inner.hard_stop.clone();
     let mut watching = true;
     loop {
         tokio::select! {
+            // Out of time at shutdown: what was read but not judged is said, not silently lost.
+            () = until_true(&mut hard_stop) => {
+                let mut left = 0;
+                while scans.try_recv().is_ok() {
+                    left += 1;
+                }
+                if left > 0 {
+                    tracing::error!(scanner = %slot.name, scans = left, "scans read but not judged at shutdown: nothing recorded for them");
+                }
+                break;
+            }
             scan = scans.recv() => match scan {
                 Some(scan) => {
                     match agent.scan(scan, slot.step, None, None).await {

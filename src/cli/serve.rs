@@ -74,6 +74,10 @@ pub(super) fn check_config(
     let path: PathBuf = config.map_or_else(|| PathBuf::from(super::DEFAULT_CONFIG), Path::to_owned);
     let problems = match Config::load(&path) {
         Ok(config) => crate::config::check(&config),
+        Err(crate::config::ConfigError::Problems { path, problems }) => problems
+            .into_iter()
+            .map(|problem| format!("{path}: {problem}"))
+            .collect(),
         Err(problem) => vec![problem.to_string()],
     };
     if problems.is_empty() {
