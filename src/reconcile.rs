@@ -210,15 +210,18 @@ pub fn reconcile(read: ScanRead<'_, '_>, book: &OrderBook, ctx: &Context<'_>) ->
     let res = check(read, book, ctx, &mut verdict);
     verdict.message = match res {
         Ok(message) => message,
-        Err((reason, message)) => {
+        Err((reason, message, bag)) => {
             verdict.reason = Some(reason);
+            verdict.bag = verdict.bag.or(bag);
             message
         }
     };
     verdict
 }
 
-type Refusal = (Reason, String);
+/// Why a scan is refused, the message, and the bag number the scan said when it is not one of
+/// the order's (so the verdict still reports what was scanned).
+type Refusal = (Reason, String, Option<u8>);
 
 fn check(
     read: ScanRead<'_, '_>,
@@ -244,6 +247,14 @@ fn check(
             return Err(refuse(
                 Reason::Unreadable,
                 "The scan was garbled. Scan the label again.",
+            ));
+        }
+        // An ISBT 128 structure read too short or too long (a scan cut off, two reads run
+        // together): a bad read of a real label, not another kind of barcode.
+        ScanRead::Invalid(Isbt128Error::WrongLength { .. } | Isbt128Error::TrailingData { .. }) => {
+            return Err(refuse(
+                Reason::Unreadable,
+                "The scan was cut short or ran on. Scan the label again.",
             ));
         }
         ScanRead::Invalid(_) => {
@@ -348,7 +359,12 @@ fn check(
 }
 
 fn refuse(reason: Reason, message: &str) -> Refusal {
-    (reason, message.to_owned())
+    (reason, message.to_owned(), None)
+}
+
+/// A refusal that names the bag the scan said (a bag the order does not have).
+fn refuse_with_bag(bag: u8, reason: Reason, message: &str) -> Refusal {
+    (reason, message.to_owned(), Some(bag))
 }
 
 /// Collects the identifiers; two different values of one kind in one scan are a conflict.
@@ -475,7 +491,8 @@ fn bag_number(ids: &Identifiers, order: &Order) -> Result<u8, Refusal> {
     }
     match type1.and_then(|flags| flags.container_number()) {
         Some(n) if n <= bags => Ok(n),
-        Some(n) => Err(refuse(
+        Some(n) => Err(refuse_with_bag(
+            n,
             Reason::BagOutOfRange,
             &format!(
                 "This label says bag {n}, but order {} has {bags} bag(s). Do not use this bag; call your supervisor.",

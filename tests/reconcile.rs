@@ -373,6 +373,18 @@ fn r13_a_held_order_allows_nothing() {
     );
 }
 
+/// A verdict about a bag the order does not have still says which bag was scanned.
+#[test]
+fn bag_out_of_range_names_the_scanned_bag() {
+    let verdict = check(
+        &format!("={DIN_A}03"),
+        &two_orders("shipped"),
+        &Case::default(),
+    );
+    assert_eq!(verdict.reason, Some(Reason::BagOutOfRange));
+    assert_eq!(verdict.bag, Some(3));
+}
+
 #[test]
 fn every_reason_has_a_code_and_a_test() {
     let codes: HashSet<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
