@@ -401,3 +401,37 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
     let job = journal.print_job("job-1").unwrap().unwrap();
     assert_eq!((job.state.as_str(), job.verification), ("failed", None));
 }
+
+/// Issue #13: two syncs at once never move the resume point back to an earlier time.
+#[test]
+fn r13_the_order_sync_resume_point_never_moves_back() {
+    let db = TempDb::new("resume");
+    let mut journal = Journal::open(&db.0).unwrap();
+    let sync = |as_of: &str| coi_agent::order_sync::CheckedOrders {
+        as_of: Some(as_of.to_owned()),
+        ..Default::default()
+    };
+    journal
+        .store_orders(&sync("2026-11-29T12:00:00Z"), "central")
+        .unwrap();
+    journal
+        .store_orders(&sync("2026-11-29T11:00:00Z"), "central")
+        .unwrap();
+    assert_eq!(
+        journal
+            .sync_state(coi_agent::order_sync::RESUME_KEY)
+            .unwrap()
+            .as_deref(),
+        Some("2026-11-29T12:00:00Z")
+    );
+    journal
+        .store_orders(&sync("2026-11-29T13:00:00Z"), "central")
+        .unwrap();
+    assert_eq!(
+        journal
+            .sync_state(coi_agent::order_sync::RESUME_KEY)
+            .unwrap()
+            .as_deref(),
+        Some("2026-11-29T13:00:00Z")
+    );
+}

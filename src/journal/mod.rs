@@ -528,7 +528,25 @@ impl Journal {
             audit::append(&tx, &now, "orders_synced", "", &details)?;
         }
         if let Some(as_of) = &checked.as_of {
-            set_state(&tx, crate::order_sync::RESUME_KEY, as_of)?;
+            // Two syncs at once (serve's refresh and `orders sync`): the resume point never moves
+            // back to an earlier time than one already stored.
+            let stored: Option<String> = rusqlite::OptionalExtension::optional(tx.query_row(
+                "SELECT value FROM sync_state WHERE key = ?1",
+                [crate::order_sync::RESUME_KEY],
+                |row| row.get(0),
+            ))?;
+            let earlier = match (
+                stored
+                    .as_deref()
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok()),
+                as_of.parse::<jiff::Timestamp>().ok(),
+            ) {
+                (Some(stored), Some(new)) => new < stored,
+                _ => false,
+            };
+            if !earlier {
+                set_state(&tx, crate::order_sync::RESUME_KEY, as_of)?;
+            }
         }
         set_state(&tx, SYNCED_AT_KEY, &now)?;
         if stored > 0 || held > 0 || dropped > 0 {
