@@ -457,13 +457,7 @@ pub fn verify_label(
     ) {
         let id = journal.record_scan(&record, &[])?;
         return Ok(Verified {
-            scan: RecordedScan {
-                id,
-                at: now,
-                step: Step::Verify,
-                source: scan.source.clone(),
-                verdict,
-            },
+            scan: RecordedScan::new(id, scan, Step::Verify, verdict),
             job_id: Some(job_id.to_owned()),
             verification: job.verification.clone(),
             confirmed_by_scan: false,
@@ -501,13 +495,7 @@ pub fn verify_label(
     });
     let (id, verification) = journal.record_verification(job_id, &record, &events, confirm)?;
     Ok(Verified {
-        scan: RecordedScan {
-            id,
-            at: now,
-            step: Step::Verify,
-            source: scan.source.clone(),
-            verdict,
-        },
+        scan: RecordedScan::new(id, scan, Step::Verify, verdict),
         job_id: Some(job_id.to_owned()),
         verification: Some(verification),
         confirmed_by_scan: confirm,
@@ -582,13 +570,7 @@ pub fn verify_scan(
         &[],
     )?;
     Ok(Verified {
-        scan: RecordedScan {
-            id,
-            at: scan.at,
-            step: Step::Verify,
-            source: scan.source.clone(),
-            verdict,
-        },
+        scan: RecordedScan::new(id, scan, Step::Verify, verdict),
         job_id: None,
         verification: None,
         confirmed_by_scan: false,

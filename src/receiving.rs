@@ -27,6 +27,19 @@ pub struct RecordedScan {
     pub verdict: Verdict,
 }
 
+impl RecordedScan {
+    /// `scan`, recorded as scan `id` of `step` with its verdict.
+    pub fn new(id: i64, scan: &Scan, step: Step, verdict: Verdict) -> RecordedScan {
+        RecordedScan {
+            id,
+            at: scan.at,
+            step,
+            source: scan.source.clone(),
+            verdict,
+        }
+    }
+}
+
 /// Judges and records one receipt scan; returns it with its verdict (stored before it is
 /// returned). `book` is the journal's order cache (held in memory by the caller); whether the
 /// scanned bag was received before is one indexed lookup, so a verdict costs the same with ten
@@ -110,15 +123,7 @@ pub fn receive(
         };
         let key = matched.as_ref().map(|(coi, bag)| (coi.as_str(), *bag));
         match journal.record_receipt(&record, &events, key)? {
-            Ok(id) => {
-                return Ok(RecordedScan {
-                    id,
-                    at: scan.at,
-                    step: Step::Receipt,
-                    source: scan.source.clone(),
-                    verdict,
-                });
-            }
+            Ok(id) => return Ok(RecordedScan::new(id, scan, Step::Receipt, verdict)),
             Err(crate::journal::AlreadyReceived) => {
                 received.extend(matched);
                 verdict = judge(&received);

@@ -441,6 +441,18 @@ async fn r11_a_nurse_prints_and_verifies_through_the_api() {
         "{failed}"
     );
     assert_eq!(emulator.printed().len(), 2);
+    // An empty body is the default label (no Content-Type needed): judged, not refused as 400.
+    let response = ws
+        .http
+        .post(format!(
+            "{}/api/v1/orders/CHA999925000042/bags/2/labels",
+            ws.base
+        ))
+        .bearer_auth(&ws.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "the printer is still out of media");
     let _ = ws.stop().await;
 }
 

@@ -152,8 +152,10 @@ impl JournalOwner {
         let (exit_tx, exited) = tokio::sync::watch::channel(false);
         let mut owner = Owner {
             journal,
-            site_id: site_id.to_owned(),
-            workstation: workstation.to_owned(),
+            here: Here {
+                site_id: site_id.to_owned(),
+                workstation: workstation.to_owned(),
+            },
             templates,
             book: None,
         };
@@ -354,11 +356,26 @@ impl JournalOwner {
     }
 }
 
+/// This workstation, as events name it.
+struct Here {
+    site_id: String,
+    workstation: String,
+}
+
+impl Here {
+    fn station(&self) -> Station<'_> {
+        Station {
+            site_id: &self.site_id,
+            workstation: &self.workstation,
+        }
+    }
+}
+
 /// The owner thread's state.
 struct Owner {
     journal: Journal,
-    site_id: String,
-    workstation: String,
+    /// This workstation (apart from `journal`, so both can be borrowed at once).
+    here: Here,
     /// The built-in templates (the journal records a template by name and version).
     templates: Vec<Template>,
     /// The order book and the revision it was loaded at.
@@ -373,13 +390,6 @@ impl Owner {
         }
         while let Some(command) = rx.blocking_recv() {
             self.handle(command);
-        }
-    }
-
-    fn station(&self) -> Station<'_> {
-        Station {
-            site_id: &self.site_id,
-            workstation: &self.workstation,
         }
     }
 
@@ -429,10 +439,7 @@ impl Owner {
                 reply,
             } => {
                 let res = self.book().and_then(|book| {
-                    let station = Station {
-                        site_id: &self.site_id,
-                        workstation: &self.workstation,
-                    };
+                    let station = self.here.station();
                     receiving::receive(
                         &mut self.journal,
                         &book,
@@ -450,10 +457,7 @@ impl Owner {
                 reply,
             } => {
                 let res = self.book().map_err(VerifyError::from).and_then(|book| {
-                    let station = Station {
-                        site_id: &self.site_id,
-                        workstation: &self.workstation,
-                    };
+                    let station = self.here.station();
                     match &job_id {
                         Some(job_id) => labeling::verify_label(
                             &mut self.journal,
@@ -487,10 +491,7 @@ impl Owner {
                 outcome,
                 reply,
             } => {
-                let station = Station {
-                    site_id: &self.site_id,
-                    workstation: &self.workstation,
-                };
+                let station = self.here.station();
                 let _ = reply.send(labeling::finish_bag_label(
                     &mut self.journal,
                     station,
@@ -536,10 +537,7 @@ impl Owner {
                 order.template
             )));
         };
-        let station = Station {
-            site_id: &self.site_id,
-            workstation: &self.workstation,
-        };
+        let station = self.here.station();
         labeling::prepare_bag_label(
             &mut self.journal,
             &book,
@@ -558,7 +556,7 @@ impl Owner {
     }
 
     fn bag_labels(&mut self, coi: &str, bags: u8) -> Result<Vec<BagLabelReport>, JournalError> {
-        let site_id = self.station().site_id.to_owned();
+        let site_id = self.here.site_id.clone();
         (1..=bags)
             .map(|bag| {
                 let latest = self.journal.bag_label_jobs(coi, bag)?.pop();

@@ -384,21 +384,13 @@ async fn print_label(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     // Every field has a default: an empty body is the default label.
-    let body = match body {
-        Ok(bytes) if bytes.is_empty() => Ok(Bytes::from_static(b"{}")),
-        other => other,
+    let parsed = match &body {
+        Ok(bytes) if bytes.is_empty() => {
+            serde_json::from_str::<LabelBody>("{}").map_err(|e| format!("the default label: {e}"))
+        }
+        _ => parse_body(&headers, &body),
     };
-    let headers = if body.as_ref().is_ok_and(|b| b.as_ref() == b"{}") {
-        let mut json = headers.clone();
-        json.insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/json"),
-        );
-        json
-    } else {
-        headers
-    };
-    let body: LabelBody = match parse_body(&headers, &body) {
+    let body = match parsed {
         Ok(body) => body,
         Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
     };
