@@ -16,7 +16,7 @@ use coi_agent::custody::NewEvent;
 use coi_agent::isbt128::coi::CoiId;
 use coi_agent::journal::{Journal, ScanRecord, utc_text};
 use coi_agent::outbox::RetryPolicy;
-use coi_agent::reconcile::Verdict;
+use coi_agent::reconcile::{Outcome, Verdict};
 
 fn main() {
     let dir = std::env::temp_dir().join(format!("coi-agent-bench-journal-{}", std::process::id()));
@@ -25,12 +25,11 @@ fn main() {
     let mut journal = Journal::open(&dir.join("journal.sqlite")).unwrap();
     let coi = CoiId::parse("CHA999925000042").unwrap();
     let verdict = Verdict {
-        reason: None,
-        message: "MATCH: bag 1 of 2".into(),
         coi: Some(coi),
-        din: None,
         bag: Some(1),
+        bags: Some(2),
         order_id: Some("ORD-1".into()),
+        ..Verdict::bare(Outcome::Match, "MATCH: bag 1 of 2".into())
     };
     let make = |i: usize| {
         let event_id = uuid::Uuid::now_v7().to_string();
@@ -89,7 +88,13 @@ fn main() {
     let received = Arc::new(AtomicUsize::new(0));
     let url = runtime.block_on(start_central(received.clone()));
     let client = CentralClient::new(&url, "bench-token".into(), Duration::from_secs(5)).unwrap();
-    let owner = JournalOwner::start(&dir.join("journal.sqlite"), "site-lab-1", "bench").unwrap();
+    let owner = JournalOwner::start(
+        &dir.join("journal.sqlite"),
+        "site-lab-1",
+        "bench",
+        coi_agent::reconcile::PAIR_WINDOW,
+    )
+    .unwrap();
     let start = Instant::now();
     let total = runtime
         .block_on(drain(

@@ -83,12 +83,10 @@ fn main() {
             .map(|i| {
                 let n = batch * 1000 + i;
                 Verdict {
-                    reason: None,
-                    message: "MATCH".to_owned(),
                     coi: coi_agent::isbt128::coi::CoiId::parse(&format!("CHA999924{n:06}")).ok(),
                     din: coi_agent::isbt128::din::Din::parse(&format!("A999924{n:06}")).ok(),
                     bag: Some(1),
-                    order_id: None,
+                    ..Verdict::bare(coi_agent::reconcile::Outcome::Match, "MATCH".to_owned())
                 }
             })
             .collect();

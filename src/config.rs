@@ -22,6 +22,9 @@ pub struct Config {
     pub api: ApiConfig,
     /// How often `serve` syncs orders from their source.
     pub refresh: Duration,
+    /// How long a scan that carried one identifier waits for the other from the same source
+    /// (docs/decisions.md, "Two identifiers").
+    pub pair_window: Duration,
 }
 
 /// A scanner `serve` reads, and the step its scans are judged by.
@@ -101,6 +104,13 @@ struct File {
     #[serde(default)]
     scanners: Vec<ScannerSection>,
     api: Option<ApiSection>,
+    scanning: Option<ScanningSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanningSection {
+    pair_window_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,6 +326,13 @@ impl Config {
         if refresh_secs == 0 {
             problems.push("orders.refresh_secs must be at least 1".to_owned());
         }
+        let pair_window_secs = file
+            .scanning
+            .and_then(|s| s.pair_window_secs)
+            .unwrap_or(crate::reconcile::PAIR_WINDOW.as_secs());
+        if !(1..=120).contains(&pair_window_secs) {
+            problems.push("scanning.pair_window_secs must be 1 to 120".to_owned());
+        }
         let (Some(orders), true) = (orders, problems.is_empty()) else {
             return Err(ConfigError::Problems {
                 path: shown.to_owned(),
@@ -335,6 +352,7 @@ impl Config {
                 token_file: resolve(&api.token_file.unwrap_or_else(|| PathBuf::from("api.token"))),
             },
             refresh: Duration::from_secs(refresh_secs),
+            pair_window: Duration::from_secs(pair_window_secs),
         })
     }
 }

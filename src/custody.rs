@@ -27,6 +27,8 @@ pub enum EventKind {
     LabelVoided,
     PrintFailed,
     BagReceived,
+    /// A sample tube of the collection received (never a bag: issue #20).
+    SampleReceived,
     ScanMismatch,
 }
 
@@ -40,6 +42,7 @@ impl EventKind {
             EventKind::LabelVoided => "label_voided",
             EventKind::PrintFailed => "print_failed",
             EventKind::BagReceived => "bag_received",
+            EventKind::SampleReceived => "sample_received",
             EventKind::ScanMismatch => "scan_mismatch",
         }
     }
@@ -50,6 +53,8 @@ impl EventKind {
 pub struct Station<'a> {
     pub site_id: &'a str,
     pub workstation: &'a str,
+    /// How long a scan of one identifier waits for the other from the same source.
+    pub pair_window: std::time::Duration,
 }
 
 /// A custody event about bag `bag` of `order` (none when a scan named no bag).

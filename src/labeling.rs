@@ -14,13 +14,13 @@ use crate::isbt128::coi::CoiId;
 use crate::journal::print_jobs::{BagLabelConflict, PrintJobRecord};
 use crate::journal::{Journal, JournalError, ScanRecord, audit, utc_text};
 use crate::label::data::LabelData;
-use crate::label::template::Template;
+use crate::label::template::{LabelKind, Template};
 use crate::orders::OrderBook;
 use crate::orders::record::{Order, OrderStatus};
 use crate::printer::job::{Job, JobOutcome, JobPhase};
-use crate::receiving::RecordedScan;
-use crate::reconcile::{Context, Expected, Reason, ScanRead, Step, Verdict, reconcile};
-use crate::scanner::{Scan, ScanError};
+use crate::receiving::{RecordedScan, earlier_half, judge};
+use crate::reconcile::{Context, Expected, Outcome, Reason, Step, Verdict};
+use crate::scanner::Scan;
 
 /// The label asked for: bag `bag` of the order with `coi`, from `template`.
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +158,8 @@ pub struct PreparedLabel {
     pub bag: u8,
     pub template: String,
     pub template_version: u32,
+    /// A bag's label or a sample tube's.
+    pub label_kind: LabelKind,
     /// The configured printer's name.
     pub printer: String,
     pub dpi: u32,
@@ -191,6 +193,13 @@ pub fn prepare_bag_label(
     }
     let now = jiff::Timestamp::now();
     may_print(order, station.site_id, now)?;
+    let label_kind = request.template.label_kind;
+    if label_kind == LabelKind::Sample && request.reprint {
+        return Err(Refusal::Label(format!(
+            "order {}: a sample tube label is not reprinted; print another sample label",
+            order.order_id
+        )));
+    }
     let coi = order.coi.as_str();
     // Every label of one collection carries one collection time (DS 007): the first label's.
     let asked = request.collected_at.map(to_minute);
@@ -236,6 +245,7 @@ pub fn prepare_bag_label(
             state: JobPhase::Queued.as_str(),
             reprint: request.reprint,
             collected_at: Some(&collected_text),
+            label_kind: label_kind.as_str(),
         },
     )?;
     match recorded {
@@ -272,6 +282,7 @@ pub fn prepare_bag_label(
         bag: request.bag,
         template: request.template.name.clone(),
         template_version: request.template.version,
+        label_kind,
         printer: printer.to_owned(),
         dpi,
         reprint: request.reprint,
@@ -306,6 +317,7 @@ pub fn finish_bag_label(
                 "job_id": job_id,
                 "template": prepared.template,
                 "template_version": prepared.template_version,
+                "label_kind": prepared.label_kind.as_str(),
                 "printer": prepared.printer,
                 "fault": fault,
             });
@@ -378,15 +390,18 @@ pub struct Verified {
 impl Verified {
     /// The scan matched and the job is not flagged.
     pub fn is_verified(&self) -> bool {
-        self.scan.verdict.is_match() && self.verification.as_deref() == Some("verified")
+        matches!(self.scan.verdict.outcome, Outcome::Match | Outcome::Sample)
+            && self.verification.as_deref() == Some("verified")
     }
 }
 
 /// The verify step (ARCHITECTURE.md, flow 2): the scan of a label just printed must carry the
-/// job's COI identifier, DIN and bag, for an order this site may label. The scan and its verdict
-/// are recorded, the job marked `verified` or `flagged`, and the custody event written with
-/// them: `label_verified`, or `scan_mismatch` naming the reason. Only the latest job for a bag
-/// can be verified. A job the printer never confirmed (`unconfirmed`, or cut off while `queued`)
+/// job's COI identifier and DIN — both, in one read (the Data Matrix) or in two paired reads
+/// (docs/decisions.md, "Two identifiers") — and the job's bag (or, for a sample tube's label,
+/// the sample flags), for an order this site may label. The scan and its verdict are recorded,
+/// the job marked `verified` or `flagged`, and the custody event written with them:
+/// `label_verified`, or `scan_mismatch` naming the reason. Only the latest job for a bag can be
+/// verified. A job the printer never confirmed (`unconfirmed`, or cut off while `queued`)
 /// whose label scans as a match is confirmed by that scan, with its `label_printed` (or
 /// `label_reprinted`) event, since the label is in hand.
 ///
@@ -397,6 +412,27 @@ pub fn verify_label(
     book: &OrderBook,
     job_id: &str,
     scan: &Scan,
+    station: Station<'_>,
+    operator: Option<&str>,
+) -> Result<Verified, VerifyError> {
+    let earlier = earlier_half(journal, scan, station, Step::Verify)?;
+    verify_job(
+        journal,
+        book,
+        job_id,
+        scan,
+        earlier.as_deref(),
+        station,
+        operator,
+    )
+}
+
+fn verify_job(
+    journal: &mut Journal,
+    book: &OrderBook,
+    job_id: &str,
+    scan: &Scan,
+    earlier: Option<&[u8]>,
     station: Station<'_>,
     operator: Option<&str>,
 ) -> Result<Verified, VerifyError> {
@@ -414,12 +450,15 @@ pub fn verify_label(
         .and_then(|coi| book.by_coi(&coi))
         .zip(job.bag)
         .ok_or_else(|| VerifyError::OrderGone(job_id.to_owned()))?;
-    if let Some((latest, _)) = journal.bag_label_jobs(order.coi.as_str(), bag)?.pop() {
-        if latest != job_id {
-            return Err(VerifyError::Superseded {
-                job_id: job_id.to_owned(),
-                latest,
-            });
+    let sample = job.label_kind == LabelKind::Sample.as_str();
+    if !sample {
+        if let Some((latest, _)) = journal.bag_label_jobs(order.coi.as_str(), bag)?.pop() {
+            if latest != job_id {
+                return Err(VerifyError::Superseded {
+                    job_id: job_id.to_owned(),
+                    latest,
+                });
+            }
         }
     }
     let received = std::collections::HashSet::new();
@@ -431,13 +470,13 @@ pub fn verify_label(
         expected: Some(Expected {
             coi: order.coi,
             din: Some(order.collection.din),
-            bag: Some(bag),
+            bag: (!sample).then_some(bag),
+            sample,
         }),
         received: &received,
     };
-    let parsed = scan.parse();
-    let verdict = judge(&parsed, book, &ctx);
-    let parse_error = parsed.as_ref().err().map(ToString::to_string);
+    let verdict = judge(scan, earlier, book, &ctx);
+    let parse_error = scan.parse().err().map(|e| e.to_string());
     let record = ScanRecord {
         at: &utc_text(now),
         source: &scan.source,
@@ -450,10 +489,12 @@ pub fn verify_label(
     };
     // A scan that did not read (a misread, a smudge, another barcode) says nothing about the
     // label: shown as "scan again" and recorded, but the job is neither flagged nor verified
-    // (issue #13). Only a readable scan of another COI, DIN or bag flags it.
+    // (issue #13). Nor does half a pair: the other identifier completes it (issue #17). Only a
+    // readable scan of another COI, DIN or bag flags it.
     if matches!(
-        verdict.reason,
-        Some(Reason::Unreadable | Reason::NotIsbt128 | Reason::NoIdentifier)
+        verdict.outcome,
+        Outcome::Mismatch(Reason::Unreadable | Reason::NotIsbt128 | Reason::NoIdentifier)
+            | Outcome::Incomplete(_)
     ) {
         let id = journal.record_scan(&record, &[])?;
         return Ok(Verified {
@@ -470,7 +511,9 @@ pub fn verify_label(
     // A flagged job stays flagged: a later match is no verification (its label is in doubt),
     // and central hears scan_mismatch, never label_verified (issue #13).
     let flagged = job.verification.as_deref() == Some("flagged");
-    let confirm = verdict.is_match() && job.state != "confirmed" && !flagged;
+    // The label in hand is the job's: a bag's label matched, or a sample tube's was a sample.
+    let right = matches!(verdict.outcome, Outcome::Match | Outcome::Sample);
+    let confirm = right && job.state != "confirmed" && !flagged;
     if confirm {
         let kind = if job.reprint {
             EventKind::LabelReprinted
@@ -479,15 +522,18 @@ pub fn verify_label(
         };
         events.push(event(
             kind,
-            json!({"job_id": job_id, "confirmed_by": "scan"}),
+            json!({"job_id": job_id, "confirmed_by": "scan", "label_kind": job.label_kind}),
         ));
     }
-    events.push(match verdict.reason {
+    events.push(match verdict.reason() {
         None if flagged => event(
             EventKind::ScanMismatch,
             json!({"job_id": job_id, "step": "verify", "reason": "job_flagged"}),
         ),
-        None => event(EventKind::LabelVerified, json!({"job_id": job_id})),
+        None => event(
+            EventKind::LabelVerified,
+            json!({"job_id": job_id, "label_kind": job.label_kind}),
+        ),
         Some(reason) => event(
             EventKind::ScanMismatch,
             json!({"job_id": job_id, "step": "verify", "reason": reason.code()}),
@@ -502,10 +548,12 @@ pub fn verify_label(
     })
 }
 
-/// The verify step from a scanner, with no job id typed: the scan is matched to the latest
-/// unverified label printed here for the bag it names (or, when it names no bag, the only
-/// unverified label of its order) and judged by [`verify_label`]. A scan that matches no label
-/// waiting for verification is recorded as a mismatch (`not_expected`) and flags nothing.
+/// The verify step from a scanner, with no job id typed: the scan (with its earlier half, when
+/// it completes one) is matched to the latest unverified label printed here for the bag it
+/// names (or, when it names no bag, the only unverified bag label of its order; or, for a
+/// sample tube's label, the latest unverified sample label of its order) and judged by
+/// [`verify_label`]. A scan that matches no label waiting for verification is recorded as a
+/// mismatch (`not_expected`) and flags nothing; half a pair is recorded as `incomplete`.
 ///
 /// # Errors
 /// See [`VerifyError`].
@@ -516,7 +564,7 @@ pub fn verify_scan(
     station: Station<'_>,
     operator: Option<&str>,
 ) -> Result<Verified, VerifyError> {
-    let parsed = scan.parse();
+    let earlier = earlier_half(journal, scan, station, Step::Verify)?;
     let received = std::collections::HashSet::new();
     let ctx = Context {
         site_id: station.site_id,
@@ -526,26 +574,46 @@ pub fn verify_scan(
         expected: None,
         received: &received,
     };
-    let verdict = judge(&parsed, book, &ctx);
-    let waiting = match verdict.coi {
-        Some(coi) => journal.unverified_jobs(coi.as_str())?,
-        None => Vec::new(),
+    let verdict = judge(scan, earlier.as_deref(), book, &ctx);
+    let job = match (verdict.outcome, verdict.coi) {
+        (Outcome::Incomplete(_), _) | (_, None) => None,
+        (Outcome::Sample, Some(coi)) => journal
+            .unverified_sample_jobs(coi.as_str())?
+            .into_iter()
+            .next(),
+        (_, Some(coi)) => {
+            let waiting = journal.unverified_jobs(coi.as_str())?;
+            match verdict.bag {
+                Some(bag) => waiting.into_iter().find(|(_, b)| *b == bag),
+                None if waiting.len() == 1 => waiting.into_iter().next(),
+                None => None,
+            }
+            .map(|(job_id, _)| job_id)
+        }
     };
-    let job = match verdict.bag {
-        Some(bag) => waiting.iter().find(|(_, b)| *b == bag),
-        None if waiting.len() == 1 => waiting.first(),
-        None => None,
-    };
-    if let Some((job_id, _)) = job {
-        return verify_label(journal, book, job_id, scan, station, operator);
+    if let Some(job_id) = job {
+        return verify_job(
+            journal,
+            book,
+            &job_id,
+            scan,
+            earlier.as_deref(),
+            station,
+            operator,
+        );
     }
     // Nothing printed here waits for this label: say so, record it, flag nothing.
-    let verdict = if verdict.is_match() {
+    let verdict = if matches!(verdict.outcome, Outcome::Match | Outcome::Sample) {
         Verdict {
-            reason: Some(Reason::NotExpected),
+            outcome: Outcome::Mismatch(Reason::NotExpected),
             message: match verdict.order_id.as_deref() {
                 Some(order_id) => format!(
-                    "No label printed at this workstation for this bag of order {order_id} is waiting to be checked. Print the label here first, or check the bag with your supervisor."
+                    "No label printed at this workstation for this {} of order {order_id} is waiting to be checked. Print the label here first, or check the bag with your supervisor.",
+                    if verdict.outcome == Outcome::Sample {
+                        "sample tube"
+                    } else {
+                        "bag"
+                    }
                 ),
                 None => "No label printed at this workstation is waiting to be checked.".to_owned(),
             },
@@ -554,7 +622,7 @@ pub fn verify_scan(
     } else {
         verdict
     };
-    let parse_error = parsed.as_ref().err().map(ToString::to_string);
+    let parse_error = scan.parse().err().map(|e| e.to_string());
     let at = utc_text(scan.at);
     let id = journal.record_scan(
         &ScanRecord {
@@ -575,18 +643,6 @@ pub fn verify_scan(
         verification: None,
         confirmed_by_scan: false,
     })
-}
-
-fn judge(
-    parsed: &Result<crate::isbt128::message::Message<'_>, ScanError>,
-    book: &OrderBook,
-    ctx: &Context<'_>,
-) -> Verdict {
-    match parsed {
-        Ok(message) => reconcile(ScanRead::Parsed(message), book, ctx),
-        Err(ScanError::Isbt128(problem)) => reconcile(ScanRead::Invalid(problem), book, ctx),
-        Err(ScanError::Frame(_)) => reconcile(ScanRead::Unreadable, book, ctx),
-    }
 }
 
 /// `at` to the minute (a label's times have no seconds).

@@ -22,3 +22,4 @@ pub mod reconcile;
 pub mod report;
 pub mod scanner;
 pub mod sys;
+pub mod typed;

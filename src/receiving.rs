@@ -13,7 +13,7 @@ use crate::custody::{EventKind, NewEvent, Station, custody_event};
 use crate::isbt128::coi::CoiId;
 use crate::journal::{Journal, JournalError, ScanRecord};
 use crate::orders::OrderBook;
-use crate::reconcile::{Context, ScanRead, Step, Verdict, reconcile};
+use crate::reconcile::{Context, Outcome, ScanRead, Step, Verdict, completes, reconcile};
 use crate::scanner::{Scan, ScanError};
 
 /// A scan as recorded, with its verdict: what a screen, the API and the CLI show.
@@ -40,6 +40,46 @@ impl RecordedScan {
     }
 }
 
+/// The raw bytes of the earlier half that `scan` may complete (docs/decisions.md, "Two
+/// identifiers"): the latest scan from the same source at this site for `step`, when it was
+/// `incomplete` and read within the station's pairing window.
+///
+/// # Errors
+/// The journal failed.
+pub fn earlier_half(
+    journal: &Journal,
+    scan: &Scan,
+    station: Station<'_>,
+    step: Step,
+) -> Result<Option<Vec<u8>>, JournalError> {
+    let window = jiff::SignedDuration::try_from(station.pair_window).unwrap_or_default();
+    let since = scan.at.checked_sub(window).unwrap_or(scan.at);
+    journal.pending_half(
+        &scan.source,
+        station.site_id,
+        step.as_str(),
+        &crate::journal::utc_text(since),
+    )
+}
+
+/// Judges `scan`, completed by `earlier` (an incomplete half's raw bytes) when the two carry
+/// one identifier each.
+pub fn judge(scan: &Scan, earlier: Option<&[u8]>, book: &OrderBook, ctx: &Context<'_>) -> Verdict {
+    match scan.parse() {
+        Ok(message) => {
+            let first = earlier.and_then(|raw| crate::isbt128::message::parse(raw).ok());
+            match first {
+                Some(first) if completes(&first, &message) => {
+                    reconcile(ScanRead::Paired(&first, &message), book, ctx)
+                }
+                _ => reconcile(ScanRead::Parsed(&message), book, ctx),
+            }
+        }
+        Err(ScanError::Isbt128(problem)) => reconcile(ScanRead::Invalid(&problem), book, ctx),
+        Err(ScanError::Frame(_)) => reconcile(ScanRead::Unreadable, book, ctx),
+    }
+}
+
 /// Judges and records one receipt scan; returns it with its verdict (stored before it is
 /// returned). `book` is the journal's order cache (held in memory by the caller); whether the
 /// scanned bag was received before is one indexed lookup, so a verdict costs the same with ten
@@ -55,8 +95,8 @@ pub fn receive(
     station: Station<'_>,
     operator: Option<&str>,
 ) -> Result<RecordedScan, JournalError> {
-    let parsed = scan.parse();
-    let parse_error = parsed.as_ref().err().map(ToString::to_string);
+    let parse_error = scan.parse().err().map(|e| e.to_string());
+    let earlier = earlier_half(journal, scan, station, Step::Receipt)?;
     let mut received = HashSet::new();
     let judge = |received: &HashSet<(CoiId, u8)>| {
         let ctx = Context {
@@ -67,11 +107,7 @@ pub fn receive(
             expected: None,
             received,
         };
-        match &parsed {
-            Ok(message) => reconcile(ScanRead::Parsed(message), book, &ctx),
-            Err(ScanError::Isbt128(problem)) => reconcile(ScanRead::Invalid(problem), book, &ctx),
-            Err(ScanError::Frame(_)) => reconcile(ScanRead::Unreadable, book, &ctx),
-        }
+        judge(scan, earlier.as_deref(), book, &ctx)
     };
     let mut verdict = judge(&received);
     // Only the scanned bag's receipt can change the verdict: look that one up.
@@ -84,17 +120,21 @@ pub fn receive(
     // Twice at most: a match that another workstation recorded first is judged again with that
     // bag received, and is then a duplicate (never a match again).
     loop {
-        // An event needs an order to be about; a scan that names none stays in the journal.
+        // An event needs an order to be about; a scan that names none stays in the journal, and
+        // so does half a pair (nothing happened to any bag yet).
         let order = verdict.coi.and_then(|coi| book.by_coi(&coi));
+        let what = match verdict.outcome {
+            Outcome::Match => Some((EventKind::BagReceived, json!({"source": scan.source}))),
+            Outcome::Sample => Some((EventKind::SampleReceived, json!({"source": scan.source}))),
+            Outcome::Mismatch(reason) => Some((
+                EventKind::ScanMismatch,
+                json!({"source": scan.source, "step": "receipt", "reason": reason.code()}),
+            )),
+            Outcome::Incomplete(_) => None,
+        };
         let events: Vec<NewEvent> = order
-            .map(|order| {
-                let (kind, details) = match verdict.reason {
-                    None => (EventKind::BagReceived, json!({"source": scan.source})),
-                    Some(reason) => (
-                        EventKind::ScanMismatch,
-                        json!({"source": scan.source, "step": "receipt", "reason": reason.code()}),
-                    ),
-                };
+            .zip(what)
+            .map(|(order, (kind, details))| {
                 custody_event(
                     kind,
                     order,

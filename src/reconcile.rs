@@ -18,6 +18,10 @@ use crate::isbt128::structure::Value;
 use crate::orders::OrderBook;
 use crate::orders::record::{Order, OrderStatus};
 
+/// How long a scan that carried one identifier waits, by default, for a scan of the other from
+/// the same source (`[scanning] pair_window_secs`).
+pub const PAIR_WINDOW: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// What the workstation is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -76,15 +80,60 @@ pub struct Expected {
     pub coi: CoiId,
     pub din: Option<Din>,
     pub bag: Option<u8>,
+    /// A sample tube's label (flags `06`/`07`), not a bag's.
+    pub sample: bool,
 }
 
 /// A scan's bytes, as far as they could be read.
 #[derive(Debug, Clone, Copy)]
 pub enum ScanRead<'m, 'a> {
     Parsed(&'m Message<'a>),
+    /// Two reads judged as one (docs/decisions.md, "Two identifiers"): the earlier half, then
+    /// this scan; each carries one of the DIN and the COI identifier.
+    Paired(&'m Message<'a>, &'m Message<'a>),
     /// The read itself is incomplete or garbled (cut short, oversize, no suffix).
     Unreadable,
     Invalid(&'m Isbt128Error),
+}
+
+/// The identifier a scan lacks for a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Missing {
+    Din,
+    Coi,
+}
+
+impl Missing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Missing::Din => "din",
+            Missing::Coi => "coi",
+        }
+    }
+}
+
+/// What a scan is found to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The right bag, here, now: both identifiers agree.
+    Match,
+    /// A sample tube of the right order (flags `06`/`07`): never a bag; recorded as a sample.
+    Sample,
+    /// One identifier of a known order: not final, never a match; the other completes it.
+    Incomplete(Missing),
+    Mismatch(Reason),
+}
+
+impl Outcome {
+    /// As JSON and the journal spell it: `match`, `sample`, `incomplete` or `mismatch`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Match => "match",
+            Outcome::Sample => "sample",
+            Outcome::Incomplete(_) => "incomplete",
+            Outcome::Mismatch(_) => "mismatch",
+        }
+    }
 }
 
 /// Why a scan does not match.
@@ -117,12 +166,13 @@ pub enum Reason {
 /// The outcome for one scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    /// `None` is a match.
-    pub reason: Option<Reason>,
+    pub outcome: Outcome,
     pub message: String,
     pub coi: Option<CoiId>,
     pub din: Option<Din>,
     pub bag: Option<u8>,
+    /// How many bags the order has, to say "bag 2 of 3" with the verdict.
+    pub bags: Option<u8>,
     pub order_id: Option<String>,
 }
 
@@ -185,7 +235,28 @@ impl Reason {
 
 impl Verdict {
     pub fn is_match(&self) -> bool {
-        self.reason.is_none()
+        self.outcome == Outcome::Match
+    }
+
+    /// The reason of a mismatch.
+    pub fn reason(&self) -> Option<Reason> {
+        match self.outcome {
+            Outcome::Mismatch(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// A verdict of `outcome` with `message` and nothing identified.
+    pub fn bare(outcome: Outcome, message: String) -> Verdict {
+        Verdict {
+            outcome,
+            message,
+            coi: None,
+            din: None,
+            bag: None,
+            bags: None,
+            order_id: None,
+        }
     }
 }
 
@@ -197,40 +268,66 @@ struct Identifiers {
     product: Option<ProductCode>,
 }
 
-/// Checks one scan against the orders in the context of this workstation.
+/// Checks one scan (or a pair of halves) against the orders in the context of this workstation.
 pub fn reconcile(read: ScanRead<'_, '_>, book: &OrderBook, ctx: &Context<'_>) -> Verdict {
-    let mut verdict = Verdict {
-        reason: None,
-        message: String::new(),
-        coi: None,
-        din: None,
-        bag: None,
-        order_id: None,
-    };
+    let mut verdict = Verdict::bare(Outcome::Match, String::new());
     let res = check(read, book, ctx, &mut verdict);
-    verdict.message = match res {
-        Ok(message) => message,
-        Err((reason, message, bag)) => {
-            verdict.reason = Some(reason);
-            verdict.bag = verdict.bag.or(bag);
-            message
+    match res {
+        Ok((outcome, message)) => {
+            verdict.outcome = outcome;
+            verdict.message = message;
         }
-    };
+        Err((reason, message, bag)) => {
+            verdict.outcome = Outcome::Mismatch(reason);
+            verdict.bag = verdict.bag.or(bag);
+            verdict.message = message;
+        }
+    }
     verdict
+}
+
+/// Whether `scan`, read after `earlier` (a scan whose verdict was `incomplete`), completes it:
+/// each carries exactly one of the DIN and the COI identifier, and not the same one. A scan
+/// that carries both, or the same kind again, stands alone (and replaces the earlier half).
+pub fn completes(earlier: &Message<'_>, scan: &Message<'_>) -> bool {
+    let kinds = |message: &Message<'_>| {
+        let mut din = false;
+        let mut coi = false;
+        for structure in message.data_structures() {
+            match structure.value {
+                Value::Donation(_) => din = true,
+                Value::Coi(_) => coi = true,
+                _ => {}
+            }
+        }
+        (din, coi)
+    };
+    matches!(
+        (kinds(earlier), kinds(scan)),
+        ((true, false), (false, true)) | ((false, true), (true, false))
+    )
 }
 
 /// Why a scan is refused, the message, and the bag number the scan said when it is not one of
 /// the order's (so the verdict still reports what was scanned).
 type Refusal = (Reason, String, Option<u8>);
 
+/// What the scanned label is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item {
+    Bag(u8),
+    Sample,
+}
+
 fn check(
     read: ScanRead<'_, '_>,
     book: &OrderBook,
     ctx: &Context<'_>,
     v: &mut Verdict,
-) -> Result<String, Refusal> {
-    let message = match read {
-        ScanRead::Parsed(message) => message,
+) -> Result<(Outcome, String), Refusal> {
+    let messages: &[&Message<'_>] = match read {
+        ScanRead::Parsed(message) => &[message],
+        ScanRead::Paired(earlier, scan) => &[earlier, scan],
         ScanRead::Unreadable => {
             return Err(refuse(
                 Reason::Unreadable,
@@ -264,7 +361,7 @@ fn check(
             ));
         }
     };
-    let ids = identifiers(message)?;
+    let ids = identifiers(messages)?;
     v.coi = ids.coi;
     v.din = ids.din.map(|(din, _)| din);
     if ids.din.is_none() && ids.coi.is_none() {
@@ -274,8 +371,27 @@ fn check(
         ));
     }
     let order = find_order(&ids, book)?;
+    // One identifier is never enough (docs/decisions.md, "Two identifiers"): a single wrong
+    // character in it can name another patient's order, so nothing of that order is said or
+    // checked until the other identifier agrees with it.
+    match (ids.din, ids.coi) {
+        (Some(_), None) => {
+            return Ok((
+                Outcome::Incomplete(Missing::Coi),
+                "DIN read. Now scan the COI barcode too (or the DataMatrix).".to_owned(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Ok((
+                Outcome::Incomplete(Missing::Din),
+                "COI identifier read. Now scan the DIN barcode too (or the DataMatrix).".to_owned(),
+            ));
+        }
+        _ => {}
+    }
     v.order_id = Some(order.order_id.clone());
     v.coi = Some(order.coi);
+    v.bags = Some(order.collection.bags);
     if book.held(&order.coi).is_some() {
         return Err(refuse(
             Reason::OrderHeld,
@@ -318,13 +434,21 @@ fn check(
         _ => {}
     }
     let role = role_here(order, ctx)?;
-    let bag = bag_number(&ids, order)?;
-    v.bag = Some(bag);
-    let of = format!("bag {bag} of {}", order.collection.bags);
+    let item = item(&ids, order)?;
+    let of = match item {
+        Item::Bag(bag) => {
+            v.bag = Some(bag);
+            format!("bag {bag} of {}", order.collection.bags)
+        }
+        Item::Sample => "a sample tube".to_owned(),
+    };
     if let Some(expected) = ctx.expected {
         let same = expected.coi == order.coi
             && expected.din.is_none_or(|din| Some(din) == v.din)
-            && expected.bag.is_none_or(|b| b == bag);
+            && match item {
+                Item::Bag(bag) => !expected.sample && expected.bag.is_none_or(|b| b == bag),
+                Item::Sample => expected.sample,
+            };
         if !same {
             let what = match ctx.step {
                 Step::Verify => "the label just printed",
@@ -339,7 +463,7 @@ fn check(
             ));
         }
     }
-    status_allows(order, role, ctx, bag, &of)?;
+    status_allows(order, role, ctx, item, &of)?;
     if order.expires_at.is_some_and(|expiry| expiry < ctx.now) {
         return Err(refuse(
             Reason::Expired,
@@ -349,11 +473,25 @@ fn check(
             ),
         ));
     }
-    Ok(match ctx.step {
-        Step::Verify => format!("MATCH: {of} of order {}, label correct.", order.order_id),
-        Step::Receipt => format!(
-            "MATCH: {of} of order {}, expected here. Receive it.",
-            order.order_id
+    let order_id = &order.order_id;
+    Ok(match (item, ctx.step) {
+        (Item::Bag(_), Step::Verify) => (
+            Outcome::Match,
+            format!("MATCH: {of} of order {order_id}, label correct."),
+        ),
+        (Item::Bag(_), Step::Receipt) => (
+            Outcome::Match,
+            format!("MATCH: {of} of order {order_id}, expected here. Receive it."),
+        ),
+        (Item::Sample, Step::Verify) => (
+            Outcome::Sample,
+            format!("SAMPLE: a sample tube label of order {order_id}, correct. Not a bag label."),
+        ),
+        (Item::Sample, Step::Receipt) => (
+            Outcome::Sample,
+            format!(
+                "SAMPLE: a sample tube of order {order_id}, not a bag. Recorded as a sample; the bags are received by their own labels."
+            ),
         ),
     })
 }
@@ -367,8 +505,9 @@ fn refuse_with_bag(bag: u8, reason: Reason, message: &str) -> Refusal {
     (reason, message.to_owned(), Some(bag))
 }
 
-/// Collects the identifiers; two different values of one kind in one scan are a conflict.
-fn identifiers(message: &Message<'_>) -> Result<Identifiers, Refusal> {
+/// Collects the identifiers; two different values of one kind in one scan (or in the two halves
+/// of a pair) are a conflict.
+fn identifiers(messages: &[&Message<'_>]) -> Result<Identifiers, Refusal> {
     let conflict = || {
         refuse(
             Reason::ConflictingIdentifiers,
@@ -376,7 +515,7 @@ fn identifiers(message: &Message<'_>) -> Result<Identifiers, Refusal> {
         )
     };
     let mut ids = Identifiers::default();
-    for structure in message.data_structures() {
+    for structure in messages.iter().flat_map(|m| m.data_structures()) {
         match structure.value {
             Value::Donation(d) => {
                 if ids
@@ -418,7 +557,11 @@ fn find_order<'b>(ids: &Identifiers, book: &'b OrderBook) -> Result<&'b Order, R
             Some(other) if std::ptr::eq(order, other) => Ok(order),
             _ => Err(refuse(
                 Reason::DinCoiMismatch,
-                "The DIN and the COI identifier on this bag belong to different orders. Do not use this bag; call your supervisor.",
+                &format!(
+                    "The DIN {} and the COI identifier {} belong to different orders. Do not use this bag; call your supervisor.",
+                    ids.din.map(|(din, _)| din.grouped()).unwrap_or_default(),
+                    order.coi.grouped()
+                ),
             )),
         },
         (Some(Some(order)), None) => Ok(order),
@@ -467,17 +610,21 @@ fn role_here(order: &Order, ctx: &Context<'_>) -> Result<Role, Refusal> {
     }
 }
 
-/// The bag number: the container flags of ST-001 Table 3 (`01`–`04`, `15`–`19`: containers
-/// 1–9; docs/decisions.md). A Type 1 flag that names no container (`05`–`14`: a repeat label,
-/// a tube, a sample, a partial label) is never taken for a bag. A one-bag collection needs no
-/// number; a scan of a multi-bag collection without one does not say which bag it is.
-fn bag_number(ids: &Identifiers, order: &Order) -> Result<u8, Refusal> {
+/// What the label is on: a bag, numbered by the container flags of ST-001 Table 3 (`01`–`04`,
+/// `15`–`19`: containers 1–9; docs/decisions.md), or a sample tube (`06` pilot tube, `07` test
+/// tube). Any other Type 1 flag (`05`, `08`–`14`: a repeat label, a sample for other tests, a
+/// partial label) is never taken for a bag. A one-bag collection needs no number; a scan of a
+/// multi-bag collection without one does not say which bag it is.
+fn item(ids: &Identifiers, order: &Order) -> Result<Item, Refusal> {
     let bags = order.collection.bags;
     let type1 = ids
         .din
         .map(|(_, flags)| flags)
         .filter(|flags| flags.kind() == FlagKind::Iccbba);
     if let Some(flags) = type1 {
+        if flags.is_sample_tube() {
+            return Ok(Item::Sample);
+        }
         if flags.container_number().is_none() {
             return Err(refuse(
                 Reason::NotABag,
@@ -490,7 +637,7 @@ fn bag_number(ids: &Identifiers, order: &Order) -> Result<u8, Refusal> {
         }
     }
     match type1.and_then(|flags| flags.container_number()) {
-        Some(n) if n <= bags => Ok(n),
+        Some(n) if n <= bags => Ok(Item::Bag(n)),
         Some(n) => Err(refuse_with_bag(
             n,
             Reason::BagOutOfRange,
@@ -499,7 +646,7 @@ fn bag_number(ids: &Identifiers, order: &Order) -> Result<u8, Refusal> {
                 order.order_id
             ),
         )),
-        None if bags == 1 => Ok(1),
+        None if bags == 1 => Ok(Item::Bag(1)),
         None => Err(refuse(
             Reason::BagNotIdentified,
             &format!(
@@ -515,7 +662,7 @@ fn status_allows(
     order: &Order,
     role: Role,
     ctx: &Context<'_>,
-    bag: u8,
+    item: Item,
     of: &str,
 ) -> Result<(), Refusal> {
     use OrderStatus as S;
@@ -538,7 +685,24 @@ fn status_allows(
             (&[S::ShippedToSite], &[S::ReceivedAtSite, S::Infused])
         }
     };
-    let received_here = ctx.step == Step::Receipt && ctx.received.contains(&(order.coi, bag));
+    // A sample is never a duplicate (a collection has several tubes, none numbered) and may
+    // arrive after its bags were received; it is never received as a bag.
+    let (allowed, already_done): (Vec<S>, &[S]) = match item {
+        Item::Bag(_) => (allowed.to_vec(), already_done),
+        Item::Sample if ctx.step == Step::Receipt => (
+            allowed
+                .iter()
+                .chain(already_done.first())
+                .copied()
+                .collect(),
+            &[],
+        ),
+        Item::Sample => (allowed.to_vec(), &[]),
+    };
+    let received_here = match item {
+        Item::Bag(bag) => ctx.step == Step::Receipt && ctx.received.contains(&(order.coi, bag)),
+        Item::Sample => false,
+    };
     if received_here || already_done.contains(&status) {
         return Err(refuse(
             Reason::AlreadyReceived,

@@ -9,19 +9,26 @@ use crate::labeling::{Printed, Verified};
 use crate::orders::record::Order;
 use crate::printer::job::{JobOutcome, JobPhase};
 use crate::receiving::RecordedScan;
-use crate::reconcile::Verdict;
+use crate::reconcile::{Outcome, Verdict};
 
 /// A verdict, as `reconcile --json` prints it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct VerdictReport {
-    /// `match` or `mismatch`.
+    /// `match`, `sample` (a sample tube of the order, never a bag), `incomplete` (one
+    /// identifier of two: not final, never a match) or `mismatch`.
     pub verdict: &'static str,
     /// The reason code of a mismatch (README: reconcile).
     pub reason: Option<&'static str>,
+    /// An incomplete scan: the identifier still to scan, `din` or `coi`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs: Option<&'static str>,
     pub message: String,
     pub coi: Option<String>,
     pub din: Option<String>,
     pub bag: Option<u8>,
+    /// The order's number of bags, to say "bag 2 of 3" (absent when no order was identified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bags: Option<u8>,
     pub order_id: Option<String>,
 }
 
@@ -131,16 +138,17 @@ pub struct OrderReport {
 impl VerdictReport {
     pub fn new(verdict: &Verdict) -> VerdictReport {
         VerdictReport {
-            verdict: if verdict.is_match() {
-                "match"
-            } else {
-                "mismatch"
+            verdict: verdict.outcome.as_str(),
+            reason: verdict.reason().map(|r| r.code()),
+            needs: match verdict.outcome {
+                Outcome::Incomplete(missing) => Some(missing.as_str()),
+                _ => None,
             },
-            reason: verdict.reason.map(|r| r.code()),
             message: verdict.message.clone(),
             coi: verdict.coi.map(|c| c.as_str().to_owned()),
             din: verdict.din.map(|d| d.as_str().to_owned()),
             bag: verdict.bag,
+            bags: verdict.bags,
             order_id: verdict.order_id.clone(),
         }
     }
@@ -182,11 +190,18 @@ impl ScanReport {
                 .map_or("unknown", crate::reconcile::Step::as_str),
             source: row.source.clone(),
             verdict: VerdictReport {
-                verdict: if row.verdict == "match" {
-                    "match"
-                } else {
-                    "mismatch"
+                verdict: match row.verdict.as_str() {
+                    "match" => "match",
+                    "sample" => "sample",
+                    "incomplete" => "incomplete",
+                    _ => "mismatch",
                 },
+                // An incomplete scan carries the one identifier it read.
+                needs: (row.verdict == "incomplete").then_some(if row.din.is_some() {
+                    "coi"
+                } else {
+                    "din"
+                }),
                 reason: row
                     .reason
                     .as_deref()
@@ -196,6 +211,7 @@ impl ScanReport {
                 coi: row.coi.clone(),
                 din: row.din.clone(),
                 bag: row.bag,
+                bags: row.bags,
                 order_id: row.order_id.clone(),
             },
             job_id: None,

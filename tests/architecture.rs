@@ -56,7 +56,14 @@ const IO: &[&str] = &[
 ];
 
 /// The pure core: ISBT 128, labels, reconciliation and the order model.
-const CORE: &[&str] = &["isbt128", "label", "reconcile.rs", "orders", "custody.rs"];
+const CORE: &[&str] = &[
+    "isbt128",
+    "label",
+    "reconcile.rs",
+    "orders",
+    "custody.rs",
+    "typed.rs",
+];
 
 /// What the core must never import: the adapters, the agent and the faces.
 const OUTER: &[&str] = &[

@@ -14,17 +14,20 @@ use coi_agent::custody::NewEvent;
 use coi_agent::isbt128::coi::CoiId;
 use coi_agent::journal::audit::BrokenLink;
 use coi_agent::journal::{Journal, JournalError, ScanRecord, utc_text};
-use coi_agent::reconcile::{Reason, Verdict};
+use coi_agent::reconcile::{Outcome, Reason, Verdict};
 use support::tempdb::TempDb;
 
 fn verdict(matched: bool, bag: u8) -> Verdict {
+    let outcome = if matched {
+        Outcome::Match
+    } else {
+        Outcome::Mismatch(Reason::WrongSite)
+    };
     Verdict {
-        reason: (!matched).then_some(Reason::WrongSite),
-        message: "test".to_owned(),
         coi: Some(CoiId::parse("CHA999925000042").unwrap()),
-        din: None,
         bag: Some(bag),
         order_id: Some("ORD-25-000042".to_owned()),
+        ..Verdict::bare(outcome, "test".to_owned())
     }
 }
 
@@ -341,6 +344,7 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         state: "queued",
         reprint: false,
         collected_at: Some("2025-06-02T12:14:00Z"),
+        label_kind: "bag",
     };
     journal.record_print_job(&job, &[]).unwrap();
     journal
@@ -379,7 +383,10 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
     drop(journal);
     tamper(
         &db,
-        "ALTER TABLE print_jobs DROP COLUMN verification_scan;
+        "DROP INDEX scans_by_source;
+         ALTER TABLE scans DROP COLUMN bags;
+         ALTER TABLE print_jobs DROP COLUMN label_kind;
+         ALTER TABLE print_jobs DROP COLUMN verification_scan;
          ALTER TABLE print_jobs DROP COLUMN verification;
          ALTER TABLE print_jobs DROP COLUMN collected_at;
          ALTER TABLE print_jobs DROP COLUMN reprint;
@@ -395,11 +402,81 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
     assert_eq!(
-        version, 5,
-        "migrated through schema 3 (verify), 4 (closed events) and 5 (held orders)"
+        version, 6,
+        "migrated through schema 3 (verify), 4 (closed events), 5 (held orders) and 6 (label kinds, scan outcomes)"
     );
     let job = journal.print_job("job-1").unwrap().unwrap();
-    assert_eq!((job.state.as_str(), job.verification), ("failed", None));
+    assert_eq!(
+        (
+            job.state.as_str(),
+            job.verification,
+            job.label_kind.as_str()
+        ),
+        ("failed", None, "bag")
+    );
+}
+
+/// Issues #17 and #20: a schema-5 journal gains label kinds (its sample-tube jobs become
+/// samples) and scan outcomes `sample` and `incomplete`; its scans and audit trail survive.
+#[test]
+fn r20_a_schema_5_journal_learns_samples_and_incomplete_scans() {
+    let db = TempDb::new("schema5");
+    let mut journal = Journal::open(&db.0).unwrap();
+    record(&mut journal, &verdict(true, 1), "receipt");
+    drop(journal);
+    {
+        // Back to schema 5: as a journal written before this change.
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute_batch(
+            "DROP INDEX scans_by_source;
+             ALTER TABLE scans DROP COLUMN bags;
+             ALTER TABLE print_jobs DROP COLUMN label_kind;",
+        )
+        .unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "schema_version", |row| row.get(0))
+            .unwrap();
+        conn.pragma_update(None, "writable_schema", true).unwrap();
+        conn.execute(
+            "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE name = 'scans'",
+            [
+                "CHECK (verdict IN ('match', 'mismatch', 'sample', 'incomplete'))",
+                "CHECK (verdict IN ('match', 'mismatch'))",
+            ],
+        )
+        .unwrap();
+        conn.pragma_update(None, "schema_version", version + 1)
+            .unwrap();
+        conn.pragma_update(None, "writable_schema", false).unwrap();
+        conn.execute_batch(
+            "INSERT INTO print_jobs (job_id, coi, bag, template, template_version, printer, zpl_sha256, created_at, state)
+             VALUES ('tube-1', 'CHA999925000042', 1, 'sample-tube', '1', 'p', 'ab', '2026-01-01T00:00:00Z', 'confirmed');
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
+        let refused = conn.execute(
+            "INSERT INTO scans (at, source, raw, verdict, message, site_id, step) VALUES ('t', 's', x'00', 'incomplete', 'm', 'x', 'receipt')",
+            [],
+        );
+        assert!(refused.is_err(), "schema 5 knows no incomplete scans");
+    }
+    let mut journal = Journal::open(&db.0).unwrap();
+    let tube = journal.print_job("tube-1").unwrap().unwrap();
+    assert_eq!(tube.label_kind, "sample", "a sample-tube job is a sample");
+    let half = Verdict {
+        coi: Some(CoiId::parse("CHA999925000042").unwrap()),
+        ..Verdict::bare(
+            Outcome::Incomplete(coi_agent::reconcile::Missing::Din),
+            "scan the DIN too".to_owned(),
+        )
+    };
+    record(&mut journal, &half, "receipt");
+    let integrity: String = journal
+        .connection()
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    assert_eq!(journal.verify_audit().unwrap(), Ok(2));
 }
 
 /// Issue #13: two syncs at once never move the resume point back to an earlier time.

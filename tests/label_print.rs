@@ -475,10 +475,19 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
     assert_eq!(event["details"]["job_id"], job.as_str());
     assert_eq!(event["operator"], "nurse-7");
 
-    // Bag 2's DIN scanned for bag 1's job: a mismatch, the job flagged, scan_mismatch sent.
+    // Issue #17: bag 2's DIN alone is half a read: incomplete, nothing flagged, nothing sent.
+    let sent = station.events().len();
     let output = verify(&job, "=A99992512345602", true);
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(json(&output)["reason"], "not_expected");
+    assert_eq!(json(&output)["verdict"], "incomplete");
+    assert_eq!(json(&output)["needs"], "coi");
+    assert_eq!(job_row(&job).verification.as_deref(), Some("verified"));
+    assert_eq!(station.events().len(), sent, "half a read sends nothing");
+    // The COI completes it: bag 2's label for bag 1's job, a mismatch, the job flagged,
+    // scan_mismatch sent.
+    let output = verify(&job, "&/CHA999925000042", true);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(json(&output)["reason"], "not_expected", "{}", json(&output));
     assert_eq!(job_row(&job).verification.as_deref(), Some("flagged"));
     let event = station.events().pop().unwrap();
     assert_eq!(event["type"], "scan_mismatch");
@@ -499,7 +508,7 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
     assert_eq!(event["type"], "scan_mismatch");
     assert_eq!(event["details"]["reason"], "job_flagged");
 
-    // A damaged read (wrong flags) is recorded as a mismatch too, its raw bytes kept.
+    // A damaged DIN read alone (wrong flags) is recorded, its raw bytes kept: half a read.
     let output = verify(&job, "=A99992512345699", true);
     assert_eq!(output.status.code(), Some(1));
     let journal = station.journal();
@@ -511,14 +520,15 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(scans.len(), 4);
+    assert_eq!(scans.len(), 5);
     assert_eq!(
         scans[0],
         (scan.clone().into_bytes(), "match".into(), "verify".into())
     );
+    assert_eq!(scans[1].1, "incomplete", "the half is recorded as such");
     assert_eq!(
-        (scans[3].0.as_slice(), scans[3].1.as_str()),
-        (&b"=A99992512345699"[..], "mismatch")
+        (scans[4].0.as_slice(), scans[4].1.as_str()),
+        (&b"=A99992512345699"[..], "incomplete")
     );
     assert!(journal.verify_audit().unwrap().is_ok());
 
@@ -675,4 +685,63 @@ fn a_journal_failure_after_sending_is_said_as_sent_not_recorded() {
         stderr(&output)
     );
     assert_eq!(station.emulator.received().len(), 1);
+}
+
+/// Issue #20: a sample tube's label carries flags 07, never counts as its bag's label (the bag
+/// is still labelled once, and any number of tubes), and its scan verifies the sample job only.
+#[test]
+fn r20_sample_tube_labels_are_samples_never_the_bag() {
+    let station = Station::new("label-samples", "site-apheresis-1", "Zebra ZT411 300 dpi");
+    let tube = |extra: &[&str]| {
+        let mut args = vec!["--template", "sample-tube", "--json"];
+        args.extend_from_slice(extra);
+        station.print("CHA999925000042", "2", &args)
+    };
+    let output = tube(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let tube_job = json(&output)["job_id"].as_str().unwrap().to_owned();
+    let sent = String::from_utf8_lossy(&station.emulator.received()[0]).into_owned();
+    assert!(
+        sent.contains("=A99992512345607"),
+        "flags 07 on the tube: {sent}"
+    );
+    assert!(sent.contains("SAMPLE - BAG 2 OF 2"), "{sent}");
+    // A second tube is fine; a reprint of a tube is not a thing.
+    assert!(tube(&[]).status.success());
+    let output = tube(&["--reprint"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("a sample tube label is not reprinted"));
+    // Bag 2's own label is still its first, and still only one.
+    let output = station.print("CHA999925000042", "2", &["--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bag_job = json(&output)["job_id"].as_str().unwrap().to_owned();
+    let output = station.print("CHA999925000042", "2", &["--json"]);
+    assert_eq!(output.status.code(), Some(1), "one bag label per bag");
+
+    let verify =
+        |job: &str, data: &str| station.run(&["label", "verify", "--job", job, "--json", data]);
+    // The bag's label for the tube's job, and the tube's label for the bag's job: flagged.
+    let tube_scan = "=+02000=A99992512345607&/CHA999925000042";
+    let bag_scan = "=+02000=A99992512345602&/CHA999925000042";
+    let output = verify(&bag_job, tube_scan);
+    assert_eq!(json(&output)["reason"], "not_expected", "{}", json(&output));
+    // The tube's label for its own job: a sample verdict, the job verified.
+    let output = verify(&tube_job, tube_scan);
+    assert_eq!(output.status.code(), Some(0), "{}", json(&output));
+    assert_eq!(json(&output)["verdict"], "sample");
+    assert_eq!(json(&output)["verification"], "verified");
+    let other_tube = station.journal().print_job(&tube_job).unwrap().unwrap();
+    assert_eq!(other_tube.label_kind, "sample");
+    let output = station.run(&["label", "verify", "--job", &bag_job, "--json", bag_scan]);
+    assert_eq!(
+        json(&output)["verification"],
+        "flagged",
+        "flagged by the tube"
+    );
+    let events: Vec<String> = station
+        .events()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(events.contains(&"label_verified".to_owned()), "{events:?}");
 }

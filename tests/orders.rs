@@ -203,15 +203,57 @@ fn reconcile_command_gives_one_verdict_per_scan() {
         (&lines[0]["coi"], &lines[0]["din"]),
         (&json!("CHA999925000043"), &json!("A999925123457"))
     );
+    // Issue #17: one identifier alone is never a match: half a read, completed by the next.
     assert_eq!(
-        (&lines[1]["verdict"], &lines[1]["reason"]),
-        (&json!("mismatch"), &json!("bag_not_identified"))
+        (&lines[1]["verdict"], &lines[1]["needs"]),
+        (&json!("incomplete"), &json!("din"))
     );
     assert_eq!(
         (&lines[2]["reason"], &lines[2]["coi"]),
         (&json!("not_isbt128"), &Value::Null)
     );
-    let all_match = reconcile(&["&/CHA999925000043"]);
-    assert_eq!(all_match.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&all_match.stdout).starts_with("MATCH: bag 1 of 1"));
+    let alone = reconcile(&["&/CHA999925000043"]);
+    assert_eq!(alone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&alone.stdout).starts_with("INCOMPLETE: COI identifier read."));
+    let pair = reconcile(&["&/CHA999925000043", "=A99992512345700"]);
+    assert_eq!(
+        pair.status.code(),
+        Some(0),
+        "the half counts with its completion"
+    );
+    let said = String::from_utf8_lossy(&pair.stdout);
+    assert!(
+        said.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("MATCH: bag 1 of 1"),
+        "{said}"
+    );
+    // A pair that disagrees names both identifiers.
+    let crossed = reconcile(&["&/CHA999925000043", "=A99992512345601"]);
+    let said = String::from_utf8_lossy(&crossed.stdout);
+    assert!(
+        said.contains("din_coi_mismatch")
+            && said.contains("A9999 25 123456")
+            && said.contains("CH A9999 25 000043"),
+        "{said}"
+    );
+    // Typed: as printed, with the boxed check characters.
+    let din = coi_agent::isbt128::din::Din::parse("A999925123457").unwrap();
+    let coi = coi_agent::isbt128::coi::CoiId::parse("CHA999925000043").unwrap();
+    let typed_din = format!("A9999 25 123457 {}", din.check_character().as_char());
+    let typed_coi = format!("CH A9999 25 000043 {}", coi.check_character().as_char());
+    let typed = reconcile(&["--typed", &typed_din, &typed_coi]);
+    assert_eq!(
+        typed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&typed.stdout)
+    );
+    let unchecked = reconcile(&["--typed", "A9999 25 123457", &typed_coi]);
+    assert_eq!(unchecked.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unchecked.stdout)
+            .starts_with("MISMATCH (bad_check): Not checked, nothing recorded: the DIN was typed without its boxed check character")
+    );
 }

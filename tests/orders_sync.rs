@@ -165,7 +165,8 @@ async fn r13_a_refused_update_holds_the_cached_order_until_a_valid_one_arrives()
         order.clone(),
     ));
     assert!(site.run(&["orders", "sync"]).await.status.success());
-    let din = "=A99992512345701";
+    // The label's Data Matrix: DIN and COI identifier (issue #17: one alone is never a match).
+    let din = "=+02000=A99992512345701&/CHA999925000043";
     // Recalled: a status this agent does not know. The sync refuses it, and the order is held.
     let mut recalled = order.clone();
     recalled["status"] = serde_json::json!("recalled");
@@ -223,15 +224,16 @@ async fn r13_a_full_sync_drops_orders_no_longer_served_here() {
         .orders
         .retain(|(_, _, o)| o["coi"] != "CHA999925000043");
     assert!(site.run(&["orders", "sync"]).await.status.success());
-    let output = site.run(&["receive", "--json", "=A99992512345701"]).await;
+    let scan = "=+02000=A99992512345701&/CHA999925000043";
+    let output = site.run(&["receive", "--json", scan]).await;
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(verdict["verdict"], "match", "still cached: {verdict}");
     // ...a full sync drops it.
     let synced = site.run(&["orders", "sync", "--full"]).await;
     assert!(synced.status.success());
-    let output = site.run(&["receive", "--json", "=A99992512345701"]).await;
+    let output = site.run(&["receive", "--json", scan]).await;
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(verdict["reason"], "unknown_din", "{verdict}");
+    assert_eq!(verdict["reason"], "unknown_coi", "{verdict}");
     let output = site.run(&["orders", "show", "CHA999925000042"]).await;
     assert!(output.status.success(), "the order still served stays");
 }

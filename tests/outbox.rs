@@ -14,7 +14,7 @@ use coi_agent::custody::NewEvent;
 use coi_agent::isbt128::coi::CoiId;
 use coi_agent::journal::{Journal, ScanRecord, utc_text};
 use coi_agent::outbox::RetryPolicy;
-use coi_agent::reconcile::Verdict;
+use coi_agent::reconcile::{Outcome, Verdict};
 use support::central::{Central, Mode, TOKEN};
 use support::tempdb::TempDb;
 
@@ -25,6 +25,16 @@ const FAST: RetryPolicy = RetryPolicy {
 
 fn coi(i: usize) -> String {
     format!("CHA999925{:06}", i)
+}
+
+/// The journal's owner at the lab workstation.
+fn start_owner(db: &TempDb) -> Result<JournalOwner, coi_agent::journal::JournalError> {
+    JournalOwner::start(
+        &db.0,
+        "site-lab-1",
+        "ws-1",
+        coi_agent::reconcile::PAIR_WINDOW,
+    )
 }
 
 /// Queues `n` events spread over `cois` COIs, each in its own scan record (as a day of receipts
@@ -38,12 +48,9 @@ fn queue(
     for i in 0..n {
         let coi = coi(i % cois);
         let verdict = Verdict {
-            reason: None,
-            message: "MATCH".into(),
             coi: Some(CoiId::parse(&coi).unwrap()),
-            din: None,
             bag: Some(1),
-            order_id: None,
+            ..Verdict::bare(Outcome::Match, "MATCH".into())
         };
         let at = utc_text(jiff::Timestamp::now());
         let event_id = uuid::Uuid::now_v7().to_string();
@@ -81,7 +88,7 @@ fn client(central: &Central, token: &str) -> CentralClient {
 async fn a_thousand_events_survive_an_outage_and_arrive_once_in_order() {
     let db = TempDb::new("outage");
     let mut journal = Journal::open(&db.0).unwrap();
-    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
+    let owner = start_owner(&db).unwrap();
     let central = Central::start().await;
     let client = client(&central, TOKEN);
     central.set_mode(Mode::Down);
@@ -124,7 +131,7 @@ async fn a_thousand_events_survive_an_outage_and_arrive_once_in_order() {
 async fn a_crash_between_posting_and_recording_repeats_the_post_harmlessly() {
     let db = TempDb::new("repeat");
     let mut journal = Journal::open(&db.0).unwrap();
-    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
+    let owner = start_owner(&db).unwrap();
     let central = Central::start().await;
     let client = client(&central, TOKEN);
     queue(&mut journal, 5, 2);
@@ -140,7 +147,7 @@ async fn a_crash_between_posting_and_recording_repeats_the_post_harmlessly() {
     }
     drop(journal);
     drop(owner);
-    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
+    let owner = start_owner(&db).unwrap();
     let total = drain(&owner, &client, FAST, None).await.unwrap();
     assert_eq!(total.delivered, 5);
     let recorded = central.recorded();
@@ -155,7 +162,7 @@ async fn a_crash_between_posting_and_recording_repeats_the_post_harmlessly() {
 async fn a_refused_event_is_parked_for_a_person_and_the_rest_go_on() {
     let db = TempDb::new("parked");
     let mut journal = Journal::open(&db.0).unwrap();
-    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
+    let owner = start_owner(&db).unwrap();
     let central = Central::start().await;
     let client = client(&central, TOKEN);
     let queued = queue(&mut journal, 3, 1);
@@ -181,7 +188,7 @@ async fn a_refused_event_is_parked_for_a_person_and_the_rest_go_on() {
 async fn a_wrong_token_or_a_stalled_service_delays_but_never_parks() {
     let db = TempDb::new("token");
     let mut journal = Journal::open(&db.0).unwrap();
-    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
+    let owner = start_owner(&db).unwrap();
     let central = Central::start().await;
     queue(&mut journal, 4, 2);
     let round = deliver_round(&owner, &client(&central, "wrong"), FAST)
@@ -234,7 +241,7 @@ async fn nothing_listening_is_unavailable_not_refused() {
 async fn r13_redirects_html_and_404_never_count_as_recorded() {
     let db = TempDb::new("redirects");
     let mut journal = Journal::open(&db.0).unwrap();
-    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
+    let owner = start_owner(&db).unwrap();
     let central = Central::start().await;
     let client = client(&central, TOKEN);
     queue(&mut journal, 6, 3);
@@ -286,7 +293,7 @@ async fn r13_parked_events_are_requeued_or_closed_by_a_person() {
     use coi_agent::journal::outbox::NotParked;
     let db = TempDb::new("requeue");
     let mut journal = Journal::open(&db.0).unwrap();
-    let owner = JournalOwner::start(&db.0, "site-lab-1", "ws-1").unwrap();
+    let owner = start_owner(&db).unwrap();
     let central = Central::start().await;
     let client = client(&central, TOKEN);
     let queued = queue(&mut journal, 2, 1);

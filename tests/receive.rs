@@ -168,18 +168,22 @@ fn a_bag_is_received_once_and_every_scan_is_recorded() {
     assert_eq!(event["type"], "scan_mismatch");
     assert_eq!(event["details"]["reason"], "already_received");
 
-    // A bag of an order not yet shipped, and a DIN read that ran on (a bad read of a real label:
-    // "scan again"): both mismatches, both recorded; the second names no order, so central
-    // hears nothing of it.
-    let output = lab.receive(&["=A99992512345602", "=A99992512345601X"]);
+    // A bag of an order not yet shipped, scanned as its DIN then its COI barcode (issue #17:
+    // the first is half a read, the second completes it), and a DIN read that ran on (a bad
+    // read of a real label: "scan again"): all recorded; the half and the bad read name no
+    // order, so central hears nothing of them.
+    let output = lab.receive(&["=A99992512345602", "&/CHA999925000042", "=A99992512345601X"]);
     assert_eq!(output.status.code(), Some(1));
     let verdicts = lines(&output);
-    assert_eq!(verdicts[0]["reason"], "wrong_status");
-    assert_eq!(verdicts[1]["reason"], "unreadable");
+    assert_eq!(verdicts[0]["verdict"], "incomplete");
+    assert_eq!(verdicts[0]["needs"], "coi");
+    assert_eq!(verdicts[1]["reason"], "wrong_status");
+    assert_eq!(verdicts[1]["bag"], 2);
+    assert_eq!(verdicts[2]["reason"], "unreadable");
     assert_eq!(lab.events().len(), 3);
 
     let scans = lab.scans();
-    assert_eq!(scans.len(), 4);
+    assert_eq!(scans.len(), 5);
     assert_eq!(
         scans[0],
         [
@@ -197,17 +201,21 @@ fn a_bag_is_received_once_and_every_scan_is_recorded() {
 fn a_scanner_is_received_from_until_its_input_ends() {
     let lab = Lab::new("receive-source");
     let label = lab.label_of_the_shipped_bag();
-    let input = format!("{label}\r=A99992512345602\r");
+    let input = format!("{label}\r=A99992512345602\r&/CHA999925000042\r");
     let output = lab.run(
         &["receive", "--source", "stdin:", "--json"],
         Some(input.as_bytes()),
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let verdicts = lines(&output);
-    assert_eq!(verdicts.len(), 2);
+    assert_eq!(verdicts.len(), 3);
     assert_eq!(verdicts[0]["verdict"], "match");
-    assert_eq!(verdicts[1]["reason"], "wrong_status");
-    assert_eq!(lab.scans().len(), 2);
+    assert_eq!(verdicts[1]["verdict"], "incomplete");
+    assert_eq!(
+        verdicts[2]["reason"], "wrong_status",
+        "the pair is judged as one"
+    );
+    assert_eq!(lab.scans().len(), 3);
 }
 
 /// Four processes receive the same bag at once: one match, three duplicates.

@@ -12,7 +12,9 @@ use coi_agent::isbt128::message;
 use coi_agent::isbt128::product::ProductCode;
 use coi_agent::isbt128::structure::{Value, compound_message};
 use coi_agent::orders::OrderBook;
-use coi_agent::reconcile::{Context, Expected, Reason, Role, ScanRead, Step, Verdict, reconcile};
+use coi_agent::reconcile::{
+    Context, Expected, Outcome, Reason, Role, ScanRead, Step, Verdict, reconcile,
+};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -88,7 +90,11 @@ fn check(data: &str, book: &OrderBook, case: &Case<'_>) -> Verdict {
 }
 
 fn reason(data: &str, book: &OrderBook, case: &Case<'_>) -> Option<&'static str> {
-    check(data, book, case).reason.map(Reason::code)
+    match check(data, book, case).outcome {
+        Outcome::Match => None,
+        Outcome::Mismatch(reason) => Some(reason.code()),
+        other => Some(other.as_str()),
+    }
 }
 
 const COI_A: &str = "CHA999925000042";
@@ -110,7 +116,7 @@ fn a_shipped_bag_received_at_the_lab_matches() {
         &two_orders("shipped"),
         &Case::default(),
     );
-    assert_eq!(verdict.reason, None, "{}", verdict.message);
+    assert_eq!(verdict.outcome, Outcome::Match, "{}", verdict.message);
     assert_eq!(verdict.bag, Some(2));
     assert_eq!(verdict.order_id.as_deref(), Some("ORD-CHA999925000042"));
     assert_eq!(
@@ -207,40 +213,65 @@ fn every_reason_where_it_should_be() {
             "other product",
         ),
         (
-            format!("={DIN_A}03"),
+            format!("=+02000={DIN_A}03&/{COI_A}"),
             Some("bag_out_of_range"),
             "bag 3 of 2",
         ),
         (
-            format!("={DIN_A}00"),
+            format!("=+02000={DIN_A}00&/{COI_A}"),
             Some("bag_not_identified"),
             "no bag flags on a 2-bag order",
         ),
+        // Issue #17: one identifier alone is never a match, whatever the order's bags.
         (
             format!("&/{COI_A}"),
-            Some("bag_not_identified"),
+            Some("incomplete"),
             "COI alone for a 2-bag order",
         ),
-        (format!("&/{COI_B}"), None, "COI alone for a 1-bag order"),
-        // Issue #20: flags 05-14 are tubes, samples and other labels (ST-001 Table 3), never a
-        // bag, even of a one-bag order.
         (
-            format!("={DIN_A}06"),
-            Some("not_a_bag"),
+            format!("&/{COI_B}"),
+            Some("incomplete"),
+            "COI alone for a 1-bag order",
+        ),
+        (
+            format!("={DIN_A}01"),
+            Some("incomplete"),
+            "DIN alone for a 2-bag order",
+        ),
+        (
+            format!("={DIN_B}00"),
+            Some("incomplete"),
+            "DIN alone for a 1-bag order",
+        ),
+        (
+            format!("=+02000={DIN_B}00&/{COI_B}"),
+            None,
+            "DIN and COI of a 1-bag order",
+        ),
+        // Issue #20: flags 05-14 are tubes, samples and other labels (ST-001 Table 3), never a
+        // bag, even of a one-bag order; a pilot or test tube is a sample of the order.
+        (
+            format!("=+02000={DIN_A}06&/{COI_A}"),
+            Some("sample"),
             "a pilot tube of A",
         ),
         (
-            format!("={DIN_B}07"),
-            Some("not_a_bag"),
+            format!("=+02000={DIN_B}07&/{COI_B}"),
+            Some("sample"),
             "a test tube of the 1-bag order B",
         ),
         (
-            format!("={DIN_B}05"),
+            format!("=+02000={DIN_B}05&/{COI_B}"),
             Some("not_a_bag"),
             "a repeat label of B",
         ),
         (
-            format!("={DIN_A}15"),
+            format!("=+02000={DIN_A}10&/{COI_A}"),
+            Some("not_a_bag"),
+            "a bacterial-test sample of A",
+        ),
+        (
+            format!("=+02000={DIN_A}15&/{COI_A}"),
             Some("bag_out_of_range"),
             "container 5 of a 2-bag order",
         ),
@@ -294,6 +325,7 @@ fn every_reason_where_it_should_be() {
             coi: CoiId::parse(COI_B).unwrap(),
             din: None,
             bag: None,
+            sample: false,
         }),
         ..Case::default()
     };
@@ -305,6 +337,7 @@ fn every_reason_where_it_should_be() {
             coi: CoiId::parse(COI_A).unwrap(),
             din: Some(Din::parse(DIN_A).unwrap()),
             bag: Some(2),
+            sample: false,
         }),
         ..Case::default()
     };
@@ -321,7 +354,7 @@ fn every_reason_where_it_should_be() {
         received: &HashSet::new(),
     };
     assert_eq!(
-        reconcile(ScanRead::Unreadable, &shipped, &unreadable).reason,
+        reconcile(ScanRead::Unreadable, &shipped, &unreadable).reason(),
         Some(Reason::Unreadable)
     );
 }
@@ -355,7 +388,7 @@ fn r20_container_flags_follow_table_3_both_ways() {
 fn r13_a_held_order_allows_nothing() {
     let mut held = two_orders("shipped");
     let base = Case::default();
-    let data = format!("={DIN_B}01");
+    let data = format!("=+02000={DIN_B}01&/{COI_B}");
     assert_eq!(reason(&data, &held, &base), None, "a match before");
     held.hold(
         CoiId::parse(COI_B).unwrap(),
@@ -377,11 +410,11 @@ fn r13_a_held_order_allows_nothing() {
 #[test]
 fn bag_out_of_range_names_the_scanned_bag() {
     let verdict = check(
-        &format!("={DIN_A}03"),
+        &format!("=+02000={DIN_A}03&/{COI_A}"),
         &two_orders("shipped"),
         &Case::default(),
     );
-    assert_eq!(verdict.reason, Some(Reason::BagOutOfRange));
+    assert_eq!(verdict.reason(), Some(Reason::BagOutOfRange));
     assert_eq!(verdict.bag, Some(3));
 }
 
@@ -422,11 +455,11 @@ proptest! {
         let b = &orders[b.index(orders.len())];
         prop_assume!(a.0 != b.0);
         let book = book(orders.iter().map(|(coi, din, bags)| order(coi, din, "shipped", *bags)).collect());
-        let case = Case { expected: Some(Expected { coi: CoiId::parse(&b.0).unwrap(), din: None, bag: None }), ..Case::default() };
+        let case = Case { expected: Some(Expected { coi: CoiId::parse(&b.0).unwrap(), din: None, bag: None, sample: false }), ..Case::default() };
         let verdict = check(&label(&a.0, &a.1, 1), &book, &case);
         prop_assert!(!verdict.is_match(), "{}", verdict.message);
         // The same scan at its own receipt matches: the mismatch is about the order, nothing else.
-        let own = Case { expected: Some(Expected { coi: CoiId::parse(&a.0).unwrap(), din: None, bag: None }), ..Case::default() };
+        let own = Case { expected: Some(Expected { coi: CoiId::parse(&a.0).unwrap(), din: None, bag: None, sample: false }), ..Case::default() };
         prop_assert!(check(&label(&a.0, &a.1, 1), &book, &own).is_match());
     }
 
@@ -434,7 +467,7 @@ proptest! {
     fn no_single_character_change_to_a_scanned_din_or_coi_passes(orders in orders(), pick in any::<prop::sample::Index>(), pos in any::<prop::sample::Index>(), ch in proptest::sample::select(b"0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ".to_vec())) {
         let a = &orders[pick.index(orders.len())];
         let book = book(orders.iter().map(|(coi, din, bags)| order(coi, din, "shipped", *bags)).collect());
-        let case = Case { expected: Some(Expected { coi: CoiId::parse(&a.0).unwrap(), din: None, bag: None }), ..Case::default() };
+        let case = Case { expected: Some(Expected { coi: CoiId::parse(&a.0).unwrap(), din: None, bag: None, sample: false }), ..Case::default() };
         let data = label(&a.0, &a.1, 1);
         // Positions of the DIN's 13 characters and the COI's 15 inside the compound message.
         let din_at = data.find(&a.1).unwrap();

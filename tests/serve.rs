@@ -44,8 +44,14 @@ fn free_port() -> u16 {
 }
 
 /// The DIN barcode of bag `bag` (flags 0n).
+/// The Data Matrix of bag `bag` of the demonstration order with DIN `din`: its DIN and COI
+/// identifier (issue #17: one alone is never a match).
 fn din_scan(din: &str, bag: u8) -> String {
-    format!("={din}{bag:02}")
+    let coi = match din {
+        "A999925123456" => "CHA999925000042",
+        _ => "CHA999925000043",
+    };
+    format!("=+02000={din}{bag:02}&/{coi}")
 }
 
 /// An agent running in this process, with its API's address and token.
@@ -406,7 +412,7 @@ async fn r11_a_nurse_prints_and_verifies_through_the_api() {
     let (status, scan) = ws
         .post(
             "/api/v1/scans",
-            &json!({"data": din_scan("A999925123456", 2), "step": "verify", "operator": "nurse-7"}),
+            &json!({"entry": "scanner", "scanner": "bench", "data": din_scan("A999925123456", 2), "step": "verify", "operator": "nurse-7"}),
         )
         .await;
     assert_eq!(status, 200);
@@ -470,7 +476,7 @@ async fn r11_the_api_refuses_what_it_must_and_records_nothing() {
     );
     let ws = Workstation::start("serve-guards", "site-lab-1", &orders_toml, "").await;
     let scans = format!("{}/api/v1/scans", ws.base);
-    let body = json!({"data": "=A99992512345701", "step": "receipt"});
+    let body = json!({"entry": "scanner", "scanner": "bench", "data": din_scan("A999925123457", 1), "step": "receipt"});
 
     let response = ws.http.post(&scans).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 401, "no token");
@@ -525,7 +531,7 @@ async fn r11_the_api_refuses_what_it_must_and_records_nothing() {
             "not valid JSON",
         ),
         (
-            br#"{"data": "=A99992512345701", "step": "receipt", "patient": "x"}"#.to_vec(),
+            br#"{"entry": "scanner", "scanner": "bench", "data": "=A99992512345701", "step": "receipt", "patient": "x"}"#.to_vec(),
             "application/json",
             "unknown field `patient`",
         ),
@@ -544,28 +550,98 @@ async fn r11_the_api_refuses_what_it_must_and_records_nothing() {
     }
     for (body, says) in [
         (
-            json!({"data": "=A99992512345701", "step": "receipt", "operator": "x".repeat(65)}),
+            json!({"entry": "scanner", "scanner": "bench", "data": "=A99992512345701", "step": "receipt", "operator": "x".repeat(65)}),
             "field operator",
         ),
         (
-            json!({"data": "=A99992512345701", "step": "receipt", "operator": "nurse\u{1b}[2J"}),
+            json!({"entry": "scanner", "scanner": "bench", "data": "=A99992512345701", "step": "receipt", "operator": "nurse\u{1b}[2J"}),
             "field operator",
         ),
         (
-            json!({"data": "=".repeat(1025), "step": "receipt"}),
-            "field data",
+            json!({"entry": "scanner", "scanner": "bench", "data": "=".repeat(1025), "step": "receipt"}),
+            "longer than a scan",
         ),
         (
-            json!({"data": "=A99992512345701", "step": "receive"}),
+            json!({"entry": "scanner", "scanner": "bench", "data": "=A99992512345701", "step": "receive"}),
             "field step",
+        ),
+        // Issue #17: raw data only from a named scanner; anything else is typed, as printed.
+        (
+            json!({"data": "=A99992512345701", "step": "receipt"}),
+            "raw scanner data needs",
+        ),
+        (
+            json!({"entry": "scanner", "data": "=A99992512345701", "step": "receipt"}),
+            "entry scanner",
+        ),
+        (
+            json!({"din": "A9999 25 123457 X", "step": "receipt"}),
+            "fields din and coi",
+        ),
+        (
+            json!({"entry": "keyboard", "din": "A9999 25 123457", "step": "receipt"}),
+            "field entry",
         ),
     ] {
         let (status, answer) = ws.post("/api/v1/scans", &body).await;
         assert_eq!(status, 400, "{answer}");
         assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
     }
+    // Typed without the boxed check characters, or with a wrong one: refused before anything
+    // is looked up.
+    let din = coi_agent::isbt128::din::Din::parse("A999925123457").unwrap();
+    let coi = coi_agent::isbt128::coi::CoiId::parse("CHA999925000043").unwrap();
+    let (k, z) = (
+        din.check_character().as_char(),
+        coi.check_character().as_char(),
+    );
+    let wrong = if k == 'A' { 'B' } else { 'A' };
+    for (typed_din, typed_coi) in [
+        (
+            "A9999 25 123457".to_owned(),
+            format!("CH A9999 25 000043 {z}"),
+        ),
+        (
+            format!("A9999 25 123457 {wrong}"),
+            format!("CH A9999 25 000043 {z}"),
+        ),
+        (
+            format!("A9999 25 123457 {k}"),
+            "CH A9999 25 000043".to_owned(),
+        ),
+    ] {
+        let (status, answer) = ws
+            .post(
+                "/api/v1/scans",
+                &json!({"din": typed_din, "coi": typed_coi, "step": "receipt"}),
+            )
+            .await;
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(answer["reason"], "bad_check", "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("type the boxed character too"),
+            "{answer}"
+        );
+    }
     let (_, recent) = ws.get("/api/v1/scans").await;
     assert_eq!(recent["scans"], json!([]), "nothing was recorded");
+    // Typed right: the one-bag order's bag, judged like its Data Matrix.
+    let (status, typed) = ws
+        .post(
+            "/api/v1/scans",
+            &json!({"din": format!("a9999-25-123457-{k}"), "coi": format!("CH A9999 25 000043 {z}"), "step": "receipt", "operator": "tech-1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{typed}");
+    assert_eq!(typed["source"], "typed:api");
+    assert_eq!(typed["verdict"], "match", "{typed}");
+    assert_eq!(
+        (typed["bag"].as_u64(), typed["bags"].as_u64()),
+        (Some(1), Some(1))
+    );
 
     // Health needs no token and carries no identifiers.
     for path in ["/livez", "/readyz", "/metrics"] {
@@ -582,7 +658,8 @@ async fn r11_the_api_refuses_what_it_must_and_records_nothing() {
             "{path}: {text}"
         );
     }
-    // The same scan with everything right is recorded (the scheme's case does not matter).
+    // The scanner's data with everything right is recorded (the scheme's case does not matter):
+    // the bag typed above is in already.
     let response = ws
         .http
         .post(&scans)
@@ -593,7 +670,8 @@ async fn r11_the_api_refuses_what_it_must_and_records_nothing() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let scan: Value = response.json().await.unwrap();
-    assert_eq!(scan["verdict"], "match", "{scan}");
+    assert_eq!(scan["reason"], "already_received", "{scan}");
+    assert_eq!(scan["source"], "api:bench");
     // The journal holds patient data: readable by its owner only.
     use std::os::unix::fs::PermissionsExt as _;
     for file in ["journal.sqlite", "api.token"] {
@@ -654,7 +732,7 @@ fn r11_serve_stops_on_sigterm_within_five_seconds() {
         std::thread::sleep(Duration::from_millis(20));
     };
     // A scan in flight as the signal comes.
-    std::io::Write::write_all(&mut scanner, b"=A99992512345701\r").unwrap();
+    std::io::Write::write_all(&mut scanner, b"=+02000=A99992512345701&/CHA999925000043\r").unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
     let killed = std::process::Command::new("kill")

@@ -145,6 +145,7 @@ impl JournalOwner {
         path: &Path,
         site_id: &str,
         workstation: &str,
+        pair_window: std::time::Duration,
     ) -> Result<JournalOwner, JournalError> {
         let journal = Journal::open(path)?;
         let templates = crate::label::builtin().unwrap_or_default();
@@ -155,6 +156,7 @@ impl JournalOwner {
             here: Here {
                 site_id: site_id.to_owned(),
                 workstation: workstation.to_owned(),
+                pair_window,
             },
             templates,
             book: None,
@@ -168,6 +170,19 @@ impl JournalOwner {
             })
             .map_err(|e| JournalError::Owner(format!("its owner thread did not start: {e}")))?;
         Ok(JournalOwner { tx, exited })
+    }
+
+    /// The owner of the journal `config` names, for its site and workstation.
+    ///
+    /// # Errors
+    /// As [`JournalOwner::start`].
+    pub fn for_config(config: &crate::config::Config) -> Result<JournalOwner, JournalError> {
+        JournalOwner::start(
+            &config.journal,
+            &config.site_id,
+            &config.workstation,
+            config.pair_window,
+        )
     }
 
     /// Whether the owner thread still takes commands (false once it ended or panicked).
@@ -360,6 +375,7 @@ impl JournalOwner {
 struct Here {
     site_id: String,
     workstation: String,
+    pair_window: std::time::Duration,
 }
 
 impl Here {
@@ -367,6 +383,7 @@ impl Here {
         Station {
             site_id: &self.site_id,
             workstation: &self.workstation,
+            pair_window: self.pair_window,
         }
     }
 }

@@ -535,7 +535,7 @@ pub fn central_client(config: &Config) -> anyhow::Result<Option<CentralClient>> 
 /// shown and retried.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let journal = JournalOwner::for_config(&config)?;
     let api_token = crate::api::token::load_or_create(&config.api.token_file)?;
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await

@@ -463,8 +463,22 @@ async fn print_label(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScanBody {
-    /// What the scanner would send, without its suffix.
-    data: String,
+    /// `typed` (the default: identifiers a person typed, as printed, with their check
+    /// characters) or `scanner` (raw data a named scanner sent).
+    entry: Option<String>,
+    /// Scanner entry: what the scanner sent, without its suffix.
+    data: Option<String>,
+    /// Scanner entry: which scanner (its reads pair with each other, no one else's).
+    scanner: Option<String>,
+    /// Typed entry: the DIN with its boxed check character.
+    din: Option<String>,
+    /// Typed entry: the COI identifier with its boxed check character.
+    coi: Option<String>,
+    /// Typed entry: the bag chosen from the order's list (not needed for a one-bag order).
+    bag: Option<u8>,
+    /// Typed entry: a sample tube's label.
+    #[serde(default)]
+    sample: bool,
     step: String,
     operator: Option<String>,
     /// Verify step: the print job whose label this is (default: the label waiting for it).
@@ -483,12 +497,71 @@ async fn post_scan(
     if let Err(problem) = check_operator(body.operator.as_deref()) {
         return error(StatusCode::BAD_REQUEST, &problem);
     }
-    if body.data.len() > MAX_SCAN {
+    let short = |field: Option<&String>| field.is_none_or(|v| v.len() <= MAX_SCAN);
+    if ![&body.data, &body.din, &body.coi]
+        .into_iter()
+        .all(|f| short(f.as_ref()))
+    {
         return error(
             StatusCode::BAD_REQUEST,
-            &format!("field data: longer than a scan can be ({MAX_SCAN} bytes)"),
+            &format!("fields data, din, coi: longer than a scan can be ({MAX_SCAN} bytes)"),
         );
     }
+    // Issue #17: raw scanner data only from a named scanner; anything else is typed, and
+    // typed identifiers carry their check characters.
+    let (source, raw) = match body.entry.as_deref().unwrap_or("typed") {
+        "scanner" => {
+            let typed =
+                body.din.is_some() || body.coi.is_some() || body.bag.is_some() || body.sample;
+            let name = body.scanner.as_deref().filter(|name| {
+                !name.is_empty() && name.len() <= 64 && !name.chars().any(char::is_control)
+            });
+            match (body.data, name, typed) {
+                (Some(data), Some(name), false) => (format!("api:{name}"), data.into_bytes()),
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "entry scanner: fields data and scanner (its name, at most 64 characters); no typed fields",
+                    );
+                }
+            }
+        }
+        "typed" => {
+            let (Some(din), Some(coi), None, None) =
+                (&body.din, &body.coi, &body.data, &body.scanner)
+            else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "typed entry: fields din and coi, each as printed with its boxed check character (and bag, from the order's list); raw scanner data needs \"entry\": \"scanner\" and the scanner's name",
+                );
+            };
+            let chosen = match (body.bag, body.sample) {
+                (_, true) => crate::typed::Chosen::Sample,
+                (Some(n), false) => crate::typed::Chosen::Bag(n),
+                (None, false) => crate::typed::Chosen::Unchosen,
+            };
+            match crate::typed::scan_data(din, coi, chosen) {
+                Ok(data) => ("typed:api".to_owned(), data.into_bytes()),
+                Err(problem) => {
+                    return (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        axum::Json(json!({
+                            "error": format!("not checked, nothing recorded: {problem}"),
+                            "verdict": "mismatch",
+                            "reason": problem.code(),
+                        })),
+                    )
+                        .into_response();
+                }
+            }
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "field entry: \"typed\" or \"scanner\"",
+            );
+        }
+    };
     let Some(step) = Step::parse(&body.step) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -513,8 +586,8 @@ async fn post_scan(
     }
     let scan = Scan {
         at: jiff::Timestamp::now(),
-        source: "api".to_owned(),
-        raw: body.data.into_bytes(),
+        source,
+        raw,
         problem: None,
     };
     // Its own task: a client that goes away must not cut a scan between its record and its

@@ -11,7 +11,7 @@ use crate::custody::NewEvent;
 use crate::journal::audit::hex;
 use crate::journal::{Journal, ScanRecord};
 
-use crate::reconcile::{Reason, Verdict};
+use crate::reconcile::{Outcome, Reason, Verdict};
 
 pub(super) fn verify(
     db: &Path,
@@ -95,14 +95,10 @@ pub(super) fn journal_writer(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let mut journal = Journal::open(db)?;
-    let verdict = Verdict {
-        reason: Some(Reason::UnknownCoi),
-        message: "crash test".to_owned(),
-        coi: None,
-        din: None,
-        bag: None,
-        order_id: None,
-    };
+    let verdict = Verdict::bare(
+        Outcome::Mismatch(Reason::UnknownCoi),
+        "crash test".to_owned(),
+    );
     let mut written = 0u64;
     while count.is_none_or(|n| written < n) {
         let at = crate::journal::utc_text(jiff::Timestamp::now());

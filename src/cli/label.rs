@@ -212,7 +212,7 @@ pub(super) fn print(
         );
     };
     let runtime = super::runtime()?;
-    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let journal = JournalOwner::for_config(&config)?;
     let order = LabelOrder {
         coi,
         bag: request.bag,
@@ -265,17 +265,17 @@ pub(super) fn verify(
     config: &Path,
     job_id: &str,
     operator: Option<&str>,
-    scan: &[u8],
+    (scan, entry): (&[u8], &str),
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
-    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let journal = JournalOwner::for_config(&config)?;
     let runtime = super::runtime()?;
     let scan = Scan {
         at: jiff::Timestamp::now(),
-        source: "verify".to_owned(),
+        source: entry.to_owned(),
         raw: scan.to_vec(),
         problem: None,
     };

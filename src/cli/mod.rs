@@ -51,7 +51,8 @@ pub enum Command {
         json: bool,
     },
     /// Check scans against the orders in FILE, as a workstation at SITE doing STEP would: one
-    /// verdict per scan. Exit 0 if every scan matches, 1 otherwise.
+    /// verdict per scan. Exit 0 if every scan matches (a scan of one identifier counting with
+    /// the next, which completes it), 1 otherwise.
     Reconcile {
         /// Orders as {"orders": [...]} (the order record of the central service).
         #[arg(long, value_name = "FILE")]
@@ -72,8 +73,11 @@ pub enum Command {
         /// One JSON object per line per scan instead of text.
         #[arg(long)]
         json: bool,
-        /// Scanned data, as `isbt parse` takes it.
-        #[arg(required = true, value_name = "DATA")]
+        #[command(flatten)]
+        typed: TypedArgs,
+        /// Scanned data, as `isbt parse` takes it; a scan that carries one of the DIN and the
+        /// COI identifier is completed by the next that carries the other.
+        #[arg(required_unless_present = "typed", value_name = "DATA")]
         data: Vec<OsString>,
     },
     /// Receive bags at this site (the collection at the cell lab, the drug back at the
@@ -91,15 +95,19 @@ pub enum Command {
         #[arg(
             long,
             value_name = "URI",
-            conflicts_with = "data",
-            required_unless_present = "data"
+            conflicts_with_all = ["data", "typed"],
+            required_unless_present_any = ["data", "typed"]
         )]
         source: Option<String>,
         /// One JSON object per scan (as `reconcile --json`) instead of text.
         #[arg(long)]
         json: bool,
-        /// Scanned data, as `isbt parse` takes it.
-        #[arg(value_name = "DATA")]
+        #[command(flatten)]
+        typed: TypedArgs,
+        /// Scanned data, as `isbt parse` takes it; a scan that carries one of the DIN and the
+        /// COI identifier is completed by the next that carries the other (within
+        /// [scanning] pair_window_secs).
+        #[arg(value_name = "DATA", conflicts_with = "typed")]
         data: Vec<OsString>,
     },
     /// The order cache: sync it from the configured source, or show one order.
@@ -318,9 +326,16 @@ pub enum LabelCommand {
         /// One JSON object instead of text (as `reconcile --json`).
         #[arg(long)]
         json: bool,
-        /// The scanned data, as `isbt parse` takes it (the label's Data Matrix or a barcode).
-        #[arg(value_name = "DATA")]
-        data: OsString,
+        #[command(flatten)]
+        typed: TypedArgs,
+        /// The scanned data, as `isbt parse` takes it (the label's Data Matrix, or one of its
+        /// barcodes: the DIN's then the COI's, or the reverse, each a scan).
+        #[arg(
+            value_name = "DATA",
+            required_unless_present = "typed",
+            conflicts_with = "typed"
+        )]
+        data: Option<OsString>,
     },
     /// The templates: name, version, size.
     List {
@@ -359,6 +374,60 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FORMAT", default_value = "jsonl", value_parser = ["jsonl", "csv"])]
         format: String,
     },
+}
+
+/// Identifiers typed by a person (issue #17), instead of scanned data.
+#[derive(Debug, clap::Args)]
+pub struct TypedArgs {
+    /// Type the identifiers as printed on the label: the DIN, then the COI identifier, each
+    /// with its boxed check character (e.g. --typed "A9999 25 123456 K" "CH A9999 25 000042 Z").
+    /// Both are needed; the check characters are verified before anything else.
+    #[arg(long, num_args = 2, value_names = ["DIN", "COI"])]
+    typed: Option<Vec<String>>,
+    /// With --typed: the bag, chosen from the order's list (not needed for a one-bag order).
+    #[arg(long, value_name = "N", requires = "typed", conflicts_with = "sample")]
+    bag: Option<u8>,
+    /// With --typed: the label is a sample tube's.
+    #[arg(long, requires = "typed")]
+    sample: bool,
+}
+
+impl TypedArgs {
+    /// The data a scanner would have sent for the typed identifiers, or why they are refused;
+    /// `None` when nothing was typed.
+    fn data(&self) -> Option<Result<OsString, crate::typed::TypedError>> {
+        let typed = self.typed.as_ref()?;
+        let (din, coi) = (typed.first()?, typed.get(1)?);
+        let chosen = match (self.bag, self.sample) {
+            (_, true) => crate::typed::Chosen::Sample,
+            (Some(n), false) => crate::typed::Chosen::Bag(n),
+            (None, false) => crate::typed::Chosen::Unchosen,
+        };
+        Some(crate::typed::scan_data(din, coi, chosen).map(OsString::from))
+    }
+}
+
+/// Says why typed identifiers were refused (nothing was looked up or recorded); exit 1.
+fn refuse_typed(
+    problem: &crate::typed::TypedError,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        let report = serde_json::json!({
+            "verdict": "mismatch",
+            "reason": problem.code(),
+            "message": format!("Not checked, nothing recorded: {problem}."),
+        });
+        writeln!(out, "{report}")?;
+    } else {
+        writeln!(
+            out,
+            "MISMATCH ({}): Not checked, nothing recorded: {problem}.",
+            problem.code()
+        )?;
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// The configuration file unless --config says otherwise.
@@ -640,17 +709,26 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     job,
                     operator,
                     json,
+                    typed,
                     data,
                 },
-        } => label::verify(
-            &config,
-            &job,
-            operator.as_deref(),
-            data.as_encoded_bytes(),
-            json,
-            out,
-            err,
-        ),
+        } => {
+            let (data, entry) = match (typed.data(), data) {
+                (Some(Err(problem)), _) => return refuse_typed(&problem, json, out),
+                (Some(Ok(data)), _) => (data, "typed"),
+                (None, Some(data)) => (data, "verify"),
+                (None, None) => anyhow::bail!("give the scanned DATA or --typed DIN COI"),
+            };
+            label::verify(
+                &config,
+                &job,
+                operator.as_deref(),
+                (data.as_encoded_bytes(), entry),
+                json,
+                out,
+                err,
+            )
+        }
         Command::Label {
             command: LabelCommand::List { templates },
         } => label::list(templates.as_deref(), out, err),
@@ -683,18 +761,27 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             operator,
             source,
             json,
+            typed,
             data,
-        } => receive::run(
-            &receive::Options {
-                config: &config,
-                operator: operator.as_deref(),
-                source: source.as_deref(),
-                json,
-            },
-            &data,
-            out,
-            err,
-        ),
+        } => {
+            let (data, entry) = match typed.data() {
+                Some(Err(problem)) => return refuse_typed(&problem, json, out),
+                Some(Ok(data)) => (vec![data], "typed"),
+                None => (data, "command line"),
+            };
+            receive::run(
+                &receive::Options {
+                    config: &config,
+                    operator: operator.as_deref(),
+                    source: source.as_deref(),
+                    entry,
+                    json,
+                },
+                &data,
+                out,
+                err,
+            )
+        }
         Command::Printer {
             command: PrinterCommand::Status { printer, json },
         } => print::status(&printer, json, out, err),
@@ -722,8 +809,14 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             role,
             at,
             json,
+            typed,
             data,
         } => {
+            let data = match typed.data() {
+                Some(Err(problem)) => return refuse_typed(&problem, json, out),
+                Some(Ok(data)) => vec![data],
+                None => data,
+            };
             let opts = reconcile::Options {
                 orders: &orders,
                 site: &site,

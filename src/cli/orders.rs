@@ -20,7 +20,7 @@ pub(super) fn sync(
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let source = crate::agent::order_source(&config)?;
-    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let journal = JournalOwner::for_config(&config)?;
     let runtime = super::runtime()?;
     let report = runtime.block_on(crate::agent::sync_orders(&journal, &source, full))?;
     for problem in &report.refused {
@@ -264,7 +264,7 @@ pub(super) fn outbox_flush(config_path: &Path, out: &mut dyn Write) -> anyhow::R
             config_path.display()
         )
     })?;
-    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let journal = JournalOwner::for_config(&config)?;
     let runtime = super::runtime()?;
     let (total, status) = runtime.block_on(async {
         journal.make_pending_due().await?;

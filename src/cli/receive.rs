@@ -8,14 +8,17 @@ use std::process::ExitCode;
 
 use crate::agent::JournalOwner;
 use crate::config::Config;
+use crate::reconcile::Outcome;
 use crate::report::ScanReport;
 use crate::scanner::Scan;
-use crate::scanner::source::ScannerSpec;
+use crate::scanner::source::{ScannerSpec, SourceConfig};
 
 pub(super) struct Options<'a> {
     pub config: &'a Path,
     pub operator: Option<&'a str>,
     pub source: Option<&'a str>,
+    /// Where DATA came from: `command line`, or `typed` (identifiers a person typed).
+    pub entry: &'a str,
     pub json: bool,
 }
 
@@ -26,7 +29,7 @@ pub(super) fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(opts.config)?;
-    let journal = JournalOwner::start(&config.journal, &config.site_id, &config.workstation)?;
+    let journal = JournalOwner::for_config(&config)?;
     let operator = opts.operator.map(str::to_owned);
     let spec = match opts.source.map(ScannerSpec::parse) {
         Some(Err(problem)) => {
@@ -36,8 +39,22 @@ pub(super) fn run(
         Some(Ok(spec)) => Some(spec),
         None => None,
     };
+    // What a person types at a terminal is typed entry (issue #17): eye-readable identifiers
+    // with their check characters, never raw scanner data.
+    if spec
+        .as_ref()
+        .is_some_and(|spec| spec.source == SourceConfig::Stdin)
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        writeln!(
+            err,
+            "coi-agent: stdin: is a terminal: a person types the identifiers with --typed DIN COI (each with its boxed check character); stdin: reads a scanner's data piped in"
+        )?;
+        return Ok(ExitCode::FAILURE);
+    }
     let runtime = super::runtime()?;
     let mut all_match = true;
+    let mut pending_half = false;
     let mut receive = async |scan: &Scan| -> anyhow::Result<()> {
         // The verdict is shown only once it is recorded.
         let recorded = journal.receive(scan.clone(), operator.clone()).await?;
@@ -51,7 +68,11 @@ pub(super) fn run(
             super::reconcile::write_verdict(out, &recorded.verdict, false)?;
         }
         out.flush()?;
-        all_match &= recorded.verdict.is_match();
+        // A half is judged with the scan that completes it; only a final verdict counts, and a
+        // half that nothing completed is no match.
+        let half = matches!(recorded.verdict.outcome, Outcome::Incomplete(_));
+        all_match &= half || recorded.verdict.is_match();
+        pending_half = half;
         Ok(())
     };
     let res = runtime.block_on(async {
@@ -60,7 +81,7 @@ pub(super) fn run(
                 for input in data {
                     let scan = Scan {
                         at: jiff::Timestamp::now(),
-                        source: "command line".to_owned(),
+                        source: opts.entry.to_owned(),
                         raw: input.as_encoded_bytes().to_vec(),
                         problem: None,
                     };
@@ -75,7 +96,7 @@ pub(super) fn run(
     runtime.shutdown_background();
     let code = res?;
     Ok(
-        if code == ExitCode::SUCCESS && !all_match && opts.source.is_none() {
+        if code == ExitCode::SUCCESS && (!all_match || pending_half) && opts.source.is_none() {
             ExitCode::FAILURE
         } else {
             code

@@ -7,9 +7,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::isbt128::message;
 use crate::orders::OrderBook;
-use crate::reconcile::{Context, Role, ScanRead, Step, Verdict, reconcile};
+use crate::receiving::judge;
+use crate::reconcile::{Context, Outcome, Role, Step, Verdict};
+use crate::scanner::Scan;
 
 pub(super) struct Options<'a> {
     pub orders: &'a Path,
@@ -58,15 +59,24 @@ pub(super) fn run(
         received: &received,
     };
     let mut all_match = true;
+    // Each scan may complete the one before it, as from one scanner (issue #17).
+    let mut earlier: Option<Vec<u8>> = None;
     for input in inputs {
-        let bytes = input.as_encoded_bytes();
-        let verdict = match message::parse(bytes) {
-            Ok(message) => reconcile(ScanRead::Parsed(&message), &book, &ctx),
-            Err(problem) => reconcile(ScanRead::Invalid(&problem), &book, &ctx),
+        let scan = Scan {
+            at: ctx.now,
+            source: "command line".to_owned(),
+            raw: input.as_encoded_bytes().to_vec(),
+            problem: None,
         };
-        all_match &= verdict.is_match();
+        let verdict = judge(&scan, earlier.as_deref(), &book, &ctx);
+        let half = matches!(verdict.outcome, Outcome::Incomplete(_));
+        // A half is judged with the scan that completes it; only a final verdict counts.
+        all_match &= half || verdict.is_match();
+        earlier = half.then_some(scan.raw);
         write_verdict(out, &verdict, opts.json)?;
     }
+    // A half that nothing completed is no match.
+    all_match &= earlier.is_none();
     Ok(if all_match {
         ExitCode::SUCCESS
     } else {
@@ -88,8 +98,11 @@ pub(super) fn write_verdict(
     if json {
         return writeln!(out, "{}", verdict_json(verdict));
     }
-    match verdict.reason {
-        None => writeln!(out, "{}", verdict.message),
-        Some(reason) => writeln!(out, "MISMATCH ({}): {}", reason.code(), verdict.message),
+    match verdict.outcome {
+        Outcome::Mismatch(reason) => {
+            writeln!(out, "MISMATCH ({}): {}", reason.code(), verdict.message)
+        }
+        Outcome::Incomplete(_) => writeln!(out, "INCOMPLETE: {}", verdict.message),
+        Outcome::Match | Outcome::Sample => writeln!(out, "{}", verdict.message),
     }
 }

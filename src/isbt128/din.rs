@@ -140,6 +140,14 @@ impl std::fmt::Display for Din {
 impl DinFlags {
     /// Flags `00`: not used.
     pub const NOT_USED: DinFlags = DinFlags(*b"00");
+    /// Flags `07` (ST-001 Table 3): a test tube, the flags of every sample tube label
+    /// coi-agent prints (docs/decisions.md).
+    pub const TEST_TUBE: DinFlags = DinFlags(*b"07");
+
+    /// A pilot tube (`06`) or a test tube (`07`): a sample of the collection, never a bag.
+    pub fn is_sample_tube(&self) -> bool {
+        matches!(self.value(), Some(6 | 7))
+    }
 
     /// Parses two flag characters (`0`–`9`, `A`–`H`, `J`–`N`, `P`, `R`–`Y`).
     ///
@@ -262,6 +270,14 @@ impl Donation {
 
     pub fn flags(&self) -> DinFlags {
         self.flags
+    }
+
+    /// A sample tube's label of a DIN: flags `07` (a Type 1 flag, nothing to verify).
+    pub fn sample_tube(din: Din) -> Donation {
+        Donation {
+            din,
+            flags: DinFlags::TEST_TUBE,
+        }
     }
 
     /// A DIN carrying its own check as Type 3 flags.

@@ -97,6 +97,8 @@ pub struct ScanRow {
     pub din: Option<String>,
     pub bag: Option<u8>,
     pub order_id: Option<String>,
+    /// The order's number of bags, when an order was identified.
+    pub bags: Option<u8>,
 }
 
 /// A bag already received at the site: the scan must be judged again (it is a duplicate).
@@ -203,7 +205,49 @@ const MIGRATIONS: &[&str] = &[
     // 5: an order whose latest update was refused is held (issue #13): why, until a valid
     // version replaces it.
     "ALTER TABLE orders ADD COLUMN held TEXT;",
+    // 6: sample tube labels are not bag labels (issue #20): a job says which it is (jobs
+    // printed from the sample-tube template before are samples); a scan may be a sample or
+    // an incomplete half (issue #17; the verdict check is widened by `widen_scan_verdicts`),
+    // and the latest scan of a source is one indexed lookup.
+    "ALTER TABLE print_jobs ADD COLUMN label_kind TEXT NOT NULL DEFAULT 'bag' CHECK (label_kind IN ('bag', 'sample'));
+     UPDATE print_jobs SET label_kind = 'sample' WHERE template = 'sample-tube';
+     CREATE INDEX scans_by_source ON scans (source, site_id, step, id);
+     ALTER TABLE scans ADD COLUMN bags INTEGER;",
 ];
+
+/// The migration after which the scans' verdict check is widened.
+const WIDEN_SCAN_VERDICTS: usize = 6;
+
+/// The scans' verdict check as created by migration 1, and as it is from migration 6 on.
+const VERDICTS_V1: &str = "CHECK (verdict IN ('match', 'mismatch'))";
+const VERDICTS_V6: &str = "CHECK (verdict IN ('match', 'mismatch', 'sample', 'incomplete'))";
+
+/// Widens the scans' verdict check in place, by SQLite's documented procedure for a change
+/// that leaves every stored row valid (<https://sqlite.org/lang_altertable.html>, "making other
+/// kinds of table schema changes"): rewrite the table's SQL and bump the schema version. A
+/// table rebuild would have to drop `scans`, which `print_jobs` references.
+fn widen_scan_verdicts(tx: &rusqlite::Transaction<'_>) -> Result<(), JournalError> {
+    let version: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0))?;
+    tx.pragma_update(None, "writable_schema", true)?;
+    let changed = tx.execute(
+        "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE type = 'table' AND name = 'scans'",
+        params![VERDICTS_V1, VERDICTS_V6],
+    )?;
+    tx.pragma_update(None, "schema_version", version + 1)?;
+    tx.pragma_update(None, "writable_schema", false)?;
+    let sql: String = tx.query_row(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'scans'",
+        [],
+        |row| row.get(0),
+    )?;
+    if changed != 1 || !sql.contains(VERDICTS_V6) {
+        return Err(JournalError::Owner(
+            "migration 6: the scans table's verdict check is not the one this journal was created with"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
 
 impl Journal {
     /// Opens (creating if needed) and migrates the journal at `path`.
@@ -280,6 +324,9 @@ impl Journal {
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.write()?;
             tx.execute_batch(sql)?;
+            if index + 1 == WIDEN_SCAN_VERDICTS {
+                widen_scan_verdicts(&tx)?;
+            }
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
             tx.commit()?;
         }
@@ -300,6 +347,35 @@ impl Journal {
         let id = insert_scan(&tx, scan, events)?;
         tx.commit()?;
         Ok(id)
+    }
+
+    /// The raw bytes of the scan that an identifier read from `source` at `site_id` for `step`
+    /// may complete: the source's latest scan, when its verdict was `incomplete` and it was
+    /// read at or after `since` (from [`utc_text`]). Any later scan from the source, whatever
+    /// its verdict, ends that half's chance.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn pending_half(
+        &self,
+        source: &str,
+        site_id: &str,
+        step: &str,
+        since: &str,
+    ) -> Result<Option<Vec<u8>>, JournalError> {
+        let latest: Option<(String, String, Vec<u8>)> =
+            rusqlite::OptionalExtension::optional(
+                self.conn
+                    .prepare_cached(
+                        "SELECT verdict, at, raw FROM scans WHERE source = ?1 AND site_id = ?2 AND step = ?3 ORDER BY id DESC LIMIT 1",
+                    )?
+                    .query_row(params![source, site_id, step], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    }),
+            )?;
+        Ok(latest
+            .filter(|(verdict, at, _)| verdict == "incomplete" && at.as_str() >= since)
+            .map(|(_, _, raw)| raw))
     }
 
     /// Records a receipt scan like [`Journal::record_scan`], unless it is a match for bag
@@ -403,7 +479,7 @@ impl Journal {
     /// SQLite failed.
     pub fn recent_scans(&self, limit: usize) -> Result<Vec<ScanRow>, JournalError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, at, step, source, verdict, reason, message, coi, din, bag, order_id FROM scans ORDER BY id DESC LIMIT ?1",
+            "SELECT id, at, step, source, verdict, reason, message, coi, din, bag, order_id, bags FROM scans ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], |row| {
             Ok(ScanRow {
@@ -418,6 +494,7 @@ impl Journal {
                 din: row.get(8)?,
                 bag: row.get(9)?,
                 order_id: row.get(10)?,
+                bags: row.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -669,14 +746,10 @@ fn insert_scan(
     events: &[NewEvent],
 ) -> Result<i64, JournalError> {
     let verdict = scan.verdict;
-    let outcome = if verdict.is_match() {
-        "match"
-    } else {
-        "mismatch"
-    };
+    let outcome = verdict.outcome.as_str();
     tx.prepare_cached(
-        "INSERT INTO scans (at, source, raw, parse_error, verdict, reason, message, coi, din, bag, order_id, site_id, step, operator)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        "INSERT INTO scans (at, source, raw, parse_error, verdict, reason, message, coi, din, bag, order_id, site_id, step, operator, bags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
             scan.at,
@@ -684,7 +757,7 @@ fn insert_scan(
             scan.raw,
             scan.parse_error,
             outcome,
-            verdict.reason.map(|r| r.code()),
+            verdict.reason().map(|r| r.code()),
             verdict.message,
             verdict.coi.map(|c| c.as_str().to_owned()),
             verdict.din.map(|d| d.as_str().to_owned()),
@@ -693,13 +766,14 @@ fn insert_scan(
             scan.site_id,
             scan.step,
             scan.operator,
+            verdict.bags,
         ])?;
     let id = tx.last_insert_rowid();
     let details = serde_json::json!({
         "scan_id": id,
         "source": scan.source,
         "verdict": outcome,
-        "reason": verdict.reason.map(|r| r.code()),
+        "reason": verdict.reason().map(|r| r.code()),
         "din": verdict.din.map(|d| d.as_str().to_owned()),
         "bag": verdict.bag,
         "site_id": scan.site_id,

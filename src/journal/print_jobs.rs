@@ -6,6 +6,7 @@ use rusqlite::params;
 
 use super::{Journal, JournalError, ScanRecord, audit, insert_event, insert_scan};
 use crate::custody::NewEvent;
+use crate::reconcile::Outcome;
 
 /// A print job as first recorded.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct PrintJobRecord<'a> {
     pub reprint: bool,
     /// The collection time the label carries (RFC 3339, UTC, to the minute).
     pub collected_at: Option<&'a str>,
+    /// `bag` (a bag's label: one per bag) or `sample` (a sample tube's: any number).
+    pub label_kind: &'a str,
 }
 
 /// A recorded job, as the verify step needs it.
@@ -33,6 +36,8 @@ pub struct PrintJobRecord<'a> {
 pub struct PrintJobSummary {
     pub coi: Option<String>,
     pub bag: Option<u8>,
+    /// `bag` or `sample`.
+    pub label_kind: String,
     pub state: String,
     pub reprint: bool,
     /// `verified` or `flagged` once its label was scanned.
@@ -64,9 +69,9 @@ fn insert_job(
     job: &PrintJobRecord<'_>,
 ) -> Result<(), JournalError> {
     tx.execute(
-        "INSERT INTO print_jobs (job_id, coi, bag, template, template_version, printer, zpl_sha256, operator, created_at, state, reprint, collected_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![job.job_id, job.coi, job.bag, job.template, job.template_version, job.printer, job.zpl_sha256, job.operator, job.at, job.state, job.reprint, job.collected_at],
+        "INSERT INTO print_jobs (job_id, coi, bag, template, template_version, printer, zpl_sha256, operator, created_at, state, reprint, collected_at, label_kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![job.job_id, job.coi, job.bag, job.template, job.template_version, job.printer, job.zpl_sha256, job.operator, job.at, job.state, job.reprint, job.collected_at, job.label_kind],
     )?;
     tx.execute(
         "INSERT INTO print_job_states (job_id, state, at) VALUES (?1, ?2, ?3)",
@@ -75,7 +80,7 @@ fn insert_job(
     let details = serde_json::json!({
         "job_id": job.job_id, "bag": job.bag, "template": job.template, "template_version": job.template_version,
         "printer": job.printer, "zpl_sha256": job.zpl_sha256, "operator": job.operator, "state": job.state,
-        "reprint": job.reprint, "collected_at": job.collected_at,
+        "reprint": job.reprint, "collected_at": job.collected_at, "label_kind": job.label_kind,
     });
     audit::append(
         tx,
@@ -109,7 +114,9 @@ impl Journal {
     /// Records a bag label's job, unless the bag may already carry a label (and this is not a
     /// reprint), a reprint has nothing to reprint, or the collection's labels carry another
     /// collection time. The check and the record are one write transaction, so two workstations
-    /// or processes printing the same bag at once cannot both pass it.
+    /// or processes printing the same bag at once cannot both pass it. A sample tube's label
+    /// (`label_kind` `sample`) is checked for the collection time only: a bag has any number
+    /// of sample tubes, and they never count as its label.
     ///
     /// # Errors
     /// SQLite failed; nothing was recorded.
@@ -120,17 +127,20 @@ impl Journal {
         job: &PrintJobRecord<'_>,
     ) -> Result<Result<(), BagLabelConflict>, JournalError> {
         let tx = self.write()?;
-        let latest: Option<(String, String)> = rusqlite::OptionalExtension::optional(tx.query_row(
-            "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND state <> 'failed' ORDER BY id DESC LIMIT 1",
-            params![coi, bag],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        ))?;
-        match (latest, job.reprint) {
-            (Some((job_id, state)), false) => {
-                return Ok(Err(BagLabelConflict::AlreadyLabelled { job_id, state }));
+        if job.label_kind == "bag" {
+            let latest: Option<(String, String)> =
+                rusqlite::OptionalExtension::optional(tx.query_row(
+                    "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND label_kind = 'bag' AND state <> 'failed' ORDER BY id DESC LIMIT 1",
+                    params![coi, bag],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                ))?;
+            match (latest, job.reprint) {
+                (Some((job_id, state)), false) => {
+                    return Ok(Err(BagLabelConflict::AlreadyLabelled { job_id, state }));
+                }
+                (None, true) => return Ok(Err(BagLabelConflict::NothingToReprint)),
+                _ => {}
             }
-            (None, true) => return Ok(Err(BagLabelConflict::NothingToReprint)),
-            _ => {}
         }
         if let Some(recorded) = collection_time(&tx, coi)? {
             if job.collected_at != Some(recorded.as_str()) {
@@ -207,25 +217,39 @@ impl Journal {
         bag: u8,
     ) -> Result<Vec<(String, String)>, JournalError> {
         let mut stmt = self.conn.prepare(
-            "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND state <> 'failed' ORDER BY id",
+            "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND label_kind = 'bag' AND state <> 'failed' ORDER BY id",
         )?;
         let jobs = stmt.query_map(params![coi, bag], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(jobs.collect::<Result<_, _>>()?)
     }
 
-    /// The labels of `coi` waiting for the verify step: for each bag, its latest job that may
-    /// have put a label on paper, when it has not been verified or flagged yet, newest first,
-    /// as (job id, bag).
+    /// The bag labels of `coi` waiting for the verify step: for each bag, its latest job that
+    /// may have put a label on paper, when it has not been verified or flagged yet, newest
+    /// first, as (job id, bag).
     ///
     /// # Errors
     /// SQLite failed.
     pub fn unverified_jobs(&self, coi: &str) -> Result<Vec<(String, u8)>, JournalError> {
         let mut stmt = self.conn.prepare(
-            "SELECT job_id, bag FROM print_jobs p WHERE coi = ?1 AND state <> 'failed' AND verification IS NULL
-               AND id = (SELECT MAX(id) FROM print_jobs WHERE coi = p.coi AND bag = p.bag AND state <> 'failed')
+            "SELECT job_id, bag FROM print_jobs p WHERE coi = ?1 AND label_kind = 'bag' AND state <> 'failed' AND verification IS NULL
+               AND id = (SELECT MAX(id) FROM print_jobs WHERE coi = p.coi AND bag = p.bag AND label_kind = 'bag' AND state <> 'failed')
              ORDER BY id DESC",
         )?;
         let jobs = stmt.query_map([coi], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(jobs.collect::<Result<_, _>>()?)
+    }
+
+    /// The sample tube labels of `coi` waiting for the verify step, newest first: every job
+    /// that may have put one on paper and was not verified or flagged yet.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn unverified_sample_jobs(&self, coi: &str) -> Result<Vec<String>, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT job_id FROM print_jobs WHERE coi = ?1 AND label_kind = 'sample' AND state <> 'failed' AND verification IS NULL
+             ORDER BY id DESC",
+        )?;
+        let jobs = stmt.query_map([coi], |row| row.get(0))?;
         Ok(jobs.collect::<Result<_, _>>()?)
     }
 
@@ -235,7 +259,7 @@ impl Journal {
     /// SQLite failed.
     pub fn print_job(&self, job_id: &str) -> Result<Option<PrintJobSummary>, JournalError> {
         Ok(rusqlite::OptionalExtension::optional(self.conn.query_row(
-            "SELECT coi, bag, state, reprint, verification FROM print_jobs WHERE job_id = ?1",
+            "SELECT coi, bag, state, reprint, verification, label_kind FROM print_jobs WHERE job_id = ?1",
             [job_id],
             |row| {
                 Ok(PrintJobSummary {
@@ -244,6 +268,7 @@ impl Journal {
                     state: row.get(2)?,
                     reprint: row.get(3)?,
                     verification: row.get(4)?,
+                    label_kind: row.get(5)?,
                 })
             },
         ))?)
@@ -271,7 +296,8 @@ impl Journal {
             |row| row.get(0),
         )?;
         let id = insert_scan(&tx, scan, events)?;
-        let outcome = if scan.verdict.is_match() {
+        // A sample tube's label is verified by a `sample` verdict; a bag's by a match.
+        let outcome = if matches!(scan.verdict.outcome, Outcome::Match | Outcome::Sample) {
             "verified"
         } else {
             "flagged"

@@ -118,6 +118,16 @@ impl<'a> LabelData<'a> {
         })
     }
 
+    /// The same label's values on a sample tube drawn from this bag: the DIN carries flags
+    /// `07` (ST-001 Table 3, a test tube) instead of the container's, so no reader takes the
+    /// tube for the bag; the text still says which bag it came from.
+    pub fn sample_tube(&self) -> LabelData<'a> {
+        LabelData {
+            donation: Donation::sample_tube(self.donation.din()),
+            ..self.clone()
+        }
+    }
+
     /// The text of placeholder `key`: `None` when the order has no such value (no expiry).
     /// Keys are checked against [`KEYS`] when a template is parsed.
     pub fn text(&self, key: &str) -> Option<String> {

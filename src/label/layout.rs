@@ -6,7 +6,9 @@
 use super::code128::{self, Plan};
 use super::data::LabelData;
 use super::font::{self, Rotation};
-use super::template::{Align, Element, LINE_PITCH, MIN_TEXT_PT, Piece, Symbol, Template, pieces};
+use super::template::{
+    Align, Element, LINE_PITCH, LabelKind, MIN_TEXT_PT, Piece, Symbol, Template, pieces,
+};
 use super::zpl;
 
 /// The X dimension a label aims for, mm: Code 128 modules are exactly this rounded to whole dots,
@@ -165,6 +167,15 @@ impl Layout {
     /// A value that does not fit its element, a symbol that does not fit, a value with characters
     /// the printer or the preview cannot draw, or an absent value on a required element.
     pub fn new(template: &Template, data: &LabelData<'_>, dpi: u32) -> Result<Layout, LayoutError> {
+        // A sample tube's label carries the sample flags, never the bag's (issue #20).
+        let sample;
+        let data = match template.label_kind {
+            LabelKind::Bag => data,
+            LabelKind::Sample => {
+                sample = data.sample_tube();
+                &sample
+            }
+        };
         let mut layout = Layout {
             template: template.name.clone(),
             version: template.version,

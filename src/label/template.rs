@@ -16,10 +16,31 @@ pub struct Template {
     pub name: String,
     pub version: u32,
     pub description: String,
+    /// What the label goes on: `bag` (one label per bag, DIN flags naming the container) or
+    /// `sample` (a sample tube: flags `07`, any number per bag, never taken for the bag).
+    pub label_kind: LabelKind,
     pub width_mm: f64,
     pub height_mm: f64,
     #[serde(rename = "element")]
     pub elements: Vec<Element>,
+}
+
+/// What a label is affixed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelKind {
+    Bag,
+    Sample,
+}
+
+impl LabelKind {
+    /// As templates and the journal spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelKind::Bag => "bag",
+            LabelKind::Sample => "sample",
+        }
+    }
 }
 
 /// Millimetres from the label's top-left corner: `[x, y]`.
@@ -174,6 +195,45 @@ impl Template {
                 .check(self.width_mm, self.height_mm)
                 .map_err(|problem| format!("element {} ({}): {problem}", i + 1, element.kind()))?;
         }
+        self.check_identifiers()
+    }
+
+    /// Two identifiers that must agree (issue #17): a label whose barcodes carry the DIN also
+    /// carries the COI identifier in a barcode (its own, or the Data Matrix with the DIN), so a
+    /// scan can be completed; and it shows both eye-readable, each with its boxed check
+    /// character, so a person can type them.
+    fn check_identifiers(&self) -> Result<(), String> {
+        let symbols: Vec<Symbol> = self
+            .elements
+            .iter()
+            .filter_map(|e| match e {
+                Element::Code128 { symbol, .. } | Element::DataMatrix { symbol, .. } => {
+                    Some(*symbol)
+                }
+                _ => None,
+            })
+            .collect();
+        let carries = |wanted: &[Symbol]| symbols.iter().any(|s| wanted.contains(s));
+        let din = carries(&[Symbol::Din, Symbol::Compound, Symbol::Identity]);
+        let coi = carries(&[Symbol::Coi, Symbol::Compound, Symbol::Identity]);
+        if din && !coi {
+            return Err(
+                "a label with the DIN in a barcode carries the COI identifier in a barcode too (coi, compound or identity): a match needs both"
+                    .to_owned(),
+            );
+        }
+        let shown = |of: Identifier| {
+            self.elements
+                .iter()
+                .any(|e| matches!(e, Element::Identifier { of: o, .. } if *o == of))
+        };
+        for (of, name) in [(Identifier::Din, "din"), (Identifier::Coi, "coi")] {
+            if din && !shown(of) {
+                return Err(format!(
+                    "a label with the DIN in a barcode shows the {name} eye-readable with its boxed check character (an identifier element of {name}), for typed entry"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -316,6 +376,7 @@ mod tests {
         name = "t"
         version = 1
         description = "test"
+        label_kind = "bag"
         width_mm = 50
         height_mm = 25
         [[element]]
@@ -338,6 +399,43 @@ mod tests {
                 Piece::Literal(" OF "),
                 Piece::Key("bags")
             ]
+        );
+    }
+
+    /// Issue #17: a DIN barcode needs the COI identifier in a barcode and both eye-readable.
+    #[test]
+    fn a_din_barcode_needs_the_coi_and_both_eye_readable() {
+        let din_bar = "\n[[element]]\nkind = \"code128\"\nsymbol = \"din\"\nat = [1, 6]\nwidth = 45\nheight = 6\n";
+        let coi_bar = "\n[[element]]\nkind = \"code128\"\nsymbol = \"coi\"\nat = [1, 13]\nwidth = 45\nheight = 6\n";
+        let shown = |of: &str, y: u32| {
+            format!(
+                "\n[[element]]\nkind = \"identifier\"\nof = \"{of}\"\nat = [1, {y}]\nsize = 6\nwidth = 45\n"
+            )
+        };
+        let parse = |extra: &str| Template::parse("t.toml", &format!("{MINIMAL}{extra}"));
+        let problem = |extra: &str| parse(extra).unwrap_err().problem;
+        assert!(problem(din_bar).contains("carries the COI identifier in a barcode too"));
+        assert!(problem(&format!("{din_bar}{coi_bar}")).contains("shows the din eye-readable"));
+        assert!(
+            problem(&format!("{din_bar}{coi_bar}{}", shown("din", 20)))
+                .contains("shows the coi eye-readable")
+        );
+        assert!(
+            parse(&format!(
+                "{din_bar}{coi_bar}{}{}",
+                shown("din", 20),
+                shown("coi", 22)
+            ))
+            .is_ok()
+        );
+        // A label with no DIN barcode needs neither (a text-only label).
+        assert!(parse("").is_ok());
+        let no_kind = MINIMAL.replace("label_kind = \"bag\"\n", "");
+        assert!(
+            Template::parse("t.toml", &no_kind)
+                .unwrap_err()
+                .problem
+                .contains("missing field `label_kind`")
         );
     }
 
