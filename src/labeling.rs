@@ -415,7 +415,7 @@ pub fn verify_label(
     station: Station<'_>,
     operator: Option<&str>,
 ) -> Result<Verified, VerifyError> {
-    let earlier = earlier_half(journal, scan, station, Step::Verify)?;
+    let earlier = earlier_half(journal, scan, station, Step::Verify, operator)?;
     verify_job(
         journal,
         book,
@@ -564,7 +564,7 @@ pub fn verify_scan(
     station: Station<'_>,
     operator: Option<&str>,
 ) -> Result<Verified, VerifyError> {
-    let earlier = earlier_half(journal, scan, station, Step::Verify)?;
+    let earlier = earlier_half(journal, scan, station, Step::Verify, operator)?;
     let received = std::collections::HashSet::new();
     let ctx = Context {
         site_id: station.site_id,

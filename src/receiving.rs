@@ -13,7 +13,7 @@ use crate::custody::{EventKind, NewEvent, Station, custody_event};
 use crate::isbt128::coi::CoiId;
 use crate::journal::{Journal, JournalError, ScanRecord};
 use crate::orders::OrderBook;
-use crate::reconcile::{Context, Outcome, ScanRead, Step, Verdict, completes, reconcile};
+use crate::reconcile::{Context, Outcome, ScanRead, Step, Verdict, reconcile};
 use crate::scanner::{Scan, ScanError};
 
 /// A scan as recorded, with its verdict: what a screen, the API and the CLI show.
@@ -40,9 +40,9 @@ impl RecordedScan {
     }
 }
 
-/// The raw bytes of the earlier half that `scan` may complete (docs/decisions.md, "Two
-/// identifiers"): the latest scan from the same source at this site for `step`, when it was
-/// `incomplete` and read within the station's pairing window.
+/// The raw bytes of the earlier half that `scan` is judged with (docs/decisions.md, "Two
+/// identifiers"): the latest scan from the same source by the same operator at this site for
+/// `step`, when it was `incomplete` and read within the station's pairing window before it.
 ///
 /// # Errors
 /// The journal failed.
@@ -51,6 +51,7 @@ pub fn earlier_half(
     scan: &Scan,
     station: Station<'_>,
     step: Step,
+    operator: Option<&str>,
 ) -> Result<Option<Vec<u8>>, JournalError> {
     let window = jiff::SignedDuration::try_from(station.pair_window).unwrap_or_default();
     let since = scan.at.checked_sub(window).unwrap_or(scan.at);
@@ -58,23 +59,24 @@ pub fn earlier_half(
         &scan.source,
         station.site_id,
         step.as_str(),
-        &crate::journal::utc_text(since),
+        operator,
+        (
+            &crate::journal::utc_text(since),
+            &crate::journal::utc_text(scan.at),
+        ),
     )
 }
 
-/// Judges `scan`, completed by `earlier` (an incomplete half's raw bytes) when the two carry
-/// one identifier each.
+/// Judges `scan` together with `earlier` (an incomplete half's raw bytes, when one waits): the
+/// two complete each other when they carry one identifier each; any identifier of one that
+/// disagrees with the other's is a conflict (a half is never silently dropped); a scan that
+/// repeats the half is still half.
 pub fn judge(scan: &Scan, earlier: Option<&[u8]>, book: &OrderBook, ctx: &Context<'_>) -> Verdict {
     match scan.parse() {
-        Ok(message) => {
-            let first = earlier.and_then(|raw| crate::isbt128::message::parse(raw).ok());
-            match first {
-                Some(first) if completes(&first, &message) => {
-                    reconcile(ScanRead::Paired(&first, &message), book, ctx)
-                }
-                _ => reconcile(ScanRead::Parsed(&message), book, ctx),
-            }
-        }
+        Ok(message) => match earlier.and_then(|raw| crate::isbt128::message::parse(raw).ok()) {
+            Some(first) => reconcile(ScanRead::Paired(&first, &message), book, ctx),
+            None => reconcile(ScanRead::Parsed(&message), book, ctx),
+        },
         Err(ScanError::Isbt128(problem)) => reconcile(ScanRead::Invalid(&problem), book, ctx),
         Err(ScanError::Frame(_)) => reconcile(ScanRead::Unreadable, book, ctx),
     }
@@ -96,7 +98,7 @@ pub fn receive(
     operator: Option<&str>,
 ) -> Result<RecordedScan, JournalError> {
     let parse_error = scan.parse().err().map(|e| e.to_string());
-    let earlier = earlier_half(journal, scan, station, Step::Receipt)?;
+    let earlier = earlier_half(journal, scan, station, Step::Receipt, operator)?;
     let mut received = HashSet::new();
     let judge = |received: &HashSet<(CoiId, u8)>| {
         let ctx = Context {

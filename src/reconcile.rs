@@ -88,8 +88,8 @@ pub struct Expected {
 #[derive(Debug, Clone, Copy)]
 pub enum ScanRead<'m, 'a> {
     Parsed(&'m Message<'a>),
-    /// Two reads judged as one (docs/decisions.md, "Two identifiers"): the earlier half, then
-    /// this scan; each carries one of the DIN and the COI identifier.
+    /// Two reads judged as one (docs/decisions.md, "Two identifiers"): the earlier half (one
+    /// identifier), then this scan; every identifier of either must agree with the other's.
     Paired(&'m Message<'a>, &'m Message<'a>),
     /// The read itself is incomplete or garbled (cut short, oversize, no suffix).
     Unreadable,
@@ -286,28 +286,6 @@ pub fn reconcile(read: ScanRead<'_, '_>, book: &OrderBook, ctx: &Context<'_>) ->
     verdict
 }
 
-/// Whether `scan`, read after `earlier` (a scan whose verdict was `incomplete`), completes it:
-/// each carries exactly one of the DIN and the COI identifier, and not the same one. A scan
-/// that carries both, or the same kind again, stands alone (and replaces the earlier half).
-pub fn completes(earlier: &Message<'_>, scan: &Message<'_>) -> bool {
-    let kinds = |message: &Message<'_>| {
-        let mut din = false;
-        let mut coi = false;
-        for structure in message.data_structures() {
-            match structure.value {
-                Value::Donation(_) => din = true,
-                Value::Coi(_) => coi = true,
-                _ => {}
-            }
-        }
-        (din, coi)
-    };
-    matches!(
-        (kinds(earlier), kinds(scan)),
-        ((true, false), (false, true)) | ((false, true), (true, false))
-    )
-}
-
 /// Why a scan is refused, the message, and the bag number the scan said when it is not one of
 /// the order's (so the verdict still reports what was scanned).
 type Refusal = (Reason, String, Option<u8>);
@@ -362,6 +340,18 @@ fn check(
         }
     };
     let ids = identifiers(messages)?;
+    // With a job expected (verify), half a read that already names another order, DIN or bag
+    // is no half: the label is not the job's.
+    if let (Some(expected), true) = (ctx.expected, ids.din.is_none() != ids.coi.is_none()) {
+        if let Some(what) = contradicts(&ids, &expected) {
+            return Err(refuse(
+                Reason::NotExpected,
+                &format!(
+                    "This label's {what} is not the one of the label just printed. Do not use this label; call your supervisor."
+                ),
+            ));
+        }
+    }
     v.coi = ids.coi;
     v.din = ids.din.map(|(din, _)| din);
     if ids.din.is_none() && ids.coi.is_none() {
@@ -505,13 +495,39 @@ fn refuse_with_bag(bag: u8, reason: Reason, message: &str) -> Refusal {
     (reason, message.to_owned(), Some(bag))
 }
 
+/// What of one identifier contradicts the expected label, if anything: its COI identifier, its
+/// DIN, or the bag (or sample) its flags name.
+fn contradicts(ids: &Identifiers, expected: &Expected) -> Option<&'static str> {
+    if ids.coi.is_some_and(|coi| coi != expected.coi) {
+        return Some("COI identifier");
+    }
+    let (din, flags) = ids.din?;
+    if expected.din.is_some_and(|d| d != din) {
+        return Some("DIN");
+    }
+    if flags.kind() != FlagKind::Iccbba {
+        return None;
+    }
+    let bag_differs = match (flags.container_number(), expected.bag) {
+        (Some(n), Some(bag)) => n != bag,
+        (Some(_), None) => expected.sample,
+        // Not a container: right only for a sample tube's label expected as one.
+        (None, _) => !(flags.is_sample_tube() && expected.sample),
+    };
+    bag_differs.then_some("bag number")
+}
+
 /// Collects the identifiers; two different values of one kind in one scan (or in the two halves
 /// of a pair) are a conflict.
 fn identifiers(messages: &[&Message<'_>]) -> Result<Identifiers, Refusal> {
     let conflict = || {
         refuse(
             Reason::ConflictingIdentifiers,
-            "This scan carries identifiers that disagree with each other. Do not use this bag; call your supervisor.",
+            if messages.len() > 1 {
+                "This scan and the one before it from this scanner carry identifiers that disagree. Do not use this bag; call your supervisor."
+            } else {
+                "This scan carries identifiers that disagree with each other. Do not use this bag; call your supervisor."
+            },
         )
     };
     let mut ids = Identifiers::default();

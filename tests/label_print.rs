@@ -200,7 +200,7 @@ fn a_bag_label_is_printed_recorded_and_reported_once() {
             None,
             Some(hex),
             Some("apheresis-bag".into()),
-            Some("1".into()),
+            Some("2".into()),
             Some("nurse-7".into())
         ]]
     );
@@ -230,7 +230,7 @@ fn a_bag_label_is_printed_recorded_and_reported_once() {
     assert_eq!(event["operator"], "nurse-7");
     assert_eq!(event["local_zone"], "America/New_York");
     assert_eq!(event["details"]["job_id"], job_id);
-    assert_eq!(event["details"]["template_version"], 1);
+    assert_eq!(event["details"]["template_version"], 2);
     // No patient data in the event, the audit trail or anything the command said.
     let audit: Vec<String> = station
         .journal()
@@ -475,17 +475,18 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
     assert_eq!(event["details"]["job_id"], job.as_str());
     assert_eq!(event["operator"], "nurse-7");
 
-    // Issue #17: bag 2's DIN alone is half a read: incomplete, nothing flagged, nothing sent.
+    // Issue #17: the job's COI barcode alone is half a read: incomplete, nothing flagged,
+    // nothing sent.
     let sent = station.events().len();
-    let output = verify(&job, "=A99992512345602", true);
+    let output = verify(&job, "&/CHA999925000042", true);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(json(&output)["verdict"], "incomplete");
-    assert_eq!(json(&output)["needs"], "coi");
+    assert_eq!(json(&output)["needs"], "din");
     assert_eq!(job_row(&job).verification.as_deref(), Some("verified"));
     assert_eq!(station.events().len(), sent, "half a read sends nothing");
-    // The COI completes it: bag 2's label for bag 1's job, a mismatch, the job flagged,
-    // scan_mismatch sent.
-    let output = verify(&job, "&/CHA999925000042", true);
+    // Bag 2's DIN next: half a read that already contradicts the job (another bag) is a
+    // mismatch at once, and so would the pair be: the job flagged, scan_mismatch sent.
+    let output = verify(&job, "=A99992512345602", true);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(json(&output)["reason"], "not_expected", "{}", json(&output));
     assert_eq!(job_row(&job).verification.as_deref(), Some("flagged"));

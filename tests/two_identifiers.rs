@@ -285,8 +285,12 @@ impl Dock {
             .collect()
     }
 
-    /// Scans `data` from `source`, `secs` seconds after noon.
+    /// Scans `data` from `source`, `secs` seconds after noon, by tech-1.
     fn scan(&mut self, source: &str, secs: i64, data: &str) -> RecordedScan {
+        self.scan_by("tech-1", source, secs, data)
+    }
+
+    fn scan_by(&mut self, operator: &str, source: &str, secs: i64, data: &str) -> RecordedScan {
         let station = Station {
             site_id: LAB,
             workstation: "dock-1",
@@ -302,7 +306,7 @@ impl Dock {
             &self.book,
             &scan,
             station,
-            Some("tech-1"),
+            Some(operator),
         )
         .unwrap()
     }
@@ -363,14 +367,37 @@ fn r17_two_reads_pair_within_the_window_from_one_source_with_nothing_between() {
         "{}",
         crossed.verdict.message
     );
-    // Two halves of one kind: the second replaces the first.
+    // A half is never dropped silently: another DIN after it, or a Data Matrix of another
+    // order, disagrees with it; the same DIN again is still half, and the COI completes it.
     let (din36, coi36) = (format!("={}00", din(36)), format!("&/{}", coi(36)));
-    assert_eq!(
-        outcome(&dock.scan("again", 500, &format!("={}00", din(42)))),
-        "incomplete"
-    );
-    assert_eq!(outcome(&dock.scan("again", 501, &din36)), "incomplete");
-    assert_eq!(outcome(&dock.scan("again", 502, &coi36)), "match");
+    let din42 = format!("={}00", din(42));
+    assert_eq!(outcome(&dock.scan("again", 500, &din42)), "incomplete");
+    let replaced = dock.scan("again", 501, &din36);
+    assert_eq!(outcome(&replaced), "conflicting_identifiers");
+    assert!(replaced.verdict.message.contains("the one before it"));
+    assert_eq!(outcome(&dock.scan("again", 502, &din36)), "incomplete");
+    assert_eq!(outcome(&dock.scan("again", 503, &din36)), "incomplete");
+    assert_eq!(outcome(&dock.scan("again", 504, &coi36)), "match");
+    let matrix = |n: u32| format!("=+02000={}00&/{}", din(n), coi(n));
+    let din48 = format!("={}00", din(48));
+    assert_eq!(outcome(&dock.scan("dm", 600, &din48)), "incomplete");
+    let other = dock.scan("dm", 601, &matrix(54));
+    assert_eq!(outcome(&other), "conflicting_identifiers");
+    let coi60 = format!("&/{}", coi(60));
+    assert_eq!(outcome(&dock.scan("dm", 602, &coi60)), "incomplete");
+    let same = dock.scan("dm", 603, &matrix(60));
+    assert_eq!(outcome(&same), "match", "the same order agrees");
+    // Another person's half is not this person's.
+    let din72 = format!("={}00", din(72));
+    assert_eq!(outcome(&dock.scan("shared", 800, &din72)), "incomplete");
+    let coi72 = format!("&/{}", coi(72));
+    let theirs = dock.scan_by("tech-2", "shared", 801, &coi72);
+    assert_eq!(outcome(&theirs), "incomplete");
+    // A half stamped after the scan (a clock stepped back) is no half for it.
+    let din66 = format!("={}00", din(66));
+    assert_eq!(outcome(&dock.scan("clock", 700, &din66)), "incomplete");
+    let coi66 = format!("&/{}", coi(66));
+    assert_eq!(outcome(&dock.scan("clock", 690, &coi66)), "incomplete");
     assert!(dock.journal.verify_audit().unwrap().is_ok());
 }
 

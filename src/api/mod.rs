@@ -536,7 +536,13 @@ async fn post_scan(
                 );
             };
             let chosen = match (body.bag, body.sample) {
-                (_, true) => crate::typed::Chosen::Sample,
+                (Some(_), true) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "typed entry: a bag or a sample tube, not both",
+                    );
+                }
+                (None, true) => crate::typed::Chosen::Sample,
                 (Some(n), false) => crate::typed::Chosen::Bag(n),
                 (None, false) => crate::typed::Chosen::Unchosen,
             };

@@ -300,7 +300,11 @@ pub(super) fn verify(
                         "Job {job_id} confirmed by this scan (the printer had not said)."
                     )?;
                 }
-                if verified.scan.verdict.is_match() && !verified.is_verified() {
+                let right = matches!(
+                    verified.scan.verdict.outcome,
+                    crate::reconcile::Outcome::Match | crate::reconcile::Outcome::Sample
+                );
+                if right && !verified.is_verified() {
                     writeln!(
                         out,
                         "JOB FLAGGED: an earlier scan for job {job_id} did not match. Do not use this label: reprint it (label print --reprint) and verify the new one."

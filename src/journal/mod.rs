@@ -240,7 +240,8 @@ fn widen_scan_verdicts(tx: &rusqlite::Transaction<'_>) -> Result<(), JournalErro
         [],
         |row| row.get(0),
     )?;
-    if changed != 1 || !sql.contains(VERDICTS_V6) {
+    let check: String = tx.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+    if changed != 1 || !sql.contains(VERDICTS_V6) || check != "ok" {
         return Err(JournalError::Owner(
             "migration 6: the scans table's verdict check is not the one this journal was created with"
                 .to_owned(),
@@ -321,8 +322,20 @@ impl Journal {
                 known,
             });
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        if version == known {
+            return Ok(());
+        }
+        // Each step reads the version again under the write lock: two processes opening an old
+        // journal at once run each migration once.
+        loop {
             let tx = self.write()?;
+            let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            let Some((index, sql)) = usize::try_from(version)
+                .ok()
+                .and_then(|v| MIGRATIONS.get(v).map(|sql| (v, sql)))
+            else {
+                break;
+            };
             tx.execute_batch(sql)?;
             if index + 1 == WIDEN_SCAN_VERDICTS {
                 widen_scan_verdicts(&tx)?;
@@ -349,10 +362,11 @@ impl Journal {
         Ok(id)
     }
 
-    /// The raw bytes of the scan that an identifier read from `source` at `site_id` for `step`
-    /// may complete: the source's latest scan, when its verdict was `incomplete` and it was
-    /// read at or after `since` (from [`utc_text`]). Any later scan from the source, whatever
-    /// its verdict, ends that half's chance.
+    /// The raw bytes of the half that a scan from `source` at `site_id` for `step` by
+    /// `operator` is judged with: the latest scan of that source, step and operator, when its
+    /// verdict was `incomplete` and it was read between `since` and `until` (from
+    /// [`utc_text`]; a half stamped after the scan — a clock stepped back — waits for nothing).
+    /// Any later scan from the source, whatever its verdict, ends that half's chance.
     ///
     /// # Errors
     /// SQLite failed.
@@ -361,21 +375,26 @@ impl Journal {
         source: &str,
         site_id: &str,
         step: &str,
-        since: &str,
+        operator: Option<&str>,
+        (since, until): (&str, &str),
     ) -> Result<Option<Vec<u8>>, JournalError> {
-        let latest: Option<(String, String, Vec<u8>)> =
+        let latest: Option<(String, String, Option<String>, Vec<u8>)> =
             rusqlite::OptionalExtension::optional(
                 self.conn
                     .prepare_cached(
-                        "SELECT verdict, at, raw FROM scans WHERE source = ?1 AND site_id = ?2 AND step = ?3 ORDER BY id DESC LIMIT 1",
+                        "SELECT verdict, at, operator, raw FROM scans WHERE source = ?1 AND site_id = ?2 AND step = ?3 ORDER BY id DESC LIMIT 1",
                     )?
                     .query_row(params![source, site_id, step], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                     }),
             )?;
         Ok(latest
-            .filter(|(verdict, at, _)| verdict == "incomplete" && at.as_str() >= since)
-            .map(|(_, _, raw)| raw))
+            .filter(|(verdict, at, by, _)| {
+                verdict == "incomplete"
+                    && (since..=until).contains(&at.as_str())
+                    && by.as_deref() == operator
+            })
+            .map(|(.., raw)| raw))
     }
 
     /// Records a receipt scan like [`Journal::record_scan`], unless it is a match for bag

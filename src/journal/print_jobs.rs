@@ -290,18 +290,20 @@ impl Journal {
         confirm: bool,
     ) -> Result<(i64, String), JournalError> {
         let tx = self.write()?;
-        let coi: Option<String> = tx.query_row(
-            "SELECT coi FROM print_jobs WHERE job_id = ?1",
+        let (coi, label_kind): (Option<String>, String) = tx.query_row(
+            "SELECT coi, label_kind FROM print_jobs WHERE job_id = ?1",
             [job_id],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
         let id = insert_scan(&tx, scan, events)?;
-        // A sample tube's label is verified by a `sample` verdict; a bag's by a match.
-        let outcome = if matches!(scan.verdict.outcome, Outcome::Match | Outcome::Sample) {
-            "verified"
-        } else {
-            "flagged"
+        // A sample tube's label is verified by a `sample` verdict, a bag's by a match; anything
+        // else flags it.
+        let right = match scan.verdict.outcome {
+            Outcome::Match => label_kind == "bag",
+            Outcome::Sample => label_kind == "sample",
+            Outcome::Incomplete(_) | Outcome::Mismatch(_) => false,
         };
+        let outcome = if right { "verified" } else { "flagged" };
         tx.execute(
             "UPDATE print_jobs SET verification = CASE WHEN verification = 'flagged' THEN 'flagged' ELSE ?2 END,
                verification_scan = ?3 WHERE job_id = ?1",

@@ -10,7 +10,7 @@ use crate::isbt128::date::{CalendarDate, DateRole, DateTime};
 use crate::isbt128::din::{DinFlags, Donation, FlagKind, MAX_CONTAINERS};
 use crate::isbt128::product::ProductCode;
 use crate::isbt128::structure::{Value, compound_message};
-use crate::orders::record::{Order, OrderStatus};
+use crate::orders::record::{Order, OrderStatus, Testing};
 
 /// Every placeholder a text element may use.
 pub const KEYS: &[&str] = &[
@@ -37,6 +37,9 @@ pub const KEYS: &[&str] = &[
     "expiry.at_utc",
     "bag",
     "bags",
+    "collection.volume",
+    "testing.statement",
+    "testing.biohazard",
 ];
 
 /// Why an order cannot be labelled.
@@ -84,6 +87,13 @@ impl<'a> LabelData<'a> {
                 "collection.din was assigned by facility {din_facility}, but collection.facility.fin is {}",
                 order.collection.facility.fin.escape_debug()
             )));
+        }
+        // 21 CFR 1271.90(c): the label says whether the donor was tested and what was found;
+        // nothing the data does not say is printed (issue #20).
+        if order.collection.testing.is_none() {
+            return Err(DataError(
+                "collection.testing: the donor's infectious-disease testing is not in the order (untested, non_reactive or reactive): no label says it for them".to_owned(),
+            ));
         }
         let bags = order.collection.bags;
         if bag == 0 || bag > bags {
@@ -155,13 +165,30 @@ impl<'a> LabelData<'a> {
             "collection.facility.name" => o.collection.facility.name.clone(),
             "collection.facility.fin" => o.collection.facility.fin.clone(),
             "collection.at" => self.collected_text.clone(),
-            "collection.at_utc" => self.collected_utc.clone(),
+            "collection.at_utc" => self.utc(&self.collected_utc)?,
             "manufacturing.facility.name" => o.manufacturing.name.clone(),
             "manufacturing.facility.fin" => o.manufacturing.fin.clone(),
             "expiry.at" => expiry?.1.clone(),
-            "expiry.at_utc" => expiry?.2.clone(),
+            "expiry.at_utc" => self.utc(&expiry?.2)?,
             "bag" => self.bag.to_string(),
             "bags" => o.collection.bags.to_string(),
+            // A line to write on when the order does not say (FACT: volume at collection).
+            "collection.volume" => match o.collection.volume_ml {
+                Some(ml) => format!("{ml} mL"),
+                None => "______ mL".to_owned(),
+            },
+            "testing.statement" => match o.collection.testing.as_ref()? {
+                Testing::Untested => "NOT EVALUATED FOR INFECTIOUS SUBSTANCES".to_owned(),
+                Testing::NonReactive => return None,
+                Testing::Reactive(markers) => format!(
+                    "WARNING: REACTIVE TEST RESULTS FOR {}",
+                    markers.join(", ").to_uppercase()
+                ),
+            },
+            "testing.biohazard" => match o.collection.testing.as_ref()? {
+                Testing::NonReactive => return None,
+                Testing::Untested | Testing::Reactive(_) => "BIOHAZARD".to_owned(),
+            },
             _ => return None,
         })
     }
@@ -208,6 +235,14 @@ impl<'a> LabelData<'a> {
             .encode()
             .map(Some)
             .map_err(|e| DataError(format!("{}: {e}", symbol.name())))
+    }
+
+    /// A time in UTC, only for a product that crosses time zones (ST-001 §7.4.4.2): unless the
+    /// order says the manufacturing site keeps the collection site's zone.
+    fn utc(&self, text: &str) -> Option<String> {
+        let o = self.order;
+        let same_zone = o.manufacturing_time_zone.as_deref() == Some(&o.collection.time_zone);
+        (!same_zone).then(|| text.to_owned())
     }
 
     /// An identifier's eye-readable parts: grouped text, the flags to print turned (none for
@@ -276,10 +311,18 @@ mod tests {
         let at: Timestamp = "2025-06-02T12:14:00Z".parse().unwrap();
         let data = LabelData::new(&order, 2, at).unwrap();
         assert_eq!(data.text("collection.at").unwrap(), "2025-06-02 08:14 EDT");
+        // The manufacturing site keeps the collection site's zone: no UTC (ST-001 §7.4.4.2).
+        assert_eq!(data.text("collection.at_utc"), None);
+        let mut abroad = order.clone();
+        abroad.manufacturing_time_zone = Some("Europe/Amsterdam".to_owned());
+        let data_abroad = LabelData::new(&abroad, 2, at).unwrap();
         assert_eq!(
-            data.text("collection.at_utc").unwrap(),
+            data_abroad.text("collection.at_utc").unwrap(),
             "2025-06-02 12:14 UTC"
         );
+        abroad.manufacturing_time_zone = None;
+        let unknown = LabelData::new(&abroad, 2, at).unwrap();
+        assert!(unknown.text("expiry.at_utc").is_some(), "unknown: UTC too");
         assert_eq!(data.text("expiry.at").unwrap(), "2025-06-04 23:59 EDT");
         assert_eq!(data.text("product.code").unwrap(), "S1295 1 00");
         assert_eq!(data.text("coi").unwrap(), "CH A9999 25 000042");
@@ -363,10 +406,45 @@ mod tests {
 
     #[test]
     fn every_key_has_a_value() {
-        let order = example();
+        let mut order = example();
+        order.manufacturing_time_zone = None;
         let data = LabelData::new(&order, 1, Timestamp::UNIX_EPOCH).unwrap();
         for key in KEYS {
             assert!(data.text(key).is_some(), "{key}");
         }
+    }
+
+    /// Issue #20: the infectious-substance statement comes from the order, and no label is made
+    /// without it; the volume is the order's or a line to write on.
+    #[test]
+    fn the_testing_statement_and_volume_come_from_the_order() {
+        let mut order = example();
+        let at = Timestamp::UNIX_EPOCH;
+        let says = |order: &Order, key: &str| LabelData::new(order, 1, at).unwrap().text(key);
+        assert_eq!(
+            says(&order, "testing.statement").as_deref(),
+            Some("NOT EVALUATED FOR INFECTIOUS SUBSTANCES")
+        );
+        assert_eq!(
+            says(&order, "testing.biohazard").as_deref(),
+            Some("BIOHAZARD")
+        );
+        assert_eq!(
+            says(&order, "collection.volume").as_deref(),
+            Some("______ mL")
+        );
+        order.collection.testing = Some(Testing::Reactive(vec!["HBsAg".into(), "Anti-HCV".into()]));
+        order.collection.volume_ml = Some(180);
+        assert_eq!(
+            says(&order, "testing.statement").as_deref(),
+            Some("WARNING: REACTIVE TEST RESULTS FOR HBSAG, ANTI-HCV")
+        );
+        assert_eq!(says(&order, "collection.volume").as_deref(), Some("180 mL"));
+        order.collection.testing = Some(Testing::NonReactive);
+        assert_eq!(says(&order, "testing.statement"), None);
+        assert_eq!(says(&order, "testing.biohazard"), None);
+        order.collection.testing = None;
+        let err = LabelData::new(&order, 1, at).unwrap_err();
+        assert!(err.0.starts_with("collection.testing:"), "{err}");
     }
 }

@@ -25,6 +25,10 @@ pub struct Template {
     pub elements: Vec<Element>,
 }
 
+/// The largest text under a linear barcode other than the DIN's: capitals of the label fonts
+/// are about 0.7 em high, so 8 pt is 2 mm (ST-001 §7.3).
+pub const MAX_UNDER_BARCODE_PT: f64 = 8.0;
+
 /// What a label is affixed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -195,7 +199,97 @@ impl Template {
                 .check(self.width_mm, self.height_mm)
                 .map_err(|problem| format!("element {} ({}): {problem}", i + 1, element.kind()))?;
         }
-        self.check_identifiers()
+        self.check_identifiers()?;
+        self.check_text_under_barcodes()?;
+        if self.label_kind == LabelKind::Bag {
+            self.check_recipient()?;
+        }
+        Ok(())
+    }
+
+    /// The text elements as (text, size).
+    fn texts(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.elements.iter().filter_map(|e| match e {
+            Element::Text { text, size, .. } => Some((text.as_str(), *size)),
+            _ => None,
+        })
+    }
+
+    /// A label affixed to a bag identifies its recipient (FACT-JACIE: the recipient's name and
+    /// identifier and FOR AUTOLOGOUS USE ONLY on every label of an autologous product, partial
+    /// labels included; issue #20), and neither is outranked by the bag number.
+    fn check_recipient(&self) -> Result<(), String> {
+        let size_of = |wanted: &str| {
+            self.texts()
+                .filter(|(text, _)| text.contains(wanted))
+                .map(|(_, size)| size)
+                .reduce(f64::max)
+        };
+        let mut prominence = Vec::new();
+        for (wanted, what) in [
+            ("{patient.family_name}", "the recipient's family name"),
+            ("{patient.id}", "the recipient's identifier"),
+            ("FOR AUTOLOGOUS USE ONLY", "FOR AUTOLOGOUS USE ONLY"),
+        ] {
+            let size = size_of(wanted)
+                .ok_or_else(|| format!("a bag's label shows {what} (a text with {wanted})"))?;
+            prominence.push((what, size));
+        }
+        if let Some(bag) = size_of("{bag}") {
+            for (what, size) in [prominence[0], prominence[2]] {
+                if size < bag {
+                    return Err(format!(
+                        "{what} ({size} pt) is less prominent than the bag number ({bag} pt)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Eye-readable text under a linear barcode is at most 2 mm high (ST-001 §7.3), but for
+    /// the DIN's: a text or identifier starting within 3 mm below a Code 128 other than the
+    /// DIN's, across it, is at most [`MAX_UNDER_BARCODE_PT`].
+    fn check_text_under_barcodes(&self) -> Result<(), String> {
+        for (i, bar) in self.elements.iter().enumerate() {
+            let Element::Code128 {
+                symbol,
+                at,
+                width,
+                height,
+                ..
+            } = bar
+            else {
+                continue;
+            };
+            if *symbol == Symbol::Din {
+                continue;
+            }
+            let bottom = at[1] + height;
+            for (j, element) in self.elements.iter().enumerate() {
+                let (x, y, w, size) = match element {
+                    Element::Text {
+                        at, width, size, ..
+                    }
+                    | Element::Identifier {
+                        at, width, size, ..
+                    } => (at[0], at[1], *width, *size),
+                    _ => continue,
+                };
+                let below = y >= bottom - 1e-9 && y <= bottom + 3.0;
+                let across = x < at[0] + width && x + w > at[0];
+                if below && across && size > MAX_UNDER_BARCODE_PT {
+                    return Err(format!(
+                        "element {} ({}): text under the {} barcode (element {}) is at most {MAX_UNDER_BARCODE_PT} pt (2 mm high); only the DIN's may be larger",
+                        j + 1,
+                        element.kind(),
+                        symbol.name(),
+                        i + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Two identifiers that must agree (issue #17): a label whose barcodes carry the DIN also
@@ -376,7 +470,7 @@ mod tests {
         name = "t"
         version = 1
         description = "test"
-        label_kind = "bag"
+        label_kind = "sample"
         width_mm = 50
         height_mm = 25
         [[element]]
@@ -399,6 +493,53 @@ mod tests {
                 Piece::Literal(" OF "),
                 Piece::Key("bags")
             ]
+        );
+    }
+
+    /// Issue #20: a bag's label shows its recipient and FOR AUTOLOGOUS USE ONLY, neither less
+    /// prominent than the bag number; text under a barcode other than the DIN's is small.
+    #[test]
+    fn a_bag_label_identifies_its_recipient_and_keeps_barcode_text_small() {
+        let bag = MINIMAL.replace("label_kind = \"sample\"", "label_kind = \"bag\"");
+        let text = |text: &str, y: u32, size: u32| {
+            format!(
+                "\n[[element]]\nkind = \"text\"\ntext = \"{text}\"\nat = [1, {y}]\nwidth = 45\nsize = {size}\n"
+            )
+        };
+        let problem = |extra: &str| {
+            Template::parse("t.toml", &format!("{bag}{extra}"))
+                .err()
+                .map(|e| e.problem)
+        };
+        let name = text("{patient.family_name}", 6, 10);
+        let id = text("{patient.id}", 11, 8);
+        let autologous = text("FOR AUTOLOGOUS USE ONLY", 15, 10);
+        assert!(problem("").unwrap().contains("family name"));
+        assert!(problem(&name).unwrap().contains("identifier"));
+        assert!(
+            problem(&format!("{name}{id}"))
+                .unwrap()
+                .contains("FOR AUTOLOGOUS USE ONLY")
+        );
+        assert_eq!(problem(&format!("{name}{id}{autologous}")), None);
+        // MINIMAL's BAG line is 10 pt: a 9 pt name is outranked.
+        let small_name = text("{patient.family_name}", 6, 9);
+        assert!(
+            problem(&format!("{small_name}{id}{autologous}"))
+                .unwrap()
+                .contains("less prominent than the bag number")
+        );
+        let product = "\n[[element]]\nkind = \"code128\"\nsymbol = \"product\"\nat = [1, 17]\nwidth = 45\nheight = 4\n";
+        let under = text("{product.code}", 21, 9);
+        assert!(
+            problem(&format!("{name}{id}{autologous}{product}{under}"))
+                .unwrap()
+                .contains("at most 8 pt (2 mm high)")
+        );
+        let small = text("{product.code}", 21, 8);
+        assert_eq!(
+            problem(&format!("{name}{id}{autologous}{product}{small}")),
+            None
         );
     }
 
@@ -430,7 +571,7 @@ mod tests {
         );
         // A label with no DIN barcode needs neither (a text-only label).
         assert!(parse("").is_ok());
-        let no_kind = MINIMAL.replace("label_kind = \"bag\"\n", "");
+        let no_kind = MINIMAL.replace("label_kind = \"sample\"\n", "");
         assert!(
             Template::parse("t.toml", &no_kind)
                 .unwrap_err()

@@ -21,6 +21,9 @@ pub struct Order {
     pub product: Product,
     pub collection: Collection,
     pub manufacturing: Facility,
+    /// IANA zone of the manufacturing site, when central says it: a label shows times in UTC
+    /// too unless it is the collection site's zone (ST-001 §7.4.4.2).
+    pub manufacturing_time_zone: Option<String>,
     pub expires_at: Option<jiff::Timestamp>,
 }
 
@@ -56,9 +59,28 @@ pub struct Collection {
     pub scheduled_for: jiff::Timestamp,
     /// IANA zone for eye-readable times at the collection site.
     pub time_zone: String,
-    /// Bags in the collection, 1-19 (bag n is DIN flags `0n`, see docs/decisions.md).
+    /// Bags in the collection, 1-9 (container flags of ST-001 Table 3, see docs/decisions.md).
     pub bags: u8,
+    /// The donor's infectious-disease testing, for the label's statement (issue #20): a bag
+    /// label is refused while it is unknown.
+    pub testing: Option<Testing>,
+    /// The approximate volume of each bag, mL, when known at labelling (else the label has a
+    /// line to write it on).
+    pub volume_ml: Option<u16>,
 }
+
+/// The infectious-disease testing of an autologous collection, as its label must state it
+/// (21 CFR 1271.90(c), FACT-JACIE): not tested, tested and non-reactive, or reactive for the
+/// markers named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Testing {
+    Untested,
+    NonReactive,
+    Reactive(Vec<String>),
+}
+
+/// The longest reactive marker name accepted (`HTLV-I/II`, `Anti-HBc`, `T. pallidum`).
+pub const MAX_MARKER: usize = 24;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Facility {
@@ -208,11 +230,54 @@ struct CollectionRecord {
     scheduled_for: String,
     time_zone: String,
     bags: u32,
+    #[serde(default)]
+    testing: Option<TestingRecord>,
+    #[serde(default)]
+    volume_ml: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestingRecord {
+    status: String,
+    #[serde(default)]
+    reactive_markers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct ManufacturingRecord {
     facility: Facility,
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+impl TestingRecord {
+    fn check(self) -> Result<Testing, String> {
+        let markers_ok = self.reactive_markers.iter().all(|m| {
+            !m.trim().is_empty()
+                && m.len() <= MAX_MARKER
+                && m.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " -/.+".contains(c))
+        });
+        if !markers_ok {
+            return Err(format!(
+                "collection.testing.reactive_markers: names of at most {MAX_MARKER} letters, digits, spaces and - / . +"
+            ));
+        }
+        match (self.status.as_str(), self.reactive_markers.is_empty()) {
+            ("untested", true) => Ok(Testing::Untested),
+            ("non_reactive", true) => Ok(Testing::NonReactive),
+            ("reactive", false) => Ok(Testing::Reactive(self.reactive_markers)),
+            ("reactive", true) => Err(
+                "collection.testing.reactive_markers: a reactive result names its markers"
+                    .to_owned(),
+            ),
+            ("untested" | "non_reactive", false) => {
+                Err("collection.testing.reactive_markers: only for status reactive".to_owned())
+            }
+            _ => Err("collection.testing.status: untested, non_reactive or reactive".to_owned()),
+        }
+    }
 }
 
 impl OrderRecord {
@@ -268,6 +333,20 @@ impl OrderRecord {
         if self.collection.time_zone.trim().is_empty() {
             return Err("collection.time_zone: empty".to_owned());
         }
+        let testing = self
+            .collection
+            .testing
+            .map(TestingRecord::check)
+            .transpose()?;
+        let volume_ml = match self.collection.volume_ml {
+            None => None,
+            Some(ml) => Some(
+                u16::try_from(ml)
+                    .ok()
+                    .filter(|ml| (1..=5000).contains(ml))
+                    .ok_or("collection.volume_ml: 1-5000")?,
+            ),
+        };
         Ok(Order {
             coi,
             order_id: self.order_id,
@@ -290,8 +369,11 @@ impl OrderRecord {
                 scheduled_for,
                 time_zone: self.collection.time_zone,
                 bags,
+                testing,
+                volume_ml,
             },
             manufacturing: self.manufacturing.facility,
+            manufacturing_time_zone: self.manufacturing.time_zone,
             expires_at,
         })
     }
