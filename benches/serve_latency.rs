@@ -182,7 +182,9 @@ fn main() {
         for i in 0..SCANS {
             let due = begin + Duration::from_millis(100 * i as u64);
             tokio::time::sleep(due.saturating_duration_since(Instant::now())).await;
-            let frame = format!("=A999925{:06}01\r", 300_000 + i);
+            // The label's Data Matrix: DIN and COI identifier in one read (issue #17).
+            let n = 300_000 + i;
+            let frame = format!("=+02000=A999925{n:06}01&/CHA999925{n:06}\r");
             let written = Instant::now();
             master.write_all(frame.as_bytes()).unwrap();
             let scan = loop {
@@ -223,7 +225,11 @@ fn main() {
             let response = http
                 .post(format!("{base}/api/v1/scans"))
                 .bearer_auth(&token)
-                .json(&json!({"data": format!("=A999925{:06}01", 300_000 + SCANS + i), "step": "receipt"}))
+                .json(&{
+                    let n = 300_000 + SCANS + i;
+                    json!({"entry": "scanner", "scanner": "bench", "step": "receipt",
+                           "data": format!("=+02000=A999925{n:06}01&/CHA999925{n:06}")})
+                })
                 .send()
                 .await
                 .unwrap();
