@@ -431,3 +431,50 @@ fn r20_a_sample_tube_at_receipt_is_a_sample_never_its_bag() {
     let partial = format!("=+02000={}12&/{}", din(2), coi(2));
     assert_eq!(outcome(&dock.scan("dock", 5, &partial)), "not_a_bag");
 }
+
+/// Random order books (random identifiers, one to four bags): no single substitution or
+/// transposition of an order's Data Matrix, or of either half of a DIN-then-COI pair, matches
+/// another order.
+mod random_books {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn book_of(ids: &[(u32, u8)]) -> OrderBook {
+        let orders: Vec<_> = ids.iter().map(|&(n, bags)| order(n, bags)).collect();
+        OrderBook::from_json(&json!({ "orders": orders }).to_string())
+            .unwrap()
+            .0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn r17_no_variant_of_a_scan_matches_another_order(
+            ids in proptest::collection::hash_map(0u32..1_000_000, 1u8..=4, 2..40),
+            pick in any::<prop::sample::Index>(),
+        ) {
+            let ids: Vec<(u32, u8)> = ids.into_iter().collect();
+            let book = book_of(&ids);
+            let (n, bags) = ids[pick.index(ids.len())];
+            let bag = bags;
+            let din_data = format!("={}{}", din(n), flags(bag, bags));
+            let coi_data = format!("&/{}", coi(n));
+            let mine = CoiId::parse(&coi(n)).unwrap();
+            let matrix = format!("=+02000{din_data}{coi_data}");
+            prop_assert!(verdict(&book, None, matrix.as_bytes()).is_match());
+            for data in variants(&matrix) {
+                let v = verdict(&book, None, &data);
+                prop_assert!(!v.is_match() || v.coi == Some(mine), "{}", v.message);
+            }
+            for data in variants(&din_data) {
+                let v = verdict(&book, Some(&data), coi_data.as_bytes());
+                prop_assert!(!v.is_match() || v.coi == Some(mine), "{}", v.message);
+            }
+            for data in variants(&coi_data) {
+                let v = verdict(&book, Some(din_data.as_bytes()), &data);
+                prop_assert!(!v.is_match() || v.coi == Some(mine), "{}", v.message);
+            }
+        }
+    }
+}
