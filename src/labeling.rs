@@ -32,6 +32,8 @@ pub struct BagLabel<'a> {
     /// A label for a bag that may already have one (damaged, smudged): printed only when asked
     /// for as a reprint, and reported as one (`label_reprinted`).
     pub reprint: bool,
+    /// Why a reprint is printed (required for one, audited and sent with the event).
+    pub reason: Option<&'a str>,
     /// The collection time printed and encoded (DS 007), to the minute: when absent, the one
     /// the collection's first label carries, else now.
     pub collected_at: Option<jiff::Timestamp>,
@@ -86,6 +88,16 @@ pub enum Refusal {
     },
     #[error("order {order_id} has no earlier label for bag {bag} to reprint")]
     NothingToReprint { order_id: String, bag: u8 },
+    #[error(
+        "a reprint needs its reason (damaged, smudged, ...): at most {MAX_REASON} characters, no control characters"
+    )]
+    NoReason,
+    #[error("order {order_id}: the collection time {asked} is {why}")]
+    CollectionTimeOutOfRange {
+        order_id: String,
+        asked: jiff::Timestamp,
+        why: &'static str,
+    },
     /// The label could not be made or proven (the message names fields, never values).
     #[error("label not made: {0}")]
     Label(String),
@@ -147,6 +159,60 @@ pub fn may_print(order: &Order, site_id: &str, now: jiff::Timestamp) -> Result<(
     }
 }
 
+/// The longest reason a reprint or a void may give.
+pub const MAX_REASON: usize = 200;
+
+/// A person's reason, if it is one: not blank, at most [`MAX_REASON`] characters, no control
+/// characters.
+pub fn reason(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim).filter(|t| {
+        !t.is_empty() && t.chars().count() <= MAX_REASON && !t.chars().any(char::is_control)
+    })
+}
+
+/// How far in the future a collection time may be (clocks differ; a label is printed during
+/// or after the collection, never before).
+const COLLECTION_FUTURE_SLACK: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
+/// Whether `at` can be when `order`'s collection happened: not more than 10 minutes from now,
+/// not after the order's expiry, not before the day before its scheduled day (in the
+/// collection site's zone).
+///
+/// # Errors
+/// [`Refusal::CollectionTimeOutOfRange`] with the rule.
+pub fn collection_time_allowed(
+    order: &Order,
+    at: jiff::Timestamp,
+    now: jiff::Timestamp,
+) -> Result<(), Refusal> {
+    let refuse = |why| Refusal::CollectionTimeOutOfRange {
+        order_id: order.order_id.clone(),
+        asked: at,
+        why,
+    };
+    if now
+        .checked_add(COLLECTION_FUTURE_SLACK)
+        .is_ok_and(|latest| at > latest)
+    {
+        return Err(refuse("in the future"));
+    }
+    if order.expires_at.is_some_and(|expiry| at > expiry) {
+        return Err(refuse("after the order's expiry"));
+    }
+    // The start of the day before the scheduled day, in the collection site's zone.
+    let earliest = jiff::tz::TimeZone::get(&order.collection.time_zone)
+        .ok()
+        .and_then(|zone| {
+            let day = order.collection.scheduled_for.to_zoned(zone.clone()).date();
+            Some(day.yesterday().ok()?.to_zoned(zone).ok()?.timestamp())
+        })
+        .ok_or_else(|| refuse("not checkable: the collection site's time zone is unknown"))?;
+    if at < earliest {
+        return Err(refuse("before the day before the scheduled collection"));
+    }
+    Ok(())
+}
+
 /// A bag label made, proven and recorded `queued`, ready for its printer: the step between
 /// checking-and-recording ([`prepare_bag_label`]) and recording the printer's verdict
 /// ([`finish_bag_label`]). Nothing of it has been sent yet.
@@ -160,6 +226,10 @@ pub struct PreparedLabel {
     pub template_version: u32,
     /// A bag's label or a sample tube's.
     pub label_kind: LabelKind,
+    /// A reprint's reason.
+    pub reason: Option<String>,
+    /// The collection time the label carries.
+    pub collected_at: jiff::Timestamp,
     /// The configured printer's name.
     pub printer: String,
     pub dpi: u32,
@@ -220,6 +290,17 @@ pub fn prepare_bag_label(
         (None, Some(asked)) => asked,
         (None, None) => to_minute(now),
     };
+    collection_time_allowed(order, collected_at, now)?;
+    let reason = reason(request.reason);
+    match (request.reprint, reason, request.reason) {
+        (true, None, _) => return Err(Refusal::NoReason),
+        (false, _, Some(_)) => {
+            return Err(Refusal::Label(
+                "a reason is given for a reprint (--reprint) only".to_owned(),
+            ));
+        }
+        _ => {}
+    }
     let data = LabelData::new(order, request.bag, collected_at)
         .map_err(|e| Refusal::Label(format!("order {}: {e}", order.order_id)))?;
     let label = crate::label::render(request.template, &data, dpi)
@@ -246,6 +327,7 @@ pub fn prepare_bag_label(
             reprint: request.reprint,
             collected_at: Some(&collected_text),
             label_kind: label_kind.as_str(),
+            reason,
         },
     )?;
     match recorded {
@@ -283,6 +365,8 @@ pub fn prepare_bag_label(
         template: request.template.name.clone(),
         template_version: request.template.version,
         label_kind,
+        reason: reason.map(str::to_owned),
+        collected_at,
         printer: printer.to_owned(),
         dpi,
         reprint: request.reprint,
@@ -318,8 +402,10 @@ pub fn finish_bag_label(
                 "template": prepared.template,
                 "template_version": prepared.template_version,
                 "label_kind": prepared.label_kind.as_str(),
+                "collected_at": prepared.collected_at.to_string(),
                 "printer": prepared.printer,
                 "fault": fault,
+                "reason": prepared.reason,
             });
             custody_event(
                 kind,
@@ -602,6 +688,58 @@ pub fn verify_scan(
             operator,
         );
     }
+    // A bag label checked before: a flagged one is judged again (it stays flagged, and says
+    // so); a verified one is said to be done, with nothing sent.
+    let mut done_job = None;
+    if let (Outcome::Match, Some(coi), Some(bag)) = (verdict.outcome, verdict.coi, verdict.bag) {
+        if let Some((latest, _)) = journal.bag_label_jobs(coi.as_str(), bag)?.pop() {
+            let checked = journal.print_job(&latest)?.and_then(|job| job.verification);
+            match checked.as_deref() {
+                Some("flagged") => {
+                    return verify_job(
+                        journal,
+                        book,
+                        &latest,
+                        scan,
+                        earlier.as_deref(),
+                        station,
+                        operator,
+                    );
+                }
+                Some("verified") => done_job = Some(latest),
+                _ => {}
+            }
+        }
+    }
+    if let Some(job_id) = done_job {
+        let verdict = Verdict {
+            message: format!(
+                "{} This label was already checked (job {job_id}): nothing more to do.",
+                verdict.message
+            ),
+            ..verdict
+        };
+        let parse_error = scan.parse().err().map(|e| e.to_string());
+        let id = journal.record_scan(
+            &ScanRecord {
+                at: &utc_text(scan.at),
+                source: &scan.source,
+                raw: &scan.raw,
+                parse_error: parse_error.as_deref(),
+                verdict: &verdict,
+                site_id: station.site_id,
+                step: Step::Verify.as_str(),
+                operator,
+            },
+            &[],
+        )?;
+        return Ok(Verified {
+            scan: RecordedScan::new(id, scan, Step::Verify, verdict),
+            job_id: Some(job_id),
+            verification: Some("verified".to_owned()),
+            confirmed_by_scan: false,
+        });
+    }
     // Nothing printed here waits for this label: say so, record it, flag nothing.
     let verdict = if matches!(verdict.outcome, Outcome::Match | Outcome::Sample) {
         Verdict {
@@ -688,5 +826,36 @@ mod tests {
             let err = may_print(&order(status, "site-a"), "site-a").unwrap_err();
             assert!(err.to_string().contains(&format!("is {status}")), "{err}");
         }
+    }
+
+    #[test]
+    fn a_collection_time_must_fit_the_order() {
+        // Scheduled 2025-06-02 08:00 New York; expires 2025-06-04 23:59 New York.
+        let order = order("collected", "site-a");
+        let now: jiff::Timestamp = "2025-06-02T14:00:00Z".parse().unwrap();
+        let allowed = |at: &str| collection_time_allowed(&order, at.parse().unwrap(), now);
+        assert!(allowed("2025-06-02T12:14:00Z").is_ok());
+        assert!(
+            allowed("2025-06-02T14:09:00Z").is_ok(),
+            "within 10 minutes ahead"
+        );
+        assert!(
+            allowed("2025-06-01T04:00:00Z").is_ok(),
+            "the day before, New York"
+        );
+        for (at, why) in [
+            ("2025-06-02T14:11:00Z", "in the future"),
+            ("2025-06-01T03:59:00Z", "before the day before"),
+        ] {
+            let err = allowed(at).unwrap_err().to_string();
+            assert!(err.contains(why), "{at}: {err}");
+        }
+        let late: jiff::Timestamp = "2025-06-06T00:00:00Z".parse().unwrap();
+        let err = collection_time_allowed(&order, "2025-06-05T04:00:00Z".parse().unwrap(), late)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("after the order's expiry"),
+            "{err}"
+        );
     }
 }

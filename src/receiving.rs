@@ -40,9 +40,15 @@ impl RecordedScan {
     }
 }
 
+/// How many recent scans of a source are looked through for a pending half.
+const HALF_LOOKBACK: usize = 4;
+
 /// The raw bytes of the earlier half that `scan` is judged with (docs/decisions.md, "Two
 /// identifiers"): the latest scan from the same source by the same operator at this site for
-/// `step`, when it was `incomplete` and read within the station's pairing window before it.
+/// `step` that carried the DIN or the COI identifier, when it was `incomplete` and read within
+/// the station's pairing window before `scan`. Scans in between that carried neither (the
+/// label's product code or date barcodes, judged with the half and still incomplete) are passed
+/// over; any other scan in between ends the half.
 ///
 /// # Errors
 /// The journal failed.
@@ -54,17 +60,33 @@ pub fn earlier_half(
     operator: Option<&str>,
 ) -> Result<Option<Vec<u8>>, JournalError> {
     let window = jiff::SignedDuration::try_from(station.pair_window).unwrap_or_default();
-    let since = scan.at.checked_sub(window).unwrap_or(scan.at);
-    journal.pending_half(
-        &scan.source,
-        station.site_id,
-        step.as_str(),
-        operator,
-        (
-            &crate::journal::utc_text(since),
-            &crate::journal::utc_text(scan.at),
-        ),
-    )
+    let since = crate::journal::utc_text(scan.at.checked_sub(window).unwrap_or(scan.at));
+    let until = crate::journal::utc_text(scan.at);
+    let recent =
+        journal.latest_scans_of(&scan.source, station.site_id, step.as_str(), HALF_LOOKBACK)?;
+    for earlier in recent {
+        let pending = earlier.verdict == "incomplete"
+            && (since.as_str()..=until.as_str()).contains(&earlier.at.as_str())
+            && earlier.operator.as_deref() == operator;
+        if !pending {
+            return Ok(None);
+        }
+        if crate::isbt128::message::parse(&earlier.raw)
+            .is_ok_and(|message| carries_identifier(&message))
+        {
+            return Ok(Some(earlier.raw));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether a read carries the DIN or the COI identifier.
+fn carries_identifier(message: &crate::isbt128::message::Message<'_>) -> bool {
+    use crate::isbt128::structure::Value;
+    message
+        .data_structures()
+        .iter()
+        .any(|s| matches!(s.value, Value::Donation(_) | Value::Coi(_)))
 }
 
 /// Judges `scan` together with `earlier` (an incomplete half's raw bytes, when one waits): the

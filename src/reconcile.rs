@@ -361,6 +361,17 @@ fn check(
         ));
     }
     let order = find_order(&ids, book)?;
+    if let Some(product) = ids.product {
+        let ours = order.product.code;
+        if product.description_code() != ours.description_code()
+            || product.collection_type() != ours.collection_type()
+        {
+            return Err(refuse(
+                Reason::WrongProduct,
+                "The product code on this bag is not the one ordered. Do not use this bag; call your supervisor.",
+            ));
+        }
+    }
     // One identifier is never enough (docs/decisions.md, "Two identifiers"): a single wrong
     // character in it can name another patient's order, so nothing of that order is said or
     // checked until the other identifier agrees with it.
@@ -390,17 +401,6 @@ fn check(
                 order.order_id
             ),
         ));
-    }
-    if let Some(product) = ids.product {
-        let ours = order.product.code;
-        if product.description_code() != ours.description_code()
-            || product.collection_type() != ours.collection_type()
-        {
-            return Err(refuse(
-                Reason::WrongProduct,
-                "The product code on this bag is not the one ordered. Do not use this bag; call your supervisor.",
-            ));
-        }
     }
     match order.status {
         OrderStatus::Cancelled => {
@@ -666,7 +666,7 @@ fn item(ids: &Identifiers, order: &Order) -> Result<Item, Refusal> {
         None => Err(refuse(
             Reason::BagNotIdentified,
             &format!(
-                "Order {} has {bags} bags and this barcode does not say which one. Scan the DataMatrix or the DIN barcode.",
+                "Order {} has {bags} bags and this read does not say which one. Scan the DataMatrix or the DIN barcode; when typing, choose the bag.",
                 order.order_id
             ),
         )),
@@ -733,9 +733,13 @@ fn status_allows(
         return Err(refuse(
             Reason::WrongStatus,
             &format!(
-                "Order {} is {}, so this bag should not be {} here now. Call your supervisor.",
+                "Order {} is {}, so this {} should not be {} here now. Call your supervisor.",
                 order.order_id,
                 order.status.as_str().replace('_', " "),
+                match item {
+                    Item::Bag(_) => "bag",
+                    Item::Sample => "sample",
+                },
                 match ctx.step {
                     Step::Verify => "labelled",
                     Step::Receipt => "received",

@@ -261,13 +261,24 @@ fn a_bag_label_is_printed_recorded_and_reported_once() {
         stderr(&output)
     );
     assert_eq!(station.emulator.received().len(), 1, "nothing sent");
-    let output = station.print(coi, "1", &["--reprint", "--json"]);
+    // Issue #13: a reprint needs its reason (a blank one is none); it goes with the event.
+    let output = station.print(coi, "1", &["--reprint", "--reason", "   "]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("a reprint needs its reason"),
+        "{}",
+        stderr(&output)
+    );
+    let output = station.print(coi, "1", &["--reprint", "--reason", "smudged", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(json(&output)["event"], "label_reprinted");
     assert_eq!(station.emulator.received().len(), 2);
+    let event = station.events().pop().unwrap();
+    assert_eq!(event["details"]["reason"], "smudged");
+    assert_eq!(event["details"]["collected_at"], "2025-06-02T12:14:00Z");
 
     // A reprint of a bag never labelled is a mistake, not a reprint.
-    let output = station.print(coi, "2", &["--reprint"]);
+    let output = station.print(coi, "2", &["--reprint", "--reason", "smudged"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("no earlier label for bag 2"));
     assert_eq!(station.emulator.received().len(), 2);
@@ -534,7 +545,11 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
     assert!(journal.verify_audit().unwrap().is_ok());
 
     // The flagged bag is reprinted; only the new job's label can be verified now.
-    let output = station.print("CHA999925000042", "1", &["--reprint", "--json"]);
+    let output = station.print(
+        "CHA999925000042",
+        "1",
+        &["--reprint", "--reason", "smudged", "--json"],
+    );
     let reprint = json(&output)["job_id"].as_str().unwrap().to_owned();
     let output = verify(&job, &scan, false);
     assert_eq!(output.status.code(), Some(1));
@@ -573,7 +588,11 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("not verified, nothing recorded: no print job no-such-job"));
     station.emulator.set_fault(EmulatedFault::HeadOpen, true);
-    let output = station.print("CHA999925000042", "2", &["--reprint", "--json"]);
+    let output = station.print(
+        "CHA999925000042",
+        "2",
+        &["--reprint", "--reason", "smudged", "--json"],
+    );
     assert_eq!(json(&output)["state"], "failed");
     let failed = json(&output)["job_id"].as_str().unwrap().to_owned();
     let output = verify(&failed, "=A99992512345602", false);
@@ -584,6 +603,46 @@ fn the_verify_step_checks_the_printed_label_against_its_job() {
         stderr(&output)
     );
     assert_eq!(station.journal().scan_ids().unwrap().len(), before);
+}
+
+/// Issue #13: a collection time in the future, after the order's expiry, or before the day
+/// before the scheduled collection is refused, nothing sent.
+#[test]
+fn r13_a_collection_time_out_of_range_is_refused() {
+    let station = Station::new("label-times", "site-apheresis-1", "Zebra ZT411 300 dpi");
+    let at = |time: &str| {
+        station.run(&[
+            "label",
+            "print",
+            "--coi",
+            "CHA999925000042",
+            "--bag",
+            "1",
+            "--collected-at",
+            time,
+        ])
+    };
+    let soon = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_mins(30))
+        .unwrap()
+        .to_string();
+    for (time, why) in [
+        (soon.as_str(), "is in the future"),
+        ("2100-01-01T00:00:00Z", "is in the future"),
+        // Scheduled 2025-06-02 (New York): the 31st of May is two days early.
+        (
+            "2025-05-31T12:00:00Z",
+            "before the day before the scheduled collection",
+        ),
+    ] {
+        let output = at(time);
+        assert_eq!(output.status.code(), Some(1), "{time}");
+        assert!(stderr(&output).contains(why), "{time}: {}", stderr(&output));
+    }
+    assert!(station.emulator.received().is_empty(), "nothing sent");
+    // The day before is allowed (a collection that began the evening before).
+    let output = at("2025-06-01T12:00:00Z");
+    assert!(output.status.success(), "{}", stderr(&output));
 }
 
 /// Every bag of one collection carries the collection time of its first label.
@@ -709,7 +768,7 @@ fn r20_sample_tube_labels_are_samples_never_the_bag() {
     assert!(sent.contains("SAMPLE - BAG 2 OF 2"), "{sent}");
     // A second tube is fine; a reprint of a tube is not a thing.
     assert!(tube(&[]).status.success());
-    let output = tube(&["--reprint"]);
+    let output = tube(&["--reprint", "--reason", "smudged"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("a sample tube label is not reprinted"));
     // Bag 2's own label is still its first, and still only one.

@@ -385,7 +385,10 @@ async fn r11_a_nurse_prints_and_verifies_through_the_api() {
         "{refused}"
     );
     let (status, reprinted) = ws
-        .post(labels, &json!({"operator": "nurse-7", "reprint": true}))
+        .post(
+            labels,
+            &json!({"operator": "nurse-7", "reprint": true, "reason": "label smudged"}),
+        )
         .await;
     assert_eq!(status, 201, "{reprinted}");
     assert_eq!(reprinted["event"], "label_reprinted");
@@ -407,6 +410,23 @@ async fn r11_a_nurse_prints_and_verifies_through_the_api() {
         scan["job_id"], reprinted["job_id"],
         "the latest label of the bag"
     );
+    // Scanned again: said to be done, nothing sent, not "print it first".
+    tokio::io::AsyncWriteExt::write_all(
+        &mut scanner,
+        format!("{}\r", din_scan("A999925123456", 1)).as_bytes(),
+    )
+    .await
+    .unwrap();
+    let again = events.next("scan", Duration::from_secs(5)).await;
+    assert_eq!(again["verdict"], "match", "{again}");
+    assert!(
+        again["message"]
+            .as_str()
+            .unwrap()
+            .contains("already checked"),
+        "{again}"
+    );
+    assert_eq!(again["job_id"], reprinted["job_id"]);
 
     // Bag 2 has no label yet: its scan matches nothing waiting and flags nothing.
     let (status, scan) = ws

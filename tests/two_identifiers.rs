@@ -387,6 +387,22 @@ fn r17_two_reads_pair_within_the_window_from_one_source_with_nothing_between() {
     assert_eq!(outcome(&dock.scan("dm", 602, &coi60)), "incomplete");
     let same = dock.scan("dm", 603, &matrix(60));
     assert_eq!(outcome(&same), "match", "the same order agrees");
+    // The label's other barcodes (product code, dates) scanned between the halves are judged
+    // with the half and do not end it.
+    let (din78, coi78) = (format!("={}00", din(78)), format!("&/{}", coi(78)));
+    assert_eq!(outcome(&dock.scan("four", 900, &coi78)), "incomplete");
+    assert_eq!(outcome(&dock.scan("four", 901, "=<S1295100")), "incomplete");
+    assert_eq!(
+        outcome(&dock.scan("four", 902, "&*0251530814")),
+        "incomplete"
+    );
+    assert_eq!(outcome(&dock.scan("four", 903, &din78)), "match");
+    // ...but another product is a mismatch with the half.
+    assert_eq!(outcome(&dock.scan("five", 950, &coi78)), "incomplete");
+    assert_eq!(
+        outcome(&dock.scan("five", 951, "=<S9999100")),
+        "wrong_product"
+    );
     // Another person's half is not this person's.
     let din72 = format!("={}00", din(72));
     assert_eq!(outcome(&dock.scan("shared", 800, &din72)), "incomplete");

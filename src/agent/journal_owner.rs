@@ -59,6 +59,8 @@ pub struct LabelOrder {
     pub template: String,
     pub operator: Option<String>,
     pub reprint: bool,
+    /// A reprint's reason.
+    pub reason: Option<String>,
     pub collected_at: Option<jiff::Timestamp>,
 }
 
@@ -567,6 +569,7 @@ impl Owner {
                 template,
                 operator: order.operator.as_deref(),
                 reprint: order.reprint,
+                reason: order.reason.as_deref(),
                 collected_at: order.collected_at,
             },
         )

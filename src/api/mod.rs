@@ -86,7 +86,7 @@ pub fn router(agent: Agent) -> Router {
 fn check_operator(operator: Option<&str>) -> Result<(), String> {
     match operator {
         Some(id)
-            if id.is_empty()
+            if id.trim().is_empty()
                 || id.chars().count() > MAX_OPERATOR
                 || id.chars().any(char::is_control) =>
         {
@@ -368,6 +368,8 @@ struct LabelBody {
     operator: Option<String>,
     #[serde(default)]
     reprint: bool,
+    /// Why a reprint is printed (required with `reprint`).
+    reason: Option<String>,
     collected_at: Option<jiff::Timestamp>,
     /// A configured printer's name (default: the first).
     printer: Option<String>,
@@ -416,6 +418,7 @@ async fn print_label(
         template: body.template,
         operator: body.operator,
         reprint: body.reprint,
+        reason: body.reason,
         collected_at: body.collected_at,
     };
     // The flow runs in its own task: a client that goes away must not cut it between the

@@ -169,6 +169,7 @@ pub(super) struct PrintRequest<'a> {
     pub printer: Option<&'a str>,
     pub operator: Option<&'a str>,
     pub reprint: bool,
+    pub reason: Option<&'a str>,
     pub collected_at: Option<jiff::Timestamp>,
 }
 
@@ -219,6 +220,7 @@ pub(super) fn print(
         template: request.template.to_owned(),
         operator: request.operator.map(str::to_owned),
         reprint: request.reprint,
+        reason: request.reason.map(str::to_owned),
         collected_at: request.collected_at,
     };
     let printed = runtime.block_on(async {
@@ -305,9 +307,15 @@ pub(super) fn verify(
                     crate::reconcile::Outcome::Match | crate::reconcile::Outcome::Sample
                 );
                 if right && !verified.is_verified() {
+                    let what = if verified.scan.verdict.outcome == crate::reconcile::Outcome::Sample
+                    {
+                        "print another sample tube label (label print --template sample-tube)"
+                    } else {
+                        "reprint it (label print --reprint --reason ...)"
+                    };
                     writeln!(
                         out,
-                        "JOB FLAGGED: an earlier scan for job {job_id} did not match. Do not use this label: reprint it (label print --reprint) and verify the new one."
+                        "JOB FLAGGED: an earlier scan for job {job_id} did not match. Do not use this label: {what} and verify the new one."
                     )?;
                 }
             }

@@ -298,9 +298,13 @@ pub enum LabelCommand {
         /// Who prints it (staff badge or user id), carried in the journal and the event.
         #[arg(long, value_name = "ID")]
         operator: Option<String>,
-        /// Print a second label for a bag that may already have one (a damaged label).
-        #[arg(long)]
+        /// Print a second label for a bag that may already have one (a damaged label); needs
+        /// --reason.
+        #[arg(long, requires = "reason")]
         reprint: bool,
+        /// Why the label is reprinted (audited and sent with label_reprinted).
+        #[arg(long, value_name = "TEXT", requires = "reprint")]
+        reason: Option<String>,
         /// When the collection happened (RFC 3339, to the minute); it is printed and encoded.
         /// Default: the time the collection's first label carries, else now. Every bag of a
         /// collection carries the same: another time is refused.
@@ -380,7 +384,7 @@ pub enum AuditCommand {
 #[derive(Debug, clap::Args)]
 pub struct TypedArgs {
     /// Type the identifiers as printed on the label: the DIN, then the COI identifier, each
-    /// with its boxed check character (e.g. --typed "A9999 25 123456 K" "CH A9999 25 000042 Z").
+    /// with its boxed check character (e.g. --typed "A9999 25 123456 9" "CH A9999 25 000042 Z").
     /// Both are needed; the check characters are verified before anything else.
     #[arg(long, num_args = 2, value_names = ["DIN", "COI"])]
     typed: Option<Vec<String>>,
@@ -684,6 +688,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     printer,
                     operator,
                     reprint,
+                    reason,
                     collected_at,
                     json,
                 },
@@ -696,6 +701,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 printer: printer.as_deref(),
                 operator: operator.as_deref(),
                 reprint,
+                reason: reason.as_deref(),
                 collected_at,
             },
             json,

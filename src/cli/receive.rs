@@ -71,7 +71,8 @@ pub(super) fn run(
         // A half is judged with the scan that completes it; only a final verdict counts, and a
         // half that nothing completed is no match.
         let half = matches!(recorded.verdict.outcome, Outcome::Incomplete(_));
-        all_match &= half || recorded.verdict.is_match();
+        let sample = recorded.verdict.outcome == Outcome::Sample;
+        all_match &= half || sample || recorded.verdict.is_match();
         pending_half = half;
         Ok(())
     };

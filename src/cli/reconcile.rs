@@ -71,7 +71,7 @@ pub(super) fn run(
         let verdict = judge(&scan, earlier.as_deref(), &book, &ctx);
         let half = matches!(verdict.outcome, Outcome::Incomplete(_));
         // A half is judged with the scan that completes it; only a final verdict counts.
-        all_match &= half || verdict.is_match();
+        all_match &= half || verdict.is_match() || verdict.outcome == Outcome::Sample;
         earlier = half.then_some(scan.raw);
         write_verdict(out, &verdict, opts.json)?;
     }

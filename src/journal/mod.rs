@@ -101,6 +101,16 @@ pub struct ScanRow {
     pub bags: Option<u8>,
 }
 
+/// A recent scan of one source, as the pairing of halves reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestScan {
+    pub verdict: String,
+    /// From [`utc_text`].
+    pub at: String,
+    pub operator: Option<String>,
+    pub raw: Vec<u8>,
+}
+
 /// A bag already received at the site: the scan must be judged again (it is a duplicate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlreadyReceived;
@@ -362,39 +372,30 @@ impl Journal {
         Ok(id)
     }
 
-    /// The raw bytes of the half that a scan from `source` at `site_id` for `step` by
-    /// `operator` is judged with: the latest scan of that source, step and operator, when its
-    /// verdict was `incomplete` and it was read between `since` and `until` (from
-    /// [`utc_text`]; a half stamped after the scan — a clock stepped back — waits for nothing).
-    /// Any later scan from the source, whatever its verdict, ends that half's chance.
+    /// The latest scans (newest first, at most `limit`) of `source` at `site_id` for `step`,
+    /// as (verdict, at, operator, raw): where a pending half is looked for.
     ///
     /// # Errors
     /// SQLite failed.
-    pub fn pending_half(
+    pub fn latest_scans_of(
         &self,
         source: &str,
         site_id: &str,
         step: &str,
-        operator: Option<&str>,
-        (since, until): (&str, &str),
-    ) -> Result<Option<Vec<u8>>, JournalError> {
-        let latest: Option<(String, String, Option<String>, Vec<u8>)> =
-            rusqlite::OptionalExtension::optional(
-                self.conn
-                    .prepare_cached(
-                        "SELECT verdict, at, operator, raw FROM scans WHERE source = ?1 AND site_id = ?2 AND step = ?3 ORDER BY id DESC LIMIT 1",
-                    )?
-                    .query_row(params![source, site_id, step], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                    }),
-            )?;
-        Ok(latest
-            .filter(|(verdict, at, by, _)| {
-                verdict == "incomplete"
-                    && (since..=until).contains(&at.as_str())
-                    && by.as_deref() == operator
+        limit: usize,
+    ) -> Result<Vec<LatestScan>, JournalError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT verdict, at, operator, raw FROM scans WHERE source = ?1 AND site_id = ?2 AND step = ?3 ORDER BY id DESC LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![source, site_id, step, limit as i64], |row| {
+            Ok(LatestScan {
+                verdict: row.get(0)?,
+                at: row.get(1)?,
+                operator: row.get(2)?,
+                raw: row.get(3)?,
             })
-            .map(|(.., raw)| raw))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Records a receipt scan like [`Journal::record_scan`], unless it is a match for bag

@@ -29,6 +29,8 @@ pub struct PrintJobRecord<'a> {
     pub collected_at: Option<&'a str>,
     /// `bag` (a bag's label: one per bag) or `sample` (a sample tube's: any number).
     pub label_kind: &'a str,
+    /// A reprint's reason (in the audit entry).
+    pub reason: Option<&'a str>,
 }
 
 /// A recorded job, as the verify step needs it.
@@ -81,6 +83,7 @@ fn insert_job(
         "job_id": job.job_id, "bag": job.bag, "template": job.template, "template_version": job.template_version,
         "printer": job.printer, "zpl_sha256": job.zpl_sha256, "operator": job.operator, "state": job.state,
         "reprint": job.reprint, "collected_at": job.collected_at, "label_kind": job.label_kind,
+        "reason": job.reason,
     });
     audit::append(
         tx,

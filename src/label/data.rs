@@ -92,7 +92,7 @@ impl<'a> LabelData<'a> {
         // nothing the data does not say is printed (issue #20).
         if order.collection.testing.is_none() {
             return Err(DataError(
-                "collection.testing: the donor's infectious-disease testing is not in the order (untested, non_reactive or reactive): no label says it for them".to_owned(),
+                "the order has no collection.testing (the donor's infectious-disease testing: untested, non_reactive or reactive), which the label must state: ask the central service to complete the order, then sync orders".to_owned(),
             ));
         }
         let bags = order.collection.bags;
@@ -180,10 +180,10 @@ impl<'a> LabelData<'a> {
             "testing.statement" => match o.collection.testing.as_ref()? {
                 Testing::Untested => "NOT EVALUATED FOR INFECTIOUS SUBSTANCES".to_owned(),
                 Testing::NonReactive => return None,
-                Testing::Reactive(markers) => format!(
-                    "WARNING: REACTIVE TEST RESULTS FOR {}",
-                    markers.join(", ").to_uppercase()
-                ),
+                // Markers as the laboratory names them (HBsAg, not HBSAG).
+                Testing::Reactive(markers) => {
+                    format!("WARNING: REACTIVE TEST RESULTS FOR {}", markers.join(", "))
+                }
             },
             "testing.biohazard" => match o.collection.testing.as_ref()? {
                 Testing::NonReactive => return None,
@@ -437,7 +437,7 @@ mod tests {
         order.collection.volume_ml = Some(180);
         assert_eq!(
             says(&order, "testing.statement").as_deref(),
-            Some("WARNING: REACTIVE TEST RESULTS FOR HBSAG, ANTI-HCV")
+            Some("WARNING: REACTIVE TEST RESULTS FOR HBsAg, Anti-HCV")
         );
         assert_eq!(says(&order, "collection.volume").as_deref(), Some("180 mL"));
         order.collection.testing = Some(Testing::NonReactive);
@@ -445,6 +445,9 @@ mod tests {
         assert_eq!(says(&order, "testing.biohazard"), None);
         order.collection.testing = None;
         let err = LabelData::new(&order, 1, at).unwrap_err();
-        assert!(err.0.starts_with("collection.testing:"), "{err}");
+        assert!(
+            err.0.starts_with("the order has no collection.testing"),
+            "{err}"
+        );
     }
 }
