@@ -446,6 +446,8 @@ pub enum VerifyError {
     UnknownJob(String),
     #[error("print job {0} failed before anything was sent: there is no label of it to verify")]
     NothingPrinted(String),
+    #[error("print job {0} was voided: its label must not be used (print a new one)")]
+    Voided(String),
     #[error(
         "print job {job_id} was followed by job {latest} for the same bag: verify the label of job {latest}"
     )]
@@ -529,6 +531,9 @@ fn verify_job(
     if job.state == "failed" {
         return Err(VerifyError::NothingPrinted(job_id.to_owned()));
     }
+    if job.state == "voided" {
+        return Err(VerifyError::Voided(job_id.to_owned()));
+    }
     let (order, bag) = job
         .coi
         .as_deref()
@@ -558,6 +563,7 @@ fn verify_job(
             din: Some(order.collection.din),
             bag: (!sample).then_some(bag),
             sample,
+            collected_at: job.collected_at.as_deref().and_then(|t| t.parse().ok()),
         }),
         received: &received,
     };
@@ -780,6 +786,82 @@ pub fn verify_scan(
         job_id: None,
         verification: None,
         confirmed_by_scan: false,
+    })
+}
+
+/// Why a label could not be voided (nothing was recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum VoidError {
+    #[error("no print job {0} in the journal")]
+    UnknownJob(String),
+    #[error(
+        "a void needs its reason (wrong label, damaged, ...): at most {MAX_REASON} characters, no control characters"
+    )]
+    NoReason,
+    #[error("print job {job_id} is {state}: there is no label of it to void")]
+    NotVoidable { job_id: String, state: String },
+    #[error(
+        "the order of print job {0} is no longer in the journal's cache (run coi-agent orders sync)"
+    )]
+    OrderGone(String),
+    #[error("journal: {0}")]
+    Journal(#[from] JournalError),
+}
+
+/// A voided label.
+#[derive(Debug, Clone)]
+pub struct Voided {
+    pub job_id: String,
+    pub bag: u8,
+    pub order_id: String,
+}
+
+/// Voids a printed label (ARCHITECTURE.md, the label lifecycle; issue #13): the person took it
+/// off the bag and destroyed it. The job no longer counts as the bag's label (a new first label
+/// may be printed), cannot be verified, and `label_voided` goes to central with the reason, the
+/// audit entry and the job's state in one transaction.
+///
+/// # Errors
+/// See [`VoidError`]; nothing was recorded.
+pub fn void_label(
+    journal: &mut Journal,
+    book: &OrderBook,
+    job_id: &str,
+    why: Option<&str>,
+    station: Station<'_>,
+    operator: Option<&str>,
+) -> Result<Voided, VoidError> {
+    let why = reason(why).ok_or(VoidError::NoReason)?;
+    let job = journal
+        .print_job(job_id)?
+        .ok_or_else(|| VoidError::UnknownJob(job_id.to_owned()))?;
+    let (order, bag) = job
+        .coi
+        .as_deref()
+        .and_then(|coi| CoiId::parse(coi).ok())
+        .and_then(|coi| book.by_coi(&coi))
+        .zip(job.bag)
+        .ok_or_else(|| VoidError::OrderGone(job_id.to_owned()))?;
+    let now = jiff::Timestamp::now();
+    let event = custody_event(
+        EventKind::LabelVoided,
+        order,
+        Some(bag),
+        station,
+        operator,
+        now,
+        json!({"job_id": job_id, "reason": why, "label_kind": job.label_kind, "was": job.state}),
+    );
+    journal
+        .void_job(job_id, why, operator, &utc_text(now), &[event])?
+        .map_err(|state| VoidError::NotVoidable {
+            job_id: job_id.to_owned(),
+            state,
+        })?;
+    Ok(Voided {
+        job_id: job_id.to_owned(),
+        bag,
+        order_id: order.order_id.clone(),
     })
 }
 

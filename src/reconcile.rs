@@ -82,6 +82,9 @@ pub struct Expected {
     pub bag: Option<u8>,
     /// A sample tube's label (flags `06`/`07`), not a bag's.
     pub sample: bool,
+    /// The collection time the label carries (DS 007, in the collection site's zone, to the
+    /// minute): a read that carries another is not the label.
+    pub collected_at: Option<jiff::Timestamp>,
 }
 
 /// A scan's bytes, as far as they could be read.
@@ -266,6 +269,7 @@ struct Identifiers {
     din: Option<(Din, crate::isbt128::din::DinFlags)>,
     coi: Option<CoiId>,
     product: Option<ProductCode>,
+    collected: Option<crate::isbt128::date::DateTime>,
 }
 
 /// Checks one scan (or a pair of halves) against the orders in the context of this workstation.
@@ -439,6 +443,19 @@ fn check(
                 Item::Bag(bag) => !expected.sample && expected.bag.is_none_or(|b| b == bag),
                 Item::Sample => expected.sample,
             };
+        let wrong_time = match (expected.collected_at, ids.collected) {
+            (Some(job), Some(read)) => !same_minute(job, read, &order.collection.time_zone),
+            _ => false,
+        };
+        if wrong_time {
+            return Err(refuse(
+                Reason::NotExpected,
+                &format!(
+                    "This is {of} of order {}, but its collection time is not the one of the label just printed. Do not use this label; call your supervisor.",
+                    order.order_id
+                ),
+            ));
+        }
         if !same {
             let what = match ctx.step {
                 Step::Verify => "the label just printed",
@@ -493,6 +510,20 @@ fn refuse(reason: Reason, message: &str) -> Refusal {
 /// A refusal that names the bag the scan said (a bag the order does not have).
 fn refuse_with_bag(bag: u8, reason: Reason, message: &str) -> Refusal {
     (reason, message.to_owned(), Some(bag))
+}
+
+/// Whether `at`, in the IANA zone `zone`, is the local date and minute `read` (DS 007 carries
+/// the collection site's local time). An unknown zone matches nothing.
+fn same_minute(at: jiff::Timestamp, read: crate::isbt128::date::DateTime, zone: &str) -> bool {
+    let Ok(zone) = jiff::tz::TimeZone::get(zone) else {
+        return false;
+    };
+    let local = at.to_zoned(zone);
+    i32::from(read.date.year()) == i32::from(local.year())
+        && read.date.month() as i8 == local.month()
+        && read.date.day() as i8 == local.day()
+        && read.hour() as i8 == local.hour()
+        && read.minute() as i8 == local.minute()
 }
 
 /// What of one identifier contradicts the expected label, if anything: its COI identifier, its
@@ -553,6 +584,12 @@ fn identifiers(messages: &[&Message<'_>]) -> Result<Identifiers, Refusal> {
                     return Err(conflict());
                 }
                 ids.product = Some(p);
+            }
+            Value::DateTime(crate::isbt128::date::DateRole::Collection, at) => {
+                if ids.collected.is_some_and(|c| c != at) {
+                    return Err(conflict());
+                }
+                ids.collected = Some(at);
             }
             _ => {}
         }

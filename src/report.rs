@@ -75,6 +75,36 @@ pub struct PrintReport {
     pub message: String,
 }
 
+/// A voided label: `label void --json` and `POST /api/v1/jobs/{job_id}/void`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VoidReport {
+    pub job_id: String,
+    /// Always `voided`.
+    pub state: &'static str,
+    pub bag: u8,
+    pub order_id: String,
+    /// The custody event written with it.
+    pub event: &'static str,
+    /// What happened and what to do, for the person at the bag.
+    pub message: String,
+}
+
+impl VoidReport {
+    pub fn new(voided: &crate::labeling::Voided) -> VoidReport {
+        VoidReport {
+            job_id: voided.job_id.clone(),
+            state: "voided",
+            bag: voided.bag,
+            order_id: voided.order_id.clone(),
+            event: "label_voided",
+            message: format!(
+                "VOIDED: the label of job {} (bag {} of order {}) no longer counts. Destroy it; print the bag's label again (not a reprint) and verify it.",
+                voided.job_id, voided.bag, voided.order_id
+            ),
+        }
+    }
+}
+
 /// The outbox: `outbox status --json`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct OutboxReport {

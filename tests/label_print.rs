@@ -805,3 +805,85 @@ fn r20_sample_tube_labels_are_samples_never_the_bag() {
         .collect();
     assert!(events.contains(&"label_verified".to_owned()), "{events:?}");
 }
+
+/// Issue #13: the collection time in the label's Data Matrix must be the job's: a label of the
+/// right bag made with another collection time is not the label just printed.
+#[test]
+fn r13_a_data_matrix_with_another_collection_time_flags_the_job() {
+    let station = Station::new("label-dm-time", "site-apheresis-1", "Zebra ZT411 300 dpi");
+    let output = station.print("CHA999925000042", "1", &["--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let job = json(&output)["job_id"].as_str().unwrap().to_owned();
+    let scan = compound_message(&station, "1");
+    assert!(scan.contains("&*0251530814"), "{scan}");
+    let other = scan.replace("&*0251530814", "&*0251530815");
+    let output = station.run(&["label", "verify", "--job", &job, "--json", &other]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(json(&output)["reason"], "not_expected", "{}", json(&output));
+    assert!(
+        json(&output)["message"]
+            .as_str()
+            .unwrap()
+            .contains("collection time is not the one of the label just printed")
+    );
+    assert_eq!(json(&output)["verification"], "flagged");
+}
+
+/// Issue #13: a voided label no longer counts as the bag's: a new first label may be printed,
+/// the voided job cannot be verified, and label_voided goes to central with the reason.
+#[test]
+fn r13_a_voided_label_frees_its_bag_and_is_never_verified() {
+    let station = Station::new("label-void", "site-apheresis-1", "Zebra ZT411 300 dpi");
+    let output = station.print("CHA999925000042", "1", &["--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let job = json(&output)["job_id"].as_str().unwrap().to_owned();
+    let void = |job: &str, reason: &str| {
+        station.run(&[
+            "label",
+            "void",
+            "--job",
+            job,
+            "--reason",
+            reason,
+            "--operator",
+            "nurse-7",
+            "--json",
+        ])
+    };
+    let output = void(&job, "  ");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("a void needs its reason"),
+        "{}",
+        stderr(&output)
+    );
+    let output = void(&job, "wrong bag");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json(&output)["state"], "voided");
+    assert_eq!(json(&output)["event"], "label_voided");
+    let event = station.events().pop().unwrap();
+    assert_eq!(event["type"], "label_voided");
+    assert_eq!(event["details"]["reason"], "wrong bag");
+    assert_eq!(event["bag"], 1);
+    // Twice: refused; an unknown job: refused.
+    let output = void(&job, "again");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("is voided: there is no label of it to void"));
+    assert_eq!(void("no-such-job", "x").status.code(), Some(1));
+    // The voided label cannot be verified; the bag takes a new first label (not a reprint).
+    let scan = compound_message(&station, "1");
+    let output = station.run(&["label", "verify", "--job", &job, &scan]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("was voided"),
+        "{}",
+        stderr(&output)
+    );
+    let output = station.print("CHA999925000042", "1", &["--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json(&output)["event"], "label_printed");
+    let fresh = json(&output)["job_id"].as_str().unwrap().to_owned();
+    let output = station.run(&["label", "verify", "--job", &fresh, &scan]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(station.journal().verify_audit().unwrap().is_ok());
+}

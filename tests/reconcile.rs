@@ -326,6 +326,7 @@ fn every_reason_where_it_should_be() {
             din: None,
             bag: None,
             sample: false,
+            collected_at: None,
         }),
         ..Case::default()
     };
@@ -338,6 +339,7 @@ fn every_reason_where_it_should_be() {
             din: Some(Din::parse(DIN_A).unwrap()),
             bag: Some(2),
             sample: false,
+            collected_at: None,
         }),
         ..Case::default()
     };
@@ -455,11 +457,11 @@ proptest! {
         let b = &orders[b.index(orders.len())];
         prop_assume!(a.0 != b.0);
         let book = book(orders.iter().map(|(coi, din, bags)| order(coi, din, "shipped", *bags)).collect());
-        let case = Case { expected: Some(Expected { coi: CoiId::parse(&b.0).unwrap(), din: None, bag: None, sample: false }), ..Case::default() };
+        let case = Case { expected: Some(Expected { coi: CoiId::parse(&b.0).unwrap(), din: None, bag: None, sample: false, collected_at: None }), ..Case::default() };
         let verdict = check(&label(&a.0, &a.1, 1), &book, &case);
         prop_assert!(!verdict.is_match(), "{}", verdict.message);
         // The same scan at its own receipt matches: the mismatch is about the order, nothing else.
-        let own = Case { expected: Some(Expected { coi: CoiId::parse(&a.0).unwrap(), din: None, bag: None, sample: false }), ..Case::default() };
+        let own = Case { expected: Some(Expected { coi: CoiId::parse(&a.0).unwrap(), din: None, bag: None, sample: false, collected_at: None }), ..Case::default() };
         prop_assert!(check(&label(&a.0, &a.1, 1), &book, &own).is_match());
     }
 
@@ -467,7 +469,7 @@ proptest! {
     fn no_single_character_change_to_a_scanned_din_or_coi_passes(orders in orders(), pick in any::<prop::sample::Index>(), pos in any::<prop::sample::Index>(), ch in proptest::sample::select(b"0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ".to_vec())) {
         let a = &orders[pick.index(orders.len())];
         let book = book(orders.iter().map(|(coi, din, bags)| order(coi, din, "shipped", *bags)).collect());
-        let case = Case { expected: Some(Expected { coi: CoiId::parse(&a.0).unwrap(), din: None, bag: None, sample: false }), ..Case::default() };
+        let case = Case { expected: Some(Expected { coi: CoiId::parse(&a.0).unwrap(), din: None, bag: None, sample: false, collected_at: None }), ..Case::default() };
         let data = label(&a.0, &a.1, 1);
         // Positions of the DIN's 13 characters and the COI's 15 inside the compound message.
         let din_at = data.find(&a.1).unwrap();

@@ -451,6 +451,33 @@ async fn r11_a_nurse_prints_and_verifies_through_the_api() {
     let (_, order) = ws.get("/api/v1/orders/CHA999925000042?patient=true").await;
     assert!(order["patient"]["family_name"].is_string(), "{order}");
 
+    // Issue #13: the verified label turns out wrong: voided, with its reason; the bag is free.
+    let void = format!(
+        "/api/v1/jobs/{}/void",
+        reprinted["job_id"].as_str().unwrap()
+    );
+    let (status, answer) = ws.post(&void, &json!({"operator": "nurse-7"})).await;
+    assert_eq!(status, 400, "a reason is required: {answer}");
+    let (status, voided) = ws
+        .post(
+            &void,
+            &json!({"reason": "wrong bag", "operator": "nurse-7"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{voided}");
+    assert_eq!(voided["state"], "voided");
+    let (status, _) = ws.post(&void, &json!({"reason": "again"})).await;
+    assert_eq!(status, 409, "voided once");
+    let (status, _) = ws
+        .post("/api/v1/jobs/no-such-job/void", &json!({"reason": "x"}))
+        .await;
+    assert_eq!(status, 404);
+    let (_, order) = ws.get("/api/v1/orders/CHA999925000042").await;
+    assert_ne!(
+        order["bag_labels"][0]["job_id"], reprinted["job_id"],
+        "the voided job is not the bag's label: {order}"
+    );
+
     // Media out: refused before sending, the fault named.
     emulator.set_fault(EmulatedFault::MediaOut, true);
     let (status, failed) = ws

@@ -120,6 +120,13 @@ enum Command {
         outcome: JobOutcome,
         reply: oneshot::Sender<Result<Printed, Refusal>>,
     },
+    /// Voids a printed label.
+    VoidLabel {
+        job_id: String,
+        reason: Option<String>,
+        operator: Option<String>,
+        reply: oneshot::Sender<Result<labeling::Voided, labeling::VoidError>>,
+    },
     DueEvents {
         now: jiff::Timestamp,
         reply: Reply<Vec<Vec<PendingEvent>>>,
@@ -326,6 +333,25 @@ impl JournalOwner {
         .await
     }
 
+    /// Voids the label of job `job_id` with the reason.
+    ///
+    /// # Errors
+    /// The owner stopped (nothing was recorded).
+    pub async fn void_label(
+        &self,
+        job_id: String,
+        reason: Option<String>,
+        operator: Option<String>,
+    ) -> Result<Result<labeling::Voided, labeling::VoidError>, Stopped> {
+        self.ask(|reply| Command::VoidLabel {
+            job_id,
+            reason,
+            operator,
+            reply,
+        })
+        .await
+    }
+
     /// # Errors
     /// The journal failed or its owner stopped.
     pub async fn due_events(
@@ -517,6 +543,27 @@ impl Owner {
                     &prepared,
                     outcome,
                 ));
+            }
+            Command::VoidLabel {
+                job_id,
+                reason,
+                operator,
+                reply,
+            } => {
+                let res = self
+                    .book()
+                    .map_err(labeling::VoidError::from)
+                    .and_then(|book| {
+                        labeling::void_label(
+                            &mut self.journal,
+                            &book,
+                            &job_id,
+                            reason.as_deref(),
+                            self.here.station(),
+                            operator.as_deref(),
+                        )
+                    });
+                let _ = reply.send(res);
             }
             Command::DueEvents { now, reply } => {
                 let _ = reply.send(self.journal.due_events(

@@ -147,6 +147,28 @@ impl Agent {
         &self.inner.journal
     }
 
+    /// Voids the label of job `job_id` (its `label_voided` is sent at once).
+    ///
+    /// # Errors
+    /// The journal's owner stopped: nothing recorded.
+    pub async fn void_label(
+        &self,
+        job_id: String,
+        reason: Option<String>,
+        operator: Option<String>,
+    ) -> Result<Result<crate::labeling::Voided, crate::labeling::VoidError>, journal_owner::Stopped>
+    {
+        let voided = self
+            .inner
+            .journal
+            .void_label(job_id, reason, operator)
+            .await?;
+        if voided.is_ok() {
+            self.inner.outbox_wake.notify_one();
+        }
+        Ok(voided)
+    }
+
     /// A receiver of the agent's notices from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.inner.notices.subscribe()

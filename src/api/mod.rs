@@ -67,6 +67,7 @@ pub fn router(agent: Agent) -> Router {
         .route("/api/v1/orders", get(list_orders))
         .route("/api/v1/orders/{coi}", get(show_order))
         .route("/api/v1/orders/{coi}/bags/{bag}/labels", post(print_label))
+        .route("/api/v1/jobs/{job_id}/void", post(void_label))
         .route("/api/v1/scans", post(post_scan).get(recent_scans))
         .route("/api/v1/events", get(events))
         .route_layer(middleware::from_fn_with_state(agent.clone(), bearer))
@@ -460,6 +461,61 @@ async fn print_label(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("label not printed, nothing sent: journal: {message}"),
         ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoidBody {
+    reason: String,
+    operator: Option<String>,
+}
+
+async fn void_label(
+    State(agent): State<Agent>,
+    Path(job_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body: VoidBody = match parse_body(&headers, &body) {
+        Ok(body) => body,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
+    };
+    if let Err(problem) = check_operator(body.operator.as_deref()) {
+        return error(StatusCode::BAD_REQUEST, &problem);
+    }
+    if job_id.len() > 64 || job_id.chars().any(char::is_control) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a print job id (at most 64 characters)",
+        );
+    }
+    let flow = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            agent
+                .void_label(job_id, Some(body.reason), body.operator)
+                .await
+        })
+    };
+    match flow.await {
+        Ok(Ok(Ok(voided))) => axum::Json(crate::report::VoidReport::new(&voided)).into_response(),
+        Ok(Ok(Err(crate::labeling::VoidError::UnknownJob(job)))) => {
+            error(StatusCode::NOT_FOUND, &format!("no print job {job}"))
+        }
+        Ok(Ok(Err(crate::labeling::VoidError::Journal(problem)))) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("not recorded: journal: {problem}"),
+        ),
+        Ok(Ok(Err(problem))) => error(
+            StatusCode::CONFLICT,
+            &format!("not voided, nothing recorded: {problem}"),
+        ),
+        Ok(Err(stopped)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("not recorded: {stopped}"),
+        ),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the void flow failed"),
     }
 }
 

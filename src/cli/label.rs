@@ -333,6 +333,42 @@ pub(super) fn verify(
     }
 }
 
+/// `label void`: [`labeling::void_label`] on the configured journal.
+pub(super) fn void(
+    config: &Path,
+    job_id: &str,
+    reason: &str,
+    operator: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let journal = JournalOwner::for_config(&config)?;
+    let runtime = super::runtime()?;
+    let voided = runtime.block_on(journal.void_label(
+        job_id.to_owned(),
+        Some(reason.to_owned()),
+        operator.map(str::to_owned),
+    ))?;
+    match voided {
+        Ok(voided) => {
+            let report = crate::report::VoidReport::new(&voided);
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else {
+                writeln!(out, "{}", report.message)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(labeling::VoidError::Journal(problem)) => Err(problem.into()),
+        Err(problem) => {
+            writeln!(err, "coi-agent: not voided, nothing recorded: {problem}")?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 pub(super) fn list(
     dir: Option<&Path>,
     out: &mut dyn Write,

@@ -341,6 +341,25 @@ pub enum LabelCommand {
         )]
         data: Option<OsString>,
     },
+    /// Void a printed label that was taken off the bag and destroyed (wrong, damaged): the job
+    /// no longer counts as the bag's label, cannot be verified, and label_voided goes to the
+    /// central service with the reason. Exit 0 when voided.
+    Void {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// The print job whose label is voided (as `label print` reports it).
+        #[arg(long, value_name = "ID")]
+        job: String,
+        /// Why (audited and sent with label_voided).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Who voids it (staff badge or user id).
+        #[arg(long, value_name = "ID")]
+        operator: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The templates: name, version, size.
     List {
         /// Read templates from this directory instead of the built-in ones.
@@ -735,6 +754,16 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 err,
             )
         }
+        Command::Label {
+            command:
+                LabelCommand::Void {
+                    config,
+                    job,
+                    reason,
+                    operator,
+                    json,
+                },
+        } => label::void(&config, &job, &reason, operator.as_deref(), json, out, err),
         Command::Label {
             command: LabelCommand::List { templates },
         } => label::list(templates.as_deref(), out, err),

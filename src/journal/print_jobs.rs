@@ -40,6 +40,8 @@ pub struct PrintJobSummary {
     pub bag: Option<u8>,
     /// `bag` or `sample`.
     pub label_kind: String,
+    /// The collection time the label carries (RFC 3339, UTC).
+    pub collected_at: Option<String>,
     pub state: String,
     pub reprint: bool,
     /// `verified` or `flagged` once its label was scanned.
@@ -133,7 +135,7 @@ impl Journal {
         if job.label_kind == "bag" {
             let latest: Option<(String, String)> =
                 rusqlite::OptionalExtension::optional(tx.query_row(
-                    "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND label_kind = 'bag' AND state <> 'failed' ORDER BY id DESC LIMIT 1",
+                    "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND label_kind = 'bag' AND state NOT IN ('failed', 'voided') ORDER BY id DESC LIMIT 1",
                     params![coi, bag],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 ))?;
@@ -186,8 +188,9 @@ impl Journal {
             [job_id],
             |row| row.get(0),
         )?;
+        // A voided label stays voided, whatever its printer says later.
         tx.execute(
-            "UPDATE print_jobs SET state = ?2, fault = ?3 WHERE job_id = ?1",
+            "UPDATE print_jobs SET state = ?2, fault = ?3 WHERE job_id = ?1 AND state <> 'voided'",
             params![job_id, state, fault],
         )?;
         tx.execute(
@@ -220,7 +223,7 @@ impl Journal {
         bag: u8,
     ) -> Result<Vec<(String, String)>, JournalError> {
         let mut stmt = self.conn.prepare(
-            "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND label_kind = 'bag' AND state <> 'failed' ORDER BY id",
+            "SELECT job_id, state FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND label_kind = 'bag' AND state NOT IN ('failed', 'voided') ORDER BY id",
         )?;
         let jobs = stmt.query_map(params![coi, bag], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(jobs.collect::<Result<_, _>>()?)
@@ -234,8 +237,8 @@ impl Journal {
     /// SQLite failed.
     pub fn unverified_jobs(&self, coi: &str) -> Result<Vec<(String, u8)>, JournalError> {
         let mut stmt = self.conn.prepare(
-            "SELECT job_id, bag FROM print_jobs p WHERE coi = ?1 AND label_kind = 'bag' AND state <> 'failed' AND verification IS NULL
-               AND id = (SELECT MAX(id) FROM print_jobs WHERE coi = p.coi AND bag = p.bag AND label_kind = 'bag' AND state <> 'failed')
+            "SELECT job_id, bag FROM print_jobs p WHERE coi = ?1 AND label_kind = 'bag' AND state NOT IN ('failed', 'voided') AND verification IS NULL
+               AND id = (SELECT MAX(id) FROM print_jobs WHERE coi = p.coi AND bag = p.bag AND label_kind = 'bag' AND state NOT IN ('failed', 'voided'))
              ORDER BY id DESC",
         )?;
         let jobs = stmt.query_map([coi], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -249,7 +252,7 @@ impl Journal {
     /// SQLite failed.
     pub fn unverified_sample_jobs(&self, coi: &str) -> Result<Vec<String>, JournalError> {
         let mut stmt = self.conn.prepare(
-            "SELECT job_id FROM print_jobs WHERE coi = ?1 AND label_kind = 'sample' AND state <> 'failed' AND verification IS NULL
+            "SELECT job_id FROM print_jobs WHERE coi = ?1 AND label_kind = 'sample' AND state NOT IN ('failed', 'voided') AND verification IS NULL
              ORDER BY id DESC",
         )?;
         let jobs = stmt.query_map([coi], |row| row.get(0))?;
@@ -262,7 +265,7 @@ impl Journal {
     /// SQLite failed.
     pub fn print_job(&self, job_id: &str) -> Result<Option<PrintJobSummary>, JournalError> {
         Ok(rusqlite::OptionalExtension::optional(self.conn.query_row(
-            "SELECT coi, bag, state, reprint, verification, label_kind FROM print_jobs WHERE job_id = ?1",
+            "SELECT coi, bag, state, reprint, verification, label_kind, collected_at FROM print_jobs WHERE job_id = ?1",
             [job_id],
             |row| {
                 Ok(PrintJobSummary {
@@ -272,6 +275,7 @@ impl Journal {
                     reprint: row.get(3)?,
                     verification: row.get(4)?,
                     label_kind: row.get(5)?,
+                    collected_at: row.get(6)?,
                 })
             },
         ))?)
@@ -341,6 +345,55 @@ impl Journal {
         Ok((id, verification))
     }
 
+    /// Voids job `job_id`: its label was destroyed (a wrong or damaged label, taken off the bag),
+    /// so it no longer counts as the bag's label. Records the state `voided`, the audit entry
+    /// with the reason and operator, and `events`, in one transaction. Refused for a job that
+    /// failed (nothing printed) or is already voided.
+    ///
+    /// # Errors
+    /// SQLite failed, or there is no such job; nothing was recorded.
+    pub fn void_job(
+        &mut self,
+        job_id: &str,
+        reason: &str,
+        operator: Option<&str>,
+        at: &str,
+        events: &[NewEvent],
+    ) -> Result<Result<(), String>, JournalError> {
+        let tx = self.write()?;
+        let (coi, state): (Option<String>, String) = tx.query_row(
+            "SELECT coi, state FROM print_jobs WHERE job_id = ?1",
+            [job_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        if state == "failed" || state == "voided" {
+            return Ok(Err(state));
+        }
+        tx.execute(
+            "UPDATE print_jobs SET state = 'voided' WHERE job_id = ?1",
+            [job_id],
+        )?;
+        tx.execute(
+            "INSERT INTO print_job_states (job_id, state, at) VALUES (?1, 'voided', ?2)",
+            params![job_id, at],
+        )?;
+        let details = serde_json::json!({
+            "job_id": job_id, "state": "voided", "was": state, "reason": reason, "operator": operator,
+        });
+        audit::append(
+            &tx,
+            at,
+            "print_job_state",
+            coi.as_deref().unwrap_or_default(),
+            &details,
+        )?;
+        for event in events {
+            insert_event(&tx, event, at)?;
+        }
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
     /// A job's states, oldest first.
     ///
     /// # Errors
@@ -363,7 +416,7 @@ impl Journal {
 /// The collection time of the first label of `coi` that did not fail.
 fn collection_time(conn: &rusqlite::Connection, coi: &str) -> Result<Option<String>, JournalError> {
     Ok(rusqlite::OptionalExtension::optional(conn.query_row(
-        "SELECT collected_at FROM print_jobs WHERE coi = ?1 AND state <> 'failed' AND collected_at IS NOT NULL ORDER BY id LIMIT 1",
+        "SELECT collected_at FROM print_jobs WHERE coi = ?1 AND state NOT IN ('failed', 'voided') AND collected_at IS NOT NULL ORDER BY id LIMIT 1",
         [coi],
         |row| row.get(0),
     ))?)
