@@ -57,6 +57,19 @@ pub struct Station<'a> {
     pub pair_window: std::time::Duration,
 }
 
+/// `details` with its null fields left out (an absent fact is absent, not null).
+fn without_nulls(details: serde_json::Value) -> serde_json::Value {
+    match details {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// A custody event about bag `bag` of `order` (none when a scan named no bag).
 pub fn custody_event(
     kind: EventKind,
@@ -68,20 +81,26 @@ pub fn custody_event(
     details: serde_json::Value,
 ) -> NewEvent {
     let event_id = uuid::Uuid::now_v7().to_string();
-    let payload = json!({
+    let mut payload = json!({
         "event_id": event_id,
         "type": kind.as_str(),
         "coi": order.coi.as_str(),
         "din": order.collection.din.as_str(),
-        "bag": bag,
         "bags": order.collection.bags,
         "site_id": station.site_id,
         "workstation": station.workstation,
-        "operator": operator,
         "at": at.to_string(),
         "local_zone": order.collection.time_zone,
-        "details": details,
+        "details": without_nulls(details),
     });
+    // The schema promises a type for each field: an unknown one is left out, never null
+    // (docs/central-api.md).
+    if let Some(bag) = bag {
+        payload["bag"] = json!(bag);
+    }
+    if let Some(operator) = operator {
+        payload["operator"] = json!(operator);
+    }
     NewEvent {
         event_id,
         kind: kind.as_str().to_owned(),

@@ -628,7 +628,10 @@ fn verify_job(
         ),
         Some(reason) => event(
             EventKind::ScanMismatch,
-            json!({"job_id": job_id, "step": "verify", "reason": reason.code()}),
+            json!({"job_id": job_id, "step": "verify", "reason": reason.code(),
+                   "scanned": crate::receiving::scanned(&verdict),
+                   "expected": {"din": order.collection.din.as_str(), "bag": bag,
+                                "label_kind": job.label_kind}}),
         ),
     });
     let (id, verification) = journal.record_verification(job_id, &record, &events, confirm)?;

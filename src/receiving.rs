@@ -80,6 +80,16 @@ pub fn earlier_half(
     Ok(None)
 }
 
+/// What a scan read, for a `scan_mismatch` event: the DIN, bag and COI identifier as scanned
+/// (absent when not read), next to the order's in the event itself.
+pub fn scanned(verdict: &Verdict) -> serde_json::Value {
+    json!({
+        "din": verdict.din.map(|d| d.as_str().to_owned()),
+        "bag": verdict.bag,
+        "coi": verdict.coi.map(|c| c.as_str().to_owned()),
+    })
+}
+
 /// Whether a read carries the DIN or the COI identifier.
 fn carries_identifier(message: &crate::isbt128::message::Message<'_>) -> bool {
     use crate::isbt128::structure::Value;
@@ -152,7 +162,8 @@ pub fn receive(
             Outcome::Sample => Some((EventKind::SampleReceived, json!({"source": scan.source}))),
             Outcome::Mismatch(reason) => Some((
                 EventKind::ScanMismatch,
-                json!({"source": scan.source, "step": "receipt", "reason": reason.code()}),
+                json!({"source": scan.source, "step": "receipt", "reason": reason.code(),
+                       "scanned": scanned(&verdict)}),
             )),
             Outcome::Incomplete(_) => None,
         };

@@ -181,6 +181,16 @@ fn a_bag_is_received_once_and_every_scan_is_recorded() {
     assert_eq!(verdicts[1]["bag"], 2);
     assert_eq!(verdicts[2]["reason"], "unreadable");
     assert_eq!(lab.events().len(), 3);
+    // Issue #13: the mismatch carries what was scanned next to the order's identifiers, and
+    // no field is null (an unknown one is left out), as the schema says.
+    let event = lab.events().pop().unwrap();
+    assert_eq!(event["type"], "scan_mismatch");
+    assert_eq!(event["details"]["scanned"]["din"], "A999925123456");
+    assert_eq!(event["details"]["scanned"]["bag"], 2);
+    for event in lab.events() {
+        assert_eq!(support::central::schema_problem(&event), None, "{event}");
+        assert!(!event.to_string().contains("null"), "{event}");
+    }
 
     let scans = lab.scans();
     assert_eq!(scans.len(), 5);

@@ -107,7 +107,10 @@ pub(super) fn journal_writer(
             event_id: event_id.clone(),
             kind: "scan_mismatch".to_owned(),
             coi: "CHA999925000042".to_owned(),
-            payload: json!({"event_id": event_id, "type": "scan_mismatch", "at": at}),
+            payload: json!({
+                "event_id": event_id, "type": "scan_mismatch", "coi": "CHA999925000042",
+                "site_id": "site-lab-1", "workstation": "crash-test", "at": at,
+            }),
         };
         let record = ScanRecord {
             at: &at,

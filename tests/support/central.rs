@@ -175,6 +175,15 @@ async fn post_event(State(shared): State<Shared>, headers: HeaderMap, body: Stri
         )
             .into_response();
     }
+    // Every event is checked against the schema of docs/central-api.md (issue #13): no null
+    // where a type is promised, no field the schema does not name.
+    if let Some(problem) = schema_problem(&event) {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": format!("schema: {problem}")})),
+        )
+            .into_response();
+    }
     let mut recorded = shared.recorded.lock().unwrap();
     if recorded.refuse.contains(&key) {
         return (
@@ -235,4 +244,41 @@ async fn site_orders(
         .collect();
     let as_of = coi_agent::journal::utc_text(jiff::Timestamp::now());
     Json(json!({"orders": orders, "as_of": as_of})).into_response()
+}
+
+/// What of `event` breaks the CustodyEvent schema of docs/central-api.md, if anything.
+pub fn schema_problem(event: &Value) -> Option<String> {
+    const TYPES: &[&str] = &[
+        "label_printed",
+        "label_verified",
+        "label_reprinted",
+        "label_voided",
+        "print_failed",
+        "bag_received",
+        "sample_received",
+        "scan_mismatch",
+    ];
+    let object = event.as_object()?;
+    for field in ["event_id", "type", "coi", "site_id", "workstation", "at"] {
+        if !object.get(field).is_some_and(Value::is_string) {
+            return Some(format!("{field}: a string is required"));
+        }
+    }
+    if !TYPES.contains(&object["type"].as_str().unwrap_or_default()) {
+        return Some("type: not a custody event type".to_owned());
+    }
+    for (field, value) in object {
+        let ok = match field.as_str() {
+            "event_id" | "type" | "coi" | "site_id" | "workstation" | "at" => true,
+            "din" | "operator" | "local_zone" => value.is_string(),
+            "bag" => value.as_u64().is_some_and(|n| (1..=9).contains(&n)),
+            "bags" => value.as_u64().is_some_and(|n| (1..=9).contains(&n)),
+            "details" => value.is_object(),
+            _ => return Some(format!("{field}: not in the schema")),
+        };
+        if !ok {
+            return Some(format!("{field}: {value} is not of its type"));
+        }
+    }
+    None
 }
