@@ -80,6 +80,35 @@ pub fn earlier_half(
     Ok(None)
 }
 
+/// "Received here: bags 1, 2 of 3; still missing: bag 3." for the bags in `received`.
+fn shipment(received: &[u8], bags: u8) -> String {
+    let list = |bags: &[u8]| {
+        bags.iter()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let missing: Vec<u8> = (1..=bags).filter(|b| !received.contains(b)).collect();
+    let noun = |n: usize| if n == 1 { "bag" } else { "bags" };
+    match missing.len() {
+        0 => format!(
+            "All {bags} {} of the order received here.",
+            noun(bags.into())
+        ),
+        n => format!(
+            "Received here: {} {} of {bags}; still missing: {} {}.",
+            noun(received.len()),
+            if received.is_empty() {
+                "none".to_owned()
+            } else {
+                list(received)
+            },
+            noun(n),
+            list(&missing)
+        ),
+    }
+}
+
 /// What a scan read, for a `scan_mismatch` event: the DIN, bag and COI identifier as scanned
 /// (absent when not read), next to the order's in the event itself.
 pub fn scanned(verdict: &Verdict) -> serde_json::Value {
@@ -154,6 +183,19 @@ pub fn receive(
     // Twice at most: a match that another workstation recorded first is judged again with that
     // bag received, and is then a duplicate (never a match again).
     loop {
+        // Where the shipment stands (issue #13): which bags are in and which still missing.
+        if let (Some(coi), Some(bags)) = (verdict.coi, verdict.bags) {
+            let matched_bag = verdict.bag.filter(|_| verdict.is_match());
+            if verdict.is_match()
+                || verdict.reason() == Some(crate::reconcile::Reason::AlreadyReceived)
+            {
+                let mut received = journal.bags_received(station.site_id, coi.as_str())?;
+                received.extend(matched_bag);
+                received.sort_unstable();
+                received.dedup();
+                verdict.message = format!("{} {}", verdict.message, shipment(&received, bags));
+            }
+        }
         // An event needs an order to be about; a scan that names none stays in the journal, and
         // so does half a pair (nothing happened to any bag yet).
         let order = verdict.coi.and_then(|coi| book.by_coi(&coi));

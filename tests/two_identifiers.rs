@@ -435,10 +435,24 @@ fn r20_a_sample_tube_at_receipt_is_a_sample_never_its_bag() {
     // Again: a second tube is no duplicate.
     assert_eq!(outcome(&dock.scan("dock", 1, &tube)), "sample");
     assert_eq!(dock.events(), ["sample_received", "sample_received"]);
-    // The bags are received by their own labels, each once.
-    for bag in 1..=2 {
+    // The bags are received by their own labels, each once, and each receipt says where the
+    // shipment stands (issue #13).
+    let said = [
+        "Received here: bag 1 of 2; still missing: bag 2.",
+        "All 2 bags of the order received here.",
+    ];
+    for bag in 1..=2u8 {
         let label = format!("=+02000={}{bag:02}&/{}", din(2), coi(2));
-        assert_eq!(outcome(&dock.scan("dock", 2, &label)), "match");
+        let received = dock.scan("dock", 2, &label);
+        assert_eq!(outcome(&received), "match");
+        assert!(
+            received
+                .verdict
+                .message
+                .ends_with(said[usize::from(bag) - 1]),
+            "{}",
+            received.verdict.message
+        );
         assert_eq!(outcome(&dock.scan("dock", 3, &label)), "already_received");
     }
     // A pilot tube (06) is a sample too; other Table 3 flags are no bag.

@@ -683,6 +683,18 @@ impl Journal {
             .query_row(params![site_id, coi, bag], |row| row.get(0))?)
     }
 
+    /// The bags of `coi` received at `site_id`, in order (the `scans_received` index).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn bags_received(&self, site_id: &str, coi: &str) -> Result<Vec<u8>, JournalError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT bag FROM scans WHERE site_id = ?1 AND coi = ?2 AND bag IS NOT NULL AND verdict = 'match' AND step = 'receipt' ORDER BY bag",
+        )?;
+        let bags = stmt.query_map(params![site_id, coi], |row| row.get(0))?;
+        Ok(bags.collect::<Result<_, _>>()?)
+    }
+
     /// The cached orders as an order book; a cached record that no longer passes the checks is
     /// left out and reported.
     ///
