@@ -41,6 +41,7 @@ fn bench(c: &mut Criterion) {
         now: "2026-06-03T12:00:00Z".parse().expect("a time"),
         expected: None,
         received: &received,
+        freshness: None,
     };
     // The DataMatrix of bag 2 of order 7 345: DIN with container flags, product code, COI.
     let scan = b"]d1=+03000=A99992500734502=<S1295100&/CHA999925007345";

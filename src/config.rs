@@ -25,6 +25,9 @@ pub struct Config {
     /// How long a scan that carried one identifier waits for the other from the same source
     /// (docs/decisions.md, "Two identifiers").
     pub pair_window: Duration,
+    /// How old orders from the central service may be for a receipt or a first label
+    /// (`[orders] max_age_secs`, default an hour); `None` for a file source.
+    pub order_max_age: Option<Duration>,
 }
 
 /// A scanner `serve` reads, and the step its scans are judged by.
@@ -155,6 +158,7 @@ struct OrdersSection {
     source: String,
     file: Option<PathBuf>,
     refresh_secs: Option<u64>,
+    max_age_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +330,13 @@ impl Config {
         if refresh_secs == 0 {
             problems.push("orders.refresh_secs must be at least 1".to_owned());
         }
+        let max_age_secs = file
+            .orders
+            .max_age_secs
+            .unwrap_or(DEFAULT_ORDER_MAX_AGE_SECS);
+        if max_age_secs < 60 {
+            problems.push("orders.max_age_secs must be at least 60".to_owned());
+        }
         let pair_window_secs = file
             .scanning
             .and_then(|s| s.pair_window_secs)
@@ -333,6 +344,8 @@ impl Config {
         if !(1..=120).contains(&pair_window_secs) {
             problems.push("scanning.pair_window_secs must be 1 to 120".to_owned());
         }
+        let order_max_age = matches!(orders, Some(OrderSourceConfig::Central))
+            .then(|| Duration::from_secs(max_age_secs));
         let (Some(orders), true) = (orders, problems.is_empty()) else {
             return Err(ConfigError::Problems {
                 path: shown.to_owned(),
@@ -353,9 +366,14 @@ impl Config {
             },
             refresh: Duration::from_secs(refresh_secs),
             pair_window: Duration::from_secs(pair_window_secs),
+            order_max_age,
         })
     }
 }
+
+/// How old orders from the central service may be for a receipt or a first label, unless
+/// `[orders] max_age_secs` says otherwise.
+pub const DEFAULT_ORDER_MAX_AGE_SECS: u64 = 3600;
 
 /// The demonstration orders shipped with coi-agent.
 pub const DEMO_ORDERS: &str = include_str!("../config/demo-orders.json");

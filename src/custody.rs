@@ -55,6 +55,9 @@ pub struct Station<'a> {
     pub workstation: &'a str,
     /// How long a scan of one identifier waits for the other from the same source.
     pub pair_window: std::time::Duration,
+    /// How old the cached orders may be for a receipt or a first label (`[orders]
+    /// max_age_secs`), when they come from the central service; `None` for a file source.
+    pub order_max_age: Option<std::time::Duration>,
 }
 
 /// `details` with its null fields left out (an absent fact is absent, not null).

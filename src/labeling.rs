@@ -92,6 +92,10 @@ pub enum Refusal {
         "a reprint needs its reason (damaged, smudged, ...): at most {MAX_REASON} characters, no control characters"
     )]
     NoReason,
+    #[error(
+        "order {order_id}: the orders here were last brought up to date from the central service {since}, too long to trust for a label (check the network; print when orders sync again)"
+    )]
+    OrdersStale { order_id: String, since: String },
     #[error("order {order_id}: the collection time {asked} is {why}")]
     CollectionTimeOutOfRange {
         order_id: String,
@@ -263,6 +267,15 @@ pub fn prepare_bag_label(
     }
     let now = jiff::Timestamp::now();
     may_print(order, station.site_id, now)?;
+    if let Some(age) = crate::receiving::freshness(journal, station)?.and_then(|f| f.too_old(now)) {
+        return Err(Refusal::OrdersStale {
+            order_id: order.order_id.clone(),
+            since: match age {
+                Some(age) => format!("{} minutes ago", age.as_secs() / 60),
+                None => "never".to_owned(),
+            },
+        });
+    }
     let label_kind = request.template.label_kind;
     if label_kind == LabelKind::Sample && request.reprint {
         return Err(Refusal::Label(format!(
@@ -566,6 +579,7 @@ fn verify_job(
             collected_at: job.collected_at.as_deref().and_then(|t| t.parse().ok()),
         }),
         received: &received,
+        freshness: None,
     };
     let verdict = judge(scan, earlier, book, &ctx);
     let parse_error = scan.parse().err().map(|e| e.to_string());
@@ -668,6 +682,7 @@ pub fn verify_scan(
         now: scan.at,
         expected: None,
         received: &received,
+        freshness: None,
     };
     let verdict = judge(scan, earlier.as_deref(), book, &ctx);
     let job = match (verdict.outcome, verdict.coi) {

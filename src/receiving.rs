@@ -40,6 +40,24 @@ impl RecordedScan {
     }
 }
 
+/// How current the journal's orders are, when the station trusts them only so long (orders from
+/// the central service; `None` for a file source).
+///
+/// # Errors
+/// The journal failed.
+pub fn freshness(
+    journal: &Journal,
+    station: Station<'_>,
+) -> Result<Option<crate::reconcile::Freshness>, JournalError> {
+    let Some(max_age) = station.order_max_age else {
+        return Ok(None);
+    };
+    let synced_at = journal
+        .orders_synced_at()?
+        .and_then(|text| text.parse::<jiff::Timestamp>().ok());
+    Ok(Some(crate::reconcile::Freshness { synced_at, max_age }))
+}
+
 /// How many recent scans of a source are looked through for a pending half.
 const HALF_LOOKBACK: usize = 4;
 
@@ -160,6 +178,7 @@ pub fn receive(
 ) -> Result<RecordedScan, JournalError> {
     let parse_error = scan.parse().err().map(|e| e.to_string());
     let earlier = earlier_half(journal, scan, station, Step::Receipt, operator)?;
+    let freshness = freshness(journal, station)?;
     let mut received = HashSet::new();
     let judge = |received: &HashSet<(CoiId, u8)>| {
         let ctx = Context {
@@ -169,6 +188,7 @@ pub fn receive(
             now: scan.at,
             expected: None,
             received,
+            freshness,
         };
         judge(scan, earlier.as_deref(), book, &ctx)
     };

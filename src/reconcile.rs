@@ -72,6 +72,29 @@ pub struct Context<'a> {
     pub expected: Option<Expected>,
     /// Bags already received here, as (COI identifier, bag number), from the journal.
     pub received: &'a HashSet<(CoiId, u8)>,
+    /// When the cached orders were last brought up to date from the central service, and how
+    /// old they may be for a receipt to match (`[orders] max_age_secs`); `None` when orders
+    /// come from a file, which is always current.
+    pub freshness: Option<Freshness>,
+}
+
+/// How current the cached orders are, for a receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// The last successful sync, if any.
+    pub synced_at: Option<jiff::Timestamp>,
+    pub max_age: std::time::Duration,
+}
+
+impl Freshness {
+    /// How old the orders are when they are too old at `now`: `None` when fresh enough.
+    pub fn too_old(&self, now: jiff::Timestamp) -> Option<Option<std::time::Duration>> {
+        let Some(synced) = self.synced_at else {
+            return Some(None);
+        };
+        let age = std::time::Duration::try_from(now.duration_since(synced)).unwrap_or_default();
+        (age > self.max_age).then_some(Some(age))
+    }
 }
 
 /// The identifiers a person expects; unset fields are not compared.
@@ -164,6 +187,8 @@ pub enum Reason {
     NotABag,
     /// The order's latest update from central was refused: the cached version may be stale.
     OrderHeld,
+    /// The cached orders have not been brought up to date from central for longer than allowed.
+    OrderStale,
 }
 
 /// The outcome for one scan.
@@ -181,7 +206,7 @@ pub struct Verdict {
 
 impl Reason {
     /// Every reason, for documentation and tests.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Unreadable,
         Reason::NotIsbt128,
         Reason::BadCheck,
@@ -202,6 +227,7 @@ impl Reason {
         Reason::NotExpected,
         Reason::NotABag,
         Reason::OrderHeld,
+        Reason::OrderStale,
     ];
 
     /// The reason whose [`Reason::code`] is `code`.
@@ -232,6 +258,7 @@ impl Reason {
             Reason::NotExpected => "not_expected",
             Reason::NotABag => "not_a_bag",
             Reason::OrderHeld => "order_held",
+            Reason::OrderStale => "order_stale",
         }
     }
 }
@@ -479,6 +506,23 @@ fn check(
                 order.order_id
             ),
         ));
+    }
+    // A receipt is judged against an order record that may be hours old when central cannot be
+    // reached: beyond `max_age`, nothing is accepted as matching (issue #13).
+    if let (Step::Receipt, Some(freshness)) = (ctx.step, ctx.freshness) {
+        if let Some(age) = freshness.too_old(ctx.now) {
+            let since = match age {
+                Some(age) => format!("{} minutes ago", age.as_secs() / 60),
+                None => "never".to_owned(),
+            };
+            return Err(refuse(
+                Reason::OrderStale,
+                &format!(
+                    "The orders here were last brought up to date from the central service {since}: too long to trust order {}'s record. Set this bag aside; receive it when orders sync again (check the network, call IT).",
+                    order.order_id
+                ),
+            ));
+        }
     }
     let order_id = &order.order_id;
     Ok(match (item, ctx.step) {

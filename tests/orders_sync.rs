@@ -237,3 +237,43 @@ async fn r13_a_full_sync_drops_orders_no_longer_served_here() {
     let output = site.run(&["orders", "show", "CHA999925000042"]).await;
     assert!(output.status.success(), "the order still served stays");
 }
+
+/// Issue #13: orders from central that have not been brought up to date for longer than
+/// `[orders] max_age_secs` (an hour by default) accept no receipt; a sync makes them current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_orders_too_old_accept_no_receipt_until_synced() {
+    let central = Central::start().await;
+    let site = Site::new("stale", &central);
+    let mut order = example(1); // shipped to site-lab-1, one bag
+    order["expires_at"] = serde_json::json!("2099-12-31T23:59:00-05:00");
+    central
+        .recorded()
+        .orders
+        .push(("site-lab-1".into(), "2025-01-01T00:00:00Z".into(), order));
+    assert!(site.run(&["orders", "sync"]).await.status.success());
+    // Central has been out of reach for two hours.
+    let two_hours_ago =
+        coi_agent::journal::utc_text(jiff::Timestamp::now() - std::time::Duration::from_secs(7200));
+    let conn = rusqlite::Connection::open(site.dir.join("journal.sqlite")).unwrap();
+    conn.execute(
+        "UPDATE sync_state SET value = ?1 WHERE key = 'orders.synced_at'",
+        [&two_hours_ago],
+    )
+    .unwrap();
+    drop(conn);
+    let scan = "=+02000=A99992512345701&/CHA999925000043";
+    let output = site.run(&["receive", "--json", scan]).await;
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["reason"], "order_stale", "{verdict}");
+    assert!(
+        verdict["message"]
+            .as_str()
+            .unwrap()
+            .contains("120 minutes ago"),
+        "{verdict}"
+    );
+    assert!(site.run(&["orders", "sync"]).await.status.success());
+    let output = site.run(&["receive", "--json", scan]).await;
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["verdict"], "match", "{verdict}");
+}

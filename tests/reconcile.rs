@@ -82,6 +82,7 @@ fn check(data: &str, book: &OrderBook, case: &Case<'_>) -> Verdict {
         now: case.now.parse().unwrap(),
         expected: case.expected,
         received: &case.received,
+        freshness: None,
     };
     match message::parse(data.as_bytes()) {
         Ok(message) => reconcile(ScanRead::Parsed(&message), book, &ctx),
@@ -354,11 +355,44 @@ fn every_reason_where_it_should_be() {
         now: "2026-06-03T12:00:00Z".parse().unwrap(),
         expected: None,
         received: &HashSet::new(),
+        freshness: None,
     };
     assert_eq!(
         reconcile(ScanRead::Unreadable, &shipped, &unreadable).reason(),
         Some(Reason::Unreadable)
     );
+}
+
+/// Issue #13: orders from central older than `max_age_secs` (or never synced) accept no
+/// receipt; within it, they do.
+#[test]
+fn r13_orders_too_old_accept_no_receipt() {
+    let shipped = two_orders("shipped");
+    let data = label(COI_A, DIN_A, 1);
+    let received = HashSet::new();
+    let judge = |synced_at: Option<&str>, step: Step| {
+        let ctx = Context {
+            site_id: LAB,
+            step,
+            role: None,
+            now: "2026-06-03T12:00:00Z".parse().unwrap(),
+            expected: None,
+            received: &received,
+            freshness: Some(coi_agent::reconcile::Freshness {
+                synced_at: synced_at.map(|t| t.parse().unwrap()),
+                max_age: std::time::Duration::from_secs(3600),
+            }),
+        };
+        let message = message::parse(data.as_bytes()).unwrap();
+        reconcile(ScanRead::Parsed(&message), &shipped, &ctx)
+    };
+    assert!(judge(Some("2026-06-03T11:30:00Z"), Step::Receipt).is_match());
+    let old = judge(Some("2026-06-03T10:30:00Z"), Step::Receipt);
+    assert_eq!(old.reason().map(Reason::code), Some("order_stale"));
+    assert!(old.message.contains("90 minutes ago"), "{}", old.message);
+    let never = judge(None, Step::Receipt);
+    assert_eq!(never.reason().map(Reason::code), Some("order_stale"));
+    assert!(never.message.contains("never"), "{}", never.message);
 }
 
 /// Issue #20: containers 1-4 are flags 01-04 and containers 5-9 are 15-19 (ST-001 Table 3),

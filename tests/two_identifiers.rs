@@ -89,6 +89,7 @@ fn verdict(book: &OrderBook, earlier: Option<&[u8]>, data: &[u8]) -> Verdict {
         now: "2026-06-03T12:00:00Z".parse().unwrap(),
         expected: None,
         received: &received,
+        freshness: None,
     };
     judge(&scan(data, "dock"), earlier, book, &ctx)
 }
@@ -295,6 +296,7 @@ impl Dock {
             site_id: LAB,
             workstation: "dock-1",
             pair_window: coi_agent::reconcile::PAIR_WINDOW,
+            order_max_age: None,
         };
         let mut scan = scan(data.as_bytes(), source);
         scan.at = scan

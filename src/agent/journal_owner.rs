@@ -156,6 +156,21 @@ impl JournalOwner {
         workstation: &str,
         pair_window: std::time::Duration,
     ) -> Result<JournalOwner, JournalError> {
+        JournalOwner::start_with(path, site_id, workstation, pair_window, None)
+    }
+
+    /// As [`JournalOwner::start`], trusting cached orders only `order_max_age` for receipts and
+    /// first labels (orders from the central service).
+    ///
+    /// # Errors
+    /// As [`JournalOwner::start`].
+    pub fn start_with(
+        path: &Path,
+        site_id: &str,
+        workstation: &str,
+        pair_window: std::time::Duration,
+        order_max_age: Option<std::time::Duration>,
+    ) -> Result<JournalOwner, JournalError> {
         let journal = Journal::open(path)?;
         let templates = crate::label::builtin().unwrap_or_default();
         let (tx, rx) = mpsc::channel(256);
@@ -166,6 +181,7 @@ impl JournalOwner {
                 site_id: site_id.to_owned(),
                 workstation: workstation.to_owned(),
                 pair_window,
+                order_max_age,
             },
             templates,
             book: None,
@@ -186,11 +202,12 @@ impl JournalOwner {
     /// # Errors
     /// As [`JournalOwner::start`].
     pub fn for_config(config: &crate::config::Config) -> Result<JournalOwner, JournalError> {
-        JournalOwner::start(
+        JournalOwner::start_with(
             &config.journal,
             &config.site_id,
             &config.workstation,
             config.pair_window,
+            config.order_max_age,
         )
     }
 
@@ -404,6 +421,7 @@ struct Here {
     site_id: String,
     workstation: String,
     pair_window: std::time::Duration,
+    order_max_age: Option<std::time::Duration>,
 }
 
 impl Here {
@@ -412,6 +430,7 @@ impl Here {
             site_id: &self.site_id,
             workstation: &self.workstation,
             pair_window: self.pair_window,
+            order_max_age: self.order_max_age,
         }
     }
 }

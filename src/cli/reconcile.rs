@@ -57,6 +57,7 @@ pub(super) fn run(
         now: opts.at.unwrap_or_else(jiff::Timestamp::now),
         expected: None,
         received: &received,
+        freshness: None,
     };
     let mut all_match = true;
     // Each scan may complete the one before it, as from one scanner (issue #17).
