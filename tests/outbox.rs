@@ -342,3 +342,64 @@ async fn r13_parked_events_are_requeued_or_closed_by_a_person() {
     assert!(journal.verify_audit().unwrap().is_ok());
     assert_eq!(central.recorded().events.len(), 1);
 }
+
+/// Issue #13: 1,000 events through a central service that misbehaves at random — 500s,
+/// redirects, 200 HTML pages, stalls past the timeout, answers lost after recording — for a
+/// while (15 s here, `COI_CHAOS_SECS` to soak longer), then recovers: every event is recorded
+/// exactly once, and every COI's events in the order they were queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_a_thousand_events_through_chaos_arrive_once_in_order() {
+    let db = TempDb::new("chaos");
+    let mut journal = Journal::open(&db.0).unwrap();
+    let owner = start_owner(&db).unwrap();
+    let central = Central::start().await;
+    let client = client(&central, TOKEN);
+    let queued = queue(&mut journal, 1000, 37);
+    central.set_mode(Mode::Chaos);
+    let secs = std::env::var("COI_CHAOS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let chaos = drain(
+        &owner,
+        &client,
+        FAST,
+        Some(Instant::now() + Duration::from_secs(secs)),
+    )
+    .await
+    .unwrap();
+    let during = central.recorded().events.len();
+    central.set_mode(Mode::Up);
+    drain(
+        &owner,
+        &client,
+        FAST,
+        Some(Instant::now() + Duration::from_secs(120)),
+    )
+    .await
+    .unwrap();
+    let status = journal.outbox_status().unwrap();
+    eprintln!(
+        "chaos for {secs} s: {} delivered then ({during} recorded), {} duplicate posts, {} parked",
+        chaos.delivered,
+        central.recorded().duplicates,
+        status.parked.len()
+    );
+    assert_eq!(
+        (status.pending, status.delivered, status.parked.len()),
+        (0, 1000, 0),
+        "every event delivered, none parked"
+    );
+    let recorded = central.recorded().events.len();
+    assert_eq!(recorded, 1000, "each event recorded exactly once");
+    assert_eq!(
+        central.per_coi(),
+        queued,
+        "every COI's events arrive in the order they were queued"
+    );
+    assert!(
+        central.recorded().duplicates > 0,
+        "the chaos lost answers after recording (the test can tell a duplicate)"
+    );
+    assert!(journal.verify_audit().unwrap().is_ok());
+}

@@ -28,7 +28,14 @@ pub enum Mode {
     Html,
     /// Every request answers 404, as a wrong URL path does.
     NotFound,
+    /// Each event post meets one of a misbehaving network's answers, drawn from a seeded
+    /// generator: recorded normally, 500, a redirect, a 200 HTML page, a stall past the
+    /// client's timeout (before or after recording), or recorded and then a 500 (issue #13).
+    Chaos,
 }
+
+/// How long a chaotic stall lasts: past the clients' 2 s timeout in the tests.
+pub const CHAOS_STALL: Duration = Duration::from_millis(2500);
 
 #[derive(Debug, Default)]
 pub struct Recorded {
@@ -54,6 +61,19 @@ pub struct Central {
 struct Shared {
     recorded: Arc<Mutex<Recorded>>,
     mode: Arc<Mutex<Mode>>,
+    /// The chaos mode's generator (xorshift64*).
+    dice: Arc<Mutex<u64>>,
+}
+
+impl Shared {
+    /// A roll of 0..sides.
+    fn roll(&self, sides: u64) -> u64 {
+        let mut state = self.dice.lock().unwrap();
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D) % sides
+    }
 }
 
 impl Central {
@@ -63,6 +83,7 @@ impl Central {
         let shared = Shared {
             recorded: recorded.clone(),
             mode: mode.clone(),
+            dice: Arc::new(Mutex::new(0x9E37_79B9_7F4A_7C15)),
         };
         let app = axum::Router::new()
             .route("/v1/events", post(post_event))
@@ -143,7 +164,7 @@ async fn gate(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
         Mode::NotFound => {
             return Some((StatusCode::NOT_FOUND, "not found").into_response());
         }
-        Mode::Up => {}
+        Mode::Up | Mode::Chaos => {}
     }
     let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
         == Some(&format!("Bearer {TOKEN}"));
@@ -184,6 +205,48 @@ async fn post_event(State(shared): State<Shared>, headers: HeaderMap, body: Stri
         )
             .into_response();
     }
+    // Chaos: what happens to this post, if not a plain answer.
+    let chaos = (*shared.mode.lock().unwrap() == Mode::Chaos).then(|| shared.roll(10));
+    match chaos {
+        Some(4) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "upstream error").into_response();
+        }
+        Some(5) => {
+            return (
+                StatusCode::FOUND,
+                [("location", "http://127.0.0.1:9/login")],
+            )
+                .into_response();
+        }
+        Some(6) => {
+            return (
+                StatusCode::OK,
+                [("content-type", "text/html")],
+                "<html><body>Session expired</body></html>",
+            )
+                .into_response();
+        }
+        Some(9) => {
+            tokio::time::sleep(CHAOS_STALL).await;
+            return (StatusCode::SERVICE_UNAVAILABLE, "slow").into_response();
+        }
+        _ => {}
+    }
+    let answer = record_event(&shared, key, event);
+    match chaos {
+        // Recorded, but the answer is lost: a stall past the timeout, or an error.
+        Some(7) => {
+            tokio::time::sleep(CHAOS_STALL).await;
+            answer
+        }
+        Some(8) => (StatusCode::INTERNAL_SERVER_ERROR, "lost answer").into_response(),
+        _ => answer,
+    }
+}
+
+/// Records an event (once: a repeated id is counted as a duplicate) and answers as central
+/// does.
+fn record_event(shared: &Shared, key: String, event: Value) -> Response {
     let mut recorded = shared.recorded.lock().unwrap();
     if recorded.refuse.contains(&key) {
         return (
