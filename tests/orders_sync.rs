@@ -272,7 +272,25 @@ async fn r13_orders_too_old_accept_no_receipt_until_synced() {
             .contains("120 minutes ago"),
         "{verdict}"
     );
+    // A sync that finds nothing new (central echoes its as_of) still makes the orders current.
+    central.recorded().echo_as_of = true;
     assert!(site.run(&["orders", "sync"]).await.status.success());
+    let resume = |site: &Site| {
+        coi_agent::journal::Journal::open_read_only(&site.dir.join("journal.sqlite"))
+            .unwrap()
+            .sync_state(coi_agent::order_sync::RESUME_KEY)
+            .unwrap()
+    };
+    let before = resume(&site);
+    let conn = rusqlite::Connection::open(site.dir.join("journal.sqlite")).unwrap();
+    conn.execute(
+        "UPDATE sync_state SET value = ?1 WHERE key = 'orders.synced_at'",
+        [&two_hours_ago],
+    )
+    .unwrap();
+    drop(conn);
+    assert!(site.run(&["orders", "sync"]).await.status.success());
+    assert_eq!(resume(&site), before, "nothing new: the same resume point");
     let output = site.run(&["receive", "--json", scan]).await;
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(verdict["verdict"], "match", "{verdict}");

@@ -91,6 +91,8 @@ enum Command {
     },
     /// The order cache (reloaded if another sync changed it).
     Orders(Reply<Arc<OrderBook>>),
+    /// A sync found nothing new: the cache is current as of now.
+    MarkSynced(Reply<()>),
     /// The bags of an order with their label and receipt state.
     BagLabels {
         coi: String,
@@ -247,6 +249,14 @@ impl JournalOwner {
     ///
     /// # Errors
     /// The journal failed (nothing of the sync stored) or its owner stopped.
+    /// Records that a sync found nothing new (the cache is current).
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn mark_synced(&self) -> Result<(), OwnerError> {
+        self.call(Command::MarkSynced).await
+    }
+
     pub async fn store_orders(
         &self,
         checked: CheckedOrders,
@@ -493,6 +503,9 @@ impl Owner {
             }
             Command::Orders(reply) => {
                 let _ = reply.send(self.book());
+            }
+            Command::MarkSynced(reply) => {
+                let _ = reply.send(self.journal.mark_orders_synced());
             }
             Command::BagLabels { coi, bags, reply } => {
                 let _ = reply.send(self.bag_labels(&coi, bags));

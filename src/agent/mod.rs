@@ -429,7 +429,11 @@ pub async fn sync_orders(
     let fetched = source.fetch(since.as_deref()).await?;
     let described = source.describe();
     // Nothing new (an unchanged file): no transaction, no audit entry, no fsync every minute.
+    // Central's orders age, though: the sync time is recorded (`[orders] max_age_secs`).
     if fetched.records.is_empty() && fetched.as_of.is_some() && fetched.as_of == since {
+        if matches!(source, OrderSource::Central { .. }) {
+            journal.mark_synced().await?;
+        }
         return Ok(SyncReport {
             source: described,
             stored: 0,

@@ -654,6 +654,15 @@ impl Journal {
         Ok(refused)
     }
 
+    /// Records that a sync succeeded now and found nothing new: the cached orders are current
+    /// (`[orders] max_age_secs` counts from here).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn mark_orders_synced(&mut self) -> Result<(), JournalError> {
+        self.set_sync_state(SYNCED_AT_KEY, &utc_text(jiff::Timestamp::now()))
+    }
+
     /// The order cache's revision: it changes whenever a sync stores an order, in this process
     /// or another, so a copy held in memory is known to be current.
     ///

@@ -48,6 +48,9 @@ pub struct Recorded {
     /// Orders served by order sync: (site id, updated at, record).
     pub orders: Vec<(String, String, Value)>,
     pub requests: usize,
+    /// Answer an order sync that found nothing with `as_of` = its `updated_since` (a central
+    /// whose clock of changes stands still), instead of its own time.
+    pub echo_as_of: bool,
 }
 
 pub struct Central {
@@ -305,7 +308,11 @@ async fn site_orders(
         .filter(|(s, updated, _)| *s == site && *updated >= since)
         .map(|(_, _, o)| o.clone())
         .collect();
-    let as_of = coi_agent::journal::utc_text(jiff::Timestamp::now());
+    let as_of = if recorded.echo_as_of && orders.is_empty() && !since.is_empty() {
+        since
+    } else {
+        coi_agent::journal::utc_text(jiff::Timestamp::now())
+    };
     Json(json!({"orders": orders, "as_of": as_of})).into_response()
 }
 
