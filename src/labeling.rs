@@ -34,6 +34,8 @@ pub struct BagLabel<'a> {
     pub reprint: bool,
     /// Why a reprint is printed (required for one, audited and sent with the event).
     pub reason: Option<&'a str>,
+    /// Where the order was checked just before (`central`, `cache`, `file`), for the event.
+    pub order_from: &'a str,
     /// The collection time printed and encoded (DS 007), to the minute: when absent, the one
     /// the collection's first label carries, else now.
     pub collected_at: Option<jiff::Timestamp>,
@@ -232,6 +234,8 @@ pub struct PreparedLabel {
     pub label_kind: LabelKind,
     /// A reprint's reason.
     pub reason: Option<String>,
+    /// Where the order was checked just before (`central`, `cache`, `file`).
+    pub order_from: String,
     /// The collection time the label carries.
     pub collected_at: jiff::Timestamp,
     /// The configured printer's name.
@@ -267,7 +271,17 @@ pub fn prepare_bag_label(
     }
     let now = jiff::Timestamp::now();
     may_print(order, station.site_id, now)?;
-    if let Some(age) = crate::receiving::freshness(journal, station)?.and_then(|f| f.too_old(now)) {
+    // The cache's age, or this order's when it was asked for by itself since.
+    let freshness = crate::receiving::freshness(journal, station)?.map(|mut f| {
+        let own = journal
+            .order_synced_at(order.coi.as_str())
+            .ok()
+            .flatten()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        f.synced_at = f.synced_at.max(own);
+        f
+    });
+    if let Some(age) = freshness.and_then(|f| f.too_old(now)) {
         return Err(Refusal::OrdersStale {
             order_id: order.order_id.clone(),
             since: match age {
@@ -379,6 +393,7 @@ pub fn prepare_bag_label(
         template_version: request.template.version,
         label_kind,
         reason: reason.map(str::to_owned),
+        order_from: request.order_from.to_owned(),
         collected_at,
         printer: printer.to_owned(),
         dpi,
@@ -419,6 +434,7 @@ pub fn finish_bag_label(
                 "printer": prepared.printer,
                 "fault": fault,
                 "reason": prepared.reason,
+                "order_from": prepared.order_from,
             });
             custody_event(
                 kind,

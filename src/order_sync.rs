@@ -50,6 +50,9 @@ pub struct CheckedOrders {
     /// The answer holds every order the source serves for this site (a file; central asked
     /// without `updated_since`): cached orders it does not name are no longer this site's.
     pub complete: bool,
+    /// One order asked for by itself (before a label): it says nothing of the others, so the
+    /// cache's sync time stays as it was.
+    pub one_order: bool,
 }
 
 /// Why a source could not deliver orders.
@@ -201,6 +204,7 @@ pub fn check(fetched: Fetched) -> CheckedOrders {
         held: Vec::new(),
         as_of: fetched.as_of,
         complete: fetched.complete,
+        one_order: false,
     };
     let mut parsed = Vec::with_capacity(fetched.records.len());
     for (position, value) in fetched.records.into_iter().enumerate() {

@@ -9,7 +9,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use support::central::{Central, TOKEN};
+use support::central::{Central, Mode, TOKEN};
 
 struct Site {
     dir: PathBuf,
@@ -294,4 +294,91 @@ async fn r13_orders_too_old_accept_no_receipt_until_synced() {
     let output = site.run(&["receive", "--json", scan]).await;
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(verdict["verdict"], "match", "{verdict}");
+}
+
+/// Issue #13: before a label, the agent asks central for that one order: an order central no
+/// longer knows, or has cancelled, prints nothing; a current one prints, said to be checked
+/// with central; when central does not answer, the cache decides and the event says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_a_label_asks_central_for_its_order_first() {
+    let central = Central::start().await;
+    let site = Site::new("lookup", &central);
+    let config = std::fs::read_to_string(site.dir.join("coi-agent.toml")).unwrap();
+    let config = config.replace("site-lab-1", "site-apheresis-1")
+        + "[[printers]]\nname = \"bench\"\nuri = \"spool://spool\"\nprofile = \"Zebra ZT411 300 dpi\"\n";
+    std::fs::write(site.dir.join("coi-agent.toml"), config).unwrap();
+    let mut order = example(0); // scheduled at site-apheresis-1, two bags
+    order["expires_at"] = serde_json::json!("2099-12-31T23:59:00-05:00");
+    let publish = |order: serde_json::Value| {
+        let mut recorded = central.recorded();
+        recorded.orders.retain(|(_, _, o)| o["coi"] != order["coi"]);
+        recorded.orders.push((
+            "site-apheresis-1".into(),
+            coi_agent::journal::utc_text(jiff::Timestamp::now()),
+            order,
+        ));
+    };
+    publish(order.clone());
+    assert!(site.run(&["orders", "sync"]).await.status.success());
+    let print = async |bag: &'static str| {
+        site.run(&[
+            "label",
+            "print",
+            "--coi",
+            "CHA999925000042",
+            "--bag",
+            bag,
+            "--collected-at",
+            "2025-06-02T12:14:00Z",
+            "--json",
+        ])
+        .await
+    };
+    // Gone from central: nothing printed.
+    central.recorded().orders.clear();
+    let output = print("1").await;
+    assert_eq!(output.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("does not know order CHA999925000042"),
+        "{said}"
+    );
+    // Cancelled at central, not yet synced here: the lookup finds it.
+    let mut cancelled = order.clone();
+    cancelled["status"] = serde_json::json!("cancelled");
+    publish(cancelled);
+    let output = print("1").await;
+    assert_eq!(output.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("is cancelled"), "{said}");
+    // Current: printed, checked with central.
+    publish(order.clone());
+    let output = print("1").await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Central down: the (fresh) cache decides, and the event says so.
+    central.set_mode(Mode::Down);
+    let output = print("2").await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let journal =
+        coi_agent::journal::Journal::open_read_only(&site.dir.join("journal.sqlite")).unwrap();
+    let from: Vec<String> = journal
+        .connection()
+        .prepare("SELECT payload FROM outbox WHERE kind = 'label_printed' ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(|p| {
+            let event: serde_json::Value = serde_json::from_str(&p.unwrap()).unwrap();
+            event["details"]["order_from"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(from, ["central", "cache"]);
 }

@@ -62,6 +62,9 @@ pub struct LabelOrder {
     /// A reprint's reason.
     pub reason: Option<String>,
     pub collected_at: Option<jiff::Timestamp>,
+    /// Where the order was checked just before: `central` (asked for by itself), `cache`
+    /// (central did not answer in time), or `file`.
+    pub order_from: &'static str,
 }
 
 /// What the journal says about the agent's health, for `/readyz` and `/metrics`.
@@ -650,6 +653,7 @@ impl Owner {
                 reprint: order.reprint,
                 reason: order.reason.as_deref(),
                 collected_at: order.collected_at,
+                order_from: order.order_from,
             },
         )
     }

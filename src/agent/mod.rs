@@ -117,6 +117,8 @@ struct Shared {
     /// When the last sync succeeded in this process (one that found nothing new writes
     /// nothing to the journal).
     synced_at: Mutex<Option<jiff::Timestamp>>,
+    /// Orders come from central: a label asks it for its order first.
+    order_lookup: Option<CentralClient>,
 }
 
 #[derive(Debug)]
@@ -310,8 +312,19 @@ impl Agent {
                 }));
             };
         let mut hard_stop = self.inner.hard_stop.clone();
-        let (report, _) =
-            print_label(&self.inner.journal, ready, order, &mut hard_stop, &on_state).await?;
+        let mut order = order;
+        if self.inner.order_lookup.is_some() {
+            order.order_from = "cache";
+        }
+        let (report, _) = print_label(
+            &self.inner.journal,
+            ready,
+            order,
+            self.inner.order_lookup.as_ref(),
+            &mut hard_stop,
+            &on_state,
+        )
+        .await?;
         self.inner.metrics.job(report.state);
         self.inner.outbox_wake.notify_one();
         Ok(report)
@@ -331,10 +344,14 @@ impl Agent {
 pub async fn print_label(
     journal: &JournalOwner,
     ready: &ReadyPrinter,
-    order: LabelOrder,
+    mut order: LabelOrder,
+    lookup: Option<&CentralClient>,
     hard_stop: &mut watch::Receiver<bool>,
     on_state: &(dyn Fn(&PreparedLabel, &'static str, Option<&'static str>) + Sync),
 ) -> Result<(PrintReport, JobOutcome), FlowError> {
+    if let Some(client) = lookup {
+        order.order_from = look_up_order(journal, client, &order.coi).await?;
+    }
     let prepared = match journal
         .prepare_label(order, ready.name.clone(), ready.dpi)
         .await
@@ -455,6 +472,57 @@ pub async fn sync_orders(
         },
     };
     Ok(report)
+}
+
+/// How long a label waits for central's answer about its order before using the cache.
+pub const ORDER_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks central for one order before its label (issue #13): a valid answer replaces the cached
+/// order (a refused one holds it), an order central does not know prints nothing, and no
+/// answer within [`ORDER_LOOKUP_TIMEOUT`] leaves the cache to decide (within `[orders]
+/// max_age_secs`). Returns where the order was checked: `central` or `cache`.
+///
+/// # Errors
+/// [`FlowError::Refused`] when central does not know the order; [`FlowError::Journal`] when
+/// the answer could not be stored.
+pub async fn look_up_order(
+    journal: &JournalOwner,
+    client: &CentralClient,
+    coi: &crate::isbt128::coi::CoiId,
+) -> Result<&'static str, FlowError> {
+    let answer = tokio::time::timeout(ORDER_LOOKUP_TIMEOUT, client.order(coi.as_str())).await;
+    let record = match answer {
+        Ok(Ok(Some(record))) if record["coi"].as_str() == Some(coi.as_str()) => record,
+        Ok(Ok(None)) => {
+            return Err(FlowError::Refused(format!(
+                "the central service does not know order {coi}: no label for it (check the COI; call your supervisor)"
+            )));
+        }
+        Ok(Ok(Some(_))) => {
+            tracing::warn!("central answered another order than the one asked for: cache used");
+            return Ok("cache");
+        }
+        Ok(Err(problem)) => {
+            tracing::warn!(%problem, "order lookup failed: cache used");
+            return Ok("cache");
+        }
+        Err(_) => {
+            tracing::warn!("order lookup timed out: cache used");
+            return Ok("cache");
+        }
+    };
+    let fetched = crate::order_sync::Fetched {
+        records: vec![record],
+        as_of: None,
+        complete: false,
+    };
+    let mut checked = crate::order_sync::check(fetched);
+    checked.one_order = true;
+    journal
+        .store_orders(checked, "central (one order)".to_owned())
+        .await
+        .map_err(|e| FlowError::Journal(e.to_string()))?;
+    Ok("central")
 }
 
 /// Why a sync failed as a whole.
@@ -629,6 +697,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             site_id: config.site_id.clone(),
             sync_error: Mutex::new(None),
             synced_at: Mutex::new(None),
+            order_lookup: match (&config.orders, &central) {
+                (crate::config::OrderSourceConfig::Central, Ok(Some(client))) => {
+                    Some(client.clone())
+                }
+                _ => None,
+            },
         }),
     };
 

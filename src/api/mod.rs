@@ -421,6 +421,7 @@ async fn print_label(
         reprint: body.reprint,
         reason: body.reason,
         collected_at: body.collected_at,
+        order_from: "file",
     };
     // The flow runs in its own task: a client that goes away must not cut it between the
     // recorded `queued` and the printer's recorded verdict.

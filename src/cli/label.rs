@@ -222,6 +222,11 @@ pub(super) fn print(
         reprint: request.reprint,
         reason: request.reason.map(str::to_owned),
         collected_at: request.collected_at,
+        // Orders from central: asked for again below, else the cache decides.
+        order_from: match config.orders {
+            crate::config::OrderSourceConfig::Central => "cache",
+            crate::config::OrderSourceConfig::File(_) => "file",
+        },
     };
     let printed = runtime.block_on(async {
         let ready =
@@ -230,8 +235,21 @@ pub(super) fn print(
                 Err(problem) => return Err(FlowError::Refused(problem)),
             };
         let (_never, mut hard_stop) = tokio::sync::watch::channel(false);
-        let printed =
-            crate::agent::print_label(&journal, &ready, order, &mut hard_stop, &|_, _, _| {}).await;
+        let lookup = match config.orders {
+            crate::config::OrderSourceConfig::Central => {
+                crate::agent::central_client(&config).ok().flatten()
+            }
+            crate::config::OrderSourceConfig::File(_) => None,
+        };
+        let printed = crate::agent::print_label(
+            &journal,
+            &ready,
+            order,
+            lookup.as_ref(),
+            &mut hard_stop,
+            &|_, _, _| {},
+        )
+        .await;
         ready.handle.shutdown().await;
         printed.map(|(report, outcome)| (report, outcome, ready.spool))
     });

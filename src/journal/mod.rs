@@ -645,13 +645,27 @@ impl Journal {
                 set_state(&tx, crate::order_sync::RESUME_KEY, as_of)?;
             }
         }
-        set_state(&tx, SYNCED_AT_KEY, &now)?;
+        if !checked.one_order {
+            set_state(&tx, SYNCED_AT_KEY, &now)?;
+        }
         if stored > 0 || held > 0 || dropped > 0 {
             // A new revision tells every process holding the orders in memory to reload them.
             set_state(&tx, ORDERS_REVISION_KEY, &uuid::Uuid::now_v7().to_string())?;
         }
         tx.commit()?;
         Ok(refused)
+    }
+
+    /// When order `coi` was last stored from its source (by a sync, or asked for by itself).
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn order_synced_at(&self, coi: &str) -> Result<Option<String>, JournalError> {
+        Ok(rusqlite::OptionalExtension::optional(self.conn.query_row(
+            "SELECT synced_at FROM orders WHERE coi = ?1",
+            [coi],
+            |row| row.get(0),
+        ))?)
     }
 
     /// Records that a sync succeeded now and found nothing new: the cached orders are current
