@@ -355,6 +355,7 @@ pub fn prepare_bag_label(
             collected_at: Some(&collected_text),
             label_kind: label_kind.as_str(),
             reason,
+            max_per_bag: request.template.max_per_bag,
         },
     )?;
     match recorded {
@@ -372,6 +373,12 @@ pub fn prepare_bag_label(
                 order_id: order.order_id.clone(),
                 bag: request.bag,
             });
+        }
+        Err(BagLabelConflict::TooManySamples { max }) => {
+            return Err(Refusal::Label(format!(
+                "order {}: bag {} already has {max} sample tube labels, as many as the template allows (void one that was not used)",
+                order.order_id, request.bag
+            )));
         }
         Err(BagLabelConflict::CollectionTime { recorded }) => {
             return Err(Refusal::CollectionTime {

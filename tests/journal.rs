@@ -346,6 +346,7 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         collected_at: Some("2025-06-02T12:14:00Z"),
         label_kind: "bag",
         reason: None,
+        max_per_bag: None,
     };
     journal.record_print_job(&job, &[]).unwrap();
     journal

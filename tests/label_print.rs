@@ -766,8 +766,18 @@ fn r20_sample_tube_labels_are_samples_never_the_bag() {
         "flags 07 on the tube: {sent}"
     );
     assert!(sent.contains("SAMPLE - BAG 2 OF 2"), "{sent}");
-    // A second tube is fine; a reprint of a tube is not a thing.
-    assert!(tube(&[]).status.success());
+    // More tubes are fine, up to the template's max_per_bag (6); a reprint of a tube is not a
+    // thing.
+    for _ in 2..=6 {
+        assert!(tube(&[]).status.success());
+    }
+    let output = tube(&[]);
+    assert_eq!(output.status.code(), Some(1), "a seventh tube");
+    assert!(
+        stderr(&output).contains("already has 6 sample tube labels"),
+        "{}",
+        stderr(&output)
+    );
     let output = tube(&["--reprint", "--reason", "smudged"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("a sample tube label is not reprinted"));

@@ -31,6 +31,8 @@ pub struct PrintJobRecord<'a> {
     pub label_kind: &'a str,
     /// A reprint's reason (in the audit entry).
     pub reason: Option<&'a str>,
+    /// Sample labels: how many the bag may have.
+    pub max_per_bag: Option<u32>,
 }
 
 /// A recorded job, as the verify step needs it.
@@ -57,6 +59,8 @@ pub enum BagLabelConflict {
     NothingToReprint,
     /// The collection's labels carry another collection time.
     CollectionTime { recorded: String },
+    /// The bag has as many sample labels as its template allows.
+    TooManySamples { max: u32 },
 }
 
 /// One state a job went through.
@@ -132,6 +136,16 @@ impl Journal {
         job: &PrintJobRecord<'_>,
     ) -> Result<Result<(), BagLabelConflict>, JournalError> {
         let tx = self.write()?;
+        if let (Some(max), "sample") = (job.max_per_bag, job.label_kind) {
+            let printed: u32 = tx.query_row(
+                "SELECT COUNT(*) FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND label_kind = 'sample' AND state NOT IN ('failed', 'voided')",
+                params![coi, bag],
+                |row| row.get(0),
+            )?;
+            if printed >= max {
+                return Ok(Err(BagLabelConflict::TooManySamples { max }));
+            }
+        }
         if job.label_kind == "bag" {
             let latest: Option<(String, String)> =
                 rusqlite::OptionalExtension::optional(tx.query_row(

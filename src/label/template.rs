@@ -19,6 +19,9 @@ pub struct Template {
     /// What the label goes on: `bag` (one label per bag, DIN flags naming the container) or
     /// `sample` (a sample tube: flags `07`, any number per bag, never taken for the bag).
     pub label_kind: LabelKind,
+    /// A sample label: how many may be printed per bag (the tubes a collection's testing
+    /// needs); only for `label_kind = "sample"`.
+    pub max_per_bag: Option<u32>,
     pub width_mm: f64,
     pub height_mm: f64,
     #[serde(rename = "element")]
@@ -198,6 +201,15 @@ impl Template {
             element
                 .check(self.width_mm, self.height_mm)
                 .map_err(|problem| format!("element {} ({}): {problem}", i + 1, element.kind()))?;
+        }
+        match (self.label_kind, self.max_per_bag) {
+            (LabelKind::Bag, Some(_)) => {
+                return Err("max_per_bag: only for sample labels (a bag has one label)".to_owned());
+            }
+            (LabelKind::Sample, Some(0 | 21..)) => {
+                return Err("max_per_bag: 1 to 20".to_owned());
+            }
+            _ => {}
         }
         self.check_identifiers()?;
         self.check_text_under_barcodes()?;
