@@ -189,11 +189,87 @@ impl CentralClient {
         Ok(posted)
     }
 
+    /// Asks central for the right to put `what` (`label` or `receipt`) on bag `bag` of `coi`,
+    /// for the job or scan `key` (docs/central-api.md, "Site-wide arbitration"): granted (201,
+    /// or 200 for the same key again, naming it), or held by another (409, naming the holder).
+    ///
+    /// # Errors
+    /// See [`CentralError`]; an answer that names neither is a protocol error.
+    pub async fn claim(
+        &self,
+        coi: &str,
+        bag: u8,
+        what: &str,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> Result<Claim, CentralError> {
+        let url = self.url(&format!("v1/orders/{}/bags/{bag}/{what}", encode(coi)))?;
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = response.status().as_u16();
+        if !matches!(status, 200 | 201 | 409) {
+            check(response).await?;
+            return Err(CentralError::Protocol(format!(
+                "claim answered {status}: not counted"
+            )));
+        }
+        let body = read_capped(response, MAX_EVENT_BODY).await?;
+        let answer: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| CentralError::Protocol(format!("claim: not JSON ({})", excerpt(&body))))?;
+        let text = |v: &serde_json::Value| {
+            v.as_str().map(|s| {
+                s.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+            })
+        };
+        if status == 409 {
+            let holder = &answer["holder"];
+            return match (text(&holder["job_id"]), text(&holder["workstation"])) {
+                (Some(job_id), Some(workstation)) => Ok(Claim::Held {
+                    job_id,
+                    workstation,
+                    reason: text(&answer["error"]).unwrap_or_default(),
+                }),
+                _ => Err(CentralError::Protocol(
+                    "claim refused without naming its holder: not counted".to_owned(),
+                )),
+            };
+        }
+        if text(&answer["job_id"]).as_deref() != Some(key) {
+            return Err(CentralError::Protocol(format!(
+                "claim granted without naming it: not counted ({})",
+                excerpt(&body)
+            )));
+        }
+        Ok(Claim::Granted)
+    }
+
     fn url(&self, path: &str) -> Result<reqwest::Url, CentralError> {
         self.base
             .join(path)
             .map_err(|_| CentralError::BadUrl(format!("{}{path}", self.base)))
     }
+}
+
+/// Central's answer to a claim on a bag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    Granted,
+    /// Another job (another workstation's) holds it.
+    Held {
+        job_id: String,
+        workstation: String,
+        reason: String,
+    },
 }
 
 fn unavailable(err: reqwest::Error) -> CentralError {

@@ -77,6 +77,17 @@ pub struct CentralConfig {
     pub url: String,
     pub token_file: PathBuf,
     pub timeout: Duration,
+    /// What a first bag label does when central cannot be asked who holds the bag.
+    pub offline: Offline,
+}
+
+/// `[central] offline`: when central cannot arbitrate a first bag label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offline {
+    /// Print, decided by this workstation's journal alone, and say so in the event.
+    Local,
+    /// Print nothing until central answers.
+    Refuse,
 }
 
 /// Why a configuration is unusable.
@@ -167,6 +178,7 @@ struct CentralSection {
     url: String,
     token_file: PathBuf,
     timeout_secs: Option<u64>,
+    offline: Option<String>,
 }
 
 impl Config {
@@ -234,6 +246,16 @@ impl Config {
             url: c.url,
             token_file: resolve(&c.token_file),
             timeout: Duration::from_secs(c.timeout_secs.unwrap_or(10).clamp(1, 300)),
+            offline: match c.offline.as_deref() {
+                None | Some("local") => Offline::Local,
+                Some("refuse") => Offline::Refuse,
+                Some(other) => {
+                    problems.push(format!(
+                        "central.offline {other:?}: \"local\" or \"refuse\""
+                    ));
+                    Offline::Local
+                }
+            },
         });
         if orders == Some(OrderSourceConfig::Central) && central.is_none() {
             problems.push("orders.source = \"central\" needs a [central] section".to_owned());

@@ -98,6 +98,23 @@ pub enum Refusal {
         "order {order_id}: the orders here were last brought up to date from the central service {since}, too long to trust for a label (check the network; print when orders sync again)"
     )]
     OrdersStale { order_id: String, since: String },
+    #[error(
+        "bag {bag} of order {order_id} already has its label from workstation {workstation} (job {holder}), as the central service records it: print another only as a reprint"
+    )]
+    HeldElsewhere {
+        order_id: String,
+        bag: u8,
+        holder: String,
+        workstation: String,
+    },
+    #[error(
+        "order {order_id}: the central service could not be asked whether bag {bag} is labelled elsewhere ({problem}), and [central] offline = \"refuse\": no label until it answers"
+    )]
+    CentralOffline {
+        order_id: String,
+        bag: u8,
+        problem: String,
+    },
     #[error("order {order_id}: the collection time {asked} is {why}")]
     CollectionTimeOutOfRange {
         order_id: String,
@@ -236,6 +253,10 @@ pub struct PreparedLabel {
     pub reason: Option<String>,
     /// Where the order was checked just before (`central`, `cache`, `file`).
     pub order_from: String,
+    /// Who decided this bag may take this label site-wide: `central` (granted), `offline`
+    /// (central could not be asked; `[central] offline = "local"`), or `none` (no central
+    /// service, or a sample label).
+    pub arbitration: &'static str,
     /// The collection time the label carries.
     pub collected_at: jiff::Timestamp,
     /// The configured printer's name.
@@ -401,6 +422,7 @@ pub fn prepare_bag_label(
         label_kind,
         reason: reason.map(str::to_owned),
         order_from: request.order_from.to_owned(),
+        arbitration: "none",
         collected_at,
         printer: printer.to_owned(),
         dpi,
@@ -442,6 +464,7 @@ pub fn finish_bag_label(
                 "fault": fault,
                 "reason": prepared.reason,
                 "order_from": prepared.order_from,
+                "arbitration": prepared.arbitration,
             });
             custody_event(
                 kind,

@@ -382,3 +382,134 @@ async fn r13_a_label_asks_central_for_its_order_first() {
         .collect();
     assert_eq!(from, ["central", "cache"]);
 }
+
+/// Issue #13: two workstations (two journals) against one central service print bag 1 of an
+/// order once: the second is refused naming the first; a reprint is granted; with central out
+/// of reach, `[central] offline` decides ("local" prints and says so in the event, "refuse"
+/// prints nothing); a voided label frees the bag at central.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_two_workstations_print_a_bag_once() {
+    let central = Central::start().await;
+    let mut order = example(0); // scheduled at site-apheresis-1, two bags
+    order["expires_at"] = serde_json::json!("2099-12-31T23:59:00-05:00");
+    central.recorded().orders.push((
+        "site-apheresis-1".into(),
+        "2025-01-01T00:00:00Z".into(),
+        order,
+    ));
+    let station = |name: &str, offline: &str| {
+        let site = Site::new(name, &central);
+        let config = std::fs::read_to_string(site.dir.join("coi-agent.toml")).unwrap();
+        let config = config
+            .replace("site-lab-1", "site-apheresis-1")
+            .replace("lab-ws-1", name)
+            .replace(
+                "timeout_secs = 5\n",
+                &format!("timeout_secs = 5\noffline = \"{offline}\"\n"),
+            )
+            + "[[printers]]\nname = \"bench\"\nuri = \"spool://spool\"\nprofile = \"Zebra ZT411 300 dpi\"\n";
+        std::fs::write(site.dir.join("coi-agent.toml"), config).unwrap();
+        site
+    };
+    let a = station("aph-ws-a", "local");
+    let b = station("aph-ws-b", "refuse");
+    for site in [&a, &b] {
+        assert!(site.run(&["orders", "sync"]).await.status.success());
+    }
+    let print = async |site: &Site, bag: &str, extra: &[&str]| {
+        let mut args = vec![
+            "label",
+            "print",
+            "--coi",
+            "CHA999925000042",
+            "--bag",
+            bag,
+            "--collected-at",
+            "2025-06-02T12:14:00Z",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        site.run(&args).await
+    };
+    let output = print(&a, "1", &[]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let job_a: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // The other workstation: refused, the holder named, nothing sent.
+    let output = print(&b, "1", &[]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("already has its label from workstation aph-ws-a")
+            && said.contains(job_a["job_id"].as_str().unwrap()),
+        "{said}"
+    );
+    assert!(
+        !b.dir.join("spool").exists()
+            || std::fs::read_dir(b.dir.join("spool")).unwrap().count() == 0
+    );
+    // A deliberate reprint is granted.
+    let output = print(&b, "1", &["--reprint", "--reason", "smudged"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "b has no first label of its own to reprint"
+    );
+    let output = print(&a, "1", &["--reprint", "--reason", "smudged"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reprint_a: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Central out of reach: a decides locally and says so; b refuses.
+    central.set_mode(Mode::Down);
+    let output = print(&b, "2", &[]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("offline = \"refuse\""));
+    let output = print(&a, "2", &[]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    central.set_mode(Mode::Up);
+    let journal =
+        coi_agent::journal::Journal::open_read_only(&a.dir.join("journal.sqlite")).unwrap();
+    let arbitration: Vec<String> = journal
+        .connection()
+        .prepare("SELECT payload FROM outbox WHERE kind IN ('label_printed', 'label_reprinted') ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(|p| {
+            let event: serde_json::Value = serde_json::from_str(&p.unwrap()).unwrap();
+            event["details"]["arbitration"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(arbitration, ["central", "central", "offline"]);
+    // a voids bag 1's labels; once central hears it, b may print bag 1 (not before: the
+    // reprint is still on the bag after the first label is voided).
+    for (job, freed) in [(&job_a, false), (&reprint_a, true)] {
+        let id = job["job_id"].as_str().unwrap();
+        let output = a
+            .run(&["label", "void", "--job", id, "--reason", "wrong bag"])
+            .await;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(a.run(&["outbox", "flush"]).await.status.success());
+        let output = print(&b, "1", &[]).await;
+        assert_eq!(
+            output.status.success(),
+            freed,
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

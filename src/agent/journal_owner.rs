@@ -125,6 +125,12 @@ enum Command {
         outcome: JobOutcome,
         reply: oneshot::Sender<Result<Printed, Refusal>>,
     },
+    /// Records a queued job failed before anything was sent (`fault` says why).
+    AbandonJob {
+        job_id: String,
+        fault: &'static str,
+        reply: Reply<()>,
+    },
     /// Voids a printed label.
     VoidLabel {
         job_id: String,
@@ -363,6 +369,19 @@ impl JournalOwner {
         .await
     }
 
+    /// Records the queued job `job_id` failed before anything was sent.
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn abandon_job(&self, job_id: String, fault: &'static str) -> Result<(), OwnerError> {
+        self.call(|reply| Command::AbandonJob {
+            job_id,
+            fault,
+            reply,
+        })
+        .await
+    }
+
     /// Voids the label of job `job_id` with the reason.
     ///
     /// # Errors
@@ -577,6 +596,20 @@ impl Owner {
                     station,
                     &prepared,
                     outcome,
+                ));
+            }
+            Command::AbandonJob {
+                job_id,
+                fault,
+                reply,
+            } => {
+                let at = crate::journal::utc_text(jiff::Timestamp::now());
+                let _ = reply.send(self.journal.record_job_state(
+                    &job_id,
+                    "failed",
+                    Some(fault),
+                    &at,
+                    &[],
                 ));
             }
             Command::VoidLabel {

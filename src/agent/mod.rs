@@ -117,8 +117,8 @@ struct Shared {
     /// When the last sync succeeded in this process (one that found nothing new writes
     /// nothing to the journal).
     synced_at: Mutex<Option<jiff::Timestamp>>,
-    /// Orders come from central: a label asks it for its order first.
-    order_lookup: Option<CentralClient>,
+    /// The central service for the print flow (order lookup, arbitration), if configured.
+    central_link: Option<CentralLink>,
 }
 
 #[derive(Debug)]
@@ -313,14 +313,19 @@ impl Agent {
             };
         let mut hard_stop = self.inner.hard_stop.clone();
         let mut order = order;
-        if self.inner.order_lookup.is_some() {
+        if self
+            .inner
+            .central_link
+            .as_ref()
+            .is_some_and(|link| link.orders_from_central)
+        {
             order.order_from = "cache";
         }
         let (report, _) = print_label(
             &self.inner.journal,
             ready,
             order,
-            self.inner.order_lookup.as_ref(),
+            self.inner.central_link.as_ref(),
             &mut hard_stop,
             &on_state,
         )
@@ -345,14 +350,14 @@ pub async fn print_label(
     journal: &JournalOwner,
     ready: &ReadyPrinter,
     mut order: LabelOrder,
-    lookup: Option<&CentralClient>,
+    central: Option<&CentralLink>,
     hard_stop: &mut watch::Receiver<bool>,
     on_state: &(dyn Fn(&PreparedLabel, &'static str, Option<&'static str>) + Sync),
 ) -> Result<(PrintReport, JobOutcome), FlowError> {
-    if let Some(client) = lookup {
-        order.order_from = look_up_order(journal, client, &order.coi).await?;
+    if let Some(link) = central.filter(|link| link.orders_from_central) {
+        order.order_from = look_up_order(journal, &link.client, &order.coi).await?;
     }
-    let prepared = match journal
+    let mut prepared = match journal
         .prepare_label(order, ready.name.clone(), ready.dpi)
         .await
     {
@@ -363,6 +368,16 @@ pub async fn print_label(
         Ok(Err(refusal)) => return Err(FlowError::Label(refusal)),
         Err(stopped) => return Err(FlowError::Journal(stopped.to_string())),
     };
+    // Site-wide: a bag's label is granted by central before a byte is sent (issue #13).
+    if let (Some(link), crate::label::template::LabelKind::Bag) = (central, prepared.label_kind) {
+        if let Err(refusal) = arbitrate(link, &mut prepared).await {
+            journal
+                .abandon_job(prepared.job.id.clone(), refusal.0)
+                .await
+                .map_err(|e| FlowError::Journal(e.to_string()))?;
+            return Err(FlowError::Label(refusal.1));
+        }
+    }
     on_state(&prepared, "queued", None);
     let outcome = tokio::select! {
         outcome = ready.handle.submit(prepared.job.clone()) => outcome,
@@ -472,6 +487,104 @@ pub async fn sync_orders(
         },
     };
     Ok(report)
+}
+
+/// The central service as the print flow uses it: to look an order up before its label (when
+/// orders come from central) and to arbitrate a bag's label site-wide.
+#[derive(Debug, Clone)]
+pub struct CentralLink {
+    pub client: CentralClient,
+    pub orders_from_central: bool,
+    pub offline: crate::config::Offline,
+    pub site_id: String,
+    pub workstation: String,
+}
+
+impl CentralLink {
+    /// The link `config` describes, if it has a usable `[central]`.
+    pub fn from_config(config: &Config) -> Option<CentralLink> {
+        let client = central_client(config).ok().flatten()?;
+        Some(CentralLink {
+            client,
+            orders_from_central: config.orders == crate::config::OrderSourceConfig::Central,
+            offline: config
+                .central
+                .as_ref()
+                .map_or(crate::config::Offline::Local, |c| c.offline),
+            site_id: config.site_id.clone(),
+            workstation: config.workstation.clone(),
+        })
+    }
+}
+
+/// How long a label waits for central's grant before `[central] offline` decides.
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Asks central for bag `prepared.bag`'s label (docs/central-api.md, "Site-wide
+/// arbitration"); marks how it was decided on `prepared`.
+///
+/// # Errors
+/// Held by another workstation's job, or central unreachable with `offline = "refuse"`: the
+/// job's fault to record and the refusal.
+async fn arbitrate(
+    link: &CentralLink,
+    prepared: &mut PreparedLabel,
+) -> Result<(), (&'static str, Refusal)> {
+    let body = serde_json::json!({
+        "job_id": prepared.job.id,
+        "site_id": link.site_id,
+        "workstation": link.workstation,
+        "reprint": prepared.reprint,
+        "reason": prepared.reason,
+        "collected_at": prepared.collected_at.to_string(),
+        "at": jiff::Timestamp::now().to_string(),
+        "label_kind": prepared.label_kind.as_str(),
+    });
+    let coi = prepared.order.coi.as_str().to_owned();
+    let claim = tokio::time::timeout(
+        CLAIM_TIMEOUT,
+        link.client
+            .claim(&coi, prepared.bag, "label", &prepared.job.id, &body),
+    )
+    .await;
+    let problem = match claim {
+        Ok(Ok(crate::central::Claim::Granted)) => {
+            prepared.arbitration = "central";
+            return Ok(());
+        }
+        Ok(Ok(crate::central::Claim::Held {
+            job_id,
+            workstation,
+            ..
+        })) => {
+            return Err((
+                "held_elsewhere",
+                Refusal::HeldElsewhere {
+                    order_id: prepared.order.order_id.clone(),
+                    bag: prepared.bag,
+                    holder: job_id,
+                    workstation,
+                },
+            ));
+        }
+        Ok(Err(problem)) => problem.to_string(),
+        Err(_) => format!("no answer in {} s", CLAIM_TIMEOUT.as_secs()),
+    };
+    match link.offline {
+        crate::config::Offline::Local => {
+            tracing::warn!(%problem, "label arbitration unavailable: decided locally");
+            prepared.arbitration = "offline";
+            Ok(())
+        }
+        crate::config::Offline::Refuse => Err((
+            "central_offline",
+            Refusal::CentralOffline {
+                order_id: prepared.order.order_id.clone(),
+                bag: prepared.bag,
+                problem,
+            },
+        )),
+    }
 }
 
 /// How long a label waits for central's answer about its order before using the cache.
@@ -697,12 +810,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             site_id: config.site_id.clone(),
             sync_error: Mutex::new(None),
             synced_at: Mutex::new(None),
-            order_lookup: match (&config.orders, &central) {
-                (crate::config::OrderSourceConfig::Central, Ok(Some(client))) => {
-                    Some(client.clone())
-                }
-                _ => None,
-            },
+            central_link: CentralLink::from_config(&config),
         }),
     };
 

@@ -235,17 +235,12 @@ pub(super) fn print(
                 Err(problem) => return Err(FlowError::Refused(problem)),
             };
         let (_never, mut hard_stop) = tokio::sync::watch::channel(false);
-        let lookup = match config.orders {
-            crate::config::OrderSourceConfig::Central => {
-                crate::agent::central_client(&config).ok().flatten()
-            }
-            crate::config::OrderSourceConfig::File(_) => None,
-        };
+        let central = crate::agent::CentralLink::from_config(&config);
         let printed = crate::agent::print_label(
             &journal,
             &ready,
             order,
-            lookup.as_ref(),
+            central.as_ref(),
             &mut hard_stop,
             &|_, _, _| {},
         )

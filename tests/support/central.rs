@@ -37,6 +37,9 @@ pub enum Mode {
 /// How long a chaotic stall lasts: past the clients' 2 s timeout in the tests.
 pub const CHAOS_STALL: Duration = Duration::from_millis(2500);
 
+/// A granted bag label: (job id, workstation, collection time).
+pub type LiveLabel = (String, String, String);
+
 #[derive(Debug, Default)]
 pub struct Recorded {
     /// Events recorded, in arrival order: (event id, COI, body).
@@ -51,6 +54,11 @@ pub struct Recorded {
     /// Answer an order sync that found nothing with `as_of` = its `updated_since` (a central
     /// whose clock of changes stands still), instead of its own time.
     pub echo_as_of: bool,
+    /// Bag labels granted site-wide and not voided, first first: (COI, bag) -> [(job id,
+    /// workstation, collection time)].
+    pub labels: HashMap<(String, u8), Vec<LiveLabel>>,
+    /// Claims answered, granted or not: (COI, bag, job id, status).
+    pub claims: Vec<(String, u8, String, u16)>,
 }
 
 pub struct Central {
@@ -90,6 +98,7 @@ impl Central {
         };
         let app = axum::Router::new()
             .route("/v1/events", post(post_event))
+            .route("/v1/orders/{coi}/bags/{bag}/label", post(claim_label))
             .route("/v1/orders/{coi}", get(get_order))
             .route("/v1/sites/{site}/orders", get(site_orders))
             .with_state(shared);
@@ -247,10 +256,76 @@ async fn post_event(State(shared): State<Shared>, headers: HeaderMap, body: Stri
     }
 }
 
+/// Site-wide arbitration of a bag's label (docs/central-api.md): the first job granted holds
+/// the bag; the same job again is 200; another first label, or another collection time, is 409
+/// naming the holder; a reprint is granted while a first label is held.
+async fn claim_label(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path((coi, bag)): Path<(String, u8)>,
+    body: String,
+) -> Response {
+    if let Some(response) = gate(&shared, &headers).await {
+        return response;
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let Ok(claim) = serde_json::from_str::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "not JSON"}))).into_response();
+    };
+    if key.is_empty() || claim["job_id"].as_str() != Some(key.as_str()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "Idempotency-Key must equal job_id"})),
+        )
+            .into_response();
+    }
+    let workstation = claim["workstation"].as_str().unwrap_or_default().to_owned();
+    let collected_at = claim["collected_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let reprint = claim["reprint"].as_bool().unwrap_or(false);
+    let mut recorded = shared.recorded.lock().unwrap();
+    let live = recorded.labels.entry((coi.clone(), bag)).or_default();
+    let (status, answer) = if live.iter().any(|(job, ..)| *job == key) {
+        (StatusCode::OK, json!({"job_id": key}))
+    } else {
+        match live.first().cloned() {
+            None => {
+                live.push((key.clone(), workstation, collected_at));
+                (StatusCode::CREATED, json!({"job_id": key}))
+            }
+            Some((job, by, first_time)) if !reprint || first_time != collected_at => (
+                StatusCode::CONFLICT,
+                json!({
+                    "error": if reprint { "another collection time than the first label's" } else { "the bag already has its label" },
+                    "holder": {"job_id": job, "workstation": by},
+                }),
+            ),
+            Some(_) => {
+                live.push((key.clone(), workstation, collected_at));
+                (StatusCode::CREATED, json!({"job_id": key}))
+            }
+        }
+    };
+    recorded.claims.push((coi, bag, key, status.as_u16()));
+    (status, Json(answer)).into_response()
+}
+
 /// Records an event (once: a repeated id is counted as a duplicate) and answers as central
-/// does.
+/// does. A `label_voided` of the job holding a bag's label frees the bag.
 fn record_event(shared: &Shared, key: String, event: Value) -> Response {
     let mut recorded = shared.recorded.lock().unwrap();
+    if event["type"] == "label_voided" {
+        let voided = event["details"]["job_id"].as_str().unwrap_or_default();
+        for live in recorded.labels.values_mut() {
+            live.retain(|(job, ..)| job != voided);
+        }
+    }
     if recorded.refuse.contains(&key) {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
