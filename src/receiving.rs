@@ -161,8 +161,75 @@ pub fn judge(scan: &Scan, earlier: Option<&[u8]>, book: &OrderBook, ctx: &Contex
     }
 }
 
+/// Central's word on a receipt MATCH (site-wide arbitration, docs/central-api.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptClaim {
+    /// No central service: this journal decides.
+    NotAsked,
+    Granted,
+    /// Central could not be asked and `[central] offline = "local"`: this journal decides, and
+    /// the event says so.
+    Offline,
+    /// Another workstation received the bag first.
+    Held {
+        workstation: String,
+    },
+    /// Central could not be asked and `[central] offline = "refuse"`.
+    Refused(String),
+}
+
+impl ReceiptClaim {
+    /// As the event's `arbitration` says it.
+    fn arbitration(&self) -> Option<&'static str> {
+        match self {
+            ReceiptClaim::Granted => Some("central"),
+            ReceiptClaim::Offline => Some("offline"),
+            _ => None,
+        }
+    }
+}
+
+/// The verdict a receipt scan would get now, without recording it: what central is asked about
+/// before the scan is recorded with [`receive`].
+///
+/// # Errors
+/// The journal failed.
+pub fn judge_receipt(
+    journal: &Journal,
+    book: &OrderBook,
+    scan: &Scan,
+    station: Station<'_>,
+    operator: Option<&str>,
+) -> Result<Verdict, JournalError> {
+    let earlier = earlier_half(journal, scan, station, Step::Receipt, operator)?;
+    let freshness = freshness(journal, station)?;
+    let mut received = HashSet::new();
+    let ctx = |received: &HashSet<(CoiId, u8)>| -> Verdict {
+        let ctx = Context {
+            site_id: station.site_id,
+            step: Step::Receipt,
+            role: None,
+            now: scan.at,
+            expected: None,
+            received,
+            freshness,
+        };
+        judge(scan, earlier.as_deref(), book, &ctx)
+    };
+    let verdict = ctx(&received);
+    if let Some((coi, bag)) = verdict.coi.zip(verdict.bag) {
+        if journal.is_received(station.site_id, coi.as_str(), bag)? {
+            received.insert((coi, bag));
+            return Ok(ctx(&received));
+        }
+    }
+    Ok(verdict)
+}
+
 /// Judges and records one receipt scan; returns it with its verdict (stored before it is
-/// returned). `book` is the journal's order cache (held in memory by the caller); whether the
+/// returned). A MATCH that central says another workstation received first is a duplicate
+/// (`already_received`, naming it); one central could not be asked about under
+/// `offline = "refuse"` is `central_offline`. `book` is the journal's order cache (held in memory by the caller); whether the
 /// scanned bag was received before is one indexed lookup, so a verdict costs the same with ten
 /// or a hundred thousand past receipts.
 ///
@@ -175,6 +242,7 @@ pub fn receive(
     scan: &Scan,
     station: Station<'_>,
     operator: Option<&str>,
+    claim: &ReceiptClaim,
 ) -> Result<RecordedScan, JournalError> {
     let parse_error = scan.parse().err().map(|e| e.to_string());
     let earlier = earlier_half(journal, scan, station, Step::Receipt, operator)?;
@@ -203,6 +271,30 @@ pub fn receive(
     // Twice at most: a match that another workstation recorded first is judged again with that
     // bag received, and is then a duplicate (never a match again).
     loop {
+        // Central's word on a match (it may have been asked about an earlier judgement: only a
+        // match still is one is changed).
+        if verdict.is_match() {
+            let of = format!(
+                "Bag {} of order {}",
+                verdict.bag.unwrap_or_default(),
+                verdict.order_id.as_deref().unwrap_or_default()
+            );
+            match claim {
+                ReceiptClaim::Held { workstation } => {
+                    verdict.outcome = Outcome::Mismatch(crate::reconcile::Reason::AlreadyReceived);
+                    verdict.message = format!(
+                        "{of} was already received at workstation {workstation} (the central service's record). Check for a duplicate label; call your supervisor."
+                    );
+                }
+                ReceiptClaim::Refused(problem) => {
+                    verdict.outcome = Outcome::Mismatch(crate::reconcile::Reason::CentralOffline);
+                    verdict.message = format!(
+                        "{of}: the central service could not be asked whether another workstation received it ({problem}), and this site receives only with its word. Set the bag aside; scan it again when the network is back."
+                    );
+                }
+                _ => {}
+            }
+        }
         // Where the shipment stands (issue #13): which bags are in and which still missing.
         if let (Some(coi), Some(bags)) = (verdict.coi, verdict.bags) {
             let matched_bag = verdict.bag.filter(|_| verdict.is_match());
@@ -220,7 +312,10 @@ pub fn receive(
         // so does half a pair (nothing happened to any bag yet).
         let order = verdict.coi.and_then(|coi| book.by_coi(&coi));
         let what = match verdict.outcome {
-            Outcome::Match => Some((EventKind::BagReceived, json!({"source": scan.source}))),
+            Outcome::Match => Some((
+                EventKind::BagReceived,
+                json!({"source": scan.source, "arbitration": claim.arbitration()}),
+            )),
             Outcome::Sample => Some((EventKind::SampleReceived, json!({"source": scan.source}))),
             Outcome::Mismatch(reason) => Some((
                 EventKind::ScanMismatch,

@@ -189,6 +189,9 @@ pub enum Reason {
     OrderHeld,
     /// The cached orders have not been brought up to date from central for longer than allowed.
     OrderStale,
+    /// Central could not be asked whether another workstation received the bag, and the site
+    /// receives only with its word (`[central] offline = "refuse"`).
+    CentralOffline,
 }
 
 /// The outcome for one scan.
@@ -206,7 +209,7 @@ pub struct Verdict {
 
 impl Reason {
     /// Every reason, for documentation and tests.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Unreadable,
         Reason::NotIsbt128,
         Reason::BadCheck,
@@ -228,6 +231,7 @@ impl Reason {
         Reason::NotABag,
         Reason::OrderHeld,
         Reason::OrderStale,
+        Reason::CentralOffline,
     ];
 
     /// The reason whose [`Reason::code`] is `code`.
@@ -259,6 +263,7 @@ impl Reason {
             Reason::NotABag => "not_a_bag",
             Reason::OrderHeld => "order_held",
             Reason::OrderStale => "order_stale",
+            Reason::CentralOffline => "central_offline",
         }
     }
 }

@@ -513,3 +513,72 @@ async fn r13_two_workstations_print_a_bag_once() {
         );
     }
 }
+
+/// Issue #13: two lab workstations (two journals) against one central service receive a bag
+/// once: the second is told where it was received; with central out of reach, `[central]
+/// offline` decides ("local" receives and says so in the event, "refuse" does not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_two_workstations_receive_a_bag_once() {
+    let central = Central::start().await;
+    let mut order = example(0); // two bags, manufactured at site-lab-1
+    order["status"] = serde_json::json!("shipped");
+    order["expires_at"] = serde_json::json!("2099-12-31T23:59:00-05:00");
+    central
+        .recorded()
+        .orders
+        .push(("site-lab-1".into(), "2025-01-01T00:00:00Z".into(), order));
+    let station = |name: &str, offline: &str| {
+        let site = Site::new(name, &central);
+        let config = std::fs::read_to_string(site.dir.join("coi-agent.toml")).unwrap();
+        let config = config.replace("lab-ws-1", name).replace(
+            "timeout_secs = 5\n",
+            &format!("timeout_secs = 5\noffline = \"{offline}\"\n"),
+        );
+        std::fs::write(site.dir.join("coi-agent.toml"), config).unwrap();
+        site
+    };
+    let a = station("lab-ws-a", "local");
+    let b = station("lab-ws-b", "refuse");
+    for site in [&a, &b] {
+        assert!(site.run(&["orders", "sync"]).await.status.success());
+    }
+    let bag = |n: u8| format!("=+02000=A999925123456{n:02}&/CHA999925000042");
+    let receive = async |site: &Site, data: &str| {
+        let output = site.run(&["receive", "--json", data]).await;
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let first = receive(&a, &bag(1)).await;
+    assert_eq!(first["verdict"], "match", "{first}");
+    let second = receive(&b, &bag(1)).await;
+    assert_eq!(second["reason"], "already_received", "{second}");
+    assert!(
+        second["message"]
+            .as_str()
+            .unwrap()
+            .contains("already received at workstation lab-ws-a"),
+        "{second}"
+    );
+    // Again at a: its own journal says so, central is not asked.
+    assert_eq!(receive(&a, &bag(1)).await["reason"], "already_received");
+    // Central out of reach: b refuses, a receives on its own word.
+    central.set_mode(Mode::Down);
+    let refused = receive(&b, &bag(2)).await;
+    assert_eq!(refused["reason"], "central_offline", "{refused}");
+    let local = receive(&a, &bag(2)).await;
+    assert_eq!(local["verdict"], "match", "{local}");
+    central.set_mode(Mode::Up);
+    let journal =
+        coi_agent::journal::Journal::open_read_only(&a.dir.join("journal.sqlite")).unwrap();
+    let arbitration: Vec<String> = journal
+        .connection()
+        .prepare("SELECT payload FROM outbox WHERE kind = 'bag_received' ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(|p| {
+            let event: serde_json::Value = serde_json::from_str(&p.unwrap()).unwrap();
+            event["details"]["arbitration"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(arbitration, ["central", "offline"]);
+}

@@ -454,6 +454,17 @@ fn bag_out_of_range_names_the_scanned_bag() {
     assert_eq!(verdict.bag, Some(3));
 }
 
+/// Two reasons are given by the flows around reconciliation, not by it: `already_received`
+/// naming another workstation and `central_offline` come from central's arbitration
+/// (tests/orders_sync.rs, r13_two_workstations_receive_a_bag_once).
+#[test]
+fn reasons_from_arbitration_have_their_codes() {
+    assert_eq!(
+        Reason::from_code("central_offline").map(Reason::code),
+        Some("central_offline")
+    );
+}
+
 #[test]
 fn every_reason_has_a_code_and_a_test() {
     let codes: HashSet<&str> = Reason::ALL.iter().map(|r| r.code()).collect();

@@ -309,6 +309,7 @@ impl Dock {
             &scan,
             station,
             Some(operator),
+            &coi_agent::receiving::ReceiptClaim::NotAsked,
         )
         .unwrap()
     }

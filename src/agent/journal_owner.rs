@@ -105,7 +105,14 @@ enum Command {
     Receive {
         scan: Scan,
         operator: Option<String>,
+        claim: receiving::ReceiptClaim,
         reply: Reply<RecordedScan>,
+    },
+    /// The verdict a receipt scan would get now (nothing recorded).
+    JudgeReceipt {
+        scan: Scan,
+        operator: Option<String>,
+        reply: Reply<crate::reconcile::Verdict>,
     },
     /// The verify step: against a given job, or the label waiting for it.
     Verify {
@@ -305,8 +312,27 @@ impl JournalOwner {
         &self,
         scan: Scan,
         operator: Option<String>,
+        claim: receiving::ReceiptClaim,
     ) -> Result<RecordedScan, OwnerError> {
         self.call(|reply| Command::Receive {
+            scan,
+            operator,
+            claim,
+            reply,
+        })
+        .await
+    }
+
+    /// The verdict a receipt scan would get now, nothing recorded (to ask central about).
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn judge_receipt(
+        &self,
+        scan: Scan,
+        operator: Option<String>,
+    ) -> Result<crate::reconcile::Verdict, OwnerError> {
+        self.call(|reply| Command::JudgeReceipt {
             scan,
             operator,
             reply,
@@ -535,6 +561,7 @@ impl Owner {
             Command::Receive {
                 scan,
                 operator,
+                claim,
                 reply,
             } => {
                 let res = self.book().and_then(|book| {
@@ -544,6 +571,23 @@ impl Owner {
                         &book,
                         &scan,
                         station,
+                        operator.as_deref(),
+                        &claim,
+                    )
+                });
+                let _ = reply.send(res);
+            }
+            Command::JudgeReceipt {
+                scan,
+                operator,
+                reply,
+            } => {
+                let res = self.book().and_then(|book| {
+                    receiving::judge_receipt(
+                        &self.journal,
+                        &book,
+                        &scan,
+                        self.here.station(),
                         operator.as_deref(),
                     )
                 });

@@ -25,6 +25,7 @@ use crate::order_sync::{OrderSource, SourceError, SyncReport};
 use crate::outbox::{RetryPolicy, Round};
 use crate::printer::ReadyPrinter;
 use crate::printer::job::{JobOutcome, JobPhase};
+use crate::receiving::{ReceiptClaim, RecordedScan};
 use crate::reconcile::Step;
 use crate::report::{PrintReport, ScanReport};
 use crate::scanner::source::ScannerSpec;
@@ -245,10 +246,10 @@ impl Agent {
         let journal = &self.inner.journal;
         let report = match step {
             Step::Receipt => {
-                let recorded = journal
-                    .receive(scan, operator)
-                    .await
-                    .map_err(|e| FlowError::Journal(e.to_string()))?;
+                let recorded =
+                    receive_scan(journal, self.inner.central_link.as_ref(), scan, operator)
+                        .await
+                        .map_err(|e| FlowError::Journal(e.to_string()))?;
                 ScanReport::new(&recorded)
             }
             Step::Verify => match journal.verify(job_id, scan, operator).await {
@@ -514,6 +515,73 @@ impl CentralLink {
             site_id: config.site_id.clone(),
             workstation: config.workstation.clone(),
         })
+    }
+}
+
+/// A receipt scan at this site, arbitrated site-wide (issue #13): judged, and when it is a
+/// MATCH, central is asked whether another workstation received the bag first (`[central]
+/// offline` decides when it cannot answer); then judged again and recorded with central's word.
+///
+/// # Errors
+/// The journal failed or its owner stopped: nothing recorded.
+pub async fn receive_scan(
+    journal: &JournalOwner,
+    central: Option<&CentralLink>,
+    scan: Scan,
+    operator: Option<String>,
+) -> Result<RecordedScan, OwnerError> {
+    let claim = match central {
+        None => ReceiptClaim::NotAsked,
+        Some(link) => {
+            let verdict = journal
+                .judge_receipt(scan.clone(), operator.clone())
+                .await?;
+            match (verdict.is_match(), verdict.coi, verdict.bag) {
+                (true, Some(coi), Some(bag)) => claim_receipt(link, coi.as_str(), bag).await,
+                _ => ReceiptClaim::NotAsked,
+            }
+        }
+    };
+    journal.receive(scan, operator, claim).await
+}
+
+/// Asks central for bag `bag` of `coi`'s receipt at this workstation. The key is the same for
+/// every scan of that bag here, so asking again after a lost answer is granted again.
+async fn claim_receipt(link: &CentralLink, coi: &str, bag: u8) -> ReceiptClaim {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(
+        format!(
+            "receipt\n{}\n{}\n{coi}\n{bag}",
+            link.site_id, link.workstation
+        )
+        .as_bytes(),
+    );
+    let key: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let body = serde_json::json!({
+        "job_id": key,
+        "site_id": link.site_id,
+        "workstation": link.workstation,
+        "at": jiff::Timestamp::now().to_string(),
+    });
+    let claim = tokio::time::timeout(
+        CLAIM_TIMEOUT,
+        link.client.claim(coi, bag, "receipt", &key, &body),
+    )
+    .await;
+    let problem = match claim {
+        Ok(Ok(crate::central::Claim::Granted)) => return ReceiptClaim::Granted,
+        Ok(Ok(crate::central::Claim::Held { workstation, .. })) => {
+            return ReceiptClaim::Held { workstation };
+        }
+        Ok(Err(problem)) => problem.to_string(),
+        Err(_) => format!("no answer in {} s", CLAIM_TIMEOUT.as_secs()),
+    };
+    match link.offline {
+        crate::config::Offline::Local => {
+            tracing::warn!(%problem, "receipt arbitration unavailable: decided locally");
+            ReceiptClaim::Offline
+        }
+        crate::config::Offline::Refuse => ReceiptClaim::Refused(problem),
     }
 }
 

@@ -52,12 +52,15 @@ pub(super) fn run(
         )?;
         return Ok(ExitCode::FAILURE);
     }
+    let central = crate::agent::CentralLink::from_config(&config);
     let runtime = super::runtime()?;
     let mut all_match = true;
     let mut pending_half = false;
     let mut receive = async |scan: &Scan| -> anyhow::Result<()> {
         // The verdict is shown only once it is recorded.
-        let recorded = journal.receive(scan.clone(), operator.clone()).await?;
+        let recorded =
+            crate::agent::receive_scan(&journal, central.as_ref(), scan.clone(), operator.clone())
+                .await?;
         if opts.json {
             writeln!(
                 out,

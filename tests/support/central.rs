@@ -57,6 +57,8 @@ pub struct Recorded {
     /// Bag labels granted site-wide and not voided, first first: (COI, bag) -> [(job id,
     /// workstation, collection time)].
     pub labels: HashMap<(String, u8), Vec<LiveLabel>>,
+    /// Bag receipts granted site-wide: (COI, bag) -> (key, workstation).
+    pub receipts: HashMap<(String, u8), (String, String)>,
     /// Claims answered, granted or not: (COI, bag, job id, status).
     pub claims: Vec<(String, u8, String, u16)>,
 }
@@ -99,6 +101,7 @@ impl Central {
         let app = axum::Router::new()
             .route("/v1/events", post(post_event))
             .route("/v1/orders/{coi}/bags/{bag}/label", post(claim_label))
+            .route("/v1/orders/{coi}/bags/{bag}/receipt", post(claim_receipt))
             .route("/v1/orders/{coi}", get(get_order))
             .route("/v1/sites/{site}/orders", get(site_orders))
             .with_state(shared);
@@ -311,6 +314,49 @@ async fn claim_label(
                 (StatusCode::CREATED, json!({"job_id": key}))
             }
         }
+    };
+    recorded.claims.push((coi, bag, key, status.as_u16()));
+    (status, Json(answer)).into_response()
+}
+
+/// Site-wide arbitration of a bag's receipt: the first workstation's key holds it; the same key
+/// again is 200; any other is 409 naming the holder.
+async fn claim_receipt(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Path((coi, bag)): Path<(String, u8)>,
+    body: String,
+) -> Response {
+    if let Some(response) = gate(&shared, &headers).await {
+        return response;
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let claim: Value = serde_json::from_str(&body).unwrap_or_default();
+    if key.is_empty() || claim["job_id"].as_str() != Some(key.as_str()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "Idempotency-Key must equal job_id"})),
+        )
+            .into_response();
+    }
+    let workstation = claim["workstation"].as_str().unwrap_or_default().to_owned();
+    let mut recorded = shared.recorded.lock().unwrap();
+    let held = recorded
+        .receipts
+        .entry((coi.clone(), bag))
+        .or_insert((key.clone(), workstation))
+        .clone();
+    let (status, answer) = if held.0 == key {
+        (StatusCode::CREATED, json!({"job_id": key}))
+    } else {
+        (
+            StatusCode::CONFLICT,
+            json!({"error": "the bag was received", "holder": {"job_id": held.0, "workstation": held.1}}),
+        )
     };
     recorded.claims.push((coi, bag, key, status.as_u16()));
     (status, Json(answer)).into_response()
