@@ -108,7 +108,7 @@ pub enum Refusal {
         workstation: String,
     },
     #[error(
-        "order {order_id}: the central service could not be asked whether bag {bag} is labelled elsewhere ({problem}), and [central] offline = \"refuse\": no label until it answers"
+        "order {order_id}: the central service did not grant bag {bag}'s label ({problem}); no label until it does (with [central] offline = \"local\", only an unreachable service lets this workstation decide)"
     )]
     CentralOffline {
         order_id: String,
@@ -776,7 +776,39 @@ pub fn verify_scan(
                         operator,
                     );
                 }
-                Some("verified") => done_job = Some(latest),
+                // The bag's label was verified; a scan that is not that label (another
+                // collection time) is judged against it and flags it.
+                Some("verified") => {
+                    let job = journal.print_job(&latest)?;
+                    let expected_time = job
+                        .and_then(|job| job.collected_at)
+                        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+                    let received = std::collections::HashSet::new();
+                    let ctx = Context {
+                        expected: Some(Expected {
+                            coi,
+                            din: verdict.din,
+                            bag: Some(bag),
+                            sample: false,
+                            collected_at: expected_time,
+                        }),
+                        received: &received,
+                        ..ctx.clone()
+                    };
+                    if judge(scan, earlier.as_deref(), book, &ctx).is_match() {
+                        done_job = Some(latest);
+                    } else {
+                        return verify_job(
+                            journal,
+                            book,
+                            &latest,
+                            scan,
+                            earlier.as_deref(),
+                            station,
+                            operator,
+                        );
+                    }
+                }
                 _ => {}
             }
         }

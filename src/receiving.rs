@@ -310,7 +310,12 @@ pub fn receive(
         }
         // An event needs an order to be about; a scan that names none stays in the journal, and
         // so does half a pair (nothing happened to any bag yet).
-        let order = verdict.coi.and_then(|coi| book.by_coi(&coi));
+        // Half a read refused (a wrong product code with one identifier) names an order that one
+        // possibly misread identifier chose: no event about it.
+        let order = verdict
+            .coi
+            .filter(|_| verdict.din.is_some())
+            .and_then(|coi| book.by_coi(&coi));
         let what = match verdict.outcome {
             Outcome::Match => Some((
                 EventKind::BagReceived,

@@ -87,11 +87,17 @@ pub struct Freshness {
 }
 
 impl Freshness {
-    /// How old the orders are when they are too old at `now`: `None` when fresh enough.
+    /// How old the orders are when they are too old at `now`: `None` when fresh enough;
+    /// `Some(None)` when never synced, or synced "later" than now by more than a few minutes
+    /// (the clock stepped back: their age is unknown).
     pub fn too_old(&self, now: jiff::Timestamp) -> Option<Option<std::time::Duration>> {
         let Some(synced) = self.synced_at else {
             return Some(None);
         };
+        let ahead = synced.duration_since(now);
+        if ahead > jiff::SignedDuration::from_mins(5) {
+            return Some(None);
+        }
         let age = std::time::Duration::try_from(now.duration_since(synced)).unwrap_or_default();
         (age > self.max_age).then_some(Some(age))
     }
@@ -518,7 +524,7 @@ fn check(
         if let Some(age) = freshness.too_old(ctx.now) {
             let since = match age {
                 Some(age) => format!("{} minutes ago", age.as_secs() / 60),
-                None => "never".to_owned(),
+                None => "never (or at a time this workstation's clock cannot place)".to_owned(),
             };
             return Err(refuse(
                 Reason::OrderStale,

@@ -514,3 +514,55 @@ fn r13_the_order_sync_resume_point_never_moves_back() {
         Some("2026-11-29T13:00:00Z")
     );
 }
+
+/// Issue #13: a job voided while its printer had not answered stays voided, and the printer's
+/// late answer sends nothing (central heard label_voided).
+#[test]
+fn r13_a_voided_job_stays_voided_and_its_late_answer_sends_nothing() {
+    use coi_agent::journal::print_jobs::PrintJobRecord;
+    let db = TempDb::new("voided-late");
+    let mut journal = Journal::open(&db.0).unwrap();
+    let at = utc_text(jiff::Timestamp::now());
+    let job = PrintJobRecord {
+        job_id: "job-v",
+        coi: Some("CHA999925000042"),
+        bag: Some(1),
+        template: "apheresis-bag",
+        template_version: "2",
+        printer: "p",
+        zpl_sha256: "ab",
+        operator: None,
+        at: &at,
+        state: "queued",
+        reprint: false,
+        collected_at: Some("2025-06-02T12:14:00Z"),
+        label_kind: "bag",
+        reason: None,
+        max_per_bag: None,
+    };
+    journal.record_print_job(&job, &[]).unwrap();
+    journal
+        .void_job("job-v", "wrong bag", Some("rn-4"), &at, &[])
+        .unwrap()
+        .unwrap();
+    let late = NewEvent {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        kind: "label_printed".to_owned(),
+        coi: "CHA999925000042".to_owned(),
+        payload: serde_json::json!({}),
+    };
+    journal
+        .record_job_state("job-v", "confirmed", None, &at, &[late])
+        .unwrap();
+    let job = journal.print_job("job-v").unwrap().unwrap();
+    assert_eq!(job.state, "voided");
+    assert_eq!(
+        journal.outbox_status().unwrap().pending,
+        0,
+        "no late label_printed"
+    );
+    assert_eq!(
+        journal.void_job("job-v", "again", None, &at, &[]).unwrap(),
+        Err("voided".to_owned())
+    );
+}

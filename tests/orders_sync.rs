@@ -469,7 +469,7 @@ async fn r13_two_workstations_print_a_bag_once() {
     central.set_mode(Mode::Down);
     let output = print(&b, "2", &[]).await;
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("offline = \"refuse\""));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("did not grant bag 2's label"));
     let output = print(&a, "2", &[]).await;
     assert!(
         output.status.success(),

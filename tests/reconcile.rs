@@ -393,6 +393,13 @@ fn r13_orders_too_old_accept_no_receipt() {
     let never = judge(None, Step::Receipt);
     assert_eq!(never.reason().map(Reason::code), Some("order_stale"));
     assert!(never.message.contains("never"), "{}", never.message);
+    // Synced "tomorrow": the clock stepped back, the orders' age is unknown.
+    let ahead = judge(Some("2026-06-04T12:00:00Z"), Step::Receipt);
+    assert_eq!(ahead.reason().map(Reason::code), Some("order_stale"));
+    assert!(
+        judge(Some("2026-06-03T12:02:00Z"), Step::Receipt).is_match(),
+        "minutes of skew"
+    );
 }
 
 /// Issue #20: containers 1-4 are flags 01-04 and containers 5-9 are 15-19 (ST-001 Table 3),

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
-use crate::central::CentralClient;
+use crate::central::{CentralClient, CentralError};
 use crate::config::Config;
 use crate::labeling::{PreparedLabel, Refusal, VerifyError};
 use crate::order_sync::{OrderSource, SourceError, SyncReport};
@@ -356,7 +356,10 @@ pub async fn print_label(
     on_state: &(dyn Fn(&PreparedLabel, &'static str, Option<&'static str>) + Sync),
 ) -> Result<(PrintReport, JobOutcome), FlowError> {
     if let Some(link) = central.filter(|link| link.orders_from_central) {
-        order.order_from = look_up_order(journal, &link.client, &order.coi).await?;
+        order.order_from = match &link.client {
+            Ok(client) => look_up_order(journal, client, &order.coi).await?,
+            Err(_) => "cache",
+        };
     }
     let mut prepared = match journal
         .prepare_label(order, ready.name.clone(), ready.dpi)
@@ -494,7 +497,9 @@ pub async fn sync_orders(
 /// orders come from central) and to arbitrate a bag's label site-wide.
 #[derive(Debug, Clone)]
 pub struct CentralLink {
-    pub client: CentralClient,
+    /// The client, or why `[central]` cannot be used (its token unreadable): then every
+    /// question counts as unanswered, and `[central] offline` decides.
+    pub client: Result<CentralClient, String>,
     pub orders_from_central: bool,
     pub offline: crate::config::Offline,
     pub site_id: String,
@@ -502,9 +507,13 @@ pub struct CentralLink {
 }
 
 impl CentralLink {
-    /// The link `config` describes, if it has a usable `[central]`.
+    /// The link `config` describes, if it has a `[central]` section.
     pub fn from_config(config: &Config) -> Option<CentralLink> {
-        let client = central_client(config).ok().flatten()?;
+        let client = match central_client(config) {
+            Ok(Some(client)) => Ok(client),
+            Ok(None) => return None,
+            Err(problem) => Err(problem.to_string()),
+        };
         Some(CentralLink {
             client,
             orders_from_central: config.orders == crate::config::OrderSourceConfig::Central,
@@ -515,6 +524,16 @@ impl CentralLink {
             site_id: config.site_id.clone(),
             workstation: config.workstation.clone(),
         })
+    }
+
+    /// The client, or the reason it cannot be used as an unavailable service.
+    ///
+    /// # Errors
+    /// [`CentralError::Unavailable`] with the reason.
+    fn client(&self) -> Result<&CentralClient, CentralError> {
+        self.client
+            .as_ref()
+            .map_err(|problem| CentralError::Unavailable(problem.clone()))
     }
 }
 
@@ -563,15 +582,17 @@ async fn claim_receipt(link: &CentralLink, coi: &str, bag: u8) -> ReceiptClaim {
         "workstation": link.workstation,
         "at": jiff::Timestamp::now().to_string(),
     });
-    let claim = tokio::time::timeout(
-        CLAIM_TIMEOUT,
-        link.client.claim(coi, bag, "receipt", &key, &body),
-    )
+    let claim = tokio::time::timeout(CLAIM_TIMEOUT, async {
+        link.client()?.claim(coi, bag, "receipt", &key, &body).await
+    })
     .await;
     let problem = match claim {
         Ok(Ok(crate::central::Claim::Granted)) => return ReceiptClaim::Granted,
         Ok(Ok(crate::central::Claim::Held { workstation, .. })) => {
             return ReceiptClaim::Held { workstation };
+        }
+        Ok(Err(problem @ (CentralError::Rejected { .. } | CentralError::Protocol(_)))) => {
+            return ReceiptClaim::Refused(problem.to_string());
         }
         Ok(Err(problem)) => problem.to_string(),
         Err(_) => format!("no answer in {} s", CLAIM_TIMEOUT.as_secs()),
@@ -609,11 +630,11 @@ async fn arbitrate(
         "label_kind": prepared.label_kind.as_str(),
     });
     let coi = prepared.order.coi.as_str().to_owned();
-    let claim = tokio::time::timeout(
-        CLAIM_TIMEOUT,
-        link.client
-            .claim(&coi, prepared.bag, "label", &prepared.job.id, &body),
-    )
+    let claim = tokio::time::timeout(CLAIM_TIMEOUT, async {
+        link.client()?
+            .claim(&coi, prepared.bag, "label", &prepared.job.id, &body)
+            .await
+    })
     .await;
     let problem = match claim {
         Ok(Ok(crate::central::Claim::Granted)) => {
@@ -632,6 +653,18 @@ async fn arbitrate(
                     bag: prepared.bag,
                     holder: job_id,
                     workstation,
+                },
+            ));
+        }
+        // An answer that is not central's grant nor its refusal (a 4xx, a malformed answer):
+        // never read as "offline".
+        Ok(Err(problem @ (CentralError::Rejected { .. } | CentralError::Protocol(_)))) => {
+            return Err((
+                "central_refused",
+                Refusal::CentralOffline {
+                    order_id: prepared.order.order_id.clone(),
+                    bag: prepared.bag,
+                    problem: problem.to_string(),
                 },
             ));
         }
@@ -699,10 +732,19 @@ pub async fn look_up_order(
     };
     let mut checked = crate::order_sync::check(fetched);
     checked.one_order = true;
-    journal
+    let valid = !checked.orders.is_empty();
+    let refused = journal
         .store_orders(checked, "central (one order)".to_owned())
         .await
         .map_err(|e| FlowError::Journal(e.to_string()))?;
+    // A record refused by its checks holds the cached order (the print then says so); one the
+    // cache could not take (its DIN is another cached order's) prints nothing.
+    if valid && !refused.is_empty() {
+        return Err(FlowError::Refused(format!(
+            "the central service's record of order {coi} could not be stored: {}",
+            refused.join("; ")
+        )));
+    }
     Ok("central")
 }
 

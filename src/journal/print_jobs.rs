@@ -197,12 +197,14 @@ impl Journal {
         events: &[NewEvent],
     ) -> Result<(), JournalError> {
         let tx = self.write()?;
-        let coi: Option<String> = tx.query_row(
-            "SELECT coi FROM print_jobs WHERE job_id = ?1",
+        let (coi, voided): (Option<String>, bool) = tx.query_row(
+            "SELECT coi, state = 'voided' FROM print_jobs WHERE job_id = ?1",
             [job_id],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
-        // A voided label stays voided, whatever its printer says later.
+        // A voided label stays voided, whatever its printer says later, and its events (a
+        // late label_printed) are not sent: central heard label_voided.
+        let events = if voided { &[][..] } else { events };
         tx.execute(
             "UPDATE print_jobs SET state = ?2, fault = ?3 WHERE job_id = ?1 AND state <> 'voided'",
             params![job_id, state, fault],

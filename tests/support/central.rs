@@ -366,7 +366,8 @@ async fn claim_receipt(
 /// does. A `label_voided` of the job holding a bag's label frees the bag.
 fn record_event(shared: &Shared, key: String, event: Value) -> Response {
     let mut recorded = shared.recorded.lock().unwrap();
-    if event["type"] == "label_voided" {
+    // A voided label, or a job that printed nothing, no longer holds its bag.
+    if event["type"] == "label_voided" || event["type"] == "print_failed" {
         let voided = event["details"]["job_id"].as_str().unwrap_or_default();
         for live in recorded.labels.values_mut() {
             live.retain(|(job, ..)| job != voided);
