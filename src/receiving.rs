@@ -176,6 +176,8 @@ pub enum ReceiptClaim {
     },
     /// Central could not be asked and `[central] offline = "refuse"`.
     Refused(String),
+    /// Central does not know the scanned order (or its record could not be stored).
+    Unknown(String),
 }
 
 impl ReceiptClaim {
@@ -285,6 +287,11 @@ pub fn receive(
                     verdict.message = format!(
                         "{of} was already received at workstation {workstation} (the central service's record). Check for a duplicate label; call your supervisor."
                     );
+                }
+                ReceiptClaim::Unknown(why) => {
+                    verdict.outcome = Outcome::Mismatch(crate::reconcile::Reason::UnknownCoi);
+                    verdict.message =
+                        format!("{of}: {why}. Do not accept this bag; call your supervisor.");
                 }
                 ReceiptClaim::Refused(problem) => {
                     verdict.outcome = Outcome::Mismatch(crate::reconcile::Reason::CentralOffline);

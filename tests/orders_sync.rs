@@ -224,13 +224,14 @@ async fn r13_a_full_sync_drops_orders_no_longer_served_here() {
         .orders
         .retain(|(_, _, o)| o["coi"] != "CHA999925000043");
     assert!(site.run(&["orders", "sync"]).await.status.success());
-    let scan = "=+02000=A99992512345701&/CHA999925000043";
-    let output = site.run(&["receive", "--json", scan]).await;
-    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(verdict["verdict"], "match", "still cached: {verdict}");
+    let show = async || site.run(&["orders", "show", "CHA999925000043"]).await;
+    assert!(show().await.status.success(), "still cached");
     // ...a full sync drops it.
     let synced = site.run(&["orders", "sync", "--full"]).await;
     assert!(synced.status.success());
+    assert!(!show().await.status.success(), "dropped");
+    // And a receipt asks central for the order first: it knows it no more.
+    let scan = "=+02000=A99992512345701&/CHA999925000043";
     let output = site.run(&["receive", "--json", scan]).await;
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(verdict["reason"], "unknown_coi", "{verdict}");
@@ -581,4 +582,48 @@ async fn r13_two_workstations_receive_a_bag_once() {
         })
         .collect();
     assert_eq!(arbitration, ["central", "offline"]);
+}
+
+/// Issue #13: with orders from central, a receipt asks central for the scanned order first: a
+/// cancellation not yet synced refuses it, and an order central no longer knows is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_a_receipt_asks_central_for_its_order_first() {
+    let central = Central::start().await;
+    let site = Site::new("receipt-lookup", &central);
+    let mut order = example(1); // shipped to site-lab-1, one bag
+    order["expires_at"] = serde_json::json!("2099-12-31T23:59:00-05:00");
+    let publish = |order: Option<serde_json::Value>| {
+        let mut recorded = central.recorded();
+        recorded.orders.clear();
+        recorded.orders.extend(order.map(|order| {
+            (
+                "site-lab-1".to_owned(),
+                coi_agent::journal::utc_text(jiff::Timestamp::now()),
+                order,
+            )
+        }));
+    };
+    publish(Some(order.clone()));
+    assert!(site.run(&["orders", "sync"]).await.status.success());
+    let scan = "=+02000=A99992512345701&/CHA999925000043";
+    let receive = async || {
+        let output = site.run(&["receive", "--json", scan]).await;
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    publish(None);
+    let gone = receive().await;
+    assert_eq!(gone["reason"], "unknown_coi", "{gone}");
+    assert!(
+        gone["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not know order"),
+        "{gone}"
+    );
+    let mut cancelled = order.clone();
+    cancelled["status"] = serde_json::json!("cancelled");
+    publish(Some(cancelled));
+    assert_eq!(receive().await["reason"], "order_cancelled");
+    publish(Some(order));
+    assert_eq!(receive().await["verdict"], "match");
 }

@@ -552,11 +552,35 @@ pub async fn receive_scan(
     let claim = match central {
         None => ReceiptClaim::NotAsked,
         Some(link) => {
-            let verdict = journal
+            let mut verdict = journal
                 .judge_receipt(scan.clone(), operator.clone())
                 .await?;
-            match (verdict.is_match(), verdict.coi, verdict.bag) {
-                (true, Some(coi), Some(bag)) => claim_receipt(link, coi.as_str(), bag).await,
+            // Orders from central: the scanned order is asked for first, so a change not yet
+            // synced (a cancellation) decides this receipt (issue #13).
+            let mut gone = None;
+            if let (true, Some(coi), Some(_), Ok(client)) = (
+                link.orders_from_central,
+                verdict.coi,
+                verdict.din,
+                &link.client,
+            ) {
+                match look_up_order(journal, client, &coi).await {
+                    Ok(_) => {
+                        verdict = journal
+                            .judge_receipt(scan.clone(), operator.clone())
+                            .await?;
+                    }
+                    Err(FlowError::Journal(problem)) => {
+                        return Err(OwnerError::Journal(crate::journal::JournalError::Owner(
+                            problem,
+                        )));
+                    }
+                    Err(refused) => gone = Some(refused.to_string()),
+                }
+            }
+            match (gone, verdict.is_match(), verdict.coi, verdict.bag) {
+                (Some(why), ..) => ReceiptClaim::Unknown(why),
+                (None, true, Some(coi), Some(bag)) => claim_receipt(link, coi.as_str(), bag).await,
                 _ => ReceiptClaim::NotAsked,
             }
         }
@@ -709,7 +733,7 @@ pub async fn look_up_order(
         Ok(Ok(Some(record))) if record["coi"].as_str() == Some(coi.as_str()) => record,
         Ok(Ok(None)) => {
             return Err(FlowError::Refused(format!(
-                "the central service does not know order {coi}: no label for it (check the COI; call your supervisor)"
+                "the central service does not know order {coi} (check the COI; call your supervisor)"
             )));
         }
         Ok(Ok(Some(_))) => {

@@ -582,10 +582,15 @@ impl Journal {
                 ));
                 continue;
             }
+            // A hold is lifted by a sync's valid version only: one order asked for by itself
+            // (before a label or a receipt) may lag behind what the sync refused.
+            let held = if checked.one_order { "held" } else { "NULL" };
             tx.execute(
-                "INSERT INTO orders (coi, din, order_id, status, record, synced_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(coi) DO UPDATE SET din = excluded.din, order_id = excluded.order_id, status = excluded.status,
-                   record = excluded.record, synced_at = excluded.synced_at, held = NULL",
+                &format!(
+                    "INSERT INTO orders (coi, din, order_id, status, record, synced_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(coi) DO UPDATE SET din = excluded.din, order_id = excluded.order_id, status = excluded.status,
+                       record = excluded.record, synced_at = excluded.synced_at, held = {held}"
+                ),
                 params![coi, din, order.order_id, order.status.as_str(), record.to_string(), now],
             )?;
         }

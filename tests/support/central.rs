@@ -399,9 +399,11 @@ async fn get_order(
         return response;
     }
     let recorded = shared.recorded.lock().unwrap();
+    // The order's latest version (the last one published).
     match recorded
         .orders
         .iter()
+        .rev()
         .find(|(_, _, o)| o["coi"] == coi.as_str())
     {
         Some((_, _, order)) => Json(order.clone()).into_response(),
