@@ -406,6 +406,15 @@ fn r17_two_reads_pair_within_the_window_from_one_source_with_nothing_between() {
         outcome(&dock.scan("five", 951, "=<S9999100")),
         "wrong_product"
     );
+    // A TCP scanner that reconnects (a new peer port) is the same scanner; another host is not.
+    let (din84, coi84) = (format!("={}00", din(84)), format!("&/{}", coi(84)));
+    let tcp = |peer: &str| format!("tcp-listen://0.0.0.0:7371 from {peer}");
+    let half = dock.scan(&tcp("10.0.0.7:50001"), 990, &din84);
+    assert_eq!(outcome(&half), "incomplete");
+    let other_host = dock.scan(&tcp("10.0.0.8:50002"), 991, &coi84);
+    assert_eq!(outcome(&other_host), "incomplete");
+    let reconnected = dock.scan(&tcp("10.0.0.7:50003"), 992, &coi84);
+    assert_eq!(outcome(&reconnected), "match");
     // Another person's half is not this person's.
     let din72 = format!("={}00", din(72));
     assert_eq!(outcome(&dock.scan("shared", 800, &din72)), "incomplete");

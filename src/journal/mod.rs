@@ -373,7 +373,9 @@ impl Journal {
     }
 
     /// The latest scans (newest first, at most `limit`) of `source` at `site_id` for `step`,
-    /// as (verdict, at, operator, raw): where a pending half is looked for.
+    /// as (verdict, at, operator, raw): where a pending half is looked for. A source whose name
+    /// ends in a peer's port (`... from 10.0.0.7:51234`, a TCP scanner) matches any port of that
+    /// peer: a scanner that reconnects is the same scanner.
     ///
     /// # Errors
     /// SQLite failed.
@@ -384,10 +386,21 @@ impl Journal {
         step: &str,
         limit: usize,
     ) -> Result<Vec<LatestScan>, JournalError> {
+        // `... from HOST:` — the source up to the peer's port, if it names one.
+        let peer = source
+            .rfind(" from ")
+            .and_then(|from| {
+                source[from..]
+                    .rfind(':')
+                    .map(|colon| &source[..=from + colon])
+            })
+            .filter(|prefix| !prefix.contains(['%', '_', '\\']));
         let mut stmt = self.conn.prepare_cached(
-            "SELECT verdict, at, operator, raw FROM scans WHERE source = ?1 AND site_id = ?2 AND step = ?3 ORDER BY id DESC LIMIT ?4",
+            "SELECT verdict, at, operator, raw FROM scans
+             WHERE (source = ?1 OR (?5 IS NOT NULL AND source LIKE ?5 || '%'))
+               AND site_id = ?2 AND step = ?3 ORDER BY id DESC LIMIT ?4",
         )?;
-        let rows = stmt.query_map(params![source, site_id, step, limit as i64], |row| {
+        let rows = stmt.query_map(params![source, site_id, step, limit as i64, peer], |row| {
             Ok(LatestScan {
                 verdict: row.get(0)?,
                 at: row.get(1)?,
