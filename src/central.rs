@@ -232,6 +232,10 @@ impl CentralClient {
             })
         };
         if status == 409 {
+            // Another collection time than the collection's first label's.
+            if let Some(collected_at) = text(&answer["collected_at"]) {
+                return Ok(Claim::CollectionTime { collected_at });
+            }
             let holder = &answer["holder"];
             return match (text(&holder["job_id"]), text(&holder["workstation"])) {
                 (Some(job_id), Some(workstation)) => Ok(Claim::Held {
@@ -264,6 +268,10 @@ impl CentralClient {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     Granted,
+    /// The collection's labels carry another collection time (central's record).
+    CollectionTime {
+        collected_at: String,
+    },
     /// Another job (another workstation's) holds it.
     Held {
         job_id: String,

@@ -99,7 +99,7 @@ pub enum Refusal {
     )]
     OrdersStale { order_id: String, since: String },
     #[error(
-        "bag {bag} of order {order_id} already has its label from workstation {workstation} (job {holder}), as the central service records it: print another only as a reprint"
+        "bag {bag} of order {order_id} already has its label from workstation {workstation} (job {holder}), as the central service records it: a second label is a reprint at that workstation, or void that label there first"
     )]
     HeldElsewhere {
         order_id: String,
@@ -108,7 +108,7 @@ pub enum Refusal {
         workstation: String,
     },
     #[error(
-        "order {order_id}: the central service did not grant bag {bag}'s label ({problem}); no label until it does (with [central] offline = \"local\", only an unreachable service lets this workstation decide)"
+        "order {order_id}: the central service did not grant bag {bag}'s label ({problem}); no label until it does"
     )]
     CentralOffline {
         order_id: String,
@@ -910,6 +910,8 @@ pub struct Voided {
     pub job_id: String,
     pub bag: u8,
     pub order_id: String,
+    /// A label of the bag still not voided here (a reprint), if any: the bag still carries it.
+    pub still_labelled: Option<String>,
 }
 
 /// Voids a printed label (ARCHITECTURE.md, the label lifecycle; issue #13): the person took it
@@ -954,10 +956,19 @@ pub fn void_label(
             job_id: job_id.to_owned(),
             state,
         })?;
+    let still_labelled = if job.label_kind == LabelKind::Bag.as_str() {
+        journal
+            .bag_label_jobs(order.coi.as_str(), bag)?
+            .pop()
+            .map(|(job, _)| job)
+    } else {
+        None
+    };
     Ok(Voided {
         job_id: job_id.to_owned(),
         bag,
         order_id: order.order_id.clone(),
+        still_labelled,
     })
 }
 

@@ -113,14 +113,13 @@ fn shipment(received: &[u8], bags: u8) -> String {
             "All {bags} {} of the order received here.",
             noun(bags.into())
         ),
+        _ if received.is_empty() => {
+            format!("No bag of the order's {bags} received at this workstation yet.")
+        }
         n => format!(
             "Received here: {} {} of {bags}; still missing: {} {}.",
             noun(received.len()),
-            if received.is_empty() {
-                "none".to_owned()
-            } else {
-                list(received)
-            },
+            list(received),
             noun(n),
             list(&missing)
         ),
@@ -305,8 +304,10 @@ pub fn receive(
         // Where the shipment stands (issue #13): which bags are in and which still missing.
         if let (Some(coi), Some(bags)) = (verdict.coi, verdict.bags) {
             let matched_bag = verdict.bag.filter(|_| verdict.is_match());
+            // Only what this journal knows: not after central named another workstation.
+            let here = !matches!(claim, ReceiptClaim::Held { .. });
             if verdict.is_match()
-                || verdict.reason() == Some(crate::reconcile::Reason::AlreadyReceived)
+                || (here && verdict.reason() == Some(crate::reconcile::Reason::AlreadyReceived))
             {
                 let mut received = journal.bags_received(station.site_id, coi.as_str())?;
                 received.extend(matched_bag);

@@ -97,10 +97,16 @@ impl VoidReport {
             bag: voided.bag,
             order_id: voided.order_id.clone(),
             event: "label_voided",
-            message: format!(
-                "VOIDED: the label of job {} (bag {} of order {}) no longer counts. Destroy it; print the bag's label again (not a reprint) and verify it.",
-                voided.job_id, voided.bag, voided.order_id
-            ),
+            message: match &voided.still_labelled {
+                None => format!(
+                    "VOIDED: the label of job {} (bag {} of order {}) no longer counts. Destroy it; print the bag's label again (not a reprint) and verify it.",
+                    voided.job_id, voided.bag, voided.order_id
+                ),
+                Some(other) => format!(
+                    "VOIDED: the label of job {} (bag {} of order {}) no longer counts. Destroy it. The bag still carries the label of job {other}: void that one too before printing a new first label.",
+                    voided.job_id, voided.bag, voided.order_id
+                ),
+            },
         }
     }
 }

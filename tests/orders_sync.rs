@@ -492,6 +492,37 @@ async fn r13_two_workstations_print_a_bag_once() {
         })
         .collect();
     assert_eq!(arbitration, ["central", "central", "offline"]);
+    // Once central hears a's offline label of bag 2, the bag is a's there too.
+    assert!(a.run(&["outbox", "flush"]).await.status.success());
+    let output = print(&b, "2", &[]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("from workstation aph-ws-a"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A third workstation with another collection time: the collection has one, central says.
+    let c = station("aph-ws-c", "refuse");
+    assert!(c.run(&["orders", "sync"]).await.status.success());
+    let output = c
+        .run(&[
+            "label",
+            "print",
+            "--coi",
+            "CHA999925000042",
+            "--bag",
+            "2",
+            "--collected-at",
+            "2025-06-02T13:00:00Z",
+        ])
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("carry the collection time 2025-06-02T12:14:00Z"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // a voids bag 1's labels; once central hears it, b may print bag 1 (not before: the
     // reprint is still on the bag after the first label is voided).
     for (job, freed) in [(&job_a, false), (&reprint_a, true)] {
@@ -503,6 +534,13 @@ async fn r13_two_workstations_print_a_bag_once() {
             output.status.success(),
             "{}",
             String::from_utf8_lossy(&output.stderr)
+        );
+        // The screen says whether the bag still carries another label.
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            said.contains("still carries the label of job"),
+            !freed,
+            "{said}"
         );
         assert!(a.run(&["outbox", "flush"]).await.status.success());
         let output = print(&b, "1", &[]).await;

@@ -615,6 +615,9 @@ async fn claim_receipt(link: &CentralLink, coi: &str, bag: u8) -> ReceiptClaim {
         Ok(Ok(crate::central::Claim::Held { workstation, .. })) => {
             return ReceiptClaim::Held { workstation };
         }
+        Ok(Ok(crate::central::Claim::CollectionTime { .. })) => {
+            return ReceiptClaim::Refused("an answer about a label, not a receipt".to_owned());
+        }
         Ok(Err(problem @ (CentralError::Rejected { .. } | CentralError::Protocol(_)))) => {
             return ReceiptClaim::Refused(problem.to_string());
         }
@@ -653,6 +656,10 @@ async fn arbitrate(
         "at": jiff::Timestamp::now().to_string(),
         "label_kind": prepared.label_kind.as_str(),
     });
+    let mut body = body;
+    if let Some(map) = body.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
     let coi = prepared.order.coi.as_str().to_owned();
     let claim = tokio::time::timeout(CLAIM_TIMEOUT, async {
         link.client()?
@@ -664,6 +671,16 @@ async fn arbitrate(
         Ok(Ok(crate::central::Claim::Granted)) => {
             prepared.arbitration = "central";
             return Ok(());
+        }
+        Ok(Ok(crate::central::Claim::CollectionTime { collected_at })) => {
+            return Err((
+                "collection_time",
+                Refusal::CollectionTime {
+                    order_id: prepared.order.order_id.clone(),
+                    recorded: collected_at,
+                    asked: prepared.collected_at,
+                },
+            ));
         }
         Ok(Ok(crate::central::Claim::Held {
             job_id,

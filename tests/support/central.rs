@@ -59,6 +59,8 @@ pub struct Recorded {
     pub labels: HashMap<(String, u8), Vec<LiveLabel>>,
     /// Bag receipts granted site-wide: (COI, bag) -> (key, workstation).
     pub receipts: HashMap<(String, u8), (String, String)>,
+    /// Events decided offline that found the bag held by another workstation.
+    pub offline_conflicts: usize,
     /// Claims answered, granted or not: (COI, bag, job id, status).
     pub claims: Vec<(String, u8, String, u16)>,
 }
@@ -293,6 +295,22 @@ async fn claim_label(
         .to_owned();
     let reprint = claim["reprint"].as_bool().unwrap_or(false);
     let mut recorded = shared.recorded.lock().unwrap();
+    // Every label of one collection carries one collection time: the first live grant's.
+    let collection_time = recorded
+        .labels
+        .iter()
+        .filter(|((c, _), _)| *c == coi)
+        .flat_map(|(_, live)| live.first())
+        .map(|(_, _, time)| time.clone())
+        .next();
+    if let Some(time) = collection_time.filter(|time| *time != collected_at) {
+        recorded.claims.push((coi, bag, key, 409));
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({"error": "another collection time than the collection's", "collected_at": time})),
+        )
+            .into_response();
+    }
     let live = recorded.labels.entry((coi.clone(), bag)).or_default();
     let (status, answer) = if live.iter().any(|(job, ..)| *job == key) {
         (StatusCode::OK, json!({"job_id": key}))
@@ -302,10 +320,10 @@ async fn claim_label(
                 live.push((key.clone(), workstation, collected_at));
                 (StatusCode::CREATED, json!({"job_id": key}))
             }
-            Some((job, by, first_time)) if !reprint || first_time != collected_at => (
+            Some((job, by, _)) if !reprint => (
                 StatusCode::CONFLICT,
                 json!({
-                    "error": if reprint { "another collection time than the first label's" } else { "the bag already has its label" },
+                    "error": "the bag already has its label",
                     "holder": {"job_id": job, "workstation": by},
                 }),
             ),
@@ -366,6 +384,40 @@ async fn claim_receipt(
 /// does. A `label_voided` of the job holding a bag's label frees the bag.
 fn record_event(shared: &Shared, key: String, event: Value) -> Response {
     let mut recorded = shared.recorded.lock().unwrap();
+    // A label or a receipt decided offline takes the bag as a grant would, unless another holds
+    // it (a conflict for people to resolve).
+    if event["details"]["arbitration"] == "offline" {
+        let coi = event["coi"].as_str().unwrap_or_default().to_owned();
+        let bag = event["bag"].as_u64().unwrap_or_default() as u8;
+        let job = event["details"]["job_id"]
+            .as_str()
+            .unwrap_or(&key)
+            .to_owned();
+        let workstation = event["workstation"].as_str().unwrap_or_default().to_owned();
+        let conflict = match event["type"].as_str() {
+            Some("label_printed" | "label_reprinted") => {
+                let live = recorded.labels.entry((coi, bag)).or_default();
+                let taken = live.first().is_some_and(|(j, ..)| *j != job)
+                    && event["type"] == "label_printed";
+                if live.is_empty() {
+                    let time = event["details"]["collected_at"]
+                        .as_str()
+                        .unwrap_or_default();
+                    live.push((job, workstation, time.to_owned()));
+                }
+                taken
+            }
+            Some("bag_received") => {
+                let held = recorded
+                    .receipts
+                    .entry((coi, bag))
+                    .or_insert((key.clone(), workstation.clone()));
+                held.1 != workstation
+            }
+            _ => false,
+        };
+        recorded.offline_conflicts += usize::from(conflict);
+    }
     // A voided label, or a job that printed nothing, no longer holds its bag.
     if event["type"] == "label_voided" || event["type"] == "print_failed" {
         let voided = event["details"]["job_id"].as_str().unwrap_or_default();
