@@ -32,6 +32,7 @@ fn assert_never_uses(dir: &str, forbidden: &[&str]) {
     let files = sources(Path::new(dir));
     assert!(!files.is_empty(), "no sources under src/{dir}");
     for (file, text) in files {
+        let grouped = grouped_imports(&text);
         for crate_name in forbidden {
             for pattern in [format!("use {crate_name}"), format!("{crate_name}::")] {
                 assert!(
@@ -39,8 +40,40 @@ fn assert_never_uses(dir: &str, forbidden: &[&str]) {
                     "src/{file} uses {crate_name}: the rule says it must not"
                 );
             }
+            assert!(
+                !grouped.iter().any(|path| path == crate_name),
+                "src/{file} uses {crate_name} in a grouped import: the rule says it must not"
+            );
         }
     }
+}
+
+/// The paths a grouped import names: `use std::{fs, net::TcpStream}` gives `std::fs` and
+/// `std::net` (one level is enough for the rules here).
+fn grouped_imports(text: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("use ") {
+        rest = &rest[at + 4..];
+        let statement = &rest[..rest.find(';').unwrap_or(rest.len())];
+        if let Some((root, inner)) = statement.split_once("::{") {
+            let root = root.trim();
+            for item in inner.trim_end_matches('}').split(',') {
+                let head = item.trim().split("::").next().unwrap_or("").trim();
+                if !head.is_empty() {
+                    paths.push(format!("{root}::{head}"));
+                }
+            }
+        }
+    }
+    paths
+}
+
+#[test]
+fn grouped_imports_are_seen() {
+    let paths = grouped_imports("use std::{fs, net::TcpStream, io::{self, Write}};");
+    assert!(paths.contains(&"std::fs".to_owned()), "{paths:?}");
+    assert!(paths.contains(&"std::net".to_owned()), "{paths:?}");
 }
 
 const IO: &[&str] = &[
@@ -52,6 +85,9 @@ const IO: &[&str] = &[
     "axum",
     "std::fs",
     "std::net",
+    "std::env",
+    "std::process",
+    "std::thread",
     "libc",
 ];
 

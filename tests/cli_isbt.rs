@@ -82,7 +82,7 @@ fn parse_json_reports_each_input_on_its_own_line() {
         (&din["din"], &din["flags"], &din["flag_kind"]),
         (&"A999922123456".into(), &"00".into(), &"not_used".into())
     );
-    assert!(din["check_char"].is_string());
+    assert_eq!(din["check_char"], mod37_2("A999922123456").to_string());
     assert_eq!(structures[2]["date"], "2025-12-31T23:59");
 }
 
@@ -103,7 +103,12 @@ fn parse_json_gives_typed_fields_for_coi_and_dates() {
         (&coi["coi"], &coi["number"]),
         (&"CHA999925000042".into(), &"040".into())
     );
-    assert_eq!(coi["check_char"].as_str().map(str::len), Some(1));
+    assert_eq!(coi["check_char"], mod37_2("CHA999925000042").to_string());
+    assert_eq!(
+        mod37_2("CHA999925000042"),
+        'Z',
+        "as printed on the example label"
+    );
     assert_eq!(
         lines[1]["structures"][0]["date"], "2024-02-29",
         "day 060 of a leap year"
@@ -191,4 +196,27 @@ fn check_refuses_invalid_values_with_a_reason() {
     }
     let output = coi_agent(&["isbt", "check", "--flags", "CHA999925000042"]);
     assert_eq!(output.status.code(), Some(1));
+}
+
+/// ISO/IEC 7064 MOD 37-2, written here from the standard's definition (not the code under
+/// test): P = ((P + value) × 2) mod 37 over the characters, check = (38 − P) mod 37, in the
+/// alphabet 0–9, A–Z, `*`. Known values: A999925123456 → 9, CHA999925000042 → Z (the example
+/// labels in docs/labels/).
+fn mod37_2(data: &str) -> char {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*";
+    let p = data.bytes().fold(0usize, |p, b| {
+        let value = ALPHABET
+            .iter()
+            .position(|&a| a == b)
+            .expect("an ISBT 128 character");
+        ((p + value) * 2) % 37
+    });
+    char::from(ALPHABET[(38 - p) % 37])
+}
+
+#[test]
+fn the_independent_check_agrees_with_the_printed_labels() {
+    assert_eq!(mod37_2("A999925123456"), '9');
+    assert_eq!(mod37_2("A999925123457"), '7');
+    assert_eq!(mod37_2("CHA999925000043"), 'X');
 }

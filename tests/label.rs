@@ -39,7 +39,8 @@ fn every_template_matches_its_golden_files_at_every_resolution() {
     let order = order(&json["orders"][0]);
     let data = LabelData::new(&order, 2, collected()).unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/label");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    // Only UPDATE_GOLDEN=1 rewrites them: any other value compares.
+    let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1");
     let mut mismatches = Vec::new();
     for template in templates() {
         for dpi in RESOLUTIONS {
@@ -124,7 +125,15 @@ fn one_template_looks_the_same_at_every_resolution() {
         };
         let reference = mm(&layouts[0]);
         for layout in &layouts[1..] {
-            for (a, b) in reference.iter().zip(mm(layout)) {
+            let placed = mm(layout);
+            assert_eq!(
+                placed.len(),
+                reference.len(),
+                "{} at {} dpi places another number of items",
+                template.name,
+                layout.dpi
+            );
+            for (a, b) in reference.iter().zip(placed) {
                 assert!(
                     (a.0 - b.0).abs() < 0.3 && (a.1 - b.1).abs() < 0.3,
                     "{} at {} dpi: {a:?} vs {b:?}",

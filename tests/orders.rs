@@ -76,7 +76,7 @@ fn bad_orders_are_refused_with_the_field_named_and_no_values() {
         ),
         (
             Box::new(|o| o["status"] = json!("lost")),
-            "unknown variant `…`",
+            "status: unknown variant `…`",
         ),
         // Issue #13: a label or receipt without the patient's name and id identifies nobody.
         (

@@ -144,6 +144,10 @@ async fn emulator_and_job_then_silent() -> (Emulator, ()) {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    assert!(
+        !emulator.received().is_empty(),
+        "the label reached the printer before it fell silent"
+    );
     emulator.set_silent(true);
     let outcome = task.await.unwrap();
     assert_eq!(

@@ -476,7 +476,12 @@ fn reasons_from_arbitration_have_their_codes() {
 fn every_reason_has_a_code_and_a_test() {
     let codes: HashSet<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
     assert_eq!(codes.len(), Reason::ALL.len());
-    let tested = include_str!("reconcile.rs");
+    // Code only: a reason named in a comment is not a test of it.
+    let tested: String = include_str!("reconcile.rs")
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
     for code in codes {
         assert!(
             tested.contains(&format!("\"{code}\"")),

@@ -154,8 +154,16 @@ pub fn parse_order(value: &serde_json::Value, position: usize) -> Result<Order, 
         order_id: order_id.clone(),
         problem,
     };
-    let record: OrderRecord =
-        serde_json::from_value(value.clone()).map_err(|e| fail(without_values(&e.to_string())))?;
+    // The field is named with its path (`status: unknown variant ...`), never its value.
+    let record: OrderRecord = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let problem = without_values(&e.into_inner().to_string());
+        fail(if path == "." {
+            problem
+        } else {
+            format!("{path}: {problem}")
+        })
+    })?;
     record.check().map_err(fail)
 }
 
