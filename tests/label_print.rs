@@ -231,14 +231,19 @@ fn a_bag_label_is_printed_recorded_and_reported_once() {
     assert_eq!(event["local_zone"], "America/New_York");
     assert_eq!(event["details"]["job_id"], job_id);
     assert_eq!(event["details"]["template_version"], 2);
-    // No patient data in the event, the audit trail or anything the command said.
-    let audit: Vec<String> = station
-        .journal()
-        .audit_entries(None)
-        .unwrap()
-        .into_iter()
-        .map(|e| e.details)
+    // The job is in the audit trail, queued then confirmed, with its template and bytes' hash.
+    let entries = station.journal().audit_entries(None).unwrap();
+    let of_job: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.details.contains(job_id))
+        .map(|e| e.kind.as_str())
         .collect();
+    assert_eq!(of_job, ["print_job", "print_job_state"], "{entries:?}");
+    assert!(entries.iter().any(|e| e.kind == "print_job"
+        && e.details.contains("\"template\":\"apheresis-bag\"")
+        && e.details.contains("zpl_sha256")));
+    // No patient data in the event, the audit trail or anything the command said.
+    let audit: Vec<String> = entries.into_iter().map(|e| e.details).collect();
     let said = format!(
         "{}{}",
         stderr(&output),

@@ -208,6 +208,7 @@ pub async fn run(conn: &mut Connection, job: &Job, channel: Channel, timing: Tim
     // that answers a tilde query before it has parsed the format just received also looks idle.
     let mut seen_at_work = false;
     loop {
+        let answered = answer.is_ok();
         match answer {
             Ok(status) => {
                 if let Some(&fault) = status.faults().first() {
@@ -233,6 +234,11 @@ pub async fn run(conn: &mut Connection, job: &Job, channel: Channel, timing: Tim
             Err(_) => {}
         }
         if tokio::time::Instant::now() + timing.poll_interval >= deadline {
+            // A printer that stopped answering is named as the cause (README: "unconfirmed
+            // with the cause named"); one that answered but never showed the job done is not.
+            if !answered {
+                outcome.fault = Some(Fault::Offline);
+            }
             enter(&mut outcome, JobPhase::Unconfirmed);
             return outcome;
         }
