@@ -148,6 +148,35 @@ async fn outbox_flush_delivers_and_status_reports() {
         "delivered 7, parked 0, still pending 0\n"
     );
     assert_eq!(central.recorded().events.len(), 7);
+    let status = site.run(&["outbox", "status"]).await;
+    assert_eq!(status.status.code(), Some(0), "nothing parked");
+    // One more event that central refuses (422): parked, and `outbox status` exits 1.
+    let db = site.dir.join("journal.sqlite");
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(["dev", "journal-writer", "--count", "1", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let status = site.run(&["outbox", "status", "--json"]).await;
+    let listed: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let id = listed["events"][0]["event_id"].as_str().unwrap().to_owned();
+    central.recorded().refuse.push(id);
+    let flush = site.run(&["outbox", "flush"]).await;
+    assert!(
+        String::from_utf8_lossy(&flush.stdout).contains("parked 1"),
+        "{}",
+        String::from_utf8_lossy(&flush.stdout)
+    );
+    let status = site.run(&["outbox", "status"]).await;
+    assert_eq!(
+        status.status.code(),
+        Some(1),
+        "a parked event waits for a person"
+    );
 }
 
 /// Issue #13: a refused update of a cached order (an unknown status such as `recalled`, a
