@@ -114,6 +114,14 @@ async fn sync_is_incremental_and_refuses_bad_orders_one_by_one() {
     let shown = String::from_utf8_lossy(&show.stdout);
     assert!(shown.contains("status     received"), "{shown}");
     assert!(!shown.contains("Zoë"), "patient hidden by default");
+    let show = site
+        .run(&["orders", "show", "CHA999925000043", "--patient"])
+        .await;
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        shown.contains("patient    MÜLLER-LÜDENSCHEIDT, Zoë born 1979-11-05; Sponsor patient ID PT-0043"),
+        "--patient shows the patient: {shown}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
