@@ -309,3 +309,39 @@ fn print_from_a_template_uses_the_printers_resolution_and_refuses_another() {
     );
     assert_eq!(emulator.received().len(), 1, "nothing more was sent");
 }
+
+/// `label render --templates DIR` renders from that directory's templates, not the built-in
+/// ones (issue #18: a promise with no test).
+#[test]
+fn render_reads_templates_from_a_directory() {
+    let dir = TempDir::new("label-render-dir");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/label-templates/sample-tube.toml"
+    ))
+    .unwrap()
+    .replace("SAMPLE - BAG {bag} OF {bags}", "TUBE FROM BAG {bag}");
+    std::fs::write(dir.0.join("sample-tube.toml"), text).unwrap();
+    let output = render(&[
+        "--coi",
+        "CHA999925000042",
+        "--bag",
+        "2",
+        "--template",
+        "sample-tube",
+        "--templates",
+        &dir.path(""),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let zpl = String::from_utf8_lossy(&output.stdout);
+    assert!(zpl.contains("^FDTUBE FROM BAG 2"), "{zpl}");
+    let builtin = render(&[
+        "--coi",
+        "CHA999925000042",
+        "--bag",
+        "2",
+        "--template",
+        "sample-tube",
+    ]);
+    assert!(String::from_utf8_lossy(&builtin.stdout).contains("^FDSAMPLE - BAG 2 OF 2"));
+}

@@ -119,7 +119,9 @@ async fn sync_is_incremental_and_refuses_bad_orders_one_by_one() {
         .await;
     let shown = String::from_utf8_lossy(&show.stdout);
     assert!(
-        shown.contains("patient    MÜLLER-LÜDENSCHEIDT, Zoë born 1979-11-05; Sponsor patient ID PT-0043"),
+        shown.contains(
+            "patient    MÜLLER-LÜDENSCHEIDT, Zoë born 1979-11-05; Sponsor patient ID PT-0043"
+        ),
         "--patient shows the patient: {shown}"
     );
 }
