@@ -264,6 +264,22 @@ fn print_from_a_template_sends_the_proven_label() {
     );
     assert!(stderr(&output).contains("11 is not in 1..=10"));
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1);
+    // Three copies: one job of three whole labels.
+    let output = print(
+        "1",
+        &["--collected-at", "2025-06-02T12:14:00Z", "--copies", "3"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut written: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(written.len(), 2, "one job");
+    written.retain(|p| !std::fs::read_to_string(p).unwrap().contains("12345602"));
+    let zpl = std::fs::read_to_string(&written[0]).unwrap();
+    assert_eq!(zpl.matches("^XA").count(), 3, "{zpl}");
+    assert_eq!(zpl.matches("^XZ").count(), 3);
+    assert_eq!(zpl.matches("^FD>:=A>599992512345601^FS").count(), 3);
 }
 
 /// The emulator reports a 300 dpi printer (`~HI`): a label made for it without `--dpi` is laid
