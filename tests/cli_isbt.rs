@@ -220,3 +220,34 @@ fn the_independent_check_agrees_with_the_printed_labels() {
     assert_eq!(mod37_2("A999925123457"), '7');
     assert_eq!(mod37_2("CHA999925000043"), 'X');
 }
+
+/// The README names these `error_kind` codes of `isbt parse --json`: each is produced by a read
+/// that has that fault (issue #18), and `]Q1` (QR Code) carries one structure like `]d1`.
+#[test]
+fn parse_json_names_each_documented_error_kind() {
+    let cases = [
+        ("=A9999221234", "wrong_length"),
+        ("=A99992212345a00", "bad_character"),
+        ("=G12341765432171", "flag_check_mismatch"),
+        ("=+03000=A99992212345600", "compound_count_mismatch"),
+        ("]C1=A99992212345600", "gs1_symbology"),
+        ("]C4=A99992212345600", "symbology_mismatch"),
+        ("=~X", "unknown_data_identifier"),
+    ];
+    let inputs: Vec<&str> = cases.iter().map(|(input, _)| *input).collect();
+    let output = coi_agent(&[&["isbt", "parse", "--json"][..], &inputs].concat());
+    assert_eq!(output.status.code(), Some(1));
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), cases.len());
+    for ((input, kind), line) in cases.iter().zip(&lines) {
+        assert_eq!(line["ok"], false, "{input}: {line}");
+        assert_eq!(line["error_kind"], *kind, "{input}: {line}");
+    }
+    let qr = coi_agent(&["isbt", "parse", "--json", "]Q1=A99992212345600"]);
+    assert_eq!(
+        qr.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&qr.stdout)
+    );
+}

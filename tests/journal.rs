@@ -566,3 +566,26 @@ fn r13_a_voided_job_stays_voided_and_its_late_answer_sends_nothing() {
         Err("voided".to_owned())
     );
 }
+
+/// The README's durability promise (issue #18): the journal runs in WAL mode with
+/// `synchronous=FULL` (each commit durable before it returns), and foreign keys enforced.
+#[test]
+fn the_journal_is_wal_with_full_sync() {
+    let db = TempDb::new("pragmas");
+    let journal = Journal::open(&db.0).unwrap();
+    let conn = journal.connection();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    let synchronous: i64 = conn
+        .pragma_query_value(None, "synchronous", |row| row.get(0))
+        .unwrap();
+    let foreign_keys: i64 = conn
+        .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+        .unwrap();
+    assert_eq!(
+        (mode.as_str(), synchronous, foreign_keys),
+        ("wal", 2, 1),
+        "WAL, FULL (2), foreign keys on"
+    );
+}
