@@ -261,3 +261,30 @@ fn a_bag_scanned_at_two_workstations_at_once_is_received_once() {
         .collect();
     assert_eq!(kinds.iter().filter(|k| *k == "bag_received").count(), 1);
 }
+
+/// Record before show (issue #18): when the journal cannot record the scan, no verdict is
+/// printed — a MATCH nobody recorded must not be seen — and the command fails naming the
+/// journal.
+#[test]
+fn a_scan_the_journal_cannot_record_shows_no_verdict() {
+    let lab = Lab::new("receive-unrecorded");
+    let label = lab.label_of_the_shipped_bag();
+    // The disk "fills" for scans: every insert is refused.
+    {
+        let conn = rusqlite::Connection::open(&lab.db.0).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER no_room BEFORE INSERT ON scans BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    }
+    let output = lab.receive(&[&label]);
+    assert_ne!(output.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(!said.contains("match"), "nothing shown as done: {said}");
+    assert!(
+        stderr(&output).contains("disk is full"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(lab.events().is_empty(), "no event without its record");
+}
