@@ -10,7 +10,6 @@ use coi_agent::label::template::Template;
 use coi_agent::label::{self, LabelError, RESOLUTIONS, raster};
 use coi_agent::orders::record::{Order, parse_order};
 use proptest::prelude::*;
-use sha2::{Digest, Sha256};
 
 const EXAMPLE: &str = include_str!("data/example-orders.json");
 
@@ -30,50 +29,100 @@ fn templates() -> Vec<Template> {
     label::builtin().unwrap()
 }
 
-/// Golden files: `tests/golden/label/<template>-<dpi>.zpl` and `.png.sha256`, for bag 2 of the
-/// first example order. `UPDATE_GOLDEN=1 cargo test --test label` rewrites them (and writes the
-/// PNGs to target/label-golden/ to look at).
+/// The golden data sets: a short name, a long one (two lines where a name box allows it), and
+/// an accented one with another testing status, volume and manufacturing zone.
+fn golden_sets() -> Vec<(&'static str, Order, u8)> {
+    let json = example_json();
+    let mut long = json["orders"][0].clone();
+    set(
+        &mut long,
+        &["patient", "family_name"],
+        "Van den Berghe-Oosterhuis",
+    );
+    set(
+        &mut long,
+        &["patient", "given_name"],
+        "Maximiliane Josephine",
+    );
+    vec![
+        ("short", order(&json["orders"][0]), 2),
+        ("long", order(&long), 1),
+        ("accented", order(&json["orders"][1]), 1),
+    ]
+}
+
+/// A PNG's pixels as decoded: (width, height, pixels per metre, packed rows).
+fn decoded(png: &[u8]) -> (u32, u32, Option<u32>, Vec<u8>) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .unwrap();
+    let mut rows = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut rows).unwrap();
+    rows.truncate(frame.buffer_size());
+    let ppm = reader.info().pixel_dims.map(|d| d.xppu);
+    (frame.width, frame.height, ppm, rows)
+}
+
+/// Golden files: `tests/golden/label/<template>-<dpi>-<set>.zpl` and `.png` for every template
+/// at 203, 300 and 600 dpi and three data sets. The ZPL is compared as text, the PNG by its
+/// decoded pixels, size and resolution (not the encoded bytes). On a difference the new image
+/// and a diff (the pixels that differ, black) are written to target/label-golden/ to look at;
+/// `UPDATE_GOLDEN=1 cargo test --test label` rewrites the goldens.
 #[test]
 fn every_template_matches_its_golden_files_at_every_resolution() {
-    let json = example_json();
-    let order = order(&json["orders"][0]);
-    let data = LabelData::new(&order, 2, collected()).unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/label");
+    let look = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/label-golden");
     // Only UPDATE_GOLDEN=1 rewrites them: any other value compares.
     let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1");
     let mut mismatches = Vec::new();
-    for template in templates() {
-        for dpi in RESOLUTIONS {
-            let made = label::render(&template, &data, dpi).unwrap();
-            let png = made.png().unwrap();
-            let hash = format!(
-                "{}\n",
-                coi_agent::journal::audit::hex(&Sha256::digest(&png))
-            );
-            let stem = format!("{}-{dpi}", template.name);
-            let zpl_path = dir.join(format!("{stem}.zpl"));
-            let hash_path = dir.join(format!("{stem}.png.sha256"));
-            if update {
-                std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(&zpl_path, &made.zpl).unwrap();
-                std::fs::write(&hash_path, &hash).unwrap();
-                let look =
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/label-golden");
-                std::fs::create_dir_all(&look).unwrap();
-                std::fs::write(look.join(format!("{stem}.png")), &png).unwrap();
-                continue;
-            }
-            if std::fs::read_to_string(&zpl_path).unwrap() != made.zpl {
-                mismatches.push(format!("{stem}.zpl"));
-            }
-            if std::fs::read_to_string(&hash_path).unwrap() != hash {
-                mismatches.push(format!("{stem}.png"));
+    for (set, order, bag) in golden_sets() {
+        let data = LabelData::new(&order, bag, collected()).unwrap();
+        for template in templates() {
+            for dpi in RESOLUTIONS {
+                let made = label::render(&template, &data, dpi).unwrap();
+                let png = made.png().unwrap();
+                let stem = format!("{}-{dpi}-{set}", template.name);
+                let zpl_path = dir.join(format!("{stem}.zpl"));
+                let png_path = dir.join(format!("{stem}.png"));
+                if update {
+                    std::fs::create_dir_all(&dir).unwrap();
+                    std::fs::write(&zpl_path, &made.zpl).unwrap();
+                    std::fs::write(&png_path, &png).unwrap();
+                    continue;
+                }
+                let golden_zpl = std::fs::read_to_string(&zpl_path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", zpl_path.display()));
+                if golden_zpl != made.zpl {
+                    mismatches.push(format!("{stem}.zpl"));
+                }
+                let golden = std::fs::read(&png_path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", png_path.display()));
+                let (want, got) = (decoded(&golden), decoded(&png));
+                if want != got {
+                    mismatches.push(format!("{stem}.png"));
+                    std::fs::create_dir_all(&look).unwrap();
+                    std::fs::write(look.join(format!("{stem}.new.png")), &png).unwrap();
+                    if (want.0, want.1) == (got.0, got.1) {
+                        let diff: Vec<u8> =
+                            want.3.iter().zip(&got.3).map(|(a, b)| !(a ^ b)).collect();
+                        let mut out = Vec::new();
+                        let mut encoder = png::Encoder::new(&mut out, got.0, got.1);
+                        encoder.set_color(png::ColorType::Grayscale);
+                        encoder.set_depth(png::BitDepth::One);
+                        encoder
+                            .write_header()
+                            .unwrap()
+                            .write_image_data(&diff)
+                            .unwrap();
+                        std::fs::write(look.join(format!("{stem}.diff.png")), out).unwrap();
+                    }
+                }
             }
         }
     }
     assert!(
         mismatches.is_empty(),
-        "changed: {mismatches:?} (look at the labels, then UPDATE_GOLDEN=1)"
+        "changed: {mismatches:?} (the new images and diffs are in target/label-golden/; look at them, then UPDATE_GOLDEN=1)"
     );
 }
 
