@@ -593,13 +593,8 @@ fn verify_job(
     if job.state == "voided" {
         return Err(VerifyError::Voided(job_id.to_owned()));
     }
-    let (order, bag) = job
-        .coi
-        .as_deref()
-        .and_then(|coi| CoiId::parse(coi).ok())
-        .and_then(|coi| book.by_coi(&coi))
-        .zip(job.bag)
-        .ok_or_else(|| VerifyError::OrderGone(job_id.to_owned()))?;
+    let (order, bag) =
+        job_order(&job, book).ok_or_else(|| VerifyError::OrderGone(job_id.to_owned()))?;
     let sample = job.label_kind == LabelKind::Sample.as_str();
     if !sample {
         if let Some((latest, _)) = journal.bag_label_jobs(order.coi.as_str(), bag)?.pop() {
@@ -933,13 +928,8 @@ pub fn void_label(
     let job = journal
         .print_job(job_id)?
         .ok_or_else(|| VoidError::UnknownJob(job_id.to_owned()))?;
-    let (order, bag) = job
-        .coi
-        .as_deref()
-        .and_then(|coi| CoiId::parse(coi).ok())
-        .and_then(|coi| book.by_coi(&coi))
-        .zip(job.bag)
-        .ok_or_else(|| VoidError::OrderGone(job_id.to_owned()))?;
+    let (order, bag) =
+        job_order(&job, book).ok_or_else(|| VoidError::OrderGone(job_id.to_owned()))?;
     let now = jiff::Timestamp::now();
     let event = custody_event(
         EventKind::LabelVoided,
@@ -970,6 +960,18 @@ pub fn void_label(
         order_id: order.order_id.clone(),
         still_labelled,
     })
+}
+
+/// The cached order and bag a recorded job was printed for, if the order is still cached.
+fn job_order<'b>(
+    job: &crate::journal::print_jobs::PrintJobSummary,
+    book: &'b OrderBook,
+) -> Option<(&'b Order, u8)> {
+    job.coi
+        .as_deref()
+        .and_then(|coi| CoiId::parse(coi).ok())
+        .and_then(|coi| book.by_coi(&coi))
+        .zip(job.bag)
 }
 
 /// `at` to the minute (a label's times have no seconds).

@@ -202,29 +202,66 @@ pub fn judge_receipt(
     station: Station<'_>,
     operator: Option<&str>,
 ) -> Result<Verdict, JournalError> {
-    let earlier = earlier_half(journal, scan, station, Step::Receipt, operator)?;
-    let freshness = freshness(journal, station)?;
-    let mut received = HashSet::new();
-    let ctx = |received: &HashSet<(CoiId, u8)>| -> Verdict {
+    let receipt = Receipt::new(journal, book, scan, station, operator)?;
+    receipt.first(journal, &mut HashSet::new())
+}
+
+/// A receipt scan with what it is judged by: its pending half and the orders' freshness.
+struct Receipt<'a> {
+    book: &'a OrderBook,
+    scan: &'a Scan,
+    station: Station<'a>,
+    earlier: Option<Vec<u8>>,
+    freshness: Option<crate::reconcile::Freshness>,
+}
+
+impl<'a> Receipt<'a> {
+    fn new(
+        journal: &Journal,
+        book: &'a OrderBook,
+        scan: &'a Scan,
+        station: Station<'a>,
+        operator: Option<&str>,
+    ) -> Result<Receipt<'a>, JournalError> {
+        Ok(Receipt {
+            book,
+            scan,
+            station,
+            earlier: earlier_half(journal, scan, station, Step::Receipt, operator)?,
+            freshness: freshness(journal, station)?,
+        })
+    }
+
+    /// The verdict with the bags in `received` already received here.
+    fn verdict(&self, received: &HashSet<(CoiId, u8)>) -> Verdict {
         let ctx = Context {
-            site_id: station.site_id,
+            site_id: self.station.site_id,
             step: Step::Receipt,
             role: None,
-            now: scan.at,
+            now: self.scan.at,
             expected: None,
             received,
-            freshness,
+            freshness: self.freshness,
         };
-        judge(scan, earlier.as_deref(), book, &ctx)
-    };
-    let verdict = ctx(&received);
-    if let Some((coi, bag)) = verdict.coi.zip(verdict.bag) {
-        if journal.is_received(station.site_id, coi.as_str(), bag)? {
-            received.insert((coi, bag));
-            return Ok(ctx(&received));
-        }
+        judge(self.scan, self.earlier.as_deref(), self.book, &ctx)
     }
-    Ok(verdict)
+
+    /// The verdict with the scanned bag's receipt looked up (one indexed lookup, whatever the
+    /// history), adding it to `received` when it was received before.
+    fn first(
+        &self,
+        journal: &Journal,
+        received: &mut HashSet<(CoiId, u8)>,
+    ) -> Result<Verdict, JournalError> {
+        let verdict = self.verdict(received);
+        if let Some((coi, bag)) = verdict.coi.zip(verdict.bag) {
+            if journal.is_received(self.station.site_id, coi.as_str(), bag)? {
+                received.insert((coi, bag));
+                return Ok(self.verdict(received));
+            }
+        }
+        Ok(verdict)
+    }
 }
 
 /// Judges and records one receipt scan; returns it with its verdict (stored before it is
@@ -246,29 +283,9 @@ pub fn receive(
     claim: &ReceiptClaim,
 ) -> Result<RecordedScan, JournalError> {
     let parse_error = scan.parse().err().map(|e| e.to_string());
-    let earlier = earlier_half(journal, scan, station, Step::Receipt, operator)?;
-    let freshness = freshness(journal, station)?;
+    let receipt = Receipt::new(journal, book, scan, station, operator)?;
     let mut received = HashSet::new();
-    let judge = |received: &HashSet<(CoiId, u8)>| {
-        let ctx = Context {
-            site_id: station.site_id,
-            step: Step::Receipt,
-            role: None,
-            now: scan.at,
-            expected: None,
-            received,
-            freshness,
-        };
-        judge(scan, earlier.as_deref(), book, &ctx)
-    };
-    let mut verdict = judge(&received);
-    // Only the scanned bag's receipt can change the verdict: look that one up.
-    if let Some((coi, bag)) = verdict.coi.zip(verdict.bag) {
-        if journal.is_received(station.site_id, coi.as_str(), bag)? {
-            received.insert((coi, bag));
-            verdict = judge(&received);
-        }
-    }
+    let mut verdict = receipt.first(journal, &mut received)?;
     // Twice at most: a match that another workstation recorded first is judged again with that
     // bag received, and is then a duplicate (never a match again).
     loop {
@@ -371,7 +388,7 @@ pub fn receive(
             Ok(id) => return Ok(RecordedScan::new(id, scan, Step::Receipt, verdict)),
             Err(crate::journal::AlreadyReceived) => {
                 received.extend(matched);
-                verdict = judge(&received);
+                verdict = receipt.verdict(&received);
             }
         }
     }

@@ -31,6 +31,31 @@ impl Site {
         Site { dir }
     }
 
+    /// This site as an apheresis workstation (site-apheresis-1) with a spool printer.
+    fn at_apheresis(self) -> Site {
+        self.edit(|config| {
+            config.replace("site-lab-1", "site-apheresis-1")
+                + "[[printers]]\nname = \"bench\"\nuri = \"spool://spool\"\nprofile = \"Zebra ZT411 300 dpi\"\n"
+        })
+    }
+
+    /// This site as workstation `name`, with `[central] offline = offline`.
+    fn named_workstation(self, name: &str, offline: &str) -> Site {
+        self.edit(|config| {
+            config.replace("lab-ws-1", name).replace(
+                "timeout_secs = 5\n",
+                &format!("timeout_secs = 5\noffline = \"{offline}\"\n"),
+            )
+        })
+    }
+
+    fn edit(self, change: impl FnOnce(String) -> String) -> Site {
+        let path = self.dir.join("coi-agent.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, change(config)).unwrap();
+        self
+    }
+
     async fn run(&self, args: &[&str]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_coi-agent"));
         command
@@ -342,11 +367,7 @@ async fn r13_orders_too_old_accept_no_receipt_until_synced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r13_a_label_asks_central_for_its_order_first() {
     let central = Central::start().await;
-    let site = Site::new("lookup", &central);
-    let config = std::fs::read_to_string(site.dir.join("coi-agent.toml")).unwrap();
-    let config = config.replace("site-lab-1", "site-apheresis-1")
-        + "[[printers]]\nname = \"bench\"\nuri = \"spool://spool\"\nprofile = \"Zebra ZT411 300 dpi\"\n";
-    std::fs::write(site.dir.join("coi-agent.toml"), config).unwrap();
+    let site = Site::new("lookup", &central).at_apheresis();
     let mut order = example(0); // scheduled at site-apheresis-1, two bags
     order["expires_at"] = serde_json::json!("2099-12-31T23:59:00-05:00");
     let publish = |order: serde_json::Value| {
@@ -438,18 +459,9 @@ async fn r13_two_workstations_print_a_bag_once() {
         order,
     ));
     let station = |name: &str, offline: &str| {
-        let site = Site::new(name, &central);
-        let config = std::fs::read_to_string(site.dir.join("coi-agent.toml")).unwrap();
-        let config = config
-            .replace("site-lab-1", "site-apheresis-1")
-            .replace("lab-ws-1", name)
-            .replace(
-                "timeout_secs = 5\n",
-                &format!("timeout_secs = 5\noffline = \"{offline}\"\n"),
-            )
-            + "[[printers]]\nname = \"bench\"\nuri = \"spool://spool\"\nprofile = \"Zebra ZT411 300 dpi\"\n";
-        std::fs::write(site.dir.join("coi-agent.toml"), config).unwrap();
-        site
+        Site::new(name, &central)
+            .named_workstation(name, offline)
+            .at_apheresis()
     };
     let a = station("aph-ws-a", "local");
     let b = station("aph-ws-b", "refuse");
@@ -605,16 +617,8 @@ async fn r13_two_workstations_receive_a_bag_once() {
         .recorded()
         .orders
         .push(("site-lab-1".into(), "2025-01-01T00:00:00Z".into(), order));
-    let station = |name: &str, offline: &str| {
-        let site = Site::new(name, &central);
-        let config = std::fs::read_to_string(site.dir.join("coi-agent.toml")).unwrap();
-        let config = config.replace("lab-ws-1", name).replace(
-            "timeout_secs = 5\n",
-            &format!("timeout_secs = 5\noffline = \"{offline}\"\n"),
-        );
-        std::fs::write(site.dir.join("coi-agent.toml"), config).unwrap();
-        site
-    };
+    let station =
+        |name: &str, offline: &str| Site::new(name, &central).named_workstation(name, offline);
     let a = station("lab-ws-a", "local");
     let b = station("lab-ws-b", "refuse");
     for site in [&a, &b] {

@@ -101,6 +101,26 @@ fn insert_job(
     Ok(())
 }
 
+/// Records a job's move to `state` in its history, with its audit entry and `events`, in `tx`.
+fn log_state(
+    tx: &rusqlite::Transaction<'_>,
+    (job_id, coi): (&str, Option<&str>),
+    (state, fault): (&str, Option<&str>),
+    at: &str,
+    details: &serde_json::Value,
+    events: &[NewEvent],
+) -> Result<(), JournalError> {
+    tx.execute(
+        "INSERT INTO print_job_states (job_id, state, fault, at) VALUES (?1, ?2, ?3, ?4)",
+        params![job_id, state, fault, at],
+    )?;
+    audit::append(tx, at, "print_job_state", coi.unwrap_or_default(), details)?;
+    for event in events {
+        insert_event(tx, event, at)?;
+    }
+    Ok(())
+}
+
 impl Journal {
     /// Records a new job and its first state.
     ///
@@ -209,21 +229,15 @@ impl Journal {
             "UPDATE print_jobs SET state = ?2, fault = ?3 WHERE job_id = ?1 AND state <> 'voided'",
             params![job_id, state, fault],
         )?;
-        tx.execute(
-            "INSERT INTO print_job_states (job_id, state, fault, at) VALUES (?1, ?2, ?3, ?4)",
-            params![job_id, state, fault, at],
-        )?;
         let details = serde_json::json!({"job_id": job_id, "state": state, "fault": fault});
-        audit::append(
+        log_state(
             &tx,
+            (job_id, coi.as_deref()),
+            (state, fault),
             at,
-            "print_job_state",
-            coi.as_deref().unwrap_or_default(),
             &details,
+            events,
         )?;
-        for event in events {
-            insert_event(&tx, event, at)?;
-        }
         tx.commit()?;
         Ok(())
     }
@@ -389,23 +403,17 @@ impl Journal {
             "UPDATE print_jobs SET state = 'voided' WHERE job_id = ?1",
             [job_id],
         )?;
-        tx.execute(
-            "INSERT INTO print_job_states (job_id, state, at) VALUES (?1, 'voided', ?2)",
-            params![job_id, at],
-        )?;
         let details = serde_json::json!({
             "job_id": job_id, "state": "voided", "was": state, "reason": reason, "operator": operator,
         });
-        audit::append(
+        log_state(
             &tx,
+            (job_id, coi.as_deref()),
+            ("voided", None),
             at,
-            "print_job_state",
-            coi.as_deref().unwrap_or_default(),
             &details,
+            events,
         )?;
-        for event in events {
-            insert_event(&tx, event, at)?;
-        }
         tx.commit()?;
         Ok(Ok(()))
     }

@@ -261,6 +261,29 @@ async fn post_event(State(shared): State<Shared>, headers: HeaderMap, body: Stri
     }
 }
 
+/// A claim's key (its `Idempotency-Key`, equal to its `job_id`), body and workstation, or the
+/// 400 that refuses it.
+#[allow(clippy::result_large_err)] // a test service: the refusal is the response
+fn read_claim(headers: &HeaderMap, body: &str) -> Result<(String, Value, String), Response> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let Ok(claim) = serde_json::from_str::<Value>(body) else {
+        return Err((StatusCode::BAD_REQUEST, Json(json!({"error": "not JSON"}))).into_response());
+    };
+    if key.is_empty() || claim["job_id"].as_str() != Some(key.as_str()) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "Idempotency-Key must equal job_id"})),
+        )
+            .into_response());
+    }
+    let workstation = claim["workstation"].as_str().unwrap_or_default().to_owned();
+    Ok((key, claim, workstation))
+}
+
 /// Site-wide arbitration of a bag's label (docs/central-api.md): the first job granted holds
 /// the bag; the same job again is 200; another first label, or another collection time, is 409
 /// naming the holder; a reprint is granted while a first label is held.
@@ -273,22 +296,10 @@ async fn claim_label(
     if let Some(response) = gate(&shared, &headers).await {
         return response;
     }
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let Ok(claim) = serde_json::from_str::<Value>(&body) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "not JSON"}))).into_response();
+    let (key, claim, workstation) = match read_claim(&headers, &body) {
+        Ok(read) => read,
+        Err(refused) => return refused,
     };
-    if key.is_empty() || claim["job_id"].as_str() != Some(key.as_str()) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "Idempotency-Key must equal job_id"})),
-        )
-            .into_response();
-    }
-    let workstation = claim["workstation"].as_str().unwrap_or_default().to_owned();
     let collected_at = claim["collected_at"]
         .as_str()
         .unwrap_or_default()
@@ -348,20 +359,10 @@ async fn claim_receipt(
     if let Some(response) = gate(&shared, &headers).await {
         return response;
     }
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let claim: Value = serde_json::from_str(&body).unwrap_or_default();
-    if key.is_empty() || claim["job_id"].as_str() != Some(key.as_str()) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "Idempotency-Key must equal job_id"})),
-        )
-            .into_response();
-    }
-    let workstation = claim["workstation"].as_str().unwrap_or_default().to_owned();
+    let (key, _, workstation) = match read_claim(&headers, &body) {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
     let mut recorded = shared.recorded.lock().unwrap();
     let held = recorded
         .receipts
