@@ -28,6 +28,9 @@ pub struct Config {
     /// How old orders from the central service may be for a receipt or a first label
     /// (`[orders] max_age_secs`, default an hour); `None` for a file source.
     pub order_max_age: Option<Duration>,
+    /// The screens (`[ui]`): how long a signed-in operator may be idle before being signed
+    /// out (`idle_minutes`, default 15).
+    pub ui_idle: Duration,
 }
 
 /// A scanner `serve` reads, and the step its scans are judged by.
@@ -119,6 +122,13 @@ struct File {
     scanners: Vec<ScannerSection>,
     api: Option<ApiSection>,
     scanning: Option<ScanningSection>,
+    ui: Option<UiSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UiSection {
+    idle_minutes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -366,6 +376,13 @@ impl Config {
         if !(1..=120).contains(&pair_window_secs) {
             problems.push("scanning.pair_window_secs must be 1 to 120".to_owned());
         }
+        let idle_minutes = file
+            .ui
+            .and_then(|ui| ui.idle_minutes)
+            .unwrap_or(DEFAULT_UI_IDLE_MINUTES);
+        if !(1..=720).contains(&idle_minutes) {
+            problems.push("ui.idle_minutes must be 1 to 720".to_owned());
+        }
         let order_max_age = matches!(orders, Some(OrderSourceConfig::Central))
             .then(|| Duration::from_secs(max_age_secs));
         let (Some(orders), true) = (orders, problems.is_empty()) else {
@@ -389,9 +406,14 @@ impl Config {
             refresh: Duration::from_secs(refresh_secs),
             pair_window: Duration::from_secs(pair_window_secs),
             order_max_age,
+            ui_idle: Duration::from_secs(idle_minutes * 60),
         })
     }
 }
+
+/// Minutes of inactivity after which a signed-in operator is signed out, unless
+/// `[ui] idle_minutes` says otherwise.
+pub const DEFAULT_UI_IDLE_MINUTES: u64 = 15;
 
 /// How old orders from the central service may be for a receipt or a first label, unless
 /// `[orders] max_age_secs` says otherwise.

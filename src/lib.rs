@@ -13,6 +13,7 @@ pub mod isbt128;
 pub mod journal;
 pub mod label;
 pub mod labeling;
+pub mod operators;
 pub mod order_sync;
 pub mod orders;
 pub mod outbox;

@@ -147,6 +147,9 @@ pub struct BagLabelReport {
     pub state: String,
     pub verification: Option<String>,
     pub received: bool,
+    /// The bag's label as the print station shows it: `none`, `queued`, `printed`,
+    /// `unconfirmed`, `verified`, `flagged`, or `voided` (voided, none printed since).
+    pub label: &'static str,
 }
 
 /// The patient, only when asked for (`?patient=true`, `orders show --patient`).
@@ -169,6 +172,20 @@ pub struct OrderReport {
     pub bag_labels: Vec<BagLabelReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patient: Option<PatientReport>,
+}
+
+/// A bag's label state in one word, from its latest job that may have put a label on paper
+/// (`state`, `verification`) and whether one was voided.
+pub fn label_state(state: &str, verification: Option<&str>, voided: bool) -> &'static str {
+    match (state, verification) {
+        (_, Some("verified")) => "verified",
+        (_, Some(_)) => "flagged",
+        ("confirmed", None) => "printed",
+        ("unconfirmed", None) => "unconfirmed",
+        ("queued", None) => "queued",
+        _ if voided => "voided",
+        _ => "none",
+    }
 }
 
 impl VerdictReport {

@@ -63,3 +63,30 @@ pub fn openpty() -> std::io::Result<(File, PathBuf)> {
         PathBuf::from(path.to_string_lossy().into_owned()),
     ))
 }
+
+/// Turns a terminal's echo on or off (`operators add` reads a PIN without showing it); the
+/// echo setting before. Not a terminal: an error, nothing changed.
+///
+/// # Errors
+/// `fd` is not a terminal.
+pub(crate) fn set_echo(fd: std::os::fd::BorrowedFd<'_>, on: bool) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd as _;
+    let fd = fd.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it or fails without touching it.
+    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is borrowed open for the call; `termios` is a valid, exclusive pointer.
+    if unsafe { libc::tcgetattr(fd, &mut termios) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let was = termios.c_lflag & libc::ECHO != 0;
+    if on {
+        termios.c_lflag |= libc::ECHO;
+    } else {
+        termios.c_lflag &= !libc::ECHO;
+    }
+    // SAFETY: as above; `termios` came from tcgetattr on the same descriptor.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &termios) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(was)
+}

@@ -14,10 +14,13 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::custody::Station;
-use crate::journal::outbox::{OutboxStatus, Outcome, PendingEvent};
+use crate::journal::audit::BrokenLink;
+use crate::journal::operators::{OperatorProblem, OperatorRow, PinRecorded};
+use crate::journal::outbox::{NotParked, OutboxEntry, OutboxStatus, Outcome, PendingEvent};
 use crate::journal::{Journal, JournalError, ScanRow};
 use crate::label::template::Template;
 use crate::labeling::{self, BagLabel, PreparedLabel, Printed, Refusal, Verified, VerifyError};
+use crate::operators::Role;
 use crate::order_sync::CheckedOrders;
 use crate::orders::OrderBook;
 use crate::printer::job::JobOutcome;
@@ -161,6 +164,49 @@ enum Command {
         reply: Reply<Vec<ScanRow>>,
     },
     Health(Reply<JournalHealth>),
+    /// One operator (to sign in or check a PIN).
+    Operator {
+        id: String,
+        reply: Reply<Option<OperatorRow>>,
+    },
+    Operators(Reply<Vec<OperatorRow>>),
+    AddOperator {
+        id: String,
+        name: String,
+        role: Role,
+        pin_hash: String,
+        by: Option<String>,
+        reply: Reply<Result<(), OperatorProblem>>,
+    },
+    DisableOperator {
+        id: String,
+        by: Option<String>,
+        reply: Reply<Result<(), OperatorProblem>>,
+    },
+    /// A PIN attempt's outcome (a lockout is audited).
+    RecordPin {
+        id: String,
+        right: bool,
+        purpose: &'static str,
+        now: jiff::Timestamp,
+        reply: Reply<PinRecorded>,
+    },
+    /// Pending and parked events for a person to see.
+    WaitingEvents {
+        limit: usize,
+        reply: Reply<Vec<OutboxEntry>>,
+    },
+    RequeueParked {
+        event_id: String,
+        reply: Reply<Result<usize, (String, NotParked)>>,
+    },
+    CloseParked {
+        event_id: String,
+        reason: String,
+        operator: Option<String>,
+        reply: Reply<Result<(), NotParked>>,
+    },
+    VerifyAudit(Reply<Result<i64, BrokenLink>>),
 }
 
 impl JournalOwner {
@@ -472,6 +518,118 @@ impl JournalOwner {
     pub async fn health(&self) -> Result<JournalHealth, OwnerError> {
         self.call(Command::Health).await
     }
+
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn operator(&self, id: &str) -> Result<Option<OperatorRow>, OwnerError> {
+        let id = id.to_owned();
+        self.call(|reply| Command::Operator { id, reply }).await
+    }
+
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn operators(&self) -> Result<Vec<OperatorRow>, OwnerError> {
+        self.call(Command::Operators).await
+    }
+
+    /// Adds an operator whose PIN is already hashed.
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn add_operator(
+        &self,
+        id: String,
+        name: String,
+        role: Role,
+        pin_hash: String,
+        by: Option<String>,
+    ) -> Result<Result<(), OperatorProblem>, OwnerError> {
+        self.call(|reply| Command::AddOperator {
+            id,
+            name,
+            role,
+            pin_hash,
+            by,
+            reply,
+        })
+        .await
+    }
+
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn disable_operator(
+        &self,
+        id: String,
+        by: Option<String>,
+    ) -> Result<Result<(), OperatorProblem>, OwnerError> {
+        self.call(|reply| Command::DisableOperator { id, by, reply })
+            .await
+    }
+
+    /// Records a PIN attempt (see [`Journal::record_pin`]).
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn record_pin(
+        &self,
+        id: String,
+        right: bool,
+        purpose: &'static str,
+        now: jiff::Timestamp,
+    ) -> Result<PinRecorded, OwnerError> {
+        self.call(|reply| Command::RecordPin {
+            id,
+            right,
+            purpose,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn waiting_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, OwnerError> {
+        self.call(|reply| Command::WaitingEvents { limit, reply })
+            .await
+    }
+
+    /// Sends a parked event again.
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn requeue_parked(
+        &self,
+        event_id: String,
+    ) -> Result<Result<usize, (String, NotParked)>, OwnerError> {
+        self.call(|reply| Command::RequeueParked { event_id, reply })
+            .await
+    }
+
+    /// Closes a parked event deliberately (it is never sent), with the reason.
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn close_parked(
+        &self,
+        event_id: String,
+        reason: String,
+        operator: Option<String>,
+    ) -> Result<Result<(), NotParked>, OwnerError> {
+        self.call(|reply| Command::CloseParked {
+            event_id,
+            reason,
+            operator,
+            reply,
+        })
+        .await
+    }
+
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn verify_audit(&self) -> Result<Result<i64, BrokenLink>, OwnerError> {
+        self.call(Command::VerifyAudit).await
+    }
 }
 
 /// This workstation, as events name it.
@@ -699,6 +857,62 @@ impl Owner {
             Command::Health(reply) => {
                 let _ = reply.send(self.health());
             }
+            Command::Operator { id, reply } => {
+                let _ = reply.send(self.journal.operator(&id));
+            }
+            Command::Operators(reply) => {
+                let _ = reply.send(self.journal.operators());
+            }
+            Command::AddOperator {
+                id,
+                name,
+                role,
+                pin_hash,
+                by,
+                reply,
+            } => {
+                let _ = reply.send(self.journal.add_operator(
+                    &id,
+                    &name,
+                    role,
+                    &pin_hash,
+                    by.as_deref(),
+                ));
+            }
+            Command::DisableOperator { id, by, reply } => {
+                let _ = reply.send(self.journal.disable_operator(&id, by.as_deref()));
+            }
+            Command::RecordPin {
+                id,
+                right,
+                purpose,
+                now,
+                reply,
+            } => {
+                let _ = reply.send(self.journal.record_pin(&id, right, purpose, now));
+            }
+            Command::WaitingEvents { limit, reply } => {
+                let _ = reply.send(self.journal.waiting_events(limit));
+            }
+            Command::RequeueParked { event_id, reply } => {
+                let ids = [event_id];
+                let _ = reply.send(self.journal.requeue_parked(Some(&ids)));
+            }
+            Command::CloseParked {
+                event_id,
+                reason,
+                operator,
+                reply,
+            } => {
+                let _ = reply.send(self.journal.close_parked(
+                    &event_id,
+                    &reason,
+                    operator.as_deref(),
+                ));
+            }
+            Command::VerifyAudit(reply) => {
+                let _ = reply.send(self.journal.verify_audit());
+            }
         }
     }
 
@@ -747,11 +961,14 @@ impl Owner {
                         .and_then(|job| job.verification),
                     None => None,
                 };
+                let state = latest
+                    .as_ref()
+                    .map_or_else(|| "none".to_owned(), |(_, state)| state.clone());
+                let voided = self.journal.bag_label_voided(coi, bag)?;
                 Ok(BagLabelReport {
                     bag,
-                    state: latest
-                        .as_ref()
-                        .map_or_else(|| "none".to_owned(), |(_, state)| state.clone()),
+                    label: crate::report::label_state(&state, verification.as_deref(), voided),
+                    state,
                     job_id: latest.map(|(job_id, _)| job_id),
                     verification,
                     received: self.journal.is_received(&site_id, coi, bag)?,

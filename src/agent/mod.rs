@@ -11,6 +11,7 @@
 pub mod journal_owner;
 pub mod metrics;
 pub mod notify;
+pub mod sessions;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -32,9 +33,9 @@ use crate::scanner::source::ScannerSpec;
 use crate::scanner::{Scan, ScannerState};
 pub use journal_owner::{JournalOwner, LabelOrder, OwnerError, Stopped};
 
-/// How often each printer that answers status is asked for it: a nurse sees media out within
-/// seconds, and a Zebra answers `~HS` in milliseconds.
-const PRINTER_POLL: Duration = Duration::from_secs(5);
+/// How often each printer that answers status is asked for it: the print station shows media
+/// out within 2 s (issue #12), and a Zebra answers `~HS` in milliseconds.
+const PRINTER_POLL: Duration = Duration::from_secs(1);
 /// Every how many order refreshes a full sync is made (an hour at the default 60 s): orders
 /// central stopped serving for this site are dropped within that time.
 const FULL_SYNC_EVERY: u64 = 60;
@@ -89,6 +90,19 @@ pub enum FlowError {
     Journal(String),
 }
 
+/// Why a PIN was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PinRefusal {
+    /// A wrong PIN, or an operator id that is unknown or disabled (not told apart); for a
+    /// known operator, the tries left before the lockout.
+    #[error("wrong operator ID or PIN")]
+    Wrong { left: Option<i64> },
+    #[error("locked out after 5 wrong PINs")]
+    LockedOut { until: jiff::Timestamp },
+    #[error("journal: {0}")]
+    Journal(String),
+}
+
 /// The agent as its faces see it: cheap to clone, shared by the API's handlers.
 #[derive(Debug, Clone)]
 pub struct Agent {
@@ -120,6 +134,10 @@ struct Shared {
     synced_at: Mutex<Option<jiff::Timestamp>>,
     /// The central service for the print flow (order lookup, arbitration), if configured.
     central_link: Option<CentralLink>,
+    /// Operators signed in to the screens.
+    sessions: sessions::Sessions,
+    /// This workstation's name and its collection site's time zone is the order's.
+    workstation: String,
 }
 
 #[derive(Debug)]
@@ -170,6 +188,93 @@ impl Agent {
             self.inner.outbox_wake.notify_one();
         }
         Ok(voided)
+    }
+
+    /// Operators signed in to the screens.
+    pub fn sessions(&self) -> &sessions::Sessions {
+        &self.inner.sessions
+    }
+
+    pub fn workstation(&self) -> &str {
+        &self.inner.workstation
+    }
+
+    /// The names of the configured printers, the first being the default.
+    pub fn printer_names(&self) -> Vec<String> {
+        self.inner.printers.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// A printer's resolution (dots per inch), if it started.
+    pub fn printer_dpi(&self, name: Option<&str>) -> Option<u32> {
+        let slot = match name {
+            Some(name) => self.inner.printers.iter().find(|p| p.name == name),
+            None => self.inner.printers.first(),
+        }?;
+        slot.ready.as_ref().map(|ready| ready.dpi)
+    }
+
+    /// The scanners configured for `step`.
+    pub fn scanners_for(&self, step: Step) -> Vec<String> {
+        self.inner
+            .scanners
+            .iter()
+            .filter(|s| s.step == step)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// Checks operator `id`'s PIN for `purpose` (`sign_in`, `reprint`, `void`, `acknowledge`):
+    /// the operator, enabled and not locked out, whose PIN this is. Every attempt on a known
+    /// operator is recorded; the fifth wrong one in a row locks them out (audited). The hash
+    /// is checked off the async workers and off the journal's owner.
+    ///
+    /// # Errors
+    /// [`PinRefusal`], which never says whether an unknown id exists.
+    pub async fn check_pin(
+        &self,
+        id: &str,
+        pin: &str,
+        purpose: &'static str,
+    ) -> Result<crate::journal::operators::OperatorRow, PinRefusal> {
+        use crate::journal::operators::PinRecorded;
+        let journal = &self.inner.journal;
+        let now = jiff::Timestamp::now();
+        let operator = journal
+            .operator(id)
+            .await
+            .map_err(|e| PinRefusal::Journal(e.to_string()))?
+            .filter(|op| op.disabled_at.is_none());
+        if let Some(until) = operator.as_ref().and_then(|op| op.locked_at(now)) {
+            return Err(PinRefusal::LockedOut { until });
+        }
+        let hash = operator.as_ref().map_or_else(
+            || crate::operators::decoy_hash().to_owned(),
+            |op| op.pin_hash.clone(),
+        );
+        let pin = pin.to_owned();
+        let right = tokio::task::spawn_blocking(move || crate::operators::pin_matches(&hash, &pin))
+            .await
+            .unwrap_or(false);
+        let Some(operator) = operator else {
+            return Err(PinRefusal::Wrong { left: None });
+        };
+        match journal
+            .record_pin(operator.id.clone(), right, purpose, now)
+            .await
+            .map_err(|e| PinRefusal::Journal(e.to_string()))?
+        {
+            PinRecorded::Accepted => Ok(operator),
+            PinRecorded::Wrong { left } => Err(PinRefusal::Wrong { left: Some(left) }),
+            PinRecorded::LockedOut { until } => {
+                self.inner.sessions.end_operator(&operator.id);
+                Err(PinRefusal::LockedOut { until })
+            }
+        }
+    }
+
+    /// Sends due custody events now (after a parked one was requeued).
+    pub fn wake_outbox(&self) {
+        self.inner.outbox_wake.notify_one();
     }
 
     /// A receiver of the agent's notices from now on.
@@ -892,6 +997,19 @@ pub fn central_client(config: &Config) -> anyhow::Result<Option<CentralClient>> 
 /// be bound, its token cannot be made. A device or the central service failing is logged,
 /// shown and retried.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    run_exposing(config, shutdown, None).await
+}
+
+/// As [`run`], handing the running agent to `expose` once it serves (for tests that drive the
+/// routes directly, as `tower::ServiceExt::oneshot` does).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_exposing(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    expose: Option<tokio::sync::oneshot::Sender<Agent>>,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let journal = JournalOwner::for_config(&config)?;
     let api_token = crate::api::token::load_or_create(&config.api.token_file)?;
@@ -962,6 +1080,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             sync_error: Mutex::new(None),
             synced_at: Mutex::new(None),
             central_link: CentralLink::from_config(&config),
+            sessions: sessions::Sessions::new(config.ui_idle),
+            workstation: config.workstation.clone(),
         }),
     };
 
@@ -994,6 +1114,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         scanner_tasks.spawn(read_scanner(agent.clone(), index, scanner.spec.clone()));
     }
     let api = tokio::spawn(crate::api::serve(agent.clone(), listener));
+    if let Some(expose) = expose {
+        let _ = expose.send(agent.clone());
+    }
     tracing::info!(
         %listen,
         printers = agent.inner.printers.len(),
@@ -1231,7 +1354,12 @@ async fn read_scanner(agent: Agent, index: usize, spec: ScannerSpec) {
             }
             scan = scans.recv() => match scan {
                 Some(scan) => {
-                    match agent.scan(scan, slot.step, None, None).await {
+                    // The read is the person's signed in at this station's screen, if any.
+                    let operator = agent
+                        .inner
+                        .sessions
+                        .station_operator(slot.step, std::time::Instant::now());
+                    match agent.scan(scan, slot.step, None, operator).await {
                         Ok(report) => tracing::info!(
                             scanner = %slot.name,
                             scan_id = report.id,

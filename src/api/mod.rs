@@ -8,7 +8,9 @@
 //! headers are ever sent, GET never changes state, bodies are at most 64 KiB of JSON with no
 //! unknown fields.
 
+pub mod pages;
 pub mod token;
+pub mod ui;
 
 use std::convert::Infallible;
 
@@ -67,6 +69,7 @@ pub fn router(agent: Agent) -> Router {
         .route("/api/v1/orders", get(list_orders))
         .route("/api/v1/orders/{coi}", get(show_order))
         .route("/api/v1/orders/{coi}/bags/{bag}/labels", post(print_label))
+        .route("/api/v1/orders/{coi}/bags/{bag}/preview.png", get(preview))
         .route("/api/v1/jobs/{job_id}/void", post(void_label))
         .route("/api/v1/scans", post(post_scan).get(recent_scans))
         .route("/api/v1/events", get(events))
@@ -78,8 +81,15 @@ pub fn router(agent: Agent) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(api)
+        .merge(ui::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .layer(middleware::from_fn_with_state(agent.clone(), same_origin))
+        .layer(middleware::map_response(
+            |mut response: Response| async move {
+                ui::secure_headers(response.headers_mut());
+                response
+            },
+        ))
         .with_state(agent)
 }
 
@@ -142,8 +152,18 @@ async fn same_origin(State(agent): State<Agent>, request: Request, next: Next) -
     next.run(request).await
 }
 
-/// Every `/api/` route needs `Authorization: Bearer` with the configured token.
+/// Every `/api/` route needs `Authorization: Bearer` with the configured token; a label
+/// preview may also be fetched by a signed-in operator's screen (the token never reaches the
+/// browser).
 async fn bearer(State(agent): State<Agent>, request: Request, next: Next) -> Response {
+    if request.method() == Method::GET
+        && request.uri().path().ends_with("/preview.png")
+        && ui::signed_in(&agent, request.headers(), false)
+            .await
+            .is_some()
+    {
+        return next.run(request).await;
+    }
     // RFC 7235: the scheme is case-insensitive.
     let given = request
         .headers()
@@ -359,6 +379,56 @@ async fn show_order(
         patient: query.patient.then(|| PatientReport::new(order)),
     };
     axum::Json(report).into_response()
+}
+
+/// A bag label's preview (PNG) as it would print now on the default printer: the same layout
+/// as the print, from the cached order. Nothing is recorded.
+async fn preview(State(agent): State<Agent>, Path((coi, bag)): Path<(String, String)>) -> Response {
+    let Ok(coi) = CoiId::parse(&coi) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not a COI identifier (15 characters, e.g. CHA999925000042)",
+        );
+    };
+    let max = crate::isbt128::din::MAX_CONTAINERS;
+    let Some(bag) = bag.parse::<u8>().ok().filter(|b| (1..=max).contains(b)) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("the bag number is 1 to {max}"),
+        );
+    };
+    let book = match agent.journal().orders().await {
+        Ok(book) => book,
+        Err(problem) => return error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string()),
+    };
+    let dpi = agent
+        .printer_dpi(None)
+        .unwrap_or(crate::printer::DEFAULT_DPI);
+    let rendered = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, (StatusCode, String)> {
+        let Some(order) = book.by_coi(&coi) else {
+            return Err((
+                StatusCode::NOT_FOUND,
+                "no cached order has this COI identifier".to_owned(),
+            ));
+        };
+        let unprocessable = |e: String| (StatusCode::UNPROCESSABLE_ENTITY, e);
+        let templates = crate::label::builtin().map_err(|e| unprocessable(e.to_string()))?;
+        let template = templates
+            .iter()
+            .find(|t| t.name == ui::BAG_TEMPLATE)
+            .ok_or_else(|| unprocessable("no bag label template".to_owned()))?;
+        let data = crate::label::data::LabelData::new(order, bag, jiff::Timestamp::now())
+            .map_err(|e| unprocessable(format!("order {}: {e}", order.order_id)))?;
+        let label =
+            crate::label::render(template, &data, dpi).map_err(|e| unprocessable(e.to_string()))?;
+        label.png().map_err(|e| unprocessable(e.to_string()))
+    })
+    .await;
+    match rendered {
+        Ok(Ok(png)) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
+        Ok(Err((status, message))) => error(status, &format!("no preview: {message}")),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the preview failed"),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@ mod devices;
 mod isbt;
 mod journal;
 mod label;
+mod operators;
 mod orders;
 mod print;
 mod receive;
@@ -114,6 +115,11 @@ pub enum Command {
     Orders {
         #[command(subcommand)]
         command: OrdersCommand,
+    },
+    /// The people who sign in to the screens: nurses, techs and admins.
+    Operators {
+        #[command(subcommand)]
+        command: OperatorsCommand,
     },
     /// Custody events waiting for the central service.
     Outbox {
@@ -482,6 +488,59 @@ pub enum OrdersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OperatorsCommand {
+    /// Add an operator who may sign in to the screens. The PIN (6 or more digits) is read from
+    /// standard input, not echoed on a terminal; only its Argon2id hash is kept.
+    Add {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// Their name as the screens show it.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        #[arg(long, value_enum, value_name = "ROLE")]
+        role: OperatorRoleArg,
+        /// Their badge or user id (letters, digits, '.', '_', '-').
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// List the operators: id, role, name, and whether active, locked out or disabled.
+    List {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// One JSON object: {"operators": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an operator: they can no longer sign in (kept, with what they recorded).
+    Disable {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OperatorRoleArg {
+    /// Apheresis nurse: the print station.
+    Nurse,
+    /// Cell-lab tech: the receipt station.
+    Tech,
+    /// Site admin: every screen.
+    Admin,
+}
+
+impl From<OperatorRoleArg> for crate::operators::Role {
+    fn from(role: OperatorRoleArg) -> crate::operators::Role {
+        match role {
+            OperatorRoleArg::Nurse => crate::operators::Role::Nurse,
+            OperatorRoleArg::Tech => crate::operators::Role::Tech,
+            OperatorRoleArg::Admin => crate::operators::Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
     /// Counts of pending, delivered and parked events, and each pending or parked event with
     /// its attempts and the last answer it got. Exit 1 if any event is parked.
@@ -654,6 +713,21 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     coi,
                 },
         } => orders::show(&config, &coi, patient, out, err),
+        Command::Operators {
+            command:
+                OperatorsCommand::Add {
+                    config,
+                    name,
+                    role,
+                    id,
+                },
+        } => operators::add(&config, &id, &name, role.into(), out, err),
+        Command::Operators {
+            command: OperatorsCommand::List { config, json },
+        } => operators::list(&config, json, out),
+        Command::Operators {
+            command: OperatorsCommand::Disable { config, id },
+        } => operators::disable(&config, &id, out, err),
         Command::Outbox {
             command: OutboxCommand::Status { config, json },
         } => orders::outbox_status(&config, json, out),

@@ -37,7 +37,49 @@ fn resolve(config: Option<&Path>, err: &mut dyn Write) -> anyhow::Result<Config>
         system.display(),
         dir.display()
     )?;
-    Ok(crate::config::demo(&dir, jiff::Timestamp::now())?)
+    let config = crate::config::demo(&dir, jiff::Timestamp::now())?;
+    seed_demo_operators(&config, err)?;
+    Ok(config)
+}
+
+/// The demonstration's operators, one per role, so its screens can be tried at once. Added
+/// only to the demonstration's own journal, and only when it has no operators.
+const DEMO_OPERATORS: [(&str, &str, crate::operators::Role, &str); 3] = [
+    (
+        "nurse",
+        "Demo Nurse",
+        crate::operators::Role::Nurse,
+        "111111",
+    ),
+    ("tech", "Demo Tech", crate::operators::Role::Tech, "222222"),
+    (
+        "admin",
+        "Demo Admin",
+        crate::operators::Role::Admin,
+        "333333",
+    ),
+];
+
+fn seed_demo_operators(config: &Config, err: &mut dyn Write) -> anyhow::Result<()> {
+    let mut journal = crate::journal::Journal::open(&config.journal)?;
+    if journal.operators()?.is_empty() {
+        for (id, name, role, pin) in DEMO_OPERATORS {
+            let hash = crate::operators::hash_pin(pin)
+                .map_err(|e| anyhow::anyhow!("demo operator {id}: {e}"))?;
+            let _ = journal.add_operator(id, name, role, &hash, Some("demo"))?;
+        }
+    }
+    writeln!(
+        err,
+        "coi-agent: screens at http://{}/ — demonstration sign-ins: {}",
+        config.api.listen,
+        DEMO_OPERATORS
+            .iter()
+            .map(|(id, _, role, pin)| format!("{id} / {pin} ({})", role.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    Ok(())
 }
 
 pub(super) fn serve(

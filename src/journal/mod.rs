@@ -7,6 +7,7 @@
 //! writer (this handle); readers open their own handles and never block it.
 
 pub mod audit;
+pub mod operators;
 pub mod outbox;
 pub mod print_jobs;
 
@@ -223,6 +224,18 @@ const MIGRATIONS: &[&str] = &[
      UPDATE print_jobs SET label_kind = 'sample' WHERE template = 'sample-tube';
      CREATE INDEX scans_by_source ON scans (source, site_id, step, id);
      ALTER TABLE scans ADD COLUMN bags INTEGER;",
+    // 7: operators who sign in to the screens (issue #12): a PIN kept as an Argon2id hash,
+    // wrong PINs counted toward a lockout.
+    "CREATE TABLE operators (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('nurse', 'tech', 'admin')),
+        pin_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        disabled_at TEXT,
+        wrong_pins INTEGER NOT NULL DEFAULT 0,
+        locked_until TEXT
+    );",
 ];
 
 /// The migration after which the scans' verdict check is widened.

@@ -259,6 +259,18 @@ impl Journal {
         Ok(jobs.collect::<Result<_, _>>()?)
     }
 
+    /// Whether a bag label of bag `bag` of `coi` was voided.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn bag_label_voided(&self, coi: &str, bag: u8) -> Result<bool, JournalError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM print_jobs WHERE coi = ?1 AND bag = ?2 AND label_kind = 'bag' AND state = 'voided')",
+            params![coi, bag],
+            |row| row.get(0),
+        )?)
+    }
+
     /// The bag labels of `coi` waiting for the verify step: for each bag, its latest job that
     /// may have put a label on paper, when it has not been verified or flagged yet, newest
     /// first, as (job id, bag).

@@ -68,6 +68,24 @@ pub mod error_bits {
 }
 
 impl Fault {
+    /// The fault named by its stable name ([`Fault::as_str`]).
+    pub fn from_code(code: &str) -> Option<Fault> {
+        [
+            Fault::MediaOut,
+            Fault::RibbonOut,
+            Fault::HeadOpen,
+            Fault::Paused,
+            Fault::BufferFull,
+            Fault::Temperature,
+            Fault::Hardware,
+            Fault::Offline,
+            Fault::Disconnected,
+            Fault::Expired,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == code)
+    }
+
     /// The stable name used in JSON, the journal and events.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,0 +1,98 @@
+// coi-agent screens: the little behaviour htmx does not give. No inline script anywhere (the
+// Content-Security-Policy forbids it), no network but the daemon.
+(function () {
+  "use strict";
+
+  // Order search at the print station: filters the rows already on the page, so no patient
+  // name ever goes into a URL.
+  function wireFilter(input) {
+    var rows = document.querySelectorAll(input.getAttribute("data-filter"));
+    input.addEventListener("input", function () {
+      var words = input.value.toLowerCase().trim().split(/\s+/).filter(Boolean);
+      rows.forEach(function (row) {
+        var text = row.getAttribute("data-search") || "";
+        var show = words.every(function (w) { return text.indexOf(w) >= 0; });
+        row.hidden = !show;
+      });
+    });
+  }
+
+  // A scanner is a keyboard: keep the scan box focused so a read lands in it, and clear it
+  // once sent.
+  function focusScanInput() {
+    var input = document.querySelector("[data-scan-input]");
+    var active = document.activeElement;
+    var typing = active && (active.tagName === "INPUT" || active.tagName === "SELECT" || active.tagName === "TEXTAREA");
+    if (input && !typing) { input.focus(); }
+  }
+
+  // Sounds: one high tone for a match, three low ones for a mismatch, two for "scan the
+  // other barcode". Browsers allow sound only after a person touched the page.
+  var audio = null;
+  function tone(freq, start, length) {
+    var osc = audio.createOscillator();
+    var gain = audio.createGain();
+    osc.type = "square";
+    osc.frequency.value = freq;
+    gain.gain.value = 0.15;
+    osc.connect(gain);
+    gain.connect(audio.destination);
+    osc.start(audio.currentTime + start);
+    osc.stop(audio.currentTime + start + length);
+  }
+  function sound(verdict) {
+    if (!audio) {
+      try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch (e) { return; }
+    }
+    if (audio.state === "suspended") { audio.resume(); }
+    if (verdict === "match" || verdict === "sample") {
+      tone(1320, 0, 0.15);
+    } else if (verdict === "incomplete") {
+      tone(880, 0, 0.1); tone(880, 0.18, 0.1);
+    } else if (verdict === "mismatch") {
+      tone(220, 0, 0.25); tone(220, 0.35, 0.25); tone(220, 0.7, 0.25);
+    }
+    document.body.setAttribute("data-last-sound", verdict);
+  }
+  document.addEventListener("pointerdown", function () {
+    if (!audio) { try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch (e) { /* none */ } }
+  }, { once: true });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-filter]").forEach(wireFilter);
+    focusScanInput();
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    var verdict = target && (target.matches("[data-verdict]") ? target : target.querySelector("[data-verdict]"));
+    if (verdict && target.id === "verdict-area") { sound(verdict.getAttribute("data-verdict")); }
+    if (target && target.id === "verify-live" && verdict) { sound(verdict.getAttribute("data-verdict")); }
+    document.querySelectorAll("form [data-scan-input]").forEach(function (input) { input.value = ""; });
+    focusScanInput();
+  });
+
+  // The htmx SSE extension swaps server-sent fragments without an afterSwap on the target in
+  // every version: listen to its own event too.
+  document.addEventListener("htmx:sseMessage", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (elt && elt.id === "verdict-area" && event.detail.type === "verdict") {
+      var v = elt.querySelector("[data-verdict]");
+      if (v) { sound(v.getAttribute("data-verdict")); }
+    }
+  });
+
+  // Signed out after the idle time: go to the sign-in page rather than show a stale screen.
+  setInterval(function () {
+    if (location.pathname === "/login") { return; }
+    fetch("/ui/session", { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+      if (r.status === 401) { location.assign("/login"); }
+    }).catch(function () { /* the daemon is restarting: the next try says */ });
+  }, 15000);
+
+  // htmx is told where to go when a session ended (HX-Redirect); a refused request shows why.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.status === 401) { location.assign("/login"); }
+  });
+})();

@@ -1,0 +1,556 @@
+//! Issue #12: the screens' routes, driven as `tower::ServiceExt::oneshot` on the running agent's
+//! router (real journal, real flows): every page renders with its security headers; sign-in,
+//! lockout and idle expiry; a foreign Host, a cross-site POST and a missing session are
+//! refused; the signed-in operator is recorded with every action; a reprint and a void ask for
+//! the PIN again; no patient value in a URL and the API token never in a page.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use coi_agent::agent::Agent;
+use coi_agent::config::Config;
+use coi_agent::journal::Journal;
+use coi_agent::operators::{Role, hash_pin};
+use serde_json::Value;
+use support::tempdb::TempDb;
+use tower::ServiceExt as _;
+
+const ORDERS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/example-orders.json"
+);
+
+/// An agent running in this process, its router driven directly.
+struct Station {
+    dir: TempDb,
+    agent: Agent,
+    host: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Station {
+    /// An agent at `site` with a spool printer, operators nurse1/tech1/admin1 (PINs 111111,
+    /// 222222, 333333), `extra` configuration, and `idle` as the screens' idle time.
+    async fn start(name: &str, site: &str, extra: &str, idle: Option<Duration>) -> Station {
+        let dir = TempDb::new(name);
+        let base = dir.0.parent().unwrap().to_path_buf();
+        let mut orders: Value =
+            serde_json::from_str(&std::fs::read_to_string(ORDERS).unwrap()).unwrap();
+        for order in orders["orders"].as_array_mut().unwrap() {
+            order["expires_at"] = "2099-12-31T23:59:00-05:00".into();
+        }
+        std::fs::write(base.join("orders.json"), orders.to_string()).unwrap();
+        std::fs::create_dir_all(base.join("spool")).unwrap();
+        let text = format!(
+            "[site]\nid = \"{site}\"\nworkstation = \"ws-{name}\"\n[journal]\npath = \"journal.sqlite\"\n\
+             [orders]\nsource = \"file\"\nfile = \"orders.json\"\n\
+             [[printers]]\nname = \"bench\"\nuri = \"spool://{}\"\n\
+             [api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"api.token\"\n{extra}",
+            base.join("spool").display()
+        );
+        std::fs::write(base.join("coi-agent.toml"), &text).unwrap();
+        let mut config = Config::load(&base.join("coi-agent.toml")).unwrap();
+        if let Some(idle) = idle {
+            config.ui_idle = idle;
+        }
+        {
+            let mut journal = Journal::open(&config.journal).unwrap();
+            for (id, role, pin) in [
+                ("nurse1", Role::Nurse, "111111"),
+                ("tech1", Role::Tech, "222222"),
+                ("admin1", Role::Admin, "333333"),
+            ] {
+                let hash = hash_pin(pin).unwrap();
+                journal
+                    .add_operator(id, &format!("Op {id}"), role, &hash, None)
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (expose, exposed) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(coi_agent::agent::run_exposing(
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+            Some(expose),
+        ));
+        let agent = tokio::time::timeout(Duration::from_secs(10), exposed)
+            .await
+            .expect("the agent starts")
+            .unwrap();
+        // The first order sync.
+        for _ in 0..500 {
+            if agent.journal().orders().await.is_ok_and(|b| !b.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let host = agent.listen().to_string();
+        Station {
+            dir,
+            agent,
+            host,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// How many print jobs the journal holds.
+    fn jobs(&self) -> i64 {
+        rusqlite::Connection::open(&self.dir.0)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM print_jobs", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn journal(&self) -> Journal {
+        Journal::open_read_only(&self.dir.0).unwrap()
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let response = coi_agent::api::router(self.agent.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .unwrap();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn get(&self, path: &str, cookie: Option<&str>) -> Request<Body> {
+        let mut request = Request::get(path).header(header::HOST, &self.host);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, format!("coi_session={cookie}"));
+        }
+        request.body(Body::empty()).unwrap()
+    }
+
+    fn post(&self, path: &str, cookie: Option<&str>, form: &str) -> Request<Body> {
+        let mut request = Request::post(path)
+            .header(header::HOST, &self.host)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("origin", format!("http://{}", self.host))
+            .header("sec-fetch-site", "same-origin")
+            .header("hx-request", "true");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, format!("coi_session={cookie}"));
+        }
+        request.body(Body::from(form.to_owned())).unwrap()
+    }
+
+    /// Signs in; the session id from the cookie, whose attributes are checked.
+    async fn sign_in(&self, operator: &str, pin: &str) -> String {
+        let (status, headers, body) = self
+            .send(self.post("/login", None, &format!("operator={operator}&pin={pin}")))
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+        assert!(
+            cookie.contains("HttpOnly")
+                && cookie.contains("SameSite=Strict")
+                && cookie.contains("Path=/"),
+            "{cookie}"
+        );
+        let value = cookie
+            .strip_prefix("coi_session=")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        value.to_owned()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task.take().unwrap()).await;
+    }
+}
+
+fn assert_secure(headers: &axum::http::HeaderMap) {
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+}
+
+/// Every URL-bearing attribute of a page: no patient value may be in one.
+fn urls(page: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for attribute in [
+        "href=\"",
+        "src=\"",
+        "hx-get=\"",
+        "hx-post=\"",
+        "sse-connect=\"",
+        "action=\"",
+    ] {
+        for (at, _) in page.match_indices(attribute) {
+            let rest = &page[at + attribute.len()..];
+            found.push(rest[..rest.find('"').unwrap()].to_owned());
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_renders_for_its_role_with_csp_and_no_token_or_patient_data_in_urls() {
+    let station = Station::start("ui-pages", "site-apheresis-1", "", None).await;
+    let token = std::fs::read_to_string(station.dir.0.parent().unwrap().join("api.token")).unwrap();
+
+    let (status, headers, login) = station.send(station.get("/login", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_secure(&headers);
+    assert!(login.contains("name=\"operator\"") && login.contains("name=\"pin\""));
+
+    let nurse = station.sign_in("nurse1", "111111").await;
+    let admin = station.sign_in("admin1", "333333").await;
+    let tech = station.sign_in("tech1", "222222").await;
+    for (path, cookie, marker) in [
+        ("/print", &nurse, "EXAMPLE, Pat"),
+        (
+            "/print/orders/CHA999925000042",
+            &nurse,
+            "data-action=\"print\"",
+        ),
+        ("/receive", &tech, "data-verdict=\"waiting\""),
+        ("/admin", &admin, "Verify the audit trail"),
+        ("/print", &admin, "order-search"),
+        ("/receive", &admin, "scan-data"),
+    ] {
+        let (status, headers, page) = station.send(station.get(path, Some(cookie))).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        assert_secure(&headers);
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{path}");
+        assert!(page.contains(marker), "{path} lacks {marker}");
+        assert!(!page.contains(token.trim()), "{path} carries the API token");
+        for url in urls(&page) {
+            for value in ["Example", "Pat", "1984", "PT-0042", "Müller"] {
+                assert!(!url.contains(value), "{path}: {url} carries {value}");
+            }
+        }
+    }
+    // The preview is the label as it would print, for the signed-in screen (no token).
+    let (status, headers, _) = station
+        .send(station.get(
+            "/api/v1/orders/CHA999925000042/bags/1/preview.png",
+            Some(&nurse),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/png");
+    let (status, _, _) = station
+        .send(station.get("/api/v1/orders/CHA999925000042/bags/1/preview.png", None))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no session, no token");
+
+    // Roles: a tech is not a nurse, a nurse not an admin.
+    let (status, _, _) = station.send(station.get("/print", Some(&tech))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = station.send(station.get("/admin", Some(&nurse))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The static files are the daemon's own.
+    for file in ["htmx.min.js", "sse.js", "app.js", "app.css"] {
+        let (status, headers, _) = station
+            .send(station.get(&format!("/static/{file}"), None))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{file}");
+        assert_secure(&headers);
+    }
+    station.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guards_refuse_a_foreign_host_a_cross_site_post_and_a_missing_session() {
+    let station = Station::start("ui-guards", "site-apheresis-1", "", None).await;
+    // No session: pages go to sign-in, htmx requests are told to.
+    let (status, headers, _) = station.send(station.get("/print", None)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/login");
+    let (status, headers, _) = station
+        .send(station.post("/ui/print/orders/CHA999925000042/bags/1", None, ""))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["hx-redirect"], "/login");
+    // A DNS-rebinding page names its own host.
+    let request = Request::get("/login")
+        .header(header::HOST, "evil.example:7370")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, _) = station.send(request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A cross-site form post, even with a session cookie (SameSite would keep it out, too).
+    let nurse = station.sign_in("nurse1", "111111").await;
+    for (name, value) in [
+        ("origin", "http://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let request = Request::post("/ui/print/orders/CHA999925000042/bags/1")
+            .header(header::HOST, &station.host)
+            .header(header::COOKIE, format!("coi_session={nurse}"))
+            .header(name, value)
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, _) = station.send(request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{name}: {value}");
+    }
+    let request = Request::post("/login")
+        .header(header::HOST, &station.host)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("origin", "http://evil.example")
+        .body(Body::from("operator=nurse1&pin=111111"))
+        .unwrap();
+    let (status, _, _) = station.send(request).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "login CSRF");
+    assert_eq!(station.jobs(), 0, "nothing printed");
+    station.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_wrong_pins_lock_out_and_an_idle_session_ends() {
+    let station = Station::start(
+        "ui-lockout",
+        "site-apheresis-1",
+        "",
+        Some(Duration::from_millis(700)),
+    )
+    .await;
+    for n in 1..=4 {
+        let (status, _, page) = station
+            .send(station.post("/login", None, "operator=nurse1&pin=999999"))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {n}");
+        assert!(page.contains("Wrong operator ID or PIN"), "{page}");
+    }
+    let (_, _, page) = station
+        .send(station.post("/login", None, "operator=nurse1&pin=999999"))
+        .await;
+    assert!(page.contains("Locked out after 5 wrong PINs"), "{page}");
+    // The right PIN does not open a locked operator.
+    let (status, _, page) = station
+        .send(station.post("/login", None, "operator=nurse1&pin=111111"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("Locked out"), "{page}");
+    let kinds: Vec<String> = station
+        .journal()
+        .audit_entries(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"operator_locked".to_owned()), "{kinds:?}");
+    // An unknown operator reads the same as a wrong PIN.
+    let (_, _, page) = station
+        .send(station.post("/login", None, "operator=nobody&pin=111111"))
+        .await;
+    assert!(page.contains("Wrong operator ID or PIN."));
+
+    // Idle: used within the idle time it lives; left alone it ends.
+    let tech = station.sign_in("tech1", "222222").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, _, _) = station.send(station.get("/receive", Some(&tech))).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, _, _) = station.send(station.get("/receive", Some(&tech))).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the last use restarted the idle time"
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let (status, headers, _) = station.send(station.get("/receive", Some(&tech))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/login");
+    station.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_carry_the_signed_in_operator_and_reprint_and_void_ask_for_the_pin() {
+    let station = Station::start("ui-actions", "site-apheresis-1", "", None).await;
+    let nurse = station.sign_in("nurse1", "111111").await;
+    let (status, _, main) = station
+        .send(station.post("/ui/print/orders/CHA999925000042/bags/1", Some(&nurse), ""))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(main.contains("data-job-state=\"confirmed\""), "{main}");
+    assert!(main.contains("Now scan the label you just printed"));
+    assert!(
+        main.contains("data-bag=\"1\" data-label=\"printed\""),
+        "{main}"
+    );
+
+    // Reprint: a reason and the PIN again; a wrong PIN prints nothing.
+    let path = "/ui/print/orders/CHA999925000042/bags/1/reprint";
+    let (_, _, main) = station
+        .send(station.post(
+            path,
+            Some(&nurse),
+            "reason=Printer+jammed&details=&pin=000000",
+        ))
+        .await;
+    assert!(
+        main.contains("Nothing done: Wrong operator ID or PIN"),
+        "{main}"
+    );
+    let (_, _, main) = station
+        .send(station.post(path, Some(&nurse), "reason=&details=&pin=111111"))
+        .await;
+    assert!(main.contains("Choose a reason"), "{main}");
+    assert_eq!(station.jobs(), 1);
+    let (_, _, main) = station
+        .send(station.post(
+            path,
+            Some(&nurse),
+            "reason=Printer+jammed&details=roll+3&pin=111111",
+        ))
+        .await;
+    assert!(main.contains("data-job-state=\"confirmed\""), "{main}");
+
+    // Verify typed into the page: the label's Data Matrix, recorded as the nurse's.
+    let (_, _, main) = station
+        .send(station.post(
+            "/ui/print/verify",
+            Some(&nurse),
+            "coi=CHA999925000042&data=%3D%2B02000%3DA99992512345601%26%2FCHA999925000042",
+        ))
+        .await;
+    assert!(main.contains("VERIFIED"), "{main}");
+
+    // Void: the PIN again, then the label no longer counts.
+    let job: String = {
+        let conn = rusqlite::Connection::open(&station.dir.0).unwrap();
+        conn.query_row(
+            "SELECT job_id FROM print_jobs WHERE reprint = 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    let void = format!("/ui/print/jobs/{job}/void");
+    let (_, _, main) = station
+        .send(station.post(
+            &void,
+            Some(&nurse),
+            "coi=CHA999925000042&reason=Printed+in+error&details=&pin=123123",
+        ))
+        .await;
+    assert!(main.contains("Nothing done"), "{main}");
+    let (_, _, main) = station
+        .send(station.post(
+            &void,
+            Some(&nurse),
+            "coi=CHA999925000042&reason=Printed+in+error&details=&pin=111111",
+        ))
+        .await;
+    assert!(main.contains("VOIDED"), "{main}");
+
+    let conn = rusqlite::Connection::open(&station.dir.0).unwrap();
+    let operators: Vec<Option<String>> = conn
+        .prepare("SELECT operator FROM print_jobs ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        operators,
+        [Some("nurse1".to_owned()), Some("nurse1".to_owned())]
+    );
+    let scan_operator: Option<String> = conn
+        .query_row(
+            "SELECT operator FROM scans ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(scan_operator.as_deref(), Some("nurse1"));
+    let void_audit: String = conn
+        .query_row(
+            "SELECT details FROM audit WHERE details LIKE '%\"voided\"%' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(void_audit.contains("nurse1"), "{void_audit}");
+    station.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_scanner_read_belongs_to_the_tech_signed_in_at_the_receipt_screen() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let extra = format!(
+        "[[scanners]]\nname = \"dock\"\nsource = \"tcp-listen://127.0.0.1:{port}\"\nstep = \"receipt\"\n"
+    );
+    let station = Station::start("ui-station", "site-lab-1", &extra, None).await;
+    let tech = station.sign_in("tech1", "222222").await;
+    let (status, _, page) = station.send(station.get("/receive", Some(&tech))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("ORD-25-000043") && page.contains("missing"),
+        "{page}"
+    );
+    let mut scanner = loop {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::io::AsyncWriteExt::write_all(
+        &mut scanner,
+        b"=+02000=A99992512345701&/CHA999925000043\r",
+    )
+    .await
+    .unwrap();
+    let mut recorded = None;
+    for _ in 0..200 {
+        let conn = rusqlite::Connection::open(&station.dir.0).unwrap();
+        recorded = conn
+            .query_row("SELECT operator, verdict FROM scans", [], |r| {
+                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+            })
+            .ok();
+        if recorded.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        recorded,
+        Some((Some("tech1".to_owned()), "match".to_owned()))
+    );
+    // Typed into the page: the same bag again is refused (already received), as the tech's.
+    let (_, _, verdict) = station
+        .send(station.post(
+            "/ui/receive",
+            Some(&tech),
+            "data=%3D%2B02000%3DA99992512345701%26%2FCHA999925000043",
+        ))
+        .await;
+    assert!(verdict.contains("data-verdict=\"mismatch\""), "{verdict}");
+    assert!(verdict.contains("ALREADY RECEIVED"), "{verdict}");
+    // Disabled by an admin: the session ends at its next action.
+    let admin = station.sign_in("admin1", "333333").await;
+    let (_, _, page) = station
+        .send(station.post("/ui/admin/operators/disable", Some(&admin), "id=tech1"))
+        .await;
+    assert!(page.contains("disabled and signed out"), "{page}");
+    let (status, _, _) = station.send(station.get("/receive", Some(&tech))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    station.stop().await;
+}
