@@ -385,7 +385,8 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
     drop(journal);
     tamper(
         &db,
-        "DROP INDEX scans_by_source;
+        "DROP TABLE operators;
+         DROP INDEX scans_by_source;
          ALTER TABLE scans DROP COLUMN bags;
          ALTER TABLE print_jobs DROP COLUMN label_kind;
          ALTER TABLE print_jobs DROP COLUMN verification_scan;
@@ -404,8 +405,8 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
     assert_eq!(
-        version, 6,
-        "migrated through schema 3 (verify), 4 (closed events), 5 (held orders) and 6 (label kinds, scan outcomes)"
+        version, 7,
+        "migrated through schema 3 (verify), 4 (closed events), 5 (held orders), 6 (label kinds, scan outcomes) and 7 (operators)"
     );
     let job = journal.print_job("job-1").unwrap().unwrap();
     assert_eq!(
@@ -430,7 +431,8 @@ fn r20_a_schema_5_journal_learns_samples_and_incomplete_scans() {
         // Back to schema 5: as a journal written before this change.
         let conn = rusqlite::Connection::open(&db.0).unwrap();
         conn.execute_batch(
-            "DROP INDEX scans_by_source;
+            "DROP TABLE operators;
+             DROP INDEX scans_by_source;
              ALTER TABLE scans DROP COLUMN bags;
              ALTER TABLE print_jobs DROP COLUMN label_kind;",
         )

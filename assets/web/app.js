@@ -82,6 +82,10 @@
     }
   });
 
+  // Whether the live updates are connected (shown to tests and to a curious admin).
+  document.addEventListener("htmx:sseOpen", function () { document.body.setAttribute("data-sse", "open"); });
+  document.addEventListener("htmx:sseError", function () { document.body.setAttribute("data-sse", "error"); });
+
   // Signed out after the idle time: go to the sign-in page rather than show a stale screen.
   setInterval(function () {
     if (location.pathname === "/login") { return; }

@@ -50,7 +50,7 @@ pub fn page(title: &str, session: Option<&Session>, station: &str, body: &Markup
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 // htmx may not inject styles or evaluate code: the CSP allows neither.
-                meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true}"#;
+                meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true,"attributesToSettle":["class","width","height"]}"#;
                 title { (title) " — coi-agent" }
                 link rel="stylesheet" href="/static/app.css";
                 script src="/static/htmx.min.js" {}
@@ -200,8 +200,10 @@ pub fn print_order(order: &Order, main: &Markup, printers: &[DeviceReport]) -> M
             p { a href="/print" { "← All orders" } }
             div hx-ext="sse" sse-connect={"/ui/events/print?coi=" (order.coi.as_str())} {
                 div sse-swap="printer" hx-swap="innerHTML" { (printer_panel(printers)) }
-                div #order-refresh hx-get={"/ui/print/orders/" (order.coi.as_str())} hx-trigger="sse:job, sse:verify"
-                    hx-target="#order-main" hx-swap="outerHTML" {}
+                // A job's state or a verify scan changed a bag: its card is read again (the
+                // message and the scan box stay as they are).
+                div #order-refresh hx-get={"/ui/print/orders/" (order.coi.as_str()) "/bags"} hx-trigger="sse:job, sse:verify"
+                    hx-target="#bags" hx-swap="outerHTML" {}
                 // A verify scanner's result, as it happens.
                 div #verify-live sse-swap="verify" hx-swap="innerHTML" {}
             }
@@ -264,10 +266,17 @@ pub fn order_main(
                         data-action="print-all" { "Print all bags (" (missing) ")" }
                 }
             }
-            div.bags {
-                @for bag in bags { (bag_card(order, bag)) }
-            }
+            (bag_cards(order, bags))
             (verify_panel(coi, verify_job))
+        }
+    }
+}
+
+/// The order's bag cards (read again when a job or a verify scan changes one).
+pub fn bag_cards(order: &Order, bags: &[BagLabelReport]) -> Markup {
+    html! {
+        div #bags.bags {
+            @for bag in bags { (bag_card(order, bag)) }
         }
     }
 }
@@ -374,11 +383,7 @@ pub fn verdict(scan: &ScanReport, zone: &jiff::tz::TimeZone) -> Markup {
             p.headline { (headline) }
             @if let Some(reason) = v.reason { p.reason data-reason=(reason) { (reason.replace('_', " ").to_uppercase()) } }
             p.message { (v.message) }
-            p.meta {
-                @if let Some(order) = &v.order_id { "Order " (order) }
-                @if let (Some(bag), Some(bags)) = (v.bag, v.bags) { " · bag " (bag) " of " (bags) }
-                @if let Some(at) = at { " · " (local_time(at, zone)) }
-            }
+            p.meta { (meta_line(v.order_id.as_deref(), v.bag.zip(v.bags), at, zone)) }
         }
     }
 }
@@ -429,6 +434,26 @@ pub fn receive(
             }
         }
     }
+}
+
+/// "Order X · bag 1 of 2 · time", leaving out what is not known.
+fn meta_line(
+    order: Option<&str>,
+    bag: Option<(u8, u8)>,
+    at: Option<jiff::Timestamp>,
+    zone: &jiff::tz::TimeZone,
+) -> String {
+    let mut parts = Vec::new();
+    if let Some(order) = order {
+        parts.push(format!("Order {order}"));
+    }
+    if let Some((bag, bags)) = bag {
+        parts.push(format!("bag {bag} of {bags}"));
+    }
+    if let Some(at) = at {
+        parts.push(local_time(at, zone));
+    }
+    parts.join(" · ")
 }
 
 pub fn recent_scans(scans: &[ScanReport], zone: &jiff::tz::TimeZone) -> Markup {

@@ -46,10 +46,11 @@ pub fn routes() -> Router<Agent> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/static/{file}", get(asset))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/ui/session", get(session_alive))
         .route("/print", get(print_list))
         .route("/print/orders/{coi}", get(print_order))
-        .route("/ui/print/orders/{coi}", get(order_main))
+        .route("/ui/print/orders/{coi}/bags", get(order_bags))
         .route("/ui/print/orders/{coi}/bags/{bag}", post(print_bag))
         .route("/ui/print/orders/{coi}/all", post(print_all))
         .route("/ui/print/orders/{coi}/bags/{bag}/reprint", post(reprint))
@@ -78,9 +79,11 @@ pub fn secure_headers(headers: &mut HeaderMap) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: with it, Chromium sends `Origin: null` on a form post, which the
+    // cross-site check must refuse. No URL here carries patient data.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !headers.contains_key(header::CACHE_CONTROL) {
@@ -439,15 +442,22 @@ async fn print_order(
     screen(StatusCode::OK, "Print station", Some(&session), &body)
 }
 
-async fn order_main(
+async fn order_bags(
     State(agent): State<Agent>,
     Path(coi): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = operator_for(&agent, &headers, |r| allowed(r, Step::Verify)).await {
-        return response;
+    // A background refresh: not the operator's activity.
+    if signed_in(&agent, &headers, false).await.is_none() {
+        return to_login(&headers);
     }
-    order_section(&agent, &coi, &Notice::None, None).await
+    match order_and_bags(&agent, &coi).await {
+        Ok((book, coi, bags)) => match book.by_coi(&coi) {
+            Some(order) => fragment(pages::bag_cards(order, &bags)),
+            None => fragment(pages::problem("The order is no longer cached.")),
+        },
+        Err(problem) => fragment(pages::problem(&problem)),
+    }
 }
 
 fn bag_number(bag: &str) -> Option<u8> {

@@ -6,4 +6,5 @@
 pub mod central;
 pub mod pty;
 pub mod scanner;
+pub mod station;
 pub mod tempdb;
