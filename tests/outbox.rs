@@ -316,7 +316,10 @@ async fn r13_parked_events_are_requeued_or_closed_by_a_person() {
 
     // Fixed at central: the first goes again and is delivered.
     central.recorded().refuse.clear();
-    assert_eq!(journal.requeue_parked(Some(&events[..1])).unwrap(), Ok(1));
+    assert_eq!(
+        journal.requeue_parked(Some(&events[..1]), None).unwrap(),
+        Ok(1)
+    );
     let total = drain(&owner, &client, FAST, None).await.unwrap();
     assert_eq!(total.delivered, 1);
     // The second is closed by a person: never sent, no longer waiting, audited.
@@ -329,7 +332,7 @@ async fn r13_parked_events_are_requeued_or_closed_by_a_person() {
     assert_eq!(journal.outbox_status().unwrap().parked.len(), 0);
     assert!(journal.waiting_events(10).unwrap().is_empty());
     assert_eq!(
-        journal.requeue_parked(Some(&events[1..])).unwrap(),
+        journal.requeue_parked(Some(&events[1..]), None).unwrap(),
         Err((events[1].clone(), NotParked::State("closed".into())))
     );
     assert_eq!(

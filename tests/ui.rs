@@ -391,3 +391,116 @@ async fn a_receipt_scanner_read_belongs_to_the_tech_signed_in_at_the_receipt_scr
     assert_eq!(status, StatusCode::SEE_OTHER);
     station.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_closes_a_parked_event_with_the_pin_and_requeues_another() {
+    let central = support::central::Central::start().await;
+    central.recorded().refuse_all = true;
+    let token = std::env::temp_dir().join(format!("coi-ui-admin-{}.token", std::process::id()));
+    std::fs::write(&token, support::central::TOKEN).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let extra = format!(
+        "[central]\nurl = \"{}\"\ntoken_file = \"{}\"\ntimeout_secs = 2\n",
+        central.url,
+        token.display()
+    );
+    let station = Station::start("ui-admin", "site-lab-1", &extra, None).await;
+    let tech = station.sign_in("tech1", "222222").await;
+    // Two receipts: a match and a mismatch, each with its event, both refused by central.
+    for data in [
+        "%3D%2B02000%3DA99992512345701%26%2FCHA999925000043",
+        "%3D%2B02000%3DA99992512345601%26%2FCHA999925000043",
+    ] {
+        let (status, _, _) = station
+            .send(station.post("/ui/receive", Some(&tech), &format!("data={data}")))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let parked = || -> Vec<String> {
+        let conn = rusqlite::Connection::open(&station.dir.0).unwrap();
+        conn.prepare(
+            "SELECT event_id FROM outbox WHERE state = 'parked' AND closed_at IS NULL ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    for _ in 0..300 {
+        if parked().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let events = parked();
+    assert_eq!(events.len(), 2, "both refusals parked");
+    let admin = station.sign_in("admin1", "333333").await;
+    let (_, _, page) = station.send(station.get("/admin", Some(&admin))).await;
+    for event in &events {
+        assert!(
+            page.contains(&format!("data-event=\"{event}\" data-state=\"parked\"")),
+            "{page}"
+        );
+    }
+    // Closing one needs a reason and the admin's PIN.
+    let ack = |pin: &str| format!("event_id={}&reason=entered+by+hand&pin={pin}", events[0]);
+    let (_, _, page) = station
+        .send(station.post("/ui/admin/outbox/ack", Some(&admin), &ack("000000")))
+        .await;
+    assert!(
+        page.contains("Nothing done: Wrong operator ID or PIN"),
+        "{page}"
+    );
+    assert_eq!(parked().len(), 2);
+    let (_, _, page) = station
+        .send(station.post("/ui/admin/outbox/ack", Some(&admin), &ack("333333")))
+        .await;
+    assert!(page.contains("Closed: it will never be sent"), "{page}");
+    assert_eq!(parked(), [events[1].clone()]);
+    // The cause fixed, the other goes again and is delivered.
+    central.recorded().refuse_all = false;
+    let (_, _, page) = station
+        .send(station.post(
+            "/ui/admin/outbox/requeue",
+            Some(&admin),
+            &format!("event_id={}", events[1]),
+        ))
+        .await;
+    assert!(page.contains("Requeued"), "{page}");
+    for _ in 0..300 {
+        if central
+            .recorded()
+            .events
+            .iter()
+            .any(|(id, _, _)| *id == events[1])
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        central
+            .recorded()
+            .events
+            .iter()
+            .any(|(id, _, _)| *id == events[1])
+    );
+    let conn = rusqlite::Connection::open(&station.dir.0).unwrap();
+    let audited: String = conn
+        .query_row(
+            "SELECT group_concat(details, ' ') FROM audit WHERE subject IN (?1, ?2) OR details LIKE '%' || ?1 || '%'",
+            [&events[0], &events[1]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        audited.contains("admin1"),
+        "who closed and requeued is audited: {audited}"
+    );
+    let _ = std::fs::remove_file(&token);
+    station.stop().await;
+}

@@ -198,6 +198,7 @@ enum Command {
     },
     RequeueParked {
         event_id: String,
+        by: Option<String>,
         reply: Reply<Result<usize, (String, NotParked)>>,
     },
     CloseParked {
@@ -601,9 +602,14 @@ impl JournalOwner {
     pub async fn requeue_parked(
         &self,
         event_id: String,
+        by: Option<String>,
     ) -> Result<Result<usize, (String, NotParked)>, OwnerError> {
-        self.call(|reply| Command::RequeueParked { event_id, reply })
-            .await
+        self.call(|reply| Command::RequeueParked {
+            event_id,
+            by,
+            reply,
+        })
+        .await
     }
 
     /// Closes a parked event deliberately (it is never sent), with the reason.
@@ -894,9 +900,13 @@ impl Owner {
             Command::WaitingEvents { limit, reply } => {
                 let _ = reply.send(self.journal.waiting_events(limit));
             }
-            Command::RequeueParked { event_id, reply } => {
+            Command::RequeueParked {
+                event_id,
+                by,
+                reply,
+            } => {
                 let ids = [event_id];
-                let _ = reply.send(self.journal.requeue_parked(Some(&ids)));
+                let _ = reply.send(self.journal.requeue_parked(Some(&ids), by.as_deref()));
             }
             Command::CloseParked {
                 event_id,

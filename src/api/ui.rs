@@ -922,13 +922,18 @@ async fn requeue(
     headers: HeaderMap,
     form: Result<Form<EventForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    if let Err(response) = operator_for(&agent, &headers, is_admin).await {
-        return response;
-    }
+    let session = match operator_for(&agent, &headers, is_admin).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
     let Ok(Form(form)) = form else {
         return admin_view(&agent, Some((false, "No event given.".to_owned()))).await;
     };
-    let message = match agent.journal().requeue_parked(form.event_id).await {
+    let message = match agent
+        .journal()
+        .requeue_parked(form.event_id, Some(session.operator.clone()))
+        .await
+    {
         Ok(Ok(_)) => (true, "Requeued: it is sent again now.".to_owned()),
         Ok(Err((id, problem))) => (false, format!("Event {id} not requeued: {problem:?}")),
         Err(problem) => (false, format!("Not requeued: {problem}")),

@@ -203,7 +203,7 @@ pub(super) fn outbox_requeue(
     let config = Config::load(config_path)?;
     let mut journal = Journal::open(&config.journal)?;
     let named = (!all).then_some(event_ids);
-    match journal.requeue_parked(named)? {
+    match journal.requeue_parked(named, None)? {
         Ok(n) => {
             writeln!(
                 out,

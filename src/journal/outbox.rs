@@ -198,6 +198,7 @@ impl Journal {
     pub fn requeue_parked(
         &mut self,
         event_ids: Option<&[String]>,
+        by: Option<&str>,
     ) -> Result<Result<usize, (String, NotParked)>, JournalError> {
         let now = utc_text(jiff::Timestamp::now());
         let tx = self.write()?;
@@ -230,7 +231,7 @@ impl Journal {
                 &now,
                 "event_requeued",
                 coi,
-                &serde_json::json!({"event_id": event_id}),
+                &serde_json::json!({"event_id": event_id, "by": by}),
             )?;
         }
         tx.commit()?;

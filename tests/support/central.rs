@@ -48,6 +48,8 @@ pub struct Recorded {
     pub duplicates: usize,
     /// Event ids to refuse with 422.
     pub refuse: Vec<String>,
+    /// Refuse every event with 422.
+    pub refuse_all: bool,
     /// Orders served by order sync: (site id, updated at, record).
     pub orders: Vec<(String, String, Value)>,
     pub requests: usize,
@@ -426,7 +428,7 @@ fn record_event(shared: &Shared, key: String, event: Value) -> Response {
             live.retain(|(job, ..)| job != voided);
         }
     }
-    if recorded.refuse.contains(&key) {
+    if recorded.refuse_all || recorded.refuse.contains(&key) {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({"error": "unknown bag for this order"})),
