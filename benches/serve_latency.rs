@@ -110,6 +110,18 @@ fn main() {
             .collect();
         journal.record_scans(&records).unwrap();
     }
+    // A tech who watches the receipt screen during the screen phase.
+    let hash = coi_agent::operators::hash_pin("222222").unwrap();
+    journal
+        .add_operator(
+            "bench-tech",
+            "Bench Tech",
+            coi_agent::operators::Role::Tech,
+            &hash,
+            None,
+        )
+        .unwrap()
+        .unwrap();
     drop(journal);
 
     // Ready: from spawn to the first 200 of /readyz.
@@ -212,6 +224,65 @@ fn main() {
     report(
         "scan on the pty -> verdict on the event stream",
         &mut latencies,
+    );
+
+    // Scan -> the MATCH fragment on the receipt screen's stream (issue #12: within 1 s), with
+    // the screen's lists (recent scans, orders in transit) rendered after each verdict.
+    let mut screen = runtime.block_on(async {
+        let signer = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signed_in = signer
+            .post(format!("{base}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("operator=bench-tech&pin=222222")
+            .send()
+            .await
+            .unwrap();
+        let cookie = signed_in.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut events = http
+            .get(format!("{base}/ui/events/receive"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(events.status(), 200);
+        let mut buffer = String::new();
+        let mut latencies = Vec::with_capacity(SCANS);
+        let begin = Instant::now();
+        for i in 0..SCANS {
+            let due = begin + Duration::from_millis(100 * i as u64);
+            tokio::time::sleep(due.saturating_duration_since(Instant::now())).await;
+            let n = 300_000 + 2 * SCANS + i;
+            let frame = format!("=+02000=A999925{n:06}01&/CHA999925{n:06}\r");
+            let written = Instant::now();
+            master.write_all(frame.as_bytes()).unwrap();
+            loop {
+                if let Some(end) = buffer.find("\n\n") {
+                    let block: String = buffer.drain(..end + 2).collect();
+                    if block.starts_with("event: verdict") || block.contains("\nevent: verdict") {
+                        assert!(block.contains("data-verdict=\"match\""), "{block}");
+                        break;
+                    }
+                    continue;
+                }
+                let chunk = events.chunk().await.unwrap().unwrap();
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            latencies.push(written.elapsed());
+        }
+        latencies
+    });
+    report(
+        "scan on the pty -> MATCH on the receipt screen's stream",
+        &mut screen,
     );
 
     // The same record through the API (no pty, no event stream): POST /api/v1/scans.

@@ -384,7 +384,11 @@ async fn a_receipt_scanner_read_belongs_to_the_tech_signed_in_at_the_receipt_scr
     // Disabled by an admin: the session ends at its next action.
     let admin = station.sign_in("admin1", "333333").await;
     let (_, _, page) = station
-        .send(station.post("/ui/admin/operators/disable", Some(&admin), "id=tech1"))
+        .send(station.post(
+            "/ui/admin/operators/disable",
+            Some(&admin),
+            "id=tech1&pin=333333",
+        ))
         .await;
     assert!(page.contains("disabled and signed out"), "{page}");
     let (status, _, _) = station.send(station.get("/receive", Some(&tech))).await;
@@ -502,5 +506,89 @@ async fn an_admin_closes_a_parked_event_with_the_pin_and_requeues_another() {
         "who closed and requeued is audited: {audited}"
     );
     let _ = std::fs::remove_file(&token);
+    station.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_wrong_pins_locks_out_as_surely_as_one_at_a_time() {
+    let station = Station::start("ui-burst", "site-apheresis-1", "", None).await;
+    let station = std::sync::Arc::new(station);
+    let mut tries = Vec::new();
+    for n in 0..9 {
+        let station = station.clone();
+        tries.push(tokio::spawn(async move {
+            // One right PIN among the wrong ones cannot lift a lockout the others set.
+            let pin = if n == 8 { "111111" } else { "999999" };
+            station
+                .send(station.post("/login", None, &format!("operator=nurse1&pin={pin}")))
+                .await
+        }));
+    }
+    let mut accepted = 0;
+    let mut busy = 0;
+    for attempt in tries {
+        let (status, _, page) = attempt.await.unwrap();
+        accepted += usize::from(status == StatusCode::SEE_OTHER);
+        busy += usize::from(page.contains("Busy checking other PINs"));
+    }
+    assert!(
+        busy <= 3,
+        "{busy} of 9 turned away as busy: too few checked to lock out"
+    );
+    let (status, _, page) = station
+        .send(station.post("/login", None, "operator=nurse1&pin=111111"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    assert!(page.contains("Locked out"), "{page}");
+    assert!(
+        accepted <= 1,
+        "at most the right PIN before the fifth wrong one"
+    );
+    let locks: usize = station
+        .journal()
+        .audit_entries(None)
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "operator_locked")
+        .count();
+    assert_eq!(locks, 1, "locked once, audited once");
+    if let Ok(station) = std::sync::Arc::try_unwrap(station) {
+        station.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_and_operator_changes_are_for_the_roles_that_need_them() {
+    let station = Station::start("ui-roles", "site-apheresis-1", "", None).await;
+    let tech = station.sign_in("tech1", "222222").await;
+    let preview = "/api/v1/orders/CHA999925000042/bags/1/preview.png";
+    let (status, _, _) = station.send(station.get(preview, Some(&tech))).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a tech's session is no token"
+    );
+    let (status, _, _) = station
+        .send(station.get("/ui/print/orders/CHA999925000042/bags", Some(&tech)))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A nurse sees previews of this site's collections only.
+    let nurse = station.sign_in("nurse1", "111111").await;
+    let (status, _, _) = station.send(station.get(preview, Some(&nurse))).await;
+    assert_eq!(status, StatusCode::OK);
+    // Adding an operator asks for the admin's PIN again.
+    let admin = station.sign_in("admin1", "333333").await;
+    let add = |pin: &str| format!("id=rn2&name=Second+Nurse&role=nurse&new_pin=444444&pin={pin}");
+    let (_, _, page) = station
+        .send(station.post("/ui/admin/operators", Some(&admin), &add("000000")))
+        .await;
+    assert!(page.contains("Nothing done"), "{page}");
+    let (_, _, page) = station
+        .send(station.post("/ui/admin/operators", Some(&admin), &add("333333")))
+        .await;
+    assert!(page.contains("Added operator rn2"), "{page}");
+    let rn2 = station.sign_in("rn2", "444444").await;
+    let (status, _, _) = station.send(station.get("/print", Some(&rn2))).await;
+    assert_eq!(status, StatusCode::OK);
     station.stop().await;
 }

@@ -68,8 +68,19 @@
     var verdict = target && (target.matches("[data-verdict]") ? target : target.querySelector("[data-verdict]"));
     if (verdict && target.id === "verdict-area") { sound(verdict.getAttribute("data-verdict")); }
     if (target && target.id === "verify-live" && verdict) { sound(verdict.getAttribute("data-verdict")); }
-    document.querySelectorAll("form [data-scan-input]").forEach(function (input) { input.value = ""; });
     focusScanInput();
+  });
+
+  // A scan box is emptied once its own scan was sent, never by another swap (a printer state
+  // or a bag card arriving while a scanner is still typing must not cut the read short).
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (form && form.tagName === "FORM") {
+      var input = form.querySelector("[data-scan-input]");
+      if (input) { input.value = ""; }
+    }
+    var box = document.querySelector("[data-scan-input]");
+    if (box && box.value === "" && !box.matches(":focus")) { focusScanInput(); }
   });
 
   // The htmx SSE extension swaps server-sent fragments without an afterSwap on the target in

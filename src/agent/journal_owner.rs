@@ -208,6 +208,11 @@ enum Command {
         reply: Reply<Result<(), NotParked>>,
     },
     VerifyAudit(Reply<Result<i64, BrokenLink>>),
+    /// The bags received at this site of each of these orders (the receipt screen's list).
+    BagsReceived {
+        cois: Vec<String>,
+        reply: Reply<Vec<Vec<u8>>>,
+    },
 }
 
 impl JournalOwner {
@@ -631,6 +636,15 @@ impl JournalOwner {
         .await
     }
 
+    /// The bags received at this site of each order in `cois`, in order.
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn bags_received(&self, cois: Vec<String>) -> Result<Vec<Vec<u8>>, OwnerError> {
+        self.call(|reply| Command::BagsReceived { cois, reply })
+            .await
+    }
+
     /// # Errors
     /// The journal failed or its owner stopped.
     pub async fn verify_audit(&self) -> Result<Result<i64, BrokenLink>, OwnerError> {
@@ -922,6 +936,14 @@ impl Owner {
             }
             Command::VerifyAudit(reply) => {
                 let _ = reply.send(self.journal.verify_audit());
+            }
+            Command::BagsReceived { cois, reply } => {
+                let site_id = &self.here.site_id;
+                let _ = reply.send(
+                    cois.iter()
+                        .map(|coi| self.journal.bags_received(site_id, coi))
+                        .collect(),
+                );
             }
         }
     }

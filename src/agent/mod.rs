@@ -11,6 +11,7 @@
 pub mod journal_owner;
 pub mod metrics;
 pub mod notify;
+pub mod previews;
 pub mod sessions;
 
 use std::future::Future;
@@ -101,7 +102,13 @@ pub enum PinRefusal {
     LockedOut { until: jiff::Timestamp },
     #[error("journal: {0}")]
     Journal(String),
+    /// Too many PIN checks waiting: try again.
+    #[error("busy")]
+    Busy,
 }
+
+/// How long a PIN check waits for its turn before it is refused as busy.
+const PIN_CHECK_WAIT: Duration = Duration::from_secs(3);
 
 /// The agent as its faces see it: cheap to clone, shared by the API's handlers.
 #[derive(Debug, Clone)]
@@ -136,6 +143,10 @@ struct Shared {
     central_link: Option<CentralLink>,
     /// Operators signed in to the screens.
     sessions: sessions::Sessions,
+    /// One PIN check at a time ([`Agent::check_pin`]).
+    pin_checks: tokio::sync::Semaphore,
+    /// Label previews rendered lately.
+    previews: previews::Previews,
     /// This workstation's name and its collection site's time zone is the order's.
     workstation: String,
 }
@@ -195,6 +206,11 @@ impl Agent {
         &self.inner.sessions
     }
 
+    /// Label previews rendered lately.
+    pub fn previews(&self) -> &previews::Previews {
+        &self.inner.previews
+    }
+
     pub fn workstation(&self) -> &str {
         &self.inner.workstation
     }
@@ -237,6 +253,13 @@ impl Agent {
         purpose: &'static str,
     ) -> Result<crate::journal::operators::OperatorRow, PinRefusal> {
         use crate::journal::operators::PinRecorded;
+        // One PIN check at a time: a burst of guesses waits its turn (each sees the lockout the
+        // ones before it recorded), and at most one Argon2id evaluation's memory is in use.
+        let Ok(Ok(_turn)) =
+            tokio::time::timeout(PIN_CHECK_WAIT, self.inner.pin_checks.acquire()).await
+        else {
+            return Err(PinRefusal::Busy);
+        };
         let journal = &self.inner.journal;
         let now = jiff::Timestamp::now();
         let operator = journal
@@ -269,6 +292,16 @@ impl Agent {
                 self.inner.sessions.end_operator(&operator.id);
                 Err(PinRefusal::LockedOut { until })
             }
+        }
+    }
+
+    /// Whether operator `id` may act: known and not disabled (an unreadable journal counts as
+    /// yes: the action then fails on its own, with its reason).
+    pub async fn operator_active(&self, id: &str) -> bool {
+        match self.inner.journal.operator(id).await {
+            Ok(Some(op)) => op.disabled_at.is_none(),
+            Ok(None) => false,
+            Err(_) => true,
         }
     }
 
@@ -1081,6 +1114,8 @@ pub async fn run_exposing(
             synced_at: Mutex::new(None),
             central_link: CentralLink::from_config(&config),
             sessions: sessions::Sessions::new(config.ui_idle),
+            pin_checks: tokio::sync::Semaphore::new(1),
+            previews: previews::Previews::default(),
             workstation: config.workstation.clone(),
         }),
     };
@@ -1354,11 +1389,18 @@ async fn read_scanner(agent: Agent, index: usize, spec: ScannerSpec) {
             }
             scan = scans.recv() => match scan {
                 Some(scan) => {
-                    // The read is the person's signed in at this station's screen, if any.
-                    let operator = agent
+                    // The read is the person's signed in at this station's screen, if any
+                    // (and still enabled: one disabled elsewhere is signed out here).
+                    let mut operator = agent
                         .inner
                         .sessions
                         .station_operator(slot.step, std::time::Instant::now());
+                    if let Some(id) = &operator {
+                        if !agent.operator_active(id).await {
+                            agent.inner.sessions.end_operator(id);
+                            operator = None;
+                        }
+                    }
                     match agent.scan(scan, slot.step, None, operator).await {
                         Ok(report) => tracing::info!(
                             scanner = %slot.name,

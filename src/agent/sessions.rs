@@ -113,15 +113,15 @@ impl Sessions {
     }
 
     /// The operator signed in at `step`'s station screen most recently, if still live: a scan
-    /// from that station's scanner is theirs (and counts as their activity).
+    /// from that station's scanner is theirs. It is not their activity: a scanner keeps no one
+    /// signed in who walked away from the screen.
     pub fn station_operator(&self, step: Step, now: Instant) -> Option<String> {
         let mut entries = super::lock(&self.entries);
         self.expire(&mut entries, now);
         let entry = entries
-            .values_mut()
+            .values()
             .filter(|e| e.station.is_some_and(|(s, _)| s == step))
             .max_by_key(|e| e.station.map(|(_, at)| at))?;
-        entry.last_used = now;
         Some(entry.session.operator.clone())
     }
 }

@@ -40,6 +40,12 @@ const MAX_SCAN: usize = 1024;
 /// The longest operator id (a badge or user id).
 const MAX_OPERATOR: usize = 64;
 
+/// A bag label's preview: the one `/api/` route a screen's session may use.
+const PREVIEW_ROUTE: &str = "/api/v1/orders/{coi}/bags/{bag}/preview.png";
+
+/// How long a rendered preview is served again (its collection time is "now", to the minute).
+const PREVIEW_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The most scans one `GET /api/v1/scans` returns.
 const MAX_SCANS: usize = 1000;
 
@@ -69,7 +75,7 @@ pub fn router(agent: Agent) -> Router {
         .route("/api/v1/orders", get(list_orders))
         .route("/api/v1/orders/{coi}", get(show_order))
         .route("/api/v1/orders/{coi}/bags/{bag}/labels", post(print_label))
-        .route("/api/v1/orders/{coi}/bags/{bag}/preview.png", get(preview))
+        .route(PREVIEW_ROUTE, get(preview))
         .route("/api/v1/jobs/{job_id}/void", post(void_label))
         .route("/api/v1/scans", post(post_scan).get(recent_scans))
         .route("/api/v1/events", get(events))
@@ -156,11 +162,15 @@ async fn same_origin(State(agent): State<Agent>, request: Request, next: Next) -
 /// preview may also be fetched by a signed-in operator's screen (the token never reaches the
 /// browser).
 async fn bearer(State(agent): State<Agent>, request: Request, next: Next) -> Response {
-    if request.method() == Method::GET
-        && request.uri().path().ends_with("/preview.png")
+    let preview = request.method() == Method::GET
+        && request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .is_some_and(|p| p.as_str() == PREVIEW_ROUTE);
+    if preview
         && ui::signed_in(&agent, request.headers(), false)
             .await
-            .is_some()
+            .is_some_and(|session| ui::may_print(session.role))
     {
         return next.run(request).await;
     }
@@ -382,7 +392,7 @@ async fn show_order(
 }
 
 /// A bag label's preview (PNG) as it would print now on the default printer: the same layout
-/// as the print, from the cached order. Nothing is recorded.
+/// as the print, from the cached order, for an order collected here. Nothing is recorded.
 async fn preview(State(agent): State<Agent>, Path((coi, bag)): Path<(String, String)>) -> Response {
     let Ok(coi) = CoiId::parse(&coi) else {
         return error(
@@ -401,17 +411,38 @@ async fn preview(State(agent): State<Agent>, Path((coi, bag)): Path<(String, Str
         Ok(book) => book,
         Err(problem) => return error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string()),
     };
+    let Some(order) = book.by_coi(&coi) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no cached order has this COI identifier",
+        );
+    };
+    // Only what this workstation may print: its own collections.
+    if order.collection.facility.site_id != agent.site_id() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "this order's bags are labelled at its collection site",
+        );
+    }
     let dpi = agent
         .printer_dpi(None)
         .unwrap_or(crate::printer::DEFAULT_DPI);
+    // The same order book, bag and resolution within the TTL: the same picture (a screen asks
+    // again each time a bag's state changes). A new order book is a new key.
+    let key = (
+        coi.as_str().to_owned(),
+        bag,
+        dpi,
+        std::sync::Arc::as_ptr(&book) as usize,
+    );
+    if let Some(png) = agent.previews().get(&key, PREVIEW_TTL) {
+        return ([(header::CONTENT_TYPE, "image/png")], png.to_vec()).into_response();
+    }
     let rendered = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, (StatusCode, String)> {
-        let Some(order) = book.by_coi(&coi) else {
-            return Err((
-                StatusCode::NOT_FOUND,
-                "no cached order has this COI identifier".to_owned(),
-            ));
-        };
         let unprocessable = |e: String| (StatusCode::UNPROCESSABLE_ENTITY, e);
+        let Some(order) = book.by_coi(&coi) else {
+            return Err(unprocessable("the order left the cache".to_owned()));
+        };
         let templates = crate::label::builtin().map_err(|e| unprocessable(e.to_string()))?;
         let template = templates
             .iter()
@@ -425,7 +456,12 @@ async fn preview(State(agent): State<Agent>, Path((coi, bag)): Path<(String, Str
     })
     .await;
     match rendered {
-        Ok(Ok(png)) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
+        Ok(Ok(png)) => {
+            agent
+                .previews()
+                .put(key, std::sync::Arc::from(png.as_slice()));
+            ([(header::CONTENT_TYPE, "image/png")], png).into_response()
+        }
         Ok(Err((status, message))) => error(status, &format!("no preview: {message}")),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the preview failed"),
     }

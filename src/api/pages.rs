@@ -474,29 +474,31 @@ pub fn recent_scans(scans: &[ScanReport], zone: &jiff::tz::TimeZone) -> Markup {
     }
 }
 
-/// An order in transit to this site with its bags: received or still missing.
+/// An order in transit to this site with its bags: (bag, received here).
 #[derive(Debug)]
 pub struct Expected<'a> {
     pub order: &'a Order,
-    pub bags: Vec<BagLabelReport>,
+    pub received: Vec<(u8, bool)>,
 }
 
-pub fn expected(orders: &[Expected<'_>]) -> Markup {
+/// The orders in transit here with their bags; `more` not shown.
+pub fn expected(orders: &[Expected<'_>], more: usize) -> Markup {
     html! {
         ul.expected {
             @if orders.is_empty() { li { "No orders are in transit to this site." } }
             @for e in orders {
-                @let missing: Vec<u8> = e.bags.iter().filter(|b| !b.received).map(|b| b.bag).collect();
-                li data-coi=(e.order.coi.as_str()) data-missing=(missing.len()) {
+                @let missing = e.received.iter().filter(|(_, r)| !r).count();
+                li data-coi=(e.order.coi.as_str()) data-missing=(missing) {
                     strong { (e.order.order_id) } " · " span.mono { (e.order.coi.as_str()) }
                     br;
-                    @for b in &e.bags {
-                        span class={"chip " (if b.received { "good" } else { "warn" })} {
-                            "Bag " (b.bag) ": " @if b.received { "received" } @else { "missing" }
+                    @for (bag, received) in &e.received {
+                        span class={"chip " (if *received { "good" } else { "warn" })} {
+                            "Bag " (bag) ": " @if *received { "received" } @else { "missing" }
                         }
                     }
                 }
             }
+            @if more > 0 { li { (more) " more in transit, not shown." } }
         }
     }
 }
@@ -549,8 +551,10 @@ pub fn admin(view: &AdminView<'_>) -> Markup {
                             td { (e.last_error.as_deref().unwrap_or("")) }
                             td {
                                 @if e.state == "parked" {
-                                    button hx-post="/ui/admin/outbox/requeue" hx-vals=(format!(r#"{{"event_id":"{}"}}"#, e.event_id))
-                                        hx-target="#admin-main" hx-swap="outerHTML" data-action="requeue" { "Requeue" }
+                                    form hx-post="/ui/admin/outbox/requeue" hx-target="#admin-main" hx-swap="outerHTML" {
+                                        input type="hidden" name="event_id" value=(e.event_id);
+                                        button type="submit" data-action="requeue" { "Requeue" }
+                                    }
                                     details {
                                         summary { "Acknowledge…" }
                                         form hx-post="/ui/admin/outbox/ack" hx-target="#admin-main" hx-swap="outerHTML" {
@@ -583,8 +587,14 @@ pub fn admin(view: &AdminView<'_>) -> Markup {
                             }
                             td {
                                 @if op.disabled_at.is_none() {
-                                    button.danger hx-post="/ui/admin/operators/disable" hx-vals=(format!(r#"{{"id":"{}"}}"#, op.id))
-                                        hx-target="#admin-main" hx-swap="outerHTML" hx-confirm={"Disable " (op.id) "?"} { "Disable" }
+                                    details {
+                                        summary data-action="disable-open" { "Disable…" }
+                                        form hx-post="/ui/admin/operators/disable" hx-target="#admin-main" hx-swap="outerHTML" {
+                                            input type="hidden" name="id" value=(op.id);
+                                            (pin_field(&format!("disable-{}", op.id)))
+                                            button.danger type="submit" data-action="disable" { "Disable " (op.id) }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -597,6 +607,7 @@ pub fn admin(view: &AdminView<'_>) -> Markup {
                 label { "Name " input name="name" required maxlength="80"; }
                 label { "Role " select name="role" { option value="nurse" { "nurse" } option value="tech" { "tech" } option value="admin" { "admin" } } }
                 label { "Their PIN (6+ digits) " input name="new_pin" type="password" inputmode="numeric" required maxlength="32" autocomplete="off"; }
+                (pin_field("add-operator"))
                 button type="submit" { "Add" }
             }
         }

@@ -34,6 +34,8 @@ pub const COOKIE: &str = "coi_session";
 pub const BAG_TEMPLATE: &str = "apheresis-bag";
 /// How many recent scans the receipt station lists.
 const RECENT: usize = 12;
+/// How many orders in transit the receipt screen lists.
+const EXPECTED_SHOWN: usize = 30;
 /// The longest reason text taken.
 const MAX_REASON: usize = 200;
 /// The longest scan taken from a page.
@@ -141,6 +143,11 @@ fn to_login(headers: &HeaderMap) -> Response {
     }
 }
 
+/// Whether `role` works at the print station (and may see label previews).
+pub fn may_print(role: Role) -> bool {
+    allowed(role, Step::Verify)
+}
+
 fn allowed(role: Role, screen: Step) -> bool {
     match screen {
         Step::Verify => matches!(role, Role::Nurse | Role::Admin),
@@ -214,13 +221,20 @@ fn pin_words(refusal: &PinRefusal, zone: &jiff::tz::TimeZone) -> String {
         PinRefusal::Journal(_) => {
             "Sign-in is not available: the journal cannot record. Call site IT.".to_owned()
         }
+        PinRefusal::Busy => "Busy checking other PINs: try again in a moment.".to_owned(),
     }
 }
 
 async fn login(
     State(agent): State<Agent>,
+    headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    // Whoever was signed in on this browser is signed out first: a sign-in never continues
+    // another session.
+    if let Some(old) = cookie(&headers) {
+        agent.sessions().end(old);
+    }
     let Ok(Form(form)) = form else {
         return screen(
             StatusCode::BAD_REQUEST,
@@ -448,8 +462,12 @@ async fn order_bags(
     headers: HeaderMap,
 ) -> Response {
     // A background refresh: not the operator's activity.
-    if signed_in(&agent, &headers, false).await.is_none() {
-        return to_login(&headers);
+    match signed_in(&agent, &headers, false).await {
+        None => return to_login(&headers),
+        Some(session) if !allowed(session.role, Step::Verify) => {
+            return StatusCode::FORBIDDEN.into_response();
+        }
+        Some(_) => {}
     }
     match order_and_bags(&agent, &coi).await {
         Ok((book, coi, bags)) => match book.by_coi(&coi) {
@@ -534,41 +552,33 @@ async fn print_all(
         Ok(found) => found,
         Err(problem) => return fragment(pages::problem(&problem)),
     };
-    let mut printed = Vec::new();
+    let mut printed: Vec<String> = Vec::new();
+    let before = |printed: &[String]| match printed {
+        [] => "No bag was printed before it.".to_owned(),
+        bags => format!("Printed before it: bag {}.", bags.join(", ")),
+    };
     for bag in bags.iter().filter(|b| matches!(b.label, "none" | "voided")) {
-        match print_one(&agent, &coi_id, bag.bag, &session, None).await {
-            Ok(report) if report.state == "confirmed" => printed.push(report.bag.to_string()),
-            Ok(report) => {
-                let notice = Notice::Refused(format!(
-                    "Bag {}: {} (printed before it: {}).",
-                    report.bag,
-                    report.message,
-                    if printed.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        printed.join(", ")
-                    }
-                ));
-                return order_section(&agent, &coi, &notice, None).await;
+        // Each bag only once the one before is confirmed: a label the printer cannot confirm
+        // stops the run, so nobody looks for a label that did not come out.
+        let stopped = match print_one(&agent, &coi_id, bag.bag, &session, None).await {
+            Ok(report) if report.state == "confirmed" => {
+                printed.push(report.bag.to_string());
+                continue;
             }
-            Err(problem) => {
-                let notice = Notice::Refused(format!(
-                    "Bag {}: {problem} (printed before it: {}).",
-                    bag.bag,
-                    if printed.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        printed.join(", ")
-                    }
-                ));
-                return order_section(&agent, &coi, &notice, None).await;
-            }
-        }
+            Ok(report) => format!("Bag {}: {}", report.bag, report.message),
+            Err(problem) => format!("Bag {}: {problem}", bag.bag),
+        };
+        let notice = Notice::Refused(format!("{stopped} Stopped there. {}", before(&printed)));
+        return order_section(&agent, &coi, &notice, None).await;
     }
-    let notice = Notice::Done(format!(
-        "PRINTED bags {}. Now scan each label you just printed.",
-        printed.join(", ")
-    ));
+    let notice = if printed.is_empty() {
+        Notice::Done("Every bag already has a label.".to_owned())
+    } else {
+        Notice::Done(format!(
+            "PRINTED bag {}. Now scan each label you just printed.",
+            printed.join(", ")
+        ))
+    };
     order_section(&agent, &coi, &notice, None).await
 }
 
@@ -594,7 +604,15 @@ fn reason_text(form: &ReasonForm, choices: &[&str]) -> Result<String, String> {
         "Other" if details.is_empty() => Err("Say why in Details.".to_owned()),
         "Other" => Ok(details.to_owned()),
         choice if choices.contains(&choice) && details.is_empty() => Ok(choice.to_owned()),
-        choice if choices.contains(&choice) => Ok(format!("{choice}: {details}")),
+        choice if choices.contains(&choice) => {
+            let reason = format!("{choice}: {details}");
+            if reason.chars().count() > MAX_REASON {
+                return Err(format!(
+                    "The reason and details together: at most {MAX_REASON} characters."
+                ));
+            }
+            Ok(reason)
+        }
         _ => Err("Choose a reason.".to_owned()),
     }
 }
@@ -790,27 +808,44 @@ async fn receipt_lists(agent: &Agent) -> Result<(Markup, Markup), String> {
         .collect();
     let book = agent.journal().orders().await.map_err(|e| e.to_string())?;
     let site = agent.site_id();
-    let mut expected = Vec::new();
-    for order in book.orders().iter().filter(|o| {
-        o.manufacturing.site_id == site
-            && matches!(
-                o.status,
-                crate::orders::record::OrderStatus::Shipped
-                    | crate::orders::record::OrderStatus::Collected
-            )
-    }) {
-        let bags = agent
-            .journal()
-            .bag_labels(order.coi.as_str(), order.collection.bags)
-            .await
-            .map_err(|e| e.to_string())?;
-        expected.push(pages::Expected { order, bags });
-    }
+    // In transit here, the most recent collections first; only the first few are looked up
+    // (a screen shows a few dozen, and this runs for every scan on every open screen).
+    let mut in_transit: Vec<&crate::orders::record::Order> = book
+        .orders()
+        .iter()
+        .filter(|o| {
+            o.manufacturing.site_id == site
+                && o.status == crate::orders::record::OrderStatus::Shipped
+        })
+        .collect();
+    in_transit.sort_by_key(|o| std::cmp::Reverse(o.collection.scheduled_for));
+    let more = in_transit.len().saturating_sub(EXPECTED_SHOWN);
+    in_transit.truncate(EXPECTED_SHOWN);
+    let received = agent
+        .journal()
+        .bags_received(
+            in_transit
+                .iter()
+                .map(|o| o.coi.as_str().to_owned())
+                .collect(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut expected: Vec<pages::Expected<'_>> = in_transit
+        .into_iter()
+        .zip(received)
+        .map(|(order, received)| pages::Expected {
+            order,
+            received: (1..=order.collection.bags)
+                .map(|bag| (bag, received.contains(&bag)))
+                .collect(),
+        })
+        .collect();
     // Orders with bags still missing first.
-    expected.sort_by_key(|e| e.bags.iter().all(|b| b.received));
+    expected.sort_by_key(|e| e.received.iter().all(|(_, r)| *r));
     Ok((
         pages::recent_scans(&scans, &zone),
-        pages::expected(&expected),
+        pages::expected(&expected, more),
     ))
 }
 
@@ -1006,6 +1041,9 @@ struct OperatorForm {
     role: String,
     #[serde(default)]
     new_pin: String,
+    /// The admin's own PIN, asked again.
+    #[serde(default)]
+    pin: String,
 }
 
 async fn add_operator(
@@ -1028,6 +1066,9 @@ async fn add_operator(
         .and_then(|()| operators::check_pin(&form.new_pin));
     if let Err(problem) = checked {
         return admin_view(&agent, Some((false, format!("Not added: {problem}")))).await;
+    }
+    if let Err(problem) = pin_again(&agent, &session, &form.pin, "add_operator").await {
+        return admin_view(&agent, Some((false, problem))).await;
     }
     let pin = form.new_pin;
     let Ok(Ok(hash)) = tokio::task::spawn_blocking(move || operators::hash_pin(&pin)).await else {
@@ -1076,6 +1117,9 @@ async fn disable_operator(
             Some((false, "You cannot disable yourself.".to_owned())),
         )
         .await;
+    }
+    if let Err(problem) = pin_again(&agent, &session, &form.pin, "disable_operator").await {
+        return admin_view(&agent, Some((false, problem))).await;
     }
     let message = match agent
         .journal()
@@ -1149,7 +1193,12 @@ async fn events(
                     let notice = tokio::select! {
                         notice = notices.recv() => notice,
                         () = tokio::time::sleep(Duration::from_secs(10)) => {
-                            agent.sessions().get(&sid, Instant::now(), false)?;
+                            // Signed out, timed out, or disabled in another process.
+                            let session = agent.sessions().get(&sid, Instant::now(), false)?;
+                            if !agent.operator_active(&session.operator).await {
+                                agent.sessions().end_operator(&session.operator);
+                                return None;
+                            }
                             continue;
                         }
                         () = crate::agent::until_true(&mut stopping) => return None,
@@ -1157,7 +1206,17 @@ async fn events(
                     agent.sessions().get(&sid, Instant::now(), false)?;
                     let notice = match notice {
                         Ok(notice) => notice,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        // Fell behind: the receipt screen's lists are sent afresh (a verdict
+                        // missed is in the recent scans).
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            if step == Some(Step::Receipt) {
+                                if let Ok((recent, expected)) = receipt_lists(&agent).await {
+                                    queued.push_back(sse("recent", &recent));
+                                    queued.push_back(sse("expected", &expected));
+                                }
+                            }
+                            continue;
+                        }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     };
                     queued.extend(station_events(&agent, step, coi.as_deref(), &notice).await);

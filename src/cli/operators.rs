@@ -109,7 +109,7 @@ pub(super) fn disable(
         Ok(()) => {
             writeln!(
                 out,
-                "operator {id} disabled (signed out of the screens within a minute)"
+                "operator {id} disabled (signed out of the screens at their next action, or within 10 s on an open screen)"
             )?;
             Ok(ExitCode::SUCCESS)
         }

@@ -170,6 +170,22 @@ impl Journal {
     ) -> Result<PinRecorded, JournalError> {
         let at = utc_text(now);
         let tx = self.write()?;
+        // A lockout that began after this attempt was checked (another attempt recorded in
+        // between) stands: a right PIN does not lift it.
+        let locked: Option<String> = tx
+            .query_row(
+                "SELECT locked_until FROM operators WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        if let Some(until) = locked
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .filter(|until| *until > now)
+        {
+            return Ok(PinRecorded::LockedOut { until });
+        }
         if right {
             tx.execute(
                 "UPDATE operators SET wrong_pins = 0, locked_until = NULL WHERE id = ?1",
