@@ -713,6 +713,7 @@ pub fn verify_scan(
     scan: &Scan,
     station: Station<'_>,
     operator: Option<&str>,
+    on_screen: Option<&CoiId>,
 ) -> Result<Verified, VerifyError> {
     let earlier = earlier_half(journal, scan, station, Step::Verify, operator)?;
     let received = std::collections::HashSet::new();
@@ -726,6 +727,24 @@ pub fn verify_scan(
         freshness: None,
     };
     let verdict = judge(scan, earlier.as_deref(), book, &ctx);
+    // Scanned at an order's screen: a label (or half of one) of another order is not this
+    // bag's, whatever it is waiting for elsewhere.
+    if let (Some(screen), Some(coi)) = (on_screen, verdict.coi) {
+        if coi != *screen {
+            let screen_order = book
+                .by_coi(screen)
+                .map_or_else(|| screen.as_str().to_owned(), |o| o.order_id.clone());
+            let verdict = Verdict {
+                outcome: Outcome::Mismatch(Reason::NotExpected),
+                message: format!(
+                    "WRONG ORDER: this label is of order {}, not of order {screen_order} on the screen. Do not use it on this bag; check the bag and its labels with your supervisor.",
+                    verdict.order_id.as_deref().unwrap_or(coi.as_str())
+                ),
+                ..verdict
+            };
+            return record_unclaimed(journal, scan, station, operator, verdict);
+        }
+    }
     let job = match (verdict.outcome, verdict.coi) {
         (Outcome::Incomplete(_), _) | (_, None) => None,
         (Outcome::Sample, Some(coi)) => journal
@@ -857,6 +876,17 @@ pub fn verify_scan(
     } else {
         verdict
     };
+    record_unclaimed(journal, scan, station, operator, verdict)
+}
+
+/// Records a verify scan that checks no job, with its verdict (nothing is flagged or sent).
+fn record_unclaimed(
+    journal: &mut Journal,
+    scan: &Scan,
+    station: Station<'_>,
+    operator: Option<&str>,
+    verdict: Verdict,
+) -> Result<Verified, VerifyError> {
     let parse_error = scan.parse().err().map(|e| e.to_string());
     let at = utc_text(scan.at);
     let id = journal.record_scan(

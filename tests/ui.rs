@@ -592,3 +592,53 @@ async fn previews_and_operator_changes_are_for_the_roles_that_need_them() {
     assert_eq!(status, StatusCode::OK);
     station.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_of_another_order_scanned_at_an_orders_page_is_not_verified() {
+    let station = Station::start("ui-wrong-order", "site-apheresis-1", "", None).await;
+    // Two orders to label at this site, each with a label waiting for its check.
+    station
+        .edit_orders(|orders| orders[1]["status"] = "scheduled".into())
+        .await;
+    let nurse = station.sign_in("nurse1", "111111").await;
+    for path in [
+        "/ui/print/orders/CHA999925000042/bags/1",
+        "/ui/print/orders/CHA999925000043/bags/1",
+    ] {
+        let (_, _, main) = station.send(station.post(path, Some(&nurse), "")).await;
+        assert!(main.contains("data-job-state=\"confirmed\""), "{main}");
+    }
+    // On order 42's page, order 43's label: refused as not this bag's, nothing verified.
+    let (_, _, main) = station
+        .send(station.post(
+            "/ui/print/verify",
+            Some(&nurse),
+            "coi=CHA999925000042&data=%3D%2B02000%3DA99992512345701%26%2FCHA999925000043",
+        ))
+        .await;
+    assert!(main.contains("NOT VERIFIED"), "{main}");
+    assert!(main.contains("WRONG ORDER"), "{main}");
+    assert!(!main.contains("data-label=\"verified\""), "{main}");
+    let verified: i64 = rusqlite::Connection::open(&station.dir.0)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM print_jobs WHERE verification IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(verified, 0, "neither label was checked by a wrong scan");
+    // The same label at its own order's page is verified.
+    let (_, _, main) = station
+        .send(station.post(
+            "/ui/print/verify",
+            Some(&nurse),
+            "coi=CHA999925000043&data=%3D%2B02000%3DA99992512345701%26%2FCHA999925000043",
+        ))
+        .await;
+    assert!(
+        main.contains("VERIFIED") && !main.contains("NOT VERIFIED"),
+        "{main}"
+    );
+    station.stop().await;
+}

@@ -120,6 +120,8 @@ enum Command {
     /// The verify step: against a given job, or the label waiting for it.
     Verify {
         job_id: Option<String>,
+        /// Scanned at this order's screen: another order's label is not this bag's.
+        on_screen: Option<crate::isbt128::coi::CoiId>,
         scan: Scan,
         operator: Option<String>,
         reply: oneshot::Sender<Result<Verified, VerifyError>>,
@@ -399,11 +401,13 @@ impl JournalOwner {
     pub async fn verify(
         &self,
         job_id: Option<String>,
+        on_screen: Option<crate::isbt128::coi::CoiId>,
         scan: Scan,
         operator: Option<String>,
     ) -> Result<Result<Verified, VerifyError>, Stopped> {
         self.ask(|reply| Command::Verify {
             job_id,
+            on_screen,
             scan,
             operator,
             reply,
@@ -773,6 +777,7 @@ impl Owner {
             }
             Command::Verify {
                 job_id,
+                on_screen,
                 scan,
                 operator,
                 reply,
@@ -794,6 +799,7 @@ impl Owner {
                             &scan,
                             station,
                             operator.as_deref(),
+                            on_screen.as_ref(),
                         ),
                     }
                 });

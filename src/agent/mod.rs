@@ -381,6 +381,23 @@ impl Agent {
         job_id: Option<String>,
         operator: Option<String>,
     ) -> Result<ScanReport, FlowError> {
+        self.scan_on_screen(scan, step, job_id, None, operator)
+            .await
+    }
+
+    /// As [`Agent::scan`], scanned at the print station's page of order `on_screen`: at the
+    /// verify step, a label of another order is refused as not this bag's.
+    ///
+    /// # Errors
+    /// As [`Agent::scan`].
+    pub async fn scan_on_screen(
+        &self,
+        scan: Scan,
+        step: Step,
+        job_id: Option<String>,
+        on_screen: Option<crate::isbt128::coi::CoiId>,
+        operator: Option<String>,
+    ) -> Result<ScanReport, FlowError> {
         let journal = &self.inner.journal;
         let report = match step {
             Step::Receipt => {
@@ -390,7 +407,7 @@ impl Agent {
                         .map_err(|e| FlowError::Journal(e.to_string()))?;
                 ScanReport::new(&recorded)
             }
-            Step::Verify => match journal.verify(job_id, scan, operator).await {
+            Step::Verify => match journal.verify(job_id, on_screen, scan, operator).await {
                 Ok(Ok(verified)) => ScanReport::verified(&verified),
                 Ok(Err(VerifyError::Journal(problem))) => {
                     return Err(FlowError::Journal(problem.to_string()));
@@ -1391,17 +1408,29 @@ async fn read_scanner(agent: Agent, index: usize, spec: ScannerSpec) {
                 Some(scan) => {
                     // The read is the person's signed in at this station's screen, if any
                     // (and still enabled: one disabled elsewhere is signed out here).
-                    let mut operator = agent
+                    // A verify scanner's read at an order's page is checked against that
+                    // order: another order's label is not this bag's.
+                    let station = agent
                         .inner
                         .sessions
-                        .station_operator(slot.step, std::time::Instant::now());
+                        .station(slot.step, std::time::Instant::now());
+                    let (mut operator, on_screen) = match station {
+                        Some((operator, coi)) => (
+                            Some(operator),
+                            coi.and_then(|c| crate::isbt128::coi::CoiId::parse(&c).ok()),
+                        ),
+                        None => (None, None),
+                    };
                     if let Some(id) = &operator {
                         if !agent.operator_active(id).await {
                             agent.inner.sessions.end_operator(id);
                             operator = None;
                         }
                     }
-                    match agent.scan(scan, slot.step, None, operator).await {
+                    match agent
+                        .scan_on_screen(scan, slot.step, None, on_screen, operator)
+                        .await
+                    {
                         Ok(report) => tracing::info!(
                             scanner = %slot.name,
                             scan_id = report.id,

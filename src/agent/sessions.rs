@@ -27,8 +27,9 @@ pub struct Session {
 struct Entry {
     session: Session,
     last_used: Instant,
-    /// The station screen this session last opened, and when.
-    station: Option<(Step, Instant)>,
+    /// The station screen this session last opened, when, and the order on it (a print
+    /// station's order page).
+    station: Option<(Step, Instant, Option<String>)>,
 }
 
 #[derive(Debug)]
@@ -95,10 +96,10 @@ impl Sessions {
         Some(entry.session.clone())
     }
 
-    /// Records that session `id` has `step`'s station screen open.
-    pub fn at_station(&self, id: &str, step: Step, now: Instant) {
+    /// Records that session `id` has `step`'s station screen open, showing order `coi` if any.
+    pub fn at_station(&self, id: &str, step: Step, coi: Option<&str>, now: Instant) {
         if let Some(entry) = super::lock(&self.entries).get_mut(id) {
-            entry.station = Some((step, now));
+            entry.station = Some((step, now, coi.map(str::to_owned)));
         }
     }
 
@@ -116,13 +117,20 @@ impl Sessions {
     /// from that station's scanner is theirs. It is not their activity: a scanner keeps no one
     /// signed in who walked away from the screen.
     pub fn station_operator(&self, step: Step, now: Instant) -> Option<String> {
+        self.station(step, now).map(|(operator, _)| operator)
+    }
+
+    /// The operator signed in at `step`'s station screen most recently (if still live), and
+    /// the order that screen shows, if any.
+    pub fn station(&self, step: Step, now: Instant) -> Option<(String, Option<String>)> {
         let mut entries = super::lock(&self.entries);
         self.expire(&mut entries, now);
         let entry = entries
             .values()
-            .filter(|e| e.station.is_some_and(|(s, _)| s == step))
-            .max_by_key(|e| e.station.map(|(_, at)| at))?;
-        Some(entry.session.operator.clone())
+            .filter(|e| e.station.as_ref().is_some_and(|(s, _, _)| *s == step))
+            .max_by_key(|e| e.station.as_ref().map(|(_, at, _)| *at))?;
+        let coi = entry.station.as_ref().and_then(|(_, _, coi)| coi.clone());
+        Some((entry.session.operator.clone(), coi))
     }
 }
 
@@ -167,8 +175,17 @@ mod tests {
         let a = sessions.start(session("t1"), t0).expect("random");
         let b = sessions.start(session("t2"), t0).expect("random");
         assert_eq!(sessions.station_operator(Step::Receipt, t0), None);
-        sessions.at_station(&a, Step::Receipt, t0);
-        sessions.at_station(&b, Step::Verify, t0 + Duration::from_secs(1));
+        sessions.at_station(&a, Step::Receipt, None, t0);
+        sessions.at_station(
+            &b,
+            Step::Verify,
+            Some("CHA999925000042"),
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(
+            sessions.station(Step::Verify, t0 + Duration::from_secs(2)),
+            Some(("t2".to_owned(), Some("CHA999925000042".to_owned())))
+        );
         assert_eq!(
             sessions.station_operator(Step::Receipt, t0 + Duration::from_secs(2)),
             Some("t1".to_owned())

@@ -338,7 +338,7 @@ async fn print_list(State(agent): State<Agent>, headers: HeaderMap) -> Response 
     if let Some(id) = cookie(&headers) {
         agent
             .sessions()
-            .at_station(id, Step::Verify, Instant::now());
+            .at_station(id, Step::Verify, None, Instant::now());
     }
     let book = match agent.journal().orders().await {
         Ok(book) => book,
@@ -435,7 +435,7 @@ async fn print_order(
     if let Some(id) = cookie(&headers) {
         agent
             .sessions()
-            .at_station(id, Step::Verify, Instant::now());
+            .at_station(id, Step::Verify, Some(&coi), Instant::now());
     }
     let (book, coi, bags) = match order_and_bags(&agent, &coi).await {
         Ok(found) => found,
@@ -737,14 +737,18 @@ fn page_scan(data: &str, screen: &str) -> Result<Scan, String> {
 async fn run_scan(
     agent: &Agent,
     scan: Scan,
-    step: Step,
+    (step, on_screen): (Step, Option<CoiId>),
     job: Option<String>,
     session: &Session,
 ) -> Result<ScanReport, String> {
     let flow = {
         let agent = agent.clone();
         let operator = Some(session.operator.clone());
-        tokio::spawn(async move { agent.scan(scan, step, job, operator).await })
+        tokio::spawn(async move {
+            agent
+                .scan_on_screen(scan, step, job, on_screen, operator)
+                .await
+        })
     };
     match flow.await {
         Ok(Ok(report)) => Ok(report),
@@ -778,7 +782,16 @@ async fn verify(
             return order_section(&agent, &coi, &Notice::Refused(problem), job.as_deref()).await;
         }
     };
-    match run_scan(&agent, scan, Step::Verify, job.clone(), &session).await {
+    let on_screen = CoiId::parse(&coi).ok();
+    match run_scan(
+        &agent,
+        scan,
+        (Step::Verify, on_screen),
+        job.clone(),
+        &session,
+    )
+    .await
+    {
         Ok(report) => {
             // An incomplete half keeps waiting for the same job.
             let keep = (report.verdict.verdict == "incomplete")
@@ -857,7 +870,7 @@ async fn receive_page(State(agent): State<Agent>, headers: HeaderMap) -> Respons
     if let Some(id) = cookie(&headers) {
         agent
             .sessions()
-            .at_station(id, Step::Receipt, Instant::now());
+            .at_station(id, Step::Receipt, None, Instant::now());
     }
     let (recent, expected) = match receipt_lists(&agent).await {
         Ok(lists) => lists,
@@ -897,7 +910,7 @@ async fn receive_scan(
         Ok(scan) => scan,
         Err(problem) => return refuse(problem),
     };
-    match run_scan(&agent, scan, Step::Receipt, None, &session).await {
+    match run_scan(&agent, scan, (Step::Receipt, None), None, &session).await {
         Ok(report) => fragment(pages::verdict(&report, &jiff::tz::TimeZone::system())),
         Err(problem) => refuse(problem),
     }
@@ -1165,10 +1178,12 @@ async fn events(
     let Some(sid) = cookie(&headers).map(str::to_owned) else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
+    let coi = query.coi.filter(|c| CoiId::parse(c).is_ok());
     if let Some(step) = step {
-        agent.sessions().at_station(&sid, step, Instant::now());
+        agent
+            .sessions()
+            .at_station(&sid, step, coi.as_deref(), Instant::now());
     }
-    let coi = query.coi;
     let notices = agent.subscribe();
     let stopping = agent.stopping();
     let state = (
@@ -1253,11 +1268,10 @@ async fn station_events(
                 events.push(sse("expected", &expected));
             }
         }
+        // Every verify scan at this workstation shows on the print screen: one of another
+        // order says so (it was refused as not this bag's when scanned at this page).
         (N::Scan(report), Some(Step::Verify)) if report.step == "verify" => {
-            let ours = coi.is_none_or(|c| report.verdict.coi.as_deref().is_none_or(|r| r == c));
-            if ours {
-                events.push(sse("verify", &pages::verify_result(report)));
-            }
+            events.push(sse("verify", &pages::verify_result(report)));
         }
         (N::Job(job), Some(Step::Verify)) if coi.is_none_or(|c| c == job.coi) => {
             events.push(Event::default().event("job").data(job.state));

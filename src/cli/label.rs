@@ -296,6 +296,7 @@ pub(super) fn verify(
     };
     let verified = runtime.block_on(journal.verify(
         Some(job_id.to_owned()),
+        None,
         scan,
         operator.map(str::to_owned),
     ))?;

@@ -121,6 +121,27 @@ impl Station {
             .unwrap()
     }
 
+    /// Changes the order file with `edit` and syncs it into the journal's cache (as `coi-agent
+    /// orders sync` does beside a running `serve`).
+    pub async fn edit_orders(&self, edit: impl FnOnce(&mut Vec<Value>)) {
+        let base = self.dir.0.parent().unwrap();
+        let path = base.join("orders.json");
+        let mut orders: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(orders["orders"].as_array_mut().unwrap());
+        std::fs::write(&path, orders.to_string()).unwrap();
+        let synced = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(["orders", "sync", "--config"])
+            .arg(base.join("coi-agent.toml"))
+            .output()
+            .unwrap();
+        assert!(
+            synced.status.success(),
+            "{}",
+            String::from_utf8_lossy(&synced.stderr)
+        );
+    }
+
     /// The agent's HTTP address.
     pub fn base(&self) -> String {
         format!("http://{}", self.host)
