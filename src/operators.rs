@@ -67,6 +67,8 @@ pub enum Invalid {
     Name,
     #[error("PIN: {MIN_PIN} to {MAX_PIN} digits")]
     Pin,
+    #[error("PIN: not one digit repeated, and not digits counting up or down (such as 123456)")]
+    GuessablePin,
 }
 
 /// An operator id as it may be recorded: a badge's or a user's id.
@@ -103,6 +105,25 @@ pub fn check_pin(pin: &str) -> Result<(), Invalid> {
     } else {
         Err(Invalid::Pin)
     }
+}
+
+/// A new PIN: a valid one that is not a run anyone would try first (one digit repeated, or
+/// digits counting up or down, such as 123456).
+///
+/// # Errors
+/// [`Invalid::Pin`] or [`Invalid::GuessablePin`].
+pub fn check_new_pin(pin: &str) -> Result<(), Invalid> {
+    check_pin(pin)?;
+    let digits = pin.as_bytes();
+    let steps: Vec<i16> = digits
+        .windows(2)
+        .map(|w| i16::from(w[1]) - i16::from(w[0]))
+        .collect();
+    let run = |step: i16| steps.iter().all(|s| *s == step);
+    if run(0) || run(1) || run(-1) {
+        return Err(Invalid::GuessablePin);
+    }
+    Ok(())
 }
 
 /// The PIN's Argon2id hash (PHC string: algorithm, parameters and a random salt).
@@ -147,6 +168,16 @@ mod tests {
         assert_eq!(check_pin(" 123456"), Err(Invalid::Pin));
         assert_eq!(check_pin(&"1".repeat(33)), Err(Invalid::Pin));
         assert_eq!(check_pin("123456"), Ok(()));
+    }
+
+    #[test]
+    fn new_pins_are_not_runs() {
+        for pin in ["111111", "123456", "987654", "0123456789"] {
+            assert_eq!(check_new_pin(pin), Err(Invalid::GuessablePin), "{pin}");
+        }
+        assert_eq!(check_new_pin("12345"), Err(Invalid::Pin));
+        assert_eq!(check_new_pin("135790"), Ok(()));
+        assert_eq!(check_new_pin("112233"), Ok(()));
     }
 
     #[test]

@@ -150,6 +150,9 @@ pub struct BagLabelReport {
     /// The bag's label as the print station shows it: `none`, `queued`, `printed`,
     /// `unconfirmed`, `verified`, `flagged`, or `voided` (voided, none printed since).
     pub label: &'static str,
+    /// The collection time the latest label carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collected_at: Option<String>,
 }
 
 /// The patient, only when asked for (`?patient=true`, `orders show --patient`).

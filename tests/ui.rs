@@ -578,7 +578,7 @@ async fn previews_and_operator_changes_are_for_the_roles_that_need_them() {
     assert_eq!(status, StatusCode::OK);
     // Adding an operator asks for the admin's PIN again.
     let admin = station.sign_in("admin1", "333333").await;
-    let add = |pin: &str| format!("id=rn2&name=Second+Nurse&role=nurse&new_pin=444444&pin={pin}");
+    let add = |pin: &str| format!("id=rn2&name=Second+Nurse&role=nurse&new_pin=135790&pin={pin}");
     let (_, _, page) = station
         .send(station.post("/ui/admin/operators", Some(&admin), &add("000000")))
         .await;
@@ -587,7 +587,7 @@ async fn previews_and_operator_changes_are_for_the_roles_that_need_them() {
         .send(station.post("/ui/admin/operators", Some(&admin), &add("333333")))
         .await;
     assert!(page.contains("Added operator rn2"), "{page}");
-    let rn2 = station.sign_in("rn2", "444444").await;
+    let rn2 = station.sign_in("rn2", "135790").await;
     let (status, _, _) = station.send(station.get("/print", Some(&rn2))).await;
     assert_eq!(status, StatusCode::OK);
     station.stop().await;
@@ -640,5 +640,50 @@ async fn a_label_of_another_order_scanned_at_an_orders_page_is_not_verified() {
         main.contains("VERIFIED") && !main.contains("NOT VERIFIED"),
         "{main}"
     );
+    station.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_lets_a_locked_out_operator_in_again_and_half_a_read_says_how_long_it_waits() {
+    let station = Station::start("ui-unlock", "site-lab-1", "", None).await;
+    for _ in 0..5 {
+        station
+            .send(station.post("/login", None, "operator=tech1&pin=999999"))
+            .await;
+    }
+    let (_, _, page) = station
+        .send(station.post("/login", None, "operator=tech1&pin=222222"))
+        .await;
+    assert!(page.contains("Locked out"), "{page}");
+    let admin = station.sign_in("admin1", "333333").await;
+    let (_, _, page) = station.send(station.get("/admin", Some(&admin))).await;
+    assert!(page.contains("Unlock…"), "{page}");
+    assert!(
+        !page.contains("Disable admin1"),
+        "an admin is not offered to disable themselves"
+    );
+    let (_, _, page) = station
+        .send(station.post(
+            "/ui/admin/operators/enable",
+            Some(&admin),
+            "id=tech1&pin=333333",
+        ))
+        .await;
+    assert!(page.contains("can sign in again"), "{page}");
+    let tech = station.sign_in("tech1", "222222").await;
+    let kinds: Vec<String> = station
+        .journal()
+        .audit_entries(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"operator_enabled".to_owned()), "{kinds:?}");
+    // Half a read: the screen knows how long it waits for the other half.
+    let (_, _, verdict) = station
+        .send(station.post("/ui/receive", Some(&tech), "data=+%3DA99992512345701+"))
+        .await;
+    assert!(verdict.contains("data-verdict=\"incomplete\""), "{verdict}");
+    assert!(verdict.contains("data-pair-window=\"15\""), "{verdict}");
     station.stop().await;
 }

@@ -7,14 +7,59 @@
   // name ever goes into a URL.
   function wireFilter(input) {
     var rows = document.querySelectorAll(input.getAttribute("data-filter"));
+    var none = document.querySelector(input.getAttribute("data-none"));
     input.addEventListener("input", function () {
-      var words = input.value.toLowerCase().trim().split(/\s+/).filter(Boolean);
+      // "Rivera, Alex" as shown finds RIVERA Alex: punctuation is not part of a word.
+      var words = input.value.toLowerCase().replace(/[,;]/g, " ").trim().split(/\s+/).filter(Boolean);
+      var shown = 0;
       rows.forEach(function (row) {
         var text = row.getAttribute("data-search") || "";
         var show = words.every(function (w) { return text.indexOf(w) >= 0; });
         row.hidden = !show;
+        if (show) { shown += 1; }
       });
+      if (none) { none.hidden = shown > 0; }
     });
+  }
+
+  // A preview that cannot be made says why instead of showing a broken picture.
+  function explainPreview(img) {
+    fetch(img.src, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+      return r.ok ? null : r.json();
+    }).then(function (body) {
+      if (!body) { return; }
+      var p = document.createElement("p");
+      p.className = "state bad";
+      p.setAttribute("data-preview-error", "");
+      p.textContent = "NO LABEL CAN BE MADE: " + (body.error || "unknown reason") + " Ask site IT; do not label this bag by hand.";
+      img.replaceWith(p);
+    }).catch(function () { /* the daemon is restarting */ });
+  }
+  document.addEventListener("error", function (event) {
+    var img = event.target;
+    if (img && img.tagName === "IMG" && img.classList.contains("preview")) { explainPreview(img); }
+  }, true);
+
+  // Half a read waits only so long for its other half: say when it has lapsed.
+  function watchHalf(root) {
+    var half = root && root.querySelector ? root.querySelector("[data-pair-window]") : null;
+    if (!half) { return; }
+    var seconds = parseInt(half.getAttribute("data-pair-window"), 10) || 15;
+    setTimeout(function () {
+      if (!half.isConnected) { return; }
+      half.setAttribute("data-verdict", "lapsed");
+      half.className = "verdict bad";
+      var headline = half.querySelector(".headline");
+      var message = half.querySelector(".message");
+      if (headline) { headline.textContent = "HALF A SCAN LAPSED"; }
+      if (message) { message.textContent = "The other barcode was not scanned within " + seconds + " s. Scan both barcodes of the bag again."; }
+    }, seconds * 1000);
+  }
+
+  // What an action answered may be above or below the fold: bring it into view.
+  function reveal(target) {
+    var notice = target && target.querySelector ? target.querySelector(".notice, .verdict") : null;
+    if (notice && notice.scrollIntoView) { notice.scrollIntoView({ block: "center" }); }
   }
 
   // A scanner is a keyboard: keep the scan box focused so a read lands in it, and clear it
@@ -66,8 +111,20 @@
   document.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail.target;
     var verdict = target && (target.matches("[data-verdict]") ? target : target.querySelector("[data-verdict]"));
-    if (verdict && target.id === "verdict-area") { sound(verdict.getAttribute("data-verdict")); }
-    if (target && target.id === "verify-live" && verdict) { sound(verdict.getAttribute("data-verdict")); }
+    var station = target && (target.id === "verdict-area" || target.id === "verify-live");
+    // #order-main is swapped by outerHTML: the new section is in the document by its id.
+    if (target && target.id === "order-main") {
+      var main = document.getElementById("order-main");
+      verdict = main && main.querySelector("[data-verdict]");
+      station = Boolean(verdict);
+      reveal(main);
+    }
+    if (target && target.id === "admin-main") { reveal(document.getElementById("admin-main")); }
+    if (verdict && station) {
+      sound(verdict.getAttribute("data-verdict"));
+      watchHalf(verdict.parentNode);
+      if (target.id !== "order-main") { reveal(target); }
+    }
     focusScanInput();
   });
 

@@ -185,6 +185,11 @@ enum Command {
         by: Option<String>,
         reply: Reply<Result<(), OperatorProblem>>,
     },
+    EnableOperator {
+        id: String,
+        by: Option<String>,
+        reply: Reply<Result<(), OperatorProblem>>,
+    },
     /// A PIN attempt's outcome (a lockout is audited).
     RecordPin {
         id: String,
@@ -576,6 +581,19 @@ impl JournalOwner {
             .await
     }
 
+    /// Enables an operator again and lifts a lockout.
+    ///
+    /// # Errors
+    /// The journal failed or its owner stopped.
+    pub async fn enable_operator(
+        &self,
+        id: String,
+        by: Option<String>,
+    ) -> Result<Result<(), OperatorProblem>, OwnerError> {
+        self.call(|reply| Command::EnableOperator { id, by, reply })
+            .await
+    }
+
     /// Records a PIN attempt (see [`Journal::record_pin`]).
     ///
     /// # Errors
@@ -908,6 +926,9 @@ impl Owner {
             Command::DisableOperator { id, by, reply } => {
                 let _ = reply.send(self.journal.disable_operator(&id, by.as_deref()));
             }
+            Command::EnableOperator { id, by, reply } => {
+                let _ = reply.send(self.journal.enable_operator(&id, by.as_deref()));
+            }
             Command::RecordPin {
                 id,
                 right,
@@ -992,13 +1013,13 @@ impl Owner {
         (1..=bags)
             .map(|bag| {
                 let latest = self.journal.bag_label_jobs(coi, bag)?.pop();
-                let verification = match &latest {
-                    Some((job_id, _)) => self
-                        .journal
-                        .print_job(job_id)?
-                        .and_then(|job| job.verification),
+                let job = match &latest {
+                    Some((job_id, _)) => self.journal.print_job(job_id)?,
                     None => None,
                 };
+                let (verification, collected_at) = job
+                    .map(|job| (job.verification, job.collected_at))
+                    .unwrap_or_default();
                 let state = latest
                     .as_ref()
                     .map_or_else(|| "none".to_owned(), |(_, state)| state.clone());
@@ -1009,6 +1030,7 @@ impl Owner {
                     state,
                     job_id: latest.map(|(job_id, _)| job_id),
                     verification,
+                    collected_at,
                     received: self.journal.is_received(&site_id, coi, bag)?,
                 })
             })

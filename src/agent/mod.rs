@@ -147,6 +147,10 @@ struct Shared {
     pin_checks: tokio::sync::Semaphore,
     /// Label previews rendered lately.
     previews: previews::Previews,
+    /// Why custody events are not being delivered at all (no usable central service).
+    delivery_problem: Option<String>,
+    /// How long half a read waits for the other half ([`Config::pair_window`]).
+    pair_window: Duration,
     /// This workstation's name and its collection site's time zone is the order's.
     workstation: String,
 }
@@ -204,6 +208,16 @@ impl Agent {
     /// Operators signed in to the screens.
     pub fn sessions(&self) -> &sessions::Sessions {
         &self.inner.sessions
+    }
+
+    /// How long half a read waits for the other half.
+    pub fn pair_window(&self) -> Duration {
+        self.inner.pair_window
+    }
+
+    /// Why custody events are not being delivered at all, if that is so.
+    pub fn delivery_problem(&self) -> Option<String> {
+        self.inner.delivery_problem.clone()
     }
 
     /// Label previews rendered lately.
@@ -1133,6 +1147,16 @@ pub async fn run_exposing(
             sessions: sessions::Sessions::new(config.ui_idle),
             pin_checks: tokio::sync::Semaphore::new(1),
             previews: previews::Previews::default(),
+            pair_window: config.pair_window,
+            delivery_problem: match &central {
+                Ok(Some(_)) => None,
+                Ok(None) => Some(
+                    "no [central] section in the configuration: they wait in the outbox".to_owned(),
+                ),
+                Err(problem) => Some(format!(
+                    "the central service is not usable ({problem}): they wait in the outbox"
+                )),
+            },
             workstation: config.workstation.clone(),
         }),
     };

@@ -427,10 +427,30 @@ async fn preview(State(agent): State<Agent>, Path((coi, bag)): Path<(String, Str
     let dpi = agent
         .printer_dpi(None)
         .unwrap_or(crate::printer::DEFAULT_DPI);
-    // The same order book, bag and resolution within the TTL: the same picture (a screen asks
-    // again each time a bag's state changes). A new order book is a new key.
+    // The collection time the bag's label carries, or the one its collection's labels carry
+    // (one per collection), or now for a collection not labelled yet.
+    let bags = match agent
+        .journal()
+        .bag_labels(coi.as_str(), order.collection.bags)
+        .await
+    {
+        Ok(bags) => bags,
+        Err(problem) => return error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string()),
+    };
+    let printed_at = bags
+        .iter()
+        .find(|b| b.bag == bag && b.collected_at.is_some())
+        .or_else(|| bags.iter().find(|b| b.collected_at.is_some()))
+        .and_then(|b| b.collected_at.as_deref())
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    // The same order book, bag, time and resolution within the TTL: the same picture (a
+    // screen asks again each time a bag's state changes). A new order book is a new key.
     let key = (
-        coi.as_str().to_owned(),
+        format!(
+            "{}@{}",
+            coi.as_str(),
+            printed_at.map(|t| t.to_string()).unwrap_or_default()
+        ),
         bag,
         dpi,
         std::sync::Arc::as_ptr(&book) as usize,
@@ -448,7 +468,8 @@ async fn preview(State(agent): State<Agent>, Path((coi, bag)): Path<(String, Str
             .iter()
             .find(|t| t.name == ui::BAG_TEMPLATE)
             .ok_or_else(|| unprocessable("no bag label template".to_owned()))?;
-        let data = crate::label::data::LabelData::new(order, bag, jiff::Timestamp::now())
+        let at = printed_at.unwrap_or_else(jiff::Timestamp::now);
+        let data = crate::label::data::LabelData::new(order, bag, at)
             .map_err(|e| unprocessable(format!("order {}: {e}", order.order_id)))?;
         let label =
             crate::label::render(template, &data, dpi).map_err(|e| unprocessable(e.to_string()))?;

@@ -35,6 +35,13 @@ pub fn local_time(at: jiff::Timestamp, zone: &jiff::tz::TimeZone) -> String {
     format!("{} ({name})", zoned.strftime("%Y-%m-%d %H:%M %Z"))
 }
 
+/// A scan's time to the second, so two scans of one bag read apart.
+fn scan_time(at: jiff::Timestamp, zone: &jiff::tz::TimeZone) -> String {
+    let zoned = at.to_zoned(zone.clone());
+    let name = zone.iana_name().unwrap_or("UTC");
+    format!("{} ({name})", zoned.strftime("%Y-%m-%d %H:%M:%S %Z"))
+}
+
 /// The zone named `name`, or UTC.
 pub fn zone(name: Option<&str>) -> jiff::tz::TimeZone {
     name.and_then(|n| jiff::tz::TimeZone::get(n).ok())
@@ -80,6 +87,7 @@ pub fn page(title: &str, session: Option<&Session>, station: &str, body: &Markup
 }
 
 pub fn login(message: Option<&str>, operator: &str) -> Markup {
+    let known = !operator.is_empty();
     html! {
         section.login {
             h1 { "Sign in" }
@@ -88,9 +96,9 @@ pub fn login(message: Option<&str>, operator: &str) -> Markup {
             }
             form method="post" action="/login" autocomplete="off" {
                 label for="operator" { "Operator ID (scan your badge)" }
-                input #operator name="operator" value=(operator) required autofocus maxlength="64";
+                input #operator name="operator" value=(operator) required autofocus[!known] maxlength="64";
                 label for="pin" { "PIN" }
-                input #pin name="pin" type="password" inputmode="numeric" required maxlength="32";
+                input #pin name="pin" type="password" inputmode="numeric" required maxlength="32" autocomplete="off" autofocus[known];
                 button.primary type="submit" { "Sign in" }
             }
         }
@@ -165,7 +173,8 @@ pub fn print_list(rows: &[OrderRow<'_>], printers: &[DeviceReport]) -> Markup {
             }
         }
         label for="order-search" { "Find an order: patient name, COI or order ID" }
-        input #order-search type="search" autocomplete="off" data-filter="#orders tbody tr" autofocus;
+        input #order-search type="search" autocomplete="off" data-filter="#orders tbody tr[data-search]" data-none="#no-match" autofocus;
+        p #no-match.notice.warn hidden { "No order matches. Check the spelling, or search by COI or order ID." }
         table #orders {
             thead { tr { th { "Collection" } th { "Patient" } th { "Date of birth" } th { "Order" } th { "COI" } th { "Bags" } th { "Status" } } }
             tbody {
@@ -253,6 +262,7 @@ pub fn order_main(
                     @let good = report.state == "confirmed";
                     p class={"notice " (if good { "good" } else { "bad" })} role="status" data-job-state=(report.state) {
                         strong { "Bag " (report.bag) ": " } (report.message)
+                        @if !report.message.ends_with('.') { "." }
                         @if good { " Now scan the label you just printed." }
                     }
                 }
@@ -369,7 +379,7 @@ fn verify_panel(coi: &str, job: Option<&str>) -> Markup {
 
 /// A verdict, large, in words and colour: `data-verdict` is `match`, `sample`, `incomplete`
 /// or `mismatch`.
-pub fn verdict(scan: &ScanReport, zone: &jiff::tz::TimeZone) -> Markup {
+pub fn verdict(scan: &ScanReport, zone: &jiff::tz::TimeZone, pair_window_secs: u64) -> Markup {
     let v = &scan.verdict;
     let (class, headline) = match v.verdict {
         "match" => ("good", "MATCH"),
@@ -379,7 +389,8 @@ pub fn verdict(scan: &ScanReport, zone: &jiff::tz::TimeZone) -> Markup {
     };
     let at = scan.at.parse::<jiff::Timestamp>().ok();
     html! {
-        div class={"verdict " (class)} data-verdict=(v.verdict) data-scan-id=(scan.id) role="alert" aria-live="assertive" {
+        div class={"verdict " (class)} data-verdict=(v.verdict) data-scan-id=(scan.id) role="alert" aria-live="assertive"
+            data-pair-window=[(v.verdict == "incomplete").then_some(pair_window_secs)] {
             p.headline { (headline) }
             @if let Some(reason) = v.reason { p.reason data-reason=(reason) { (reason.replace('_', " ").to_uppercase()) } }
             p.message { (v.message) }
@@ -405,12 +416,13 @@ pub fn receive(
     expected: &Markup,
     scanners: &[String],
     zone: &jiff::tz::TimeZone,
+    pair_window_secs: u64,
 ) -> Markup {
     html! {
         div hx-ext="sse" sse-connect="/ui/events/receive" {
             div #verdict-area sse-swap="verdict" hx-swap="innerHTML" {
                 @match last {
-                    Some(scan) => (verdict(scan, zone)),
+                    Some(scan) => (verdict(scan, zone, pair_window_secs)),
                     None => div.verdict.idle data-verdict="waiting" { p.headline { "READY" } p.message { "Scan a bag." } },
                 }
             }
@@ -418,6 +430,7 @@ pub fn receive(
                 label for="scan-data" {
                     "Scanner: "
                     @if scanners.is_empty() { "none configured — scan into this box" } @else { (scanners.join(", ")) " or this box" }
+                    " (scan both barcodes of a bag with the same one)"
                 }
                 input #scan-data name="data" autocomplete="off" maxlength="1024" autofocus data-scan-input;
                 button type="submit" { "Check" }
@@ -451,7 +464,7 @@ fn meta_line(
         parts.push(format!("bag {bag} of {bags}"));
     }
     if let Some(at) = at {
-        parts.push(local_time(at, zone));
+        parts.push(scan_time(at, zone));
     }
     parts.join(" · ")
 }
@@ -467,7 +480,7 @@ pub fn recent_scans(scans: &[ScanReport], zone: &jiff::tz::TimeZone) -> Markup {
                     @if let Some(reason) = scan.verdict.reason { " " (reason.replace('_', " ")) }
                     @if let Some(order) = &scan.verdict.order_id { " · " (order) }
                     @if let Some(bag) = scan.verdict.bag { " bag " (bag) }
-                    @if let Some(at) = at { " · " (local_time(at, zone)) }
+                    @if let Some(at) = at { " · " (scan_time(at, zone)) }
                 }
             }
         }
@@ -516,6 +529,12 @@ pub struct AdminView<'a> {
     pub operators: &'a [OperatorRow],
     pub zone: jiff::tz::TimeZone,
     pub message: Option<(bool, String)>,
+    /// The signed-in admin (who cannot disable themselves).
+    pub me: &'a str,
+    /// Outbox events waiting beyond those listed.
+    pub more_waiting: usize,
+    /// Why events are not being delivered at all, if that is so.
+    pub delivery_problem: Option<String>,
 }
 
 pub fn admin(view: &AdminView<'_>) -> Markup {
@@ -541,6 +560,9 @@ pub fn admin(view: &AdminView<'_>) -> Markup {
             }
             h2 { "Outbox" }
             p data-pending=(view.pending) { (view.pending) " event(s) waiting to be delivered." }
+            @if let Some(problem) = &view.delivery_problem {
+                p.notice.bad data-delivery="stopped" { "Events are not being delivered: " (problem) }
+            }
             table #outbox {
                 thead { tr { th { "Event" } th { "Kind" } th { "State" } th { "Attempts" } th { "Last error" } th {} } }
                 tbody {
@@ -570,6 +592,7 @@ pub fn admin(view: &AdminView<'_>) -> Markup {
                     }
                 }
             }
+            @if view.more_waiting > 0 { p { (view.more_waiting) " more not listed (coi-agent outbox status lists them all)." } }
             h2 { "Audit trail" }
             button hx-post="/ui/admin/audit" hx-target="#audit-result" hx-swap="innerHTML" data-action="audit-verify" { "Verify the audit trail" }
             div #audit-result {}
@@ -586,7 +609,19 @@ pub fn admin(view: &AdminView<'_>) -> Markup {
                                 @else { "active" }
                             }
                             td {
-                                @if op.disabled_at.is_none() {
+                                @if op.disabled_at.is_some() || op.locked_at(now).is_some() {
+                                    details {
+                                        summary data-action="enable-open" {
+                                            @if op.disabled_at.is_some() { "Enable…" } @else { "Unlock…" }
+                                        }
+                                        form hx-post="/ui/admin/operators/enable" hx-target="#admin-main" hx-swap="outerHTML" {
+                                            input type="hidden" name="id" value=(op.id);
+                                            (pin_field(&format!("enable-{}", op.id)))
+                                            button type="submit" data-action="enable" { "Let " (op.id) " sign in" }
+                                        }
+                                    }
+                                }
+                                @if op.disabled_at.is_none() && view.me != op.id {
                                     details {
                                         summary data-action="disable-open" { "Disable…" }
                                         form hx-post="/ui/admin/operators/disable" hx-target="#admin-main" hx-swap="outerHTML" {

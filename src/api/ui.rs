@@ -66,6 +66,7 @@ pub fn routes() -> Router<Agent> {
         .route("/ui/admin/audit", post(audit))
         .route("/ui/admin/operators", post(add_operator))
         .route("/ui/admin/operators/disable", post(disable_operator))
+        .route("/ui/admin/operators/enable", post(enable_operator))
         .route("/ui/events/{station}", get(events))
 }
 
@@ -198,7 +199,19 @@ async fn login_page(State(agent): State<Agent>, headers: HeaderMap) -> Response 
     if let Some(session) = signed_in(&agent, &headers, false).await {
         return Redirect::to(session.role.home()).into_response();
     }
-    screen(StatusCode::OK, "Sign in", None, &pages::login(None, ""))
+    // A cookie whose session is gone: say why the screen went back here.
+    let message = cookie(&headers).map(|_| {
+        format!(
+            "You were signed out: {} minutes without using the screens, signed out elsewhere, or your operator was disabled or locked. Sign in again.",
+            agent.sessions().idle().as_secs() / 60
+        )
+    });
+    screen(
+        StatusCode::OK,
+        "Sign in",
+        None,
+        &pages::login(message.as_deref(), ""),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -719,7 +732,8 @@ struct ScanForm {
 
 /// A scan typed or pasted into a page, as a scanner's read from that screen.
 fn page_scan(data: &str, screen: &str) -> Result<Scan, String> {
-    let data = data.trim_end_matches(['\r', '\n']);
+    // A pasted read may bring spaces or a line end; ISBT 128 data has none at its ends.
+    let data = data.trim_matches([' ', '\t', '\r', '\n']);
     if data.is_empty() {
         return Err("Nothing was scanned.".to_owned());
     }
@@ -882,6 +896,7 @@ async fn receive_page(State(agent): State<Agent>, headers: HeaderMap) -> Respons
         &expected,
         &agent.scanners_for(Step::Receipt),
         &jiff::tz::TimeZone::system(),
+        agent.pair_window().as_secs(),
     );
     screen(StatusCode::OK, "Receipt station", Some(&session), &body)
 }
@@ -911,18 +926,25 @@ async fn receive_scan(
         Err(problem) => return refuse(problem),
     };
     match run_scan(&agent, scan, (Step::Receipt, None), None, &session).await {
-        Ok(report) => fragment(pages::verdict(&report, &jiff::tz::TimeZone::system())),
+        Ok(report) => fragment(pages::verdict(
+            &report,
+            &jiff::tz::TimeZone::system(),
+            agent.pair_window().as_secs(),
+        )),
         Err(problem) => refuse(problem),
     }
 }
 
-async fn admin_view(agent: &Agent, message: Option<(bool, String)>) -> Response {
-    fragment(admin_markup(agent, message).await)
+async fn admin_view(agent: &Agent, me: &str, message: Option<(bool, String)>) -> Response {
+    fragment(admin_markup(agent, me, message).await)
 }
 
-async fn admin_markup(agent: &Agent, message: Option<(bool, String)>) -> Markup {
+/// How many waiting outbox events the admin screen lists.
+const WAITING_SHOWN: usize = 50;
+
+async fn admin_markup(agent: &Agent, me: &str, message: Option<(bool, String)>) -> Markup {
     let health = agent.journal().health().await;
-    let waiting = agent.journal().waiting_events(200).await;
+    let waiting = agent.journal().waiting_events(WAITING_SHOWN).await;
     let operators = agent.journal().operators().await;
     let (Ok(health), Ok(waiting), Ok(operators)) = (health, waiting, operators) else {
         return pages::problem("The journal cannot be read. Call site IT.");
@@ -940,6 +962,12 @@ async fn admin_markup(agent: &Agent, message: Option<(bool, String)>) -> Markup 
         operators: &operators,
         zone: jiff::tz::TimeZone::system(),
         message,
+        me,
+        more_waiting: usize::try_from(health.outbox.pending)
+            .unwrap_or(0)
+            .saturating_add(health.outbox.parked.len())
+            .saturating_sub(waiting.len()),
+        delivery_problem: agent.delivery_problem(),
     })
 }
 
@@ -952,7 +980,7 @@ async fn admin_page(State(agent): State<Agent>, headers: HeaderMap) -> Response 
         Ok(session) => session,
         Err(response) => return response,
     };
-    let body = admin_markup(&agent, None).await;
+    let body = admin_markup(&agent, &session.operator, None).await;
     screen(StatusCode::OK, "Admin", Some(&session), &body)
 }
 
@@ -975,7 +1003,12 @@ async fn requeue(
         Err(response) => return response,
     };
     let Ok(Form(form)) = form else {
-        return admin_view(&agent, Some((false, "No event given.".to_owned()))).await;
+        return admin_view(
+            &agent,
+            &session.operator,
+            Some((false, "No event given.".to_owned())),
+        )
+        .await;
     };
     let message = match agent
         .journal()
@@ -987,7 +1020,7 @@ async fn requeue(
         Err(problem) => (false, format!("Not requeued: {problem}")),
     };
     agent.wake_outbox();
-    admin_view(&agent, Some(message)).await
+    admin_view(&agent, &session.operator, Some(message)).await
 }
 
 async fn acknowledge(
@@ -1000,7 +1033,12 @@ async fn acknowledge(
         Err(response) => return response,
     };
     let Ok(Form(form)) = form else {
-        return admin_view(&agent, Some((false, "No event given.".to_owned()))).await;
+        return admin_view(
+            &agent,
+            &session.operator,
+            Some((false, "No event given.".to_owned())),
+        )
+        .await;
     };
     let reason = form.reason.trim();
     if reason.is_empty()
@@ -1009,12 +1047,13 @@ async fn acknowledge(
     {
         return admin_view(
             &agent,
+            &session.operator,
             Some((false, format!("Say why (1 to {MAX_REASON} characters)."))),
         )
         .await;
     }
     if let Err(problem) = pin_again(&agent, &session, &form.pin, "acknowledge").await {
-        return admin_view(&agent, Some((false, problem))).await;
+        return admin_view(&agent, &session.operator, Some((false, problem))).await;
     }
     let message = match agent
         .journal()
@@ -1029,7 +1068,7 @@ async fn acknowledge(
         Ok(Err(problem)) => (false, format!("Not closed: {problem:?}")),
         Err(problem) => (false, format!("Not closed: {problem}")),
     };
-    admin_view(&agent, Some(message)).await
+    admin_view(&agent, &session.operator, Some(message)).await
 }
 
 async fn audit(State(agent): State<Agent>, headers: HeaderMap) -> Response {
@@ -1069,24 +1108,40 @@ async fn add_operator(
         Err(response) => return response,
     };
     let Ok(Form(form)) = form else {
-        return admin_view(&agent, Some((false, "Fill in every field.".to_owned()))).await;
+        return admin_view(
+            &agent,
+            &session.operator,
+            Some((false, "Fill in every field.".to_owned())),
+        )
+        .await;
     };
     let Some(role) = Role::parse(&form.role) else {
-        return admin_view(&agent, Some((false, "Choose a role.".to_owned()))).await;
+        return admin_view(
+            &agent,
+            &session.operator,
+            Some((false, "Choose a role.".to_owned())),
+        )
+        .await;
     };
     let checked = operators::check_id(&form.id)
         .and_then(|()| operators::check_name(&form.name))
-        .and_then(|()| operators::check_pin(&form.new_pin));
+        .and_then(|()| operators::check_new_pin(&form.new_pin));
     if let Err(problem) = checked {
-        return admin_view(&agent, Some((false, format!("Not added: {problem}")))).await;
+        return admin_view(
+            &agent,
+            &session.operator,
+            Some((false, format!("Not added: {problem}"))),
+        )
+        .await;
     }
     if let Err(problem) = pin_again(&agent, &session, &form.pin, "add_operator").await {
-        return admin_view(&agent, Some((false, problem))).await;
+        return admin_view(&agent, &session.operator, Some((false, problem))).await;
     }
     let pin = form.new_pin;
     let Ok(Ok(hash)) = tokio::task::spawn_blocking(move || operators::hash_pin(&pin)).await else {
         return admin_view(
             &agent,
+            &session.operator,
             Some((false, "Not added: the PIN could not be hashed.".to_owned())),
         )
         .await;
@@ -1109,7 +1164,7 @@ async fn add_operator(
         Ok(Err(problem)) => (false, format!("Not added: {problem}")),
         Err(problem) => (false, format!("Not added: {problem}")),
     };
-    admin_view(&agent, Some(message)).await
+    admin_view(&agent, &session.operator, Some(message)).await
 }
 
 async fn disable_operator(
@@ -1122,17 +1177,23 @@ async fn disable_operator(
         Err(response) => return response,
     };
     let Ok(Form(form)) = form else {
-        return admin_view(&agent, Some((false, "No operator given.".to_owned()))).await;
+        return admin_view(
+            &agent,
+            &session.operator,
+            Some((false, "No operator given.".to_owned())),
+        )
+        .await;
     };
     if form.id == session.operator {
         return admin_view(
             &agent,
+            &session.operator,
             Some((false, "You cannot disable yourself.".to_owned())),
         )
         .await;
     }
     if let Err(problem) = pin_again(&agent, &session, &form.pin, "disable_operator").await {
-        return admin_view(&agent, Some((false, problem))).await;
+        return admin_view(&agent, &session.operator, Some((false, problem))).await;
     }
     let message = match agent
         .journal()
@@ -1149,7 +1210,7 @@ async fn disable_operator(
         Ok(Err(problem)) => (false, format!("Not disabled: {problem}")),
         Err(problem) => (false, format!("Not disabled: {problem}")),
     };
-    admin_view(&agent, Some(message)).await
+    admin_view(&agent, &session.operator, Some(message)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -1261,7 +1322,11 @@ async fn station_events(
         (N::Scan(report), Some(Step::Receipt)) if report.step == "receipt" => {
             events.push(sse(
                 "verdict",
-                &pages::verdict(report, &jiff::tz::TimeZone::system()),
+                &pages::verdict(
+                    report,
+                    &jiff::tz::TimeZone::system(),
+                    agent.pair_window().as_secs(),
+                ),
             ));
             if let Ok((recent, expected)) = receipt_lists(agent).await {
                 events.push(sse("recent", &recent));
@@ -1288,4 +1353,39 @@ async fn station_events(
         _ => {}
     }
     events
+}
+
+async fn enable_operator(
+    State(agent): State<Agent>,
+    headers: HeaderMap,
+    form: Result<Form<OperatorForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let session = match operator_for(&agent, &headers, is_admin).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(Form(form)) = form else {
+        return admin_view(
+            &agent,
+            &session.operator,
+            Some((false, "No operator given.".to_owned())),
+        )
+        .await;
+    };
+    if let Err(problem) = pin_again(&agent, &session, &form.pin, "enable_operator").await {
+        return admin_view(&agent, &session.operator, Some((false, problem))).await;
+    }
+    let message = match agent
+        .journal()
+        .enable_operator(form.id.clone(), Some(session.operator.clone()))
+        .await
+    {
+        Ok(Ok(())) => (
+            true,
+            format!("Operator {} can sign in again (lockout lifted).", form.id),
+        ),
+        Ok(Err(problem)) => (false, format!("Not enabled: {problem}")),
+        Err(problem) => (false, format!("Not enabled: {problem}")),
+    };
+    admin_view(&agent, &session.operator, Some(message)).await
 }

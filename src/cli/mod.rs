@@ -518,6 +518,13 @@ pub enum OperatorsCommand {
         #[arg(value_name = "ID")]
         id: String,
     },
+    /// Enable a disabled operator again, or lift a lockout after wrong PINs (audited).
+    Enable {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        #[arg(value_name = "ID")]
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -728,6 +735,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         Command::Operators {
             command: OperatorsCommand::Disable { config, id },
         } => operators::disable(&config, &id, out, err),
+        Command::Operators {
+            command: OperatorsCommand::Enable { config, id },
+        } => operators::enable(&config, &id, out, err),
         Command::Outbox {
             command: OutboxCommand::Status { config, json },
         } => orders::outbox_status(&config, json, out),

@@ -51,6 +51,10 @@ pub(super) fn add(
     }
     let config = Config::load(config)?;
     let pin = read_pin(err)?;
+    if let Err(problem) = operators::check_new_pin(&pin) {
+        writeln!(err, "coi-agent: operator not added: {problem}")?;
+        return Ok(ExitCode::FAILURE);
+    }
     let hash = match operators::hash_pin(&pin) {
         Ok(hash) => hash,
         Err(problem) => {
@@ -111,6 +115,26 @@ pub(super) fn disable(
                 out,
                 "operator {id} disabled (signed out of the screens at their next action, or within 10 s on an open screen)"
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problem) => {
+            writeln!(err, "coi-agent: {problem}")?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub(super) fn enable(
+    config: &Path,
+    id: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let mut journal = Journal::open(&config.journal)?;
+    match journal.enable_operator(id, None)? {
+        Ok(()) => {
+            writeln!(out, "operator {id} enabled (any lockout lifted)")?;
             Ok(ExitCode::SUCCESS)
         }
         Err(problem) => {

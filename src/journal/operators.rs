@@ -155,6 +155,43 @@ impl Journal {
         Ok(Ok(()))
     }
 
+    /// Enables operator `id` again and lifts a lockout (an admin vouching for them); audited
+    /// as `operator_enabled` with what it lifted.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn enable_operator(
+        &mut self,
+        id: &str,
+        by: Option<&str>,
+    ) -> Result<Result<(), OperatorProblem>, JournalError> {
+        let now = utc_text(jiff::Timestamp::now());
+        let tx = self.write()?;
+        let before: Option<(Option<String>, Option<String>)> = tx
+            .query_row(
+                "SELECT disabled_at, locked_until FROM operators WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((disabled, locked)) = before else {
+            return Ok(Err(OperatorProblem::Unknown(id.to_owned())));
+        };
+        tx.execute(
+            "UPDATE operators SET disabled_at = NULL, locked_until = NULL, wrong_pins = 0 WHERE id = ?1",
+            [id],
+        )?;
+        audit::append(
+            &tx,
+            &now,
+            "operator_enabled",
+            id,
+            &json!({"by": by, "was_disabled": disabled.is_some(), "was_locked_until": locked}),
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
     /// Records a PIN attempt by operator `id` at `now`: a right one clears the wrong-PIN count;
     /// the [`MAX_WRONG_PINS`]th wrong one in a row locks the operator out for [`LOCKOUT`]
     /// (audited as `operator_locked`). `purpose` (`sign_in`, `reprint`, ...) goes in the audit.

@@ -79,10 +79,14 @@ try {
   await nurse.screenshot({ path: `${SHOTS}/login.png` });
   await signIn(nurse, NURSE_BASE, "nurse1", "111111");
   check(new URL(nurse.url()).pathname === "/print", `nurse lands on ${nurse.url()}`);
-  await nurse.fill("#order-search", "exam");
+  await nurse.fill("#order-search", "nobody-by-this-name");
+  await nurse.waitForSelector("#no-match", { state: "visible" });
+  // Searched as the list shows the name, comma and all.
+  await nurse.fill("#order-search", "Example, Pat");
   await nurse.waitForSelector("tr[data-coi=CHA999925000043]", { state: "hidden" });
   check(await nurse.isVisible("tr[data-coi=CHA999925000042]"), "the searched order is listed");
-  check(!nurse.url().includes("exam"), "no patient name in the URL");
+  check(!(await nurse.isVisible("#no-match")), "no 'no match' once one matches");
+  check(!nurse.url().includes("xample"), "no patient name in the URL");
   await nurse.screenshot({ path: `${SHOTS}/print-orders.png` });
   await Promise.all([nurse.waitForNavigation(), nurse.click("tr[data-coi=CHA999925000042] a")]);
   await nurse.waitForSelector("[data-printer-state=ready]");
