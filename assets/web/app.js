@@ -103,8 +103,33 @@
     if (!audio) { try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch (e) { /* none */ } }
   }, { once: true });
 
+  // A PIN can be entered with a mouse or a touch screen alone: a keypad beside each PIN field.
+  function addKeypad(input) {
+    if (input.nextElementSibling && input.nextElementSibling.classList.contains("keypad")) { return; }
+    var pad = document.createElement("div");
+    pad.className = "keypad";
+    pad.setAttribute("aria-label", "PIN keypad");
+    ["1", "2", "3", "4", "5", "6", "7", "8", "9", "⌫", "0", "Clear"].forEach(function (key) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = key;
+      button.setAttribute("data-key", key);
+      button.addEventListener("click", function () {
+        if (key === "⌫") { input.value = input.value.slice(0, -1); }
+        else if (key === "Clear") { input.value = ""; }
+        else if (input.value.length < 32) { input.value += key; }
+      });
+      pad.appendChild(button);
+    });
+    input.insertAdjacentElement("afterend", pad);
+  }
+  function addKeypads(root) {
+    (root || document).querySelectorAll("input[type=password][inputmode=numeric]").forEach(addKeypad);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-filter]").forEach(wireFilter);
+    addKeypads(document);
     focusScanInput();
   });
 
@@ -120,6 +145,7 @@
       reveal(main);
     }
     if (target && target.id === "admin-main") { reveal(document.getElementById("admin-main")); }
+    addKeypads(document);
     if (verdict && station) {
       sound(verdict.getAttribute("data-verdict"));
       watchHalf(verdict.parentNode);
