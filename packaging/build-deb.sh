@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds coi-agent's Debian package (issue #14) and prints its path as the last line.
+# cargo-deb is installed if missing (from crates.io, ~2 minutes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/coi-agent-target}"
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "build-deb: installing cargo-deb" >&2
+  cargo install cargo-deb --locked --quiet >&2
+fi
+# A release build, stripped by cargo-deb (the package ships no debug symbols).
+deb=$(cargo deb --locked --quiet --strip 2>&2 | tail -n 1)
+if [ ! -f "$deb" ]; then
+  deb=$(ls -t "$CARGO_TARGET_DIR"/debian/coi-agent_*.deb | head -n 1)
+fi
+echo "$deb"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the package and tries it as site IT would (issue #14), as root on a Debian machine
+# without systemd running: contents, the unit's sandbox score, lintian, install, check-config
+# and a short serve as user coi-agent, file modes, remove (journal kept) and purge (gone).
+# It installs and purges the package on this machine: never run it where coi-agent is in use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "test-deb: FAILED: $*" >&2; exit 1; }
+
+deb=$(bash packaging/build-deb.sh | tail -n 1)
+echo "test-deb: built $deb"
+
+echo "test-deb: contents"
+contents=$(dpkg-deb -c "$deb")
+echo "$contents"
+for path in ./usr/bin/coi-agent ./lib/systemd/system/coi-agent.service \
+    ./usr/lib/sysusers.d/coi-agent.conf ./lib/udev/rules.d/60-coi-agent.rules \
+    ./etc/coi-agent/coi-agent.toml ./usr/share/doc/coi-agent/README.md; do
+  grep -q " $path\$" <<<"$contents" || fail "the package lacks $path"
+done
+dpkg-deb -I "$deb" conffiles | grep -qx /etc/coi-agent/coi-agent.toml || fail "the configuration is not a conffile"
+
+echo "test-deb: systemd-analyze security (exposure at most 2.0)"
+systemd-analyze security --offline=true --threshold=20 packaging/coi-agent.service | tail -n 1
+
+echo "test-deb: lintian (no errors)"
+lintian --fail-on error "$deb"
+
+echo "test-deb: install"
+if dpkg-query -W coi-agent >/dev/null 2>&1; then fail "coi-agent is installed here: this test would purge it"; fi
+dpkg -i "$deb"
+getent passwd coi-agent >/dev/null || fail "no user coi-agent"
+[ "$(stat -c '%a %U %G' /etc/coi-agent/coi-agent.toml)" = "640 root coi-agent" ] || fail "config mode $(stat -c '%a %U %G' /etc/coi-agent/coi-agent.toml)"
+[ "$(stat -c '%a %U' /var/lib/coi-agent)" = "700 coi-agent" ] || fail "state directory mode"
+# The shipped configuration is refused until the site is set, naming what to set.
+if coi-agent check-config >/tmp/coi-check.out 2>&1; then fail "the unconfigured file passed check-config"; fi
+grep -q "site.id" /tmp/coi-check.out || fail "check-config does not name site.id: $(cat /tmp/coi-check.out)"
+
+echo "test-deb: configure and serve as coi-agent"
+install -m 0640 -o root -g coi-agent config/demo-orders.json /etc/coi-agent/orders.json
+sed -i -e 's/^id = ""/id = "site-lab-1"/' \
+       -e 's/^listen = "127.0.0.1:7370"/listen = "127.0.0.1:0"/' \
+       -e 's/^source = "central"/source = "file"\nfile = "orders.json"/' \
+       /etc/coi-agent/coi-agent.toml
+cat >> /etc/coi-agent/coi-agent.toml <<'TOML'
+[[printers]]
+name = "bag-labels"
+uri = "spool:///var/lib/coi-agent/spool"
+TOML
+sed -i -e '/^\[central\]/,/^offline/d' /etc/coi-agent/coi-agent.toml
+install -d -m 0700 -o coi-agent -g coi-agent /var/lib/coi-agent/spool
+runuser -u coi-agent -- coi-agent check-config || fail "check-config as coi-agent"
+# UMask=0077 is the unit's; without systemd the shell's umask applies, and the files must be
+# private anyway.
+( umask 0022; timeout -s TERM 6 runuser -u coi-agent -- coi-agent serve >/tmp/coi-serve.log 2>&1 ) || true
+grep -q "coi-agent ready" /tmp/coi-serve.log || fail "serve did not start: $(cat /tmp/coi-serve.log)"
+for file in /var/lib/coi-agent/journal.sqlite /var/lib/coi-agent/api.token; do
+  [ "$(stat -c '%a %U' "$file")" = "600 coi-agent" ] || fail "$file mode $(stat -c '%a %U' "$file")"
+done
+
+echo "test-deb: remove keeps the journal, purge deletes it"
+dpkg -r coi-agent
+[ -f /var/lib/coi-agent/journal.sqlite ] || fail "remove deleted the journal"
+dpkg -P coi-agent
+[ ! -e /var/lib/coi-agent ] || fail "purge left /var/lib/coi-agent"
+[ ! -e /etc/coi-agent/coi-agent.toml ] || fail "purge left the configuration"
+rm -f /etc/coi-agent/orders.json
+rmdir /etc/coi-agent 2>/dev/null || true
+echo "test-deb: ok"
