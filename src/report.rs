@@ -111,6 +111,37 @@ impl VoidReport {
     }
 }
 
+/// The audit chain's check: `audit verify --json` and the admin screen.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditReport {
+    pub intact: bool,
+    /// Entries checked, when intact.
+    pub entries: Option<i64>,
+    /// The first broken link, when broken.
+    pub broken: Option<String>,
+    /// In words.
+    pub message: String,
+}
+
+impl AuditReport {
+    pub fn new(checked: &Result<i64, crate::journal::audit::BrokenLink>) -> AuditReport {
+        match checked {
+            Ok(count) => AuditReport {
+                intact: true,
+                entries: Some(*count),
+                broken: None,
+                message: format!("audit trail intact: {count} entries"),
+            },
+            Err(broken) => AuditReport {
+                intact: false,
+                entries: None,
+                broken: Some(broken.to_string()),
+                message: format!("AUDIT TRAIL BROKEN: {broken}"),
+            },
+        }
+    }
+}
+
 /// The outbox: `outbox status --json`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct OutboxReport {

@@ -591,3 +591,66 @@ fn the_journal_is_wal_with_full_sync() {
         "WAL, FULL (2), foreign keys on"
     );
 }
+
+#[test]
+fn audit_verify_reads_the_configured_journal_and_answers_in_json() {
+    let db = TempDb::new("audit-config");
+    let dir = db.0.parent().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join("coi-agent.toml"),
+        "[site]\nid = \"site-lab-1\"\nworkstation = \"ws\"\n[journal]\npath = \"journal.sqlite\"\n\
+         [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
+    )
+    .unwrap();
+    let mut journal = Journal::open(&db.0).unwrap();
+    journal
+        .record_scan(
+            &ScanRecord {
+                at: &utc_text(jiff::Timestamp::now()),
+                source: "test",
+                raw: b"x",
+                parse_error: None,
+                verdict: &verdict(true, 1),
+                site_id: "site-lab-1",
+                step: "receipt",
+                operator: None,
+            },
+            &[],
+        )
+        .unwrap();
+    drop(journal);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let config = dir.join("coi-agent.toml");
+    let checked = run(&[
+        "audit",
+        "verify",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(checked.status.success(), "{checked:?}");
+    let report: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(report["intact"], true);
+    assert_eq!(report["entries"], 1);
+    // Broken: the same shape says so, exit 1.
+    tamper(&db, "UPDATE audit SET details = '{}' WHERE seq = 1");
+    let broken = run(&[
+        "audit",
+        "verify",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(broken.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
+    assert_eq!(report["intact"], false);
+    assert!(
+        report["broken"].as_str().unwrap().contains("entry 1"),
+        "{report}"
+    );
+}

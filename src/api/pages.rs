@@ -663,11 +663,12 @@ pub fn devices(printers: &[DeviceReport], scanners: &[DeviceReport]) -> Markup {
     }
 }
 
-pub fn audit_result(result: &Result<i64, String>) -> Markup {
+pub fn audit_result(report: &crate::report::AuditReport) -> Markup {
     html! {
-        @match result {
-            Ok(count) => p.notice.good data-audit="intact" { "Audit trail intact: " (count) " entries." },
-            Err(problem) => p.notice.bad data-audit="broken" { "AUDIT TRAIL BROKEN: " (problem) },
+        @if report.intact {
+            p.notice.good data-audit="intact" { "Audit trail intact: " (report.entries.unwrap_or(0)) " entries." }
+        } @else {
+            p.notice.bad data-audit="broken" { (report.message) }
         }
     }
 }

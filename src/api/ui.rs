@@ -1075,12 +1075,16 @@ async fn audit(State(agent): State<Agent>, headers: HeaderMap) -> Response {
     if let Err(response) = operator_for(&agent, &headers, is_admin).await {
         return response;
     }
-    let result = match agent.journal().verify_audit().await {
-        Ok(Ok(count)) => Ok(count),
-        Ok(Err(broken)) => Err(broken.to_string()),
-        Err(problem) => Err(format!("the check could not run: {problem}")),
+    let report = match agent.journal().verify_audit().await {
+        Ok(checked) => crate::report::AuditReport::new(&checked),
+        Err(problem) => crate::report::AuditReport {
+            intact: false,
+            entries: None,
+            broken: None,
+            message: format!("The check could not run: {problem}"),
+        },
     };
-    fragment(pages::audit_result(&result))
+    fragment(pages::audit_result(&report))
 }
 
 #[derive(Debug, Deserialize)]

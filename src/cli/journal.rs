@@ -15,6 +15,7 @@ use crate::reconcile::{Outcome, Reason, Verdict};
 
 pub(super) fn verify(
     db: &Path,
+    json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
@@ -25,16 +26,17 @@ pub(super) fn verify(
             return Ok(ExitCode::FAILURE);
         }
     };
-    match journal.verify_audit()? {
-        Ok(count) => {
-            writeln!(out, "audit trail intact: {count} entries")?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(broken) => {
-            writeln!(out, "AUDIT TRAIL BROKEN: {broken}")?;
-            Ok(ExitCode::FAILURE)
-        }
+    let report = crate::report::AuditReport::new(&journal.verify_audit()?);
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        writeln!(out, "{}", report.message)?;
     }
+    Ok(if report.intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub(super) fn export(

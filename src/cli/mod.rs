@@ -210,9 +210,6 @@ pub enum Command {
 /// The most copies one `print` makes.
 const MAX_COPIES: i64 = 10;
 
-/// Where the journal lives unless --db says otherwise.
-const DEFAULT_JOURNAL: &str = "/var/lib/coi-agent/journal.sqlite";
-
 /// A label to make: template, order, bag and resolution.
 #[derive(Debug, clap::Args)]
 pub struct LabelArgs {
@@ -387,15 +384,22 @@ pub enum AuditCommand {
     /// Check every link of the audit chain; names the first broken one (an edited, deleted or
     /// reordered entry). Exit 0 if intact, 1 if broken.
     Verify {
-        /// The journal file.
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
-        db: std::path::PathBuf,
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// The journal file, in place of the configuration's (e.g. a copy).
+        #[arg(long, value_name = "FILE")]
+        db: Option<std::path::PathBuf>,
+        /// One JSON object: intact, entries, broken.
+        #[arg(long)]
+        json: bool,
     },
     /// Write the audit trail for inspectors, oldest first.
     Export {
-        /// The journal file.
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
-        db: std::path::PathBuf,
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// The journal file, in place of the configuration's (e.g. a copy).
+        #[arg(long, value_name = "FILE")]
+        db: Option<std::path::PathBuf>,
         /// Only entries at or after this time (RFC 3339).
         #[arg(long, value_name = "TIME")]
         since: Option<jiff::Timestamp>,
@@ -913,11 +917,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 },
         } => print::emulator(&listen, print_delay_ms, serial, out, err),
         Command::Audit {
-            command: AuditCommand::Verify { db },
-        } => journal::verify(&db, out, err),
+            command: AuditCommand::Verify { config, db, json },
+        } => journal::verify(&journal_of(&config, db)?, json, out, err),
         Command::Audit {
-            command: AuditCommand::Export { db, since, format },
-        } => journal::export(&db, since, format == "csv", out, err),
+            command:
+                AuditCommand::Export {
+                    config,
+                    db,
+                    since,
+                    format,
+                },
+        } => journal::export(&journal_of(&config, db)?, since, format == "csv", out, err),
         Command::Dev {
             command: DevCommand::JournalWriter { db, count },
         } => journal::journal_writer(&db, count, out),
@@ -957,6 +967,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
 
 /// The one kind of runtime the commands use: two workers (a workstation has few cores), with
 /// timers and I/O.
+/// The journal a command reads: `--db` if given, else the one the configuration names.
+fn journal_of(
+    config: &std::path::Path,
+    db: Option<std::path::PathBuf>,
+) -> anyhow::Result<std::path::PathBuf> {
+    match db {
+        Some(db) => Ok(db),
+        None => Ok(crate::config::Config::load(config)?.journal),
+    }
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
