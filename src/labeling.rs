@@ -755,7 +755,9 @@ pub fn verify_scan(
             let waiting = journal.unverified_jobs(coi.as_str())?;
             match verdict.bag {
                 Some(bag) => waiting.into_iter().find(|(_, b)| *b == bag),
-                None if waiting.len() == 1 => waiting.into_iter().next(),
+                // A read that names no bag (a sample tube's, a bag number the order lacks,
+                // flags that are not a bag's) is not the label of the one waiting: it flags
+                // nothing that was not scanned.
                 None => None,
             }
             .map(|(job_id, _)| job_id)

@@ -83,13 +83,12 @@ async fn a_nurse_and_a_tech_do_their_jobs_in_chromium() {
         None,
     )
     .await;
-    let lab = Station::start(
-        "browser-lab",
-        "site-lab-1",
-        &serial("receipt", "receipt"),
-        None,
-    )
-    .await;
+    // Half a read waits 2 s here, so the journey sees it lapse.
+    let lab_extra = format!(
+        "{}[scanning]\npair_window_secs = 2\n",
+        serial("receipt", "receipt")
+    );
+    let lab = Station::start("browser-lab", "site-lab-1", &lab_extra, None).await;
 
     let shots = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
         Path::new(DIR).join("docs/ui")
@@ -139,6 +138,8 @@ async fn a_nurse_and_a_tech_do_their_jobs_in_chromium() {
                     "scan-receipt-match" => {
                         receipt_scanner.write(b"=+02000=A99992512345701&/CHA999925000043\r");
                     }
+                    // The DIN barcode alone: half a read.
+                    "scan-receipt-half" => receipt_scanner.write(b"=A99992512345701\r"),
                     // Another order's DIN with this order's COI: two identifiers that disagree.
                     "scan-receipt-wrong" => {
                         receipt_scanner.write(b"=+02000=A99992512345601&/CHA999925000043\r");

@@ -149,6 +149,27 @@ async fn sync_is_incremental_and_refuses_bad_orders_one_by_one() {
         ),
         "--patient shows the patient: {shown}"
     );
+    // --json: the API's shape, patient data only when asked for; sync says what it did.
+    let show = site
+        .run(&["orders", "show", "CHA999925000043", "--json"])
+        .await;
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["status"], "received", "{shown}");
+    assert_eq!(shown["bag_labels"][0]["label"], "none", "{shown}");
+    assert!(shown.get("patient").is_none(), "{shown}");
+    let show = site
+        .run(&["orders", "show", "CHA999925000043", "--json", "--patient"])
+        .await;
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["patient"]["id"], "PT-0043", "{shown}");
+    let synced = site.run(&["orders", "sync", "--json"]).await;
+    let synced: serde_json::Value = serde_json::from_slice(&synced.stdout).unwrap();
+    assert!(synced["stored"].is_u64(), "{synced}");
+    assert!(
+        synced["source"].as_str().unwrap().contains("central"),
+        "{synced}"
+    );
+    assert_eq!(synced["refused"], serde_json::json!([]), "{synced}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,11 +221,16 @@ async fn outbox_flush_delivers_and_status_reports() {
     let listed: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let id = listed["events"][0]["event_id"].as_str().unwrap().to_owned();
     central.recorded().refuse.push(id);
-    let flush = site.run(&["outbox", "flush"]).await;
-    assert!(
-        String::from_utf8_lossy(&flush.stdout).contains("parked 1"),
-        "{}",
-        String::from_utf8_lossy(&flush.stdout)
+    let flush = site.run(&["outbox", "flush", "--json"]).await;
+    let flushed: serde_json::Value = serde_json::from_slice(&flush.stdout).unwrap();
+    assert_eq!(
+        flushed,
+        serde_json::json!({"delivered": 0, "parked": 1, "pending": 0})
+    );
+    assert_eq!(
+        flush.status.code(),
+        Some(1),
+        "a parked event is not a success"
     );
     let status = site.run(&["outbox", "status"]).await;
     assert_eq!(

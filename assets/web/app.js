@@ -14,11 +14,21 @@
       var shown = 0;
       rows.forEach(function (row) {
         var text = row.getAttribute("data-search") || "";
-        var show = words.every(function (w) { return text.indexOf(w) >= 0; });
+        var coi = (row.getAttribute("data-coi") || "").toLowerCase();
+        // A label scanned into the box carries the order's COI inside the read.
+        var scanned = coi && input.value.toLowerCase().indexOf(coi) >= 0;
+        var show = scanned || words.every(function (w) { return text.indexOf(w) >= 0; });
         row.hidden = !show;
         if (show) { shown += 1; }
       });
       if (none) { none.hidden = shown > 0; }
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key !== "Enter") { return; }
+      event.preventDefault();
+      var visible = Array.prototype.filter.call(rows, function (row) { return !row.hidden; });
+      var link = visible.length === 1 ? visible[0].querySelector("a") : null;
+      if (link) { link.click(); }
     });
   }
 
@@ -31,7 +41,8 @@
       var p = document.createElement("p");
       p.className = "state bad";
       p.setAttribute("data-preview-error", "");
-      p.textContent = "NO LABEL CAN BE MADE: " + (body.error || "unknown reason") + " Ask site IT; do not label this bag by hand.";
+      var why = (body.error || "unknown reason").replace(/\.?$/, ".");
+      p.textContent = "NO LABEL CAN BE MADE: " + why + " Ask site IT; do not label this bag by hand.";
       img.replaceWith(p);
     }).catch(function () { /* the daemon is restarting */ });
   }
@@ -114,6 +125,9 @@
       button.type = "button";
       button.textContent = key;
       button.setAttribute("data-key", key);
+      // Never takes the focus: a scanner's read and its Enter go where they went before.
+      button.tabIndex = -1;
+      button.addEventListener("mousedown", function (event) { event.preventDefault(); });
       button.addEventListener("click", function () {
         if (key === "⌫") { input.value = input.value.slice(0, -1); }
         else if (key === "Clear") { input.value = ""; }
@@ -146,6 +160,7 @@
     }
     if (target && target.id === "admin-main") { reveal(document.getElementById("admin-main")); }
     addKeypads(document);
+    dedupeVerify();
     if (verdict && station) {
       sound(verdict.getAttribute("data-verdict"));
       watchHalf(verdict.parentNode);
@@ -173,8 +188,21 @@
     if (elt && elt.id === "verdict-area" && event.detail.type === "verdict") {
       var v = elt.querySelector("[data-verdict]");
       if (v) { sound(v.getAttribute("data-verdict")); }
+      watchHalf(elt);
     }
+    if (elt && elt.id === "verify-live") { dedupeVerify(); }
   });
+
+  // A verify typed into the page shows in the order's section; the same scan arriving on the
+  // live stream is not shown a second time.
+  function dedupeVerify() {
+    var live = document.getElementById("verify-live");
+    var main = document.getElementById("order-main");
+    if (!live || !main) { return; }
+    var shown = live.querySelector("[data-scan-id]");
+    var id = shown && shown.getAttribute("data-scan-id");
+    if (id && main.querySelector("[data-scan-id='" + id + "']")) { live.innerHTML = ""; }
+  }
 
   // Whether the live updates are connected (shown to tests and to a curious admin).
   document.addEventListener("htmx:sseOpen", function () { document.body.setAttribute("data-sse", "open"); });

@@ -581,6 +581,32 @@ pub async fn print_label(
     Ok((PrintReport::new(&printed, &prepared, ready.spool), outcome))
 }
 
+/// A cached order with each bag's label and receipt state (patient data only when asked
+/// for): `GET /api/v1/orders/{coi}` and `orders show --json`. `None`: not cached.
+///
+/// # Errors
+/// The journal failed or its owner stopped.
+pub async fn order_report(
+    journal: &JournalOwner,
+    coi: &crate::isbt128::coi::CoiId,
+    patient: bool,
+) -> Result<Option<crate::report::OrderReport>, OwnerError> {
+    let book = journal.orders().await?;
+    let Some(order) = book.by_coi(coi) else {
+        return Ok(None);
+    };
+    let bag_labels = journal
+        .bag_labels(order.coi.as_str(), order.collection.bags)
+        .await?;
+    Ok(Some(crate::report::OrderReport {
+        order: crate::report::OrderSummary::new(order),
+        product_code: order.product.code.description_code().to_owned(),
+        product_description: order.product.description.clone(),
+        bag_labels,
+        patient: patient.then(|| crate::report::PatientReport::new(order)),
+    }))
+}
+
 /// Waits until `flag` is true (or its sender is gone).
 pub async fn until_true(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|on| *on).await;

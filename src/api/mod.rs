@@ -30,7 +30,7 @@ use crate::agent::{Agent, FlowError, LabelOrder, Notice};
 use crate::isbt128::coi::CoiId;
 use crate::labeling::Refusal;
 use crate::reconcile::Step;
-use crate::report::{OrderReport, OrderSummary, PatientReport, ScanReport};
+use crate::report::{OrderSummary, ScanReport};
 use crate::scanner::Scan;
 
 /// The largest request body taken: a scan or a print request is a few hundred bytes.
@@ -363,32 +363,14 @@ async fn show_order(
             "not a COI identifier (15 characters, e.g. CHA999925000042)",
         );
     };
-    let book = match agent.journal().orders().await {
-        Ok(book) => book,
-        Err(problem) => return error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string()),
-    };
-    let Some(order) = book.by_coi(&coi) else {
-        return error(
+    match crate::agent::order_report(agent.journal(), &coi, query.patient).await {
+        Ok(Some(report)) => axum::Json(report).into_response(),
+        Ok(None) => error(
             StatusCode::NOT_FOUND,
             "no cached order has this COI identifier",
-        );
-    };
-    let bag_labels = match agent
-        .journal()
-        .bag_labels(order.coi.as_str(), order.collection.bags)
-        .await
-    {
-        Ok(bags) => bags,
-        Err(problem) => return error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string()),
-    };
-    let report = OrderReport {
-        order: OrderSummary::new(order),
-        product_code: order.product.code.description_code().to_owned(),
-        product_description: order.product.description.clone(),
-        bag_labels,
-        patient: query.patient.then(|| PatientReport::new(order)),
-    };
-    axum::Json(report).into_response()
+        ),
+        Err(problem) => error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string()),
+    }
 }
 
 /// A bag label's preview (PNG) as it would print now on the default printer: the same layout

@@ -248,6 +248,7 @@ pub fn order_main(
     bags: &[BagLabelReport],
     notice: &Notice<'_>,
     verify_job: Option<&str>,
+    refusal: Option<&str>,
 ) -> Markup {
     let coi = order.coi.as_str();
     let missing = bags
@@ -270,23 +271,26 @@ pub fn order_main(
                 Notice::Verified(scan) => (verify_result(scan))
                 Notice::Done(message) => p.notice.good role="status" { (message) }
             }
+            @if let Some(refusal) = refusal {
+                p.notice.bad data-no-labels role="status" { "NO LABELS for this order: " (refusal) }
+            }
             div.actions {
-                @if missing > 1 {
+                @if missing > 1 && refusal.is_none() {
                     button.primary hx-post={"/ui/print/orders/" (coi) "/all"} hx-target="#order-main" hx-swap="outerHTML"
                         data-action="print-all" { "Print all bags (" (missing) ")" }
                 }
             }
-            (bag_cards(order, bags))
+            (bag_cards(order, bags, refusal.is_none()))
             (verify_panel(coi, verify_job))
         }
     }
 }
 
 /// The order's bag cards (read again when a job or a verify scan changes one).
-pub fn bag_cards(order: &Order, bags: &[BagLabelReport]) -> Markup {
+pub fn bag_cards(order: &Order, bags: &[BagLabelReport], printable: bool) -> Markup {
     html! {
         div #bags.bags {
-            @for bag in bags { (bag_card(order, bag)) }
+            @for bag in bags { (bag_card(order, bag, printable)) }
         }
     }
 }
@@ -307,7 +311,7 @@ fn label_words(label: &str) -> (&'static str, &'static str) {
     }
 }
 
-fn bag_card(order: &Order, bag: &BagLabelReport) -> Markup {
+fn bag_card(order: &Order, bag: &BagLabelReport, printable: bool) -> Markup {
     let coi = order.coi.as_str();
     let (class, words) = label_words(bag.label);
     let n = bag.bag;
@@ -315,9 +319,11 @@ fn bag_card(order: &Order, bag: &BagLabelReport) -> Markup {
         article.bag data-bag=(n) data-label=(bag.label) {
             h2 { "Bag " (n) " of " (order.collection.bags) }
             p class={"state " (class)} { (words) @if bag.received { " · received" } }
-            img.preview src={"/api/v1/orders/" (coi) "/bags/" (n) "/preview.png"}
+            // The query changes with the bag's label, so a new label is drawn afresh.
+            img.preview src={"/api/v1/orders/" (coi) "/bags/" (n) "/preview.png?v=" (bag.job_id.as_deref().unwrap_or("none")) "-" (bag.label)}
                 alt={"Label preview, bag " (n)} loading="lazy";
-            @if matches!(bag.label, "none" | "voided") {
+            @if !printable {
+            } @else if matches!(bag.label, "none" | "voided") {
                 button.primary hx-post={"/ui/print/orders/" (coi) "/bags/" (n)} hx-target="#order-main" hx-swap="outerHTML"
                     data-action="print" data-bag=(n) { "Print bag " (n) }
             } @else {
@@ -401,11 +407,21 @@ pub fn verdict(scan: &ScanReport, zone: &jiff::tz::TimeZone, pair_window_secs: u
 
 pub fn verify_result(scan: &ScanReport) -> Markup {
     let good = scan.is_good();
+    // A label that reads right but was flagged by an earlier scan stays flagged: say that, not
+    // "label correct" under a red headline.
+    let still_flagged =
+        scan.verdict.verdict == "match" && scan.verification.as_deref() == Some("flagged");
+    let at = scan.at.parse::<jiff::Timestamp>().ok();
     html! {
         div class={"verdict " (if good { "good" } else { "bad" })} data-verdict=(scan.verdict.verdict)
-            data-verification=[scan.verification.as_deref()] role="alert" {
+            data-verification=[scan.verification.as_deref()] data-scan-id=(scan.id) role="alert" {
             p.headline { @if good { "VERIFIED" } @else if scan.verdict.verdict == "incomplete" { "SCAN THE OTHER BARCODE" } @else { "NOT VERIFIED" } }
-            p.message { (scan.verdict.message) }
+            @if still_flagged {
+                p.message { "This label reads right, but an earlier scan flagged it: void it and print the bag's label again." }
+            } @else {
+                p.message { (scan.verdict.message) }
+            }
+            @if let Some(at) = at { p.meta { (scan_time(at, &jiff::tz::TimeZone::system())) } }
         }
     }
 }

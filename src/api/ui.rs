@@ -228,7 +228,7 @@ fn pin_words(refusal: &PinRefusal, zone: &jiff::tz::TimeZone) -> String {
         ),
         PinRefusal::Wrong { .. } => "Wrong operator ID or PIN.".to_owned(),
         PinRefusal::LockedOut { until } => format!(
-            "Locked out after 5 wrong PINs, until {}. Ask an admin if you need in sooner.",
+            "Locked out after 5 wrong PINs, until {}. An admin can unlock you sooner (admin screen, or site IT: coi-agent operators enable ID).",
             pages::local_time(*until, zone)
         ),
         PinRefusal::Journal(_) => {
@@ -420,6 +420,14 @@ async fn order_and_bags(
     Ok((book, coi, bags))
 }
 
+/// Why no label may be printed for `order` here now (cancelled, shipped, expired, ...), if so:
+/// the page then offers no Print button.
+fn printable(agent: &Agent, order: &crate::orders::record::Order) -> Option<String> {
+    crate::labeling::may_print(order, agent.site_id(), jiff::Timestamp::now())
+        .err()
+        .map(|refusal| refusal.to_string())
+}
+
 /// The order's main section after an action, with `notice`.
 async fn order_section(
     agent: &Agent,
@@ -429,7 +437,13 @@ async fn order_section(
 ) -> Response {
     match order_and_bags(agent, coi).await {
         Ok((book, coi, bags)) => match book.by_coi(&coi) {
-            Some(order) => fragment(pages::order_main(order, &bags, notice, verify_job)),
+            Some(order) => fragment(pages::order_main(
+                order,
+                &bags,
+                notice,
+                verify_job,
+                printable(agent, order).as_deref(),
+            )),
             None => fragment(pages::problem("The order is no longer cached.")),
         },
         Err(problem) => fragment(pages::problem(&problem)),
@@ -464,7 +478,13 @@ async fn print_order(
     let Some(order) = book.by_coi(&coi) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let main = pages::order_main(order, &bags, &Notice::None, None);
+    let main = pages::order_main(
+        order,
+        &bags,
+        &Notice::None,
+        None,
+        printable(&agent, order).as_deref(),
+    );
     let body = pages::print_order(order, &main, &agent.printers());
     screen(StatusCode::OK, "Print station", Some(&session), &body)
 }
@@ -484,7 +504,11 @@ async fn order_bags(
     }
     match order_and_bags(&agent, &coi).await {
         Ok((book, coi, bags)) => match book.by_coi(&coi) {
-            Some(order) => fragment(pages::bag_cards(order, &bags)),
+            Some(order) => fragment(pages::bag_cards(
+                order,
+                &bags,
+                printable(&agent, order).is_none(),
+            )),
             None => fragment(pages::problem("The order is no longer cached.")),
         },
         Err(problem) => fragment(pages::problem(&problem)),
@@ -1384,10 +1408,7 @@ async fn enable_operator(
         .enable_operator(form.id.clone(), Some(session.operator.clone()))
         .await
     {
-        Ok(Ok(())) => (
-            true,
-            format!("Operator {} can sign in again (lockout lifted).", form.id),
-        ),
+        Ok(Ok(())) => (true, format!("Operator {} can sign in again.", form.id)),
         Ok(Err(problem)) => (false, format!("Not enabled: {problem}")),
         Err(problem) => (false, format!("Not enabled: {problem}")),
     };

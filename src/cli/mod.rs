@@ -477,6 +477,9 @@ pub enum OrdersCommand {
         /// longer serves (a file source is always read whole).
         #[arg(long)]
         full: bool,
+        /// One JSON object: source, stored, refused.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a cached order by its COI identifier (patient data only with --patient).
     Show {
@@ -485,6 +488,10 @@ pub enum OrdersCommand {
         /// Also show the patient's name, date of birth and sponsor id.
         #[arg(long)]
         patient: bool,
+        /// One JSON object, as `GET /api/v1/orders/{coi}` answers (each bag's label and
+        /// receipt state included).
+        #[arg(long)]
+        json: bool,
         /// The COI identifier, e.g. CHA999925000042.
         #[arg(value_name = "COI")]
         coi: String,
@@ -594,6 +601,9 @@ pub enum OutboxCommand {
     Flush {
         #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: std::path::PathBuf,
+        /// One JSON object: delivered, parked, pending.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -714,16 +724,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             devices::devices(json, config.as_deref(), out, err)
         }
         Command::Orders {
-            command: OrdersCommand::Sync { config, full },
-        } => orders::sync(&config, full, out, err),
+            command: OrdersCommand::Sync { config, full, json },
+        } => orders::sync(&config, full, json, out, err),
         Command::Orders {
             command:
                 OrdersCommand::Show {
                     config,
                     patient,
+                    json,
                     coi,
                 },
-        } => orders::show(&config, &coi, patient, out, err),
+        } => orders::show(&config, &coi, (patient, json), out, err),
         Command::Operators {
             command:
                 OperatorsCommand::Add {
@@ -763,8 +774,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 },
         } => orders::outbox_ack(&config, &event_id, &reason, operator.as_deref(), out, err),
         Command::Outbox {
-            command: OutboxCommand::Flush { config },
-        } => orders::outbox_flush(&config, out),
+            command: OutboxCommand::Flush { config, json },
+        } => orders::outbox_flush(&config, json, out),
         Command::Label {
             command:
                 LabelCommand::Render {

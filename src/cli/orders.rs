@@ -15,6 +15,7 @@ use crate::outbox::RetryPolicy;
 pub(super) fn sync(
     config_path: &Path,
     full: bool,
+    json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
@@ -23,16 +24,20 @@ pub(super) fn sync(
     let journal = JournalOwner::for_config(&config)?;
     let runtime = super::runtime()?;
     let report = runtime.block_on(crate::agent::sync_orders(&journal, &source, full))?;
-    for problem in &report.refused {
-        writeln!(err, "coi-agent: refused {problem}")?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        for problem in &report.refused {
+            writeln!(err, "coi-agent: refused {problem}")?;
+        }
+        writeln!(
+            out,
+            "orders synced from {}: {} stored, {} refused",
+            report.source,
+            report.stored,
+            report.refused.len()
+        )?;
     }
-    writeln!(
-        out,
-        "orders synced from {}: {} stored, {} refused",
-        report.source,
-        report.stored,
-        report.refused.len()
-    )?;
     Ok(if report.refused.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -43,7 +48,7 @@ pub(super) fn sync(
 pub(super) fn show(
     config_path: &Path,
     coi: &str,
-    patient: bool,
+    (patient, json): (bool, bool),
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
@@ -55,6 +60,23 @@ pub(super) fn show(
         }
     };
     let config = Config::load(config_path)?;
+    if json {
+        let journal = JournalOwner::for_config(&config)?;
+        let runtime = super::runtime()?;
+        return match runtime.block_on(crate::agent::order_report(&journal, &coi, patient))? {
+            Some(report) => {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                writeln!(
+                    err,
+                    "coi-agent: no cached order has COI {coi} (run coi-agent orders sync)"
+                )?;
+                Ok(ExitCode::FAILURE)
+            }
+        };
+    }
     let journal = Journal::open(&config.journal)?;
     let (book, _) = journal.order_book()?;
     let Some(order) = book.by_coi(&coi) else {
@@ -256,7 +278,11 @@ fn not_parked(why: &crate::journal::outbox::NotParked) -> String {
     }
 }
 
-pub(super) fn outbox_flush(config_path: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub(super) fn outbox_flush(
+    config_path: &Path,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let client = crate::agent::central_client(&config)?.ok_or_else(|| {
         anyhow::anyhow!(
@@ -272,11 +298,23 @@ pub(super) fn outbox_flush(config_path: &Path, out: &mut dyn Write) -> anyhow::R
         let status = journal.outbox_status().await?;
         Ok::<_, crate::agent::OwnerError>((total, status))
     })?;
-    writeln!(
-        out,
-        "delivered {}, parked {}, still pending {}",
-        total.delivered, total.parked, status.pending
-    )?;
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "delivered": total.delivered,
+                "parked": total.parked,
+                "pending": status.pending,
+            })
+        )?;
+    } else {
+        writeln!(
+            out,
+            "delivered {}, parked {}, still pending {}",
+            total.delivered, total.parked, status.pending
+        )?;
+    }
     Ok(if status.pending == 0 && total.parked == 0 {
         ExitCode::SUCCESS
     } else {

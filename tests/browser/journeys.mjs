@@ -125,6 +125,10 @@ try {
   check((await tech.textContent("#verdict-area .reason")).trim().length > 0, "the reason is shown");
   await tech.waitForFunction(() => document.body.getAttribute("data-last-sound") === "mismatch", null, { timeout: 2000 });
   await tech.screenshot({ path: `${SHOTS}/receive-mismatch.png` });
+  // Half a read from the scanner, never completed: the screen says so once it lapses.
+  await stepAndSee(tech, "scan-receipt-half", "#verdict-area [data-verdict=incomplete]", 1000);
+  await tech.waitForSelector("#verdict-area [data-verdict=lapsed]", { timeout: 4000 });
+  check((await tech.textContent("#verdict-area")).includes("HALF A SCAN LAPSED"), "says the half lapsed");
 
   // An admin at the cell lab.
   const admin = await newPage();
