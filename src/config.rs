@@ -460,26 +460,13 @@ pub fn demo(dir: &Path, now: jiff::Timestamp) -> Result<Config, ConfigError> {
 /// directory that cannot be written.
 pub fn check(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
-    let private = |path: &Path, what: &str, problems: &mut Vec<String>| {
-        use std::os::unix::fs::MetadataExt as _;
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.mode() & 0o077 != 0 => problems.push(format!(
-                "{what} {}: mode {:o} lets others read it (chmod 600 {})",
-                path.display(),
-                meta.mode() & 0o777,
-                path.display()
-            )),
-            Ok(_) => {}
-            Err(err) => problems.push(format!("{what} {}: {err}", path.display())),
-        }
-    };
     if config.api.token_file.exists() {
-        private(&config.api.token_file, "api.token_file", &mut problems);
-        if std::fs::read_to_string(&config.api.token_file).is_ok_and(|t| t.trim().is_empty()) {
-            problems.push(format!(
-                "api.token_file {} is empty (delete it and serve makes a new one)",
-                config.api.token_file.display()
-            ));
+        match crate::api::token::read_token_file(&config.api.token_file) {
+            Ok(_) => {}
+            Err(problem @ crate::api::token::TokenFileError::Empty(_)) => problems.push(format!(
+                "api.token_file {problem} (delete it and serve makes a new one)"
+            )),
+            Err(problem) => problems.push(format!("api.token_file {problem}")),
         }
     } else if let Some(problem) = writable_dir(&config.api.token_file) {
         problems.push(format!(
@@ -489,7 +476,9 @@ pub fn check(config: &Config) -> Vec<String> {
     }
     if let Some(central) = &config.central {
         if config.orders == OrderSourceConfig::Central || central.token_file.exists() {
-            private(&central.token_file, "central.token_file", &mut problems);
+            if let Err(problem) = crate::api::token::read_token_file(&central.token_file) {
+                problems.push(format!("central.token_file {problem}"));
+            }
         }
     }
     if let OrderSourceConfig::File(path) = &config.orders {
@@ -532,20 +521,12 @@ impl CentralConfig {
     /// # Errors
     /// The file cannot be read or is empty.
     pub fn token(&self) -> Result<String, ConfigError> {
-        let shown = self.token_file.display().to_string();
-        let text =
-            std::fs::read_to_string(&self.token_file).map_err(|source| ConfigError::Read {
-                path: shown.clone(),
-                source,
-            })?;
-        let token = text.trim().to_owned();
-        if token.is_empty() {
-            return Err(ConfigError::Invalid {
-                path: shown,
-                message: "the token file is empty".to_owned(),
-            });
-        }
-        Ok(token)
+        crate::api::token::read_token_file(&self.token_file).map_err(|problem| {
+            ConfigError::Invalid {
+                path: self.token_file.display().to_string(),
+                message: format!("central token file {problem}"),
+            }
+        })
     }
 }
 

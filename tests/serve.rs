@@ -864,8 +864,43 @@ fn r11_check_config_names_each_problem() {
     .unwrap();
     let (code, said) = check(default);
     assert_eq!(code, Some(1));
-    assert!(said.contains("mode 644"), "{said}");
+    assert!(
+        said.contains("mode 644") && said.contains("chmod 600"),
+        "{said}"
+    );
+    std::fs::set_permissions(
+        base.join("api.token"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let (code, said) = check(default);
+    assert_eq!(code, Some(1));
     assert!(said.contains("is empty"), "{said}");
+    // Longer than a token: refused, not read whole.
+    std::fs::write(base.join("api.token"), "x".repeat(100_000)).unwrap();
+    let (code, said) = check(default);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("longer than a token"), "{said}");
+    std::fs::remove_file(base.join("api.token")).unwrap();
+    // A FIFO or a device as the token file: refused at once, never waited on or read.
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(base.join("api.token"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let started = std::time::Instant::now();
+    let (code, said) = check(default);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("not a regular file"), "{said}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no wait on a FIFO"
+    );
+    std::fs::remove_file(base.join("api.token")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", base.join("api.token")).unwrap();
+    let (code, said) = check(default);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("not a regular file"), "{said}");
     std::fs::remove_file(base.join("api.token")).unwrap();
     // Every problem at once, not the first only.
     let three = default
