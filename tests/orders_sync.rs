@@ -9,7 +9,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use support::central::{Central, Mode, TOKEN};
+use support::central::{Central, Mode};
 
 struct Site {
     dir: PathBuf,
@@ -21,7 +21,7 @@ impl Site {
             std::env::temp_dir().join(format!("coi-agent-sync-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("central.token"), format!("{TOKEN}\n")).unwrap();
+        support::central::write_token(&dir.join("central.token"));
         let config = format!(
             "[site]\nid = \"site-lab-1\"\nworkstation = \"lab-ws-1\"\n[journal]\npath = \"journal.sqlite\"\n\
              [orders]\nsource = \"central\"\n[central]\nurl = \"{}\"\ntoken_file = \"central.token\"\ntimeout_secs = 5\n",

@@ -15,7 +15,7 @@ use coi_agent::printer::emulator::{EmulatedFault, Emulator};
 use serde_json::{Value, json};
 
 mod support;
-use support::central::{Central, TOKEN};
+use support::central::Central;
 use support::pty::Pty;
 use support::tempdb::TempDb;
 
@@ -238,7 +238,7 @@ async fn r11_scans_reach_the_event_stream_and_central_and_orders_refresh_without
     let mut scanner = Pty::open_at(&link);
     let token_dir = TempDb::new("serve-central-token");
     let token_file = token_dir.0.parent().unwrap().join("central.token");
-    std::fs::write(&token_file, TOKEN).unwrap();
+    support::central::write_token(&token_file);
     let orders_toml = format!(
         "[orders]\nsource = \"central\"\nrefresh_secs = 1\n[central]\nurl = \"{}\"\ntoken_file = \"{}\"\ntimeout_secs = 2\n",
         central.url,

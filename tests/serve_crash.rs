@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod support;
-use support::central::{Central, TOKEN};
+use support::central::Central;
 use support::tempdb::TempDb;
 
 const SITE: &str = "site-crash-1";
@@ -116,7 +116,7 @@ async fn r11_serve_killed_at_random_moments_loses_no_shown_verdict_and_no_event(
         json!({ "orders": orders }).to_string(),
     )
     .unwrap();
-    std::fs::write(base_dir.join("central.token"), TOKEN).unwrap();
+    support::central::write_token(&base_dir.join("central.token"));
     let port = free_port();
     std::fs::write(
         base_dir.join("coi-agent.toml"),

@@ -401,11 +401,7 @@ async fn an_admin_closes_a_parked_event_with_the_pin_and_requeues_another() {
     let central = support::central::Central::start().await;
     central.recorded().refuse_all = true;
     let token = std::env::temp_dir().join(format!("coi-ui-admin-{}.token", std::process::id()));
-    std::fs::write(&token, support::central::TOKEN).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    support::central::write_token(&token);
     let extra = format!(
         "[central]\nurl = \"{}\"\ntoken_file = \"{}\"\ntimeout_secs = 2\n",
         central.url,

@@ -15,6 +15,14 @@ use serde_json::{Value, json};
 
 pub const TOKEN: &str = "test-token";
 
+/// Writes the test central's token to `path` as a site would: readable by its owner only (a
+/// token file others can read is refused).
+pub fn write_token(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Up,
