@@ -654,3 +654,70 @@ fn audit_verify_reads_the_configured_journal_and_answers_in_json() {
         "{report}"
     );
 }
+
+#[test]
+fn a_backup_taken_while_a_writer_records_is_consistent_private_and_checked() {
+    let db = TempDb::new("backup");
+    let dir = db.0.parent().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join("coi-agent.toml"),
+        "[site]\nid = \"site-lab-1\"\nworkstation = \"ws\"\n[journal]\npath = \"journal.sqlite\"\n\
+         [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
+    )
+    .unwrap();
+    drop(Journal::open(&db.0).unwrap());
+    // A writer records scans (each with its audit entry) the whole time.
+    let mut writer = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["dev", "journal-writer", "--db"])
+        .arg(&db.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut acks = BufReader::new(writer.stdout.take().unwrap()).lines();
+    for _ in 0..20 {
+        acks.next();
+    }
+    let config = dir.join("coi-agent.toml");
+    let mut copies = Vec::new();
+    for n in 0..3 {
+        let to = dir.join(format!("backup-{n}.sqlite"));
+        let backup = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(["journal", "backup", "--json", "--config"])
+            .arg(&config)
+            .arg("--to")
+            .arg(&to)
+            .output()
+            .unwrap();
+        assert!(backup.status.success(), "{backup:?}");
+        let report: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
+        assert_eq!(report["audit"]["intact"], true, "{report}");
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!(std::fs::metadata(&to).unwrap().mode() & 0o777, 0o600);
+        copies.push((to, report["audit"]["entries"].as_i64().unwrap()));
+    }
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    // Each copy is a journal on its own: its scans all have their audit entries.
+    for (copy, entries) in &copies {
+        let journal = Journal::open_read_only(copy).unwrap();
+        let scans: i64 = journal
+            .connection()
+            .query_row("SELECT COUNT(*) FROM scans", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            scans > 0 && scans <= *entries,
+            "{scans} scans, {entries} entries"
+        );
+    }
+    // A copy never overwrites a file.
+    let again = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["journal", "backup", "--config"])
+        .arg(&config)
+        .arg("--to")
+        .arg(&copies[0].0)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no backup"));
+}

@@ -940,3 +940,27 @@ fn r11_check_config_names_each_problem() {
         assert!(said.contains(says), "{says}: {said}");
     }
 }
+
+/// `config default` prints the embedded default, which loads and checks as it is.
+#[test]
+fn config_default_prints_a_configuration_that_checks() {
+    let dir = TempDb::new("config-default");
+    let base = dir.0.parent().unwrap();
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["config", "default"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    std::fs::write(base.join("coi-agent.toml"), &printed.stdout).unwrap();
+    std::fs::write(
+        base.join("demo-orders.json"),
+        coi_agent::config::DEMO_ORDERS,
+    )
+    .unwrap();
+    let checked = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["check-config", "--config"])
+        .arg(base.join("coi-agent.toml"))
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{checked:?}");
+}

@@ -39,6 +39,49 @@ pub(super) fn verify(
     })
 }
 
+pub(super) fn backup(
+    db: &Path,
+    to: &Path,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let journal = match Journal::open_read_only(db) {
+        Ok(journal) => journal,
+        Err(problem) => {
+            writeln!(err, "coi-agent: {problem}")?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Err(problem) = journal.backup_to(to) {
+        writeln!(err, "coi-agent: no backup: {problem}")?;
+        return Ok(ExitCode::FAILURE);
+    }
+    drop(journal);
+    let copy = Journal::open_read_only(to)?;
+    let audit = crate::report::AuditReport::new(&copy.verify_audit()?);
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    if json {
+        writeln!(
+            out,
+            "{}",
+            json!({"backup": to.display().to_string(), "bytes": bytes, "audit": audit})
+        )?;
+    } else {
+        writeln!(
+            out,
+            "backup {} written ({bytes} bytes); the copy's {}",
+            to.display(),
+            audit.message
+        )?;
+    }
+    Ok(if audit.intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 pub(super) fn export(
     db: &Path,
     since: Option<jiff::Timestamp>,

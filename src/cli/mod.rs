@@ -166,6 +166,16 @@ pub enum Command {
         #[command(subcommand)]
         command: PrinterCommand,
     },
+    /// The configuration: print the embedded default (every key, commented).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// The journal: back it up.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
     /// Check or export the journal's hash-chained audit trail.
     Audit {
         #[command(subcommand)]
@@ -495,6 +505,28 @@ pub enum OrdersCommand {
         /// The COI identifier, e.g. CHA999925000042.
         #[arg(value_name = "COI")]
         coi: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the embedded default configuration: a starting point with every key explained.
+    Default,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Write a consistent copy of the journal (while `serve` runs), mode 0600, then check the
+    /// copy's audit trail. Exit 0 only if the copy was written and its audit trail is intact.
+    Backup {
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// The copy to write (must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: std::path::PathBuf,
+        /// One JSON object: backup, bytes, and the copy's audit check.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -927,6 +959,15 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     serial,
                 },
         } => print::emulator(&listen, print_delay_ms, serial, out, err),
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => {
+            out.write_all(crate::config::DEFAULT.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Journal {
+            command: JournalCommand::Backup { config, to, json },
+        } => journal::backup(&journal_of(&config, None)?, &to, json, out, err),
         Command::Audit {
             command: AuditCommand::Verify { config, db, json },
         } => journal::verify(&journal_of(&config, db)?, json, out, err),

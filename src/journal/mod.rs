@@ -493,6 +493,32 @@ impl Journal {
         Ok(received)
     }
 
+    /// Writes a consistent copy of the journal to `to` (a file that must not exist yet), mode
+    /// 0600, while other processes keep writing: one read transaction's snapshot
+    /// (`VACUUM INTO`), so the copy never restarts however busy the journal is.
+    ///
+    /// # Errors
+    /// `to` exists, or SQLite failed (nothing usable is left at `to`).
+    pub fn backup_to(&self, to: &Path) -> Result<(), JournalError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let shown = to.display().to_string();
+        // Created empty and private first: the copy holds patient data.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .map_err(|e| JournalError::Owner(format!("backup {shown}: {e}")))?;
+        let target = to
+            .to_str()
+            .ok_or_else(|| JournalError::Owner(format!("backup {shown}: not a UTF-8 path")))?;
+        if let Err(problem) = self.conn.execute("VACUUM INTO ?1", [target]) {
+            let _ = std::fs::remove_file(to);
+            return Err(problem.into());
+        }
+        Ok(())
+    }
+
     /// Checks the audit chain: the number of entries, or the first broken link.
     ///
     /// # Errors
