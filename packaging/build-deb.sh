@@ -10,7 +10,12 @@ if ! command -v cargo-deb >/dev/null 2>&1; then
   cargo install cargo-deb --locked --quiet >&2
 fi
 # A release build, stripped by cargo-deb (the package ships no debug symbols).
-deb=$(cargo deb --locked --quiet --strip 2>&2 | tail -n 1)
+cargo build --release --locked --quiet >&2
+# The man page and completions, from the CLI's own definition.
+mkdir -p packaging/generated
+"$CARGO_TARGET_DIR/release/coi-agent" dev man-page | gzip -9n > packaging/generated/coi-agent.1.gz
+"$CARGO_TARGET_DIR/release/coi-agent" completions bash > packaging/generated/coi-agent.bash
+deb=$(cargo deb --locked --quiet --no-build --strip 2>&2 | tail -n 1)
 if [ ! -f "$deb" ]; then
   deb=$(ls -t "$CARGO_TARGET_DIR"/debian/coi-agent_*.deb | head -n 1)
 fi

@@ -16,7 +16,8 @@ contents=$(dpkg-deb -c "$deb")
 echo "$contents"
 for path in ./usr/bin/coi-agent ./lib/systemd/system/coi-agent.service \
     ./usr/lib/sysusers.d/coi-agent.conf ./lib/udev/rules.d/60-coi-agent.rules \
-    ./etc/coi-agent/coi-agent.toml ./usr/share/doc/coi-agent/README.md; do
+    ./etc/coi-agent/coi-agent.toml ./usr/share/doc/coi-agent/README.md \
+    ./usr/share/man/man1/coi-agent.1.gz ./usr/share/bash-completion/completions/coi-agent; do
   grep -q " $path\$" <<<"$contents" || fail "the package lacks $path"
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/coi-agent/coi-agent.toml || fail "the configuration is not a conffile"
@@ -31,6 +32,7 @@ echo "test-deb: install"
 if dpkg-query -W coi-agent >/dev/null 2>&1; then fail "coi-agent is installed here: this test would purge it"; fi
 dpkg -i "$deb"
 getent passwd coi-agent >/dev/null || fail "no user coi-agent"
+man -w coi-agent >/dev/null 2>&1 || [ -f /usr/share/man/man1/coi-agent.1.gz ] || fail "no man page"
 [ "$(stat -c '%a %U %G' /etc/coi-agent/coi-agent.toml)" = "640 root coi-agent" ] || fail "config mode $(stat -c '%a %U %G' /etc/coi-agent/coi-agent.toml)"
 [ "$(stat -c '%a %U' /var/lib/coi-agent)" = "700 coi-agent" ] || fail "state directory mode"
 # The shipped configuration is refused until the site is set, naming what to set.

@@ -198,6 +198,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell), e.g.
+    /// `coi-agent completions bash > /etc/bash_completion.d/coi-agent`.
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
     /// Tools for developers and tests (not for production use).
     #[command(hide = true)]
     Dev {
@@ -668,6 +674,8 @@ pub enum DevCommand {
         #[arg(long)]
         serial: bool,
     },
+    /// Print the manual page (roff), for the package.
+    ManPage,
     /// Append scan records to a journal, printing "ack ID" after each durable commit, until
     /// killed or COUNT are written (the crash tests' victim).
     JournalWriter {
@@ -959,6 +967,18 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     serial,
                 },
         } => print::emulator(&listen, print_delay_ms, serial, out, err),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "coi-agent", out);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dev {
+            command: DevCommand::ManPage,
+        } => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(out)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config {
             command: ConfigCommand::Default,
         } => {
