@@ -9,6 +9,7 @@ pub mod central;
 pub mod cli;
 pub mod config;
 pub mod custody;
+pub mod device_access;
 pub mod isbt128;
 pub mod journal;
 pub mod label;

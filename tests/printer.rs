@@ -578,3 +578,55 @@ async fn a_spool_refuses_job_ids_that_are_not_plain_names() {
     assert!(!dir.parent().unwrap().join("escape.zpl").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A printer device the user may not open: the job fails naming the permission and its fix,
+/// not "offline" (issue #14). Needs root to run the binary as another user; skipped otherwise.
+#[test]
+fn a_device_the_user_may_not_open_is_named_with_its_fix() {
+    if !nix_is_root()
+        || std::process::Command::new("runuser")
+            .arg("--help")
+            .output()
+            .is_err()
+    {
+        eprintln!("SKIPPED: needs root and runuser to try as an unprivileged user");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("coi-denied-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let device = dir.join("lp0");
+    std::fs::write(&device, b"").unwrap();
+    std::fs::set_permissions(&device, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let zpl = dir.join("label.zpl");
+    std::fs::write(&zpl, "^XA^FO10,10^FDX^FS^XZ").unwrap();
+    std::fs::set_permissions(&zpl, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["print", "--printer"])
+        .arg(format!("file://{}", device.display()))
+        .arg("--zpl")
+        .arg(&zpl)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("no_permission"), "{said}");
+    assert!(said.contains("60-coi-agent.rules"), "{said}");
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}

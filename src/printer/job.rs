@@ -261,6 +261,8 @@ pub struct Printer {
     outcomes: std::collections::HashMap<String, JobOutcome>,
     /// The remembered job ids, oldest first.
     remembered: std::collections::VecDeque<String>,
+    /// The last connection attempt was refused for lack of permission.
+    denied: bool,
 }
 
 /// How many job outcomes a printer remembers: a retry comes within seconds, and a daemon that
@@ -275,6 +277,7 @@ impl Printer {
             conn: None,
             outcomes: std::collections::HashMap::new(),
             remembered: std::collections::VecDeque::new(),
+            denied: false,
         }
     }
 
@@ -292,7 +295,11 @@ impl Printer {
                 JobOutcome {
                     job_id: job.id.clone(),
                     phase: JobPhase::Failed,
-                    fault: Some(Fault::Offline),
+                    fault: Some(if self.denied {
+                        Fault::NoPermission
+                    } else {
+                        Fault::Offline
+                    }),
                     bytes: 0,
                     history: vec![(JobPhase::Queued, now), (JobPhase::Failed, now)],
                 }
@@ -358,7 +365,20 @@ impl Printer {
 
     async fn connection(&mut self) -> Option<&mut Connection> {
         if self.conn.is_none() {
-            self.conn = Connection::open(&self.uri).await.ok();
+            match Connection::open(&self.uri).await {
+                Ok(conn) => {
+                    self.conn = Some(conn);
+                    self.denied = false;
+                }
+                Err(problem) => {
+                    self.denied = matches!(
+                        &problem,
+                        super::transport::TransportError::Connect { source, .. }
+                            if source.kind() == std::io::ErrorKind::PermissionDenied
+                    );
+                    tracing::warn!(%problem, "printer not reachable");
+                }
+            }
         }
         self.conn.as_mut()
     }

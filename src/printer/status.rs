@@ -22,6 +22,8 @@ pub enum Fault {
     Disconnected,
     /// The job expired before it could be sent.
     Expired,
+    /// The printer's device may not be opened by this user (udev rule, group).
+    NoPermission,
 }
 
 /// The printer's own account of itself.
@@ -81,6 +83,7 @@ impl Fault {
             Fault::Offline,
             Fault::Disconnected,
             Fault::Expired,
+            Fault::NoPermission,
         ]
         .into_iter()
         .find(|f| f.as_str() == code)
@@ -99,6 +102,7 @@ impl Fault {
             Fault::Offline => "offline",
             Fault::Disconnected => "disconnected",
             Fault::Expired => "expired",
+            Fault::NoPermission => "no_permission",
         }
     }
 
@@ -117,6 +121,9 @@ impl Fault {
                 "The printer's connection dropped: check whether the label printed before printing again."
             }
             Fault::Expired => "The print request was too old to print; ask for the label again.",
+            Fault::NoPermission => {
+                "coi-agent may not open the printer's device: site IT must give it to group coi-agent (the package's udev rule, /lib/udev/rules.d/60-coi-agent.rules, or one like it for this printer)."
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ pub enum PrinterUriError {
 /// Why talking to a printer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("connect to {address}: {source}")]
+    #[error("connect to {address}: {source}{}", crate::device_access::hint(source.kind()))]
     Connect {
         address: String,
         #[source]

@@ -124,7 +124,13 @@ pub(super) fn read(path: PathBuf, grab: bool, stop: &Stop) {
 }
 
 fn open(path: &PathBuf, grab: bool) -> Result<File, String> {
-    let file = File::open(path).map_err(|err| format!("open {}: {err}", path.display()))?;
+    let file = File::open(path).map_err(|err| {
+        format!(
+            "open {}: {err}{}",
+            path.display(),
+            crate::device_access::hint(err.kind())
+        )
+    })?;
     if grab {
         // A failed grab is an error, never ignored: an ungrabbed scanner types into other
         // windows.

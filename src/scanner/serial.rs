@@ -18,7 +18,10 @@ pub(super) fn read(settings: SerialSettings, stop: &Stop) {
         stop,
         || match open(&settings) {
             Ok(port) => Ok((port, format!("{path} at {} baud", settings.baud))),
-            Err(err) => Err(format!("open {path}: {err}")),
+            Err(err) => Err(format!(
+                "open {path}: {err}{}",
+                crate::device_access::serial_hint(&err)
+            )),
         },
         |port, stop| read_port(port.as_mut(), stop).map(|reason| format!("{path}: {reason}")),
     );
