@@ -271,8 +271,7 @@ impl Config {
             problems.push("orders.source = \"central\" needs a [central] section".to_owned());
         }
         let mut printers = Vec::with_capacity(file.printers.len());
-        let known =
-            crate::printer::profiles::parse(crate::printer::profiles::EMBEDDED).map_err(invalid)?;
+        let known = printer_profiles(base, &mut problems).map_err(invalid)?;
         for printer in file.printers {
             let uri = match printer.uri.strip_prefix("spool://") {
                 Some(dir) if !dir.starts_with('/') => {
@@ -296,7 +295,7 @@ impl Config {
                     None => {
                         let models: Vec<&str> = known.iter().map(|p| p.model.as_str()).collect();
                         problems.push(format!(
-                            "printer {:?}: unknown profile {model:?} (drivers/printers.toml has: {})",
+                            "printer {:?}: unknown profile {model:?} (built-in and printers.d/ have: {})",
                             printer.name,
                             models.join(", ")
                         ));
@@ -414,6 +413,42 @@ impl Config {
 /// Minutes of inactivity after which a signed-in operator is signed out, unless
 /// `[ui] idle_minutes` says otherwise.
 pub const DEFAULT_UI_IDLE_MINUTES: u64 = 15;
+
+/// The printer profiles: the built-in ones (drivers/printers.toml), with a site's own in
+/// `printers.d/*.toml` beside the configuration file merged over them by model (a site's
+/// profile of a built-in model replaces it). A site file that does not parse is a problem
+/// named with its path; the built-in ones always parse.
+fn printer_profiles(
+    base: &Path,
+    problems: &mut Vec<String>,
+) -> Result<Vec<crate::printer::profiles::PrinterProfile>, String> {
+    let mut known = crate::printer::profiles::parse(crate::printer::profiles::EMBEDDED)?;
+    let dir = base.join("printers.d");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(known);
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let parsed = std::fs::read_to_string(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| crate::printer::profiles::parse(&text));
+        match parsed {
+            Ok(site) => {
+                for profile in site {
+                    known.retain(|p| p.model != profile.model);
+                    known.push(profile);
+                }
+            }
+            Err(problem) => problems.push(format!("{}: {problem}", file.display())),
+        }
+    }
+    Ok(known)
+}
 
 /// How old orders from the central service may be for a receipt or a first label, unless
 /// `[orders] max_age_secs` says otherwise.

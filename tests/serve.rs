@@ -964,3 +964,54 @@ fn config_default_prints_a_configuration_that_checks() {
         .unwrap();
     assert!(checked.status.success(), "{checked:?}");
 }
+
+/// A site adds a printer model in printers.d/ beside its configuration; a broken site file is
+/// named by check-config (issue #14).
+#[test]
+fn a_site_adds_printer_profiles_beside_its_configuration() {
+    let dir = TempDb::new("printers-d");
+    let base = dir.0.parent().unwrap();
+    std::fs::write(
+        base.join("demo-orders.json"),
+        coi_agent::config::DEMO_ORDERS,
+    )
+    .unwrap();
+    let config = coi_agent::config::DEFAULT.replace("Zebra ZT411 300 dpi", "Acme LX 203");
+    std::fs::write(base.join("coi-agent.toml"), &config).unwrap();
+    let check = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(["check-config", "--config"])
+            .arg(base.join("coi-agent.toml"))
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, said) = check();
+    assert_eq!(code, Some(1));
+    assert!(said.contains("unknown profile \"Acme LX 203\""), "{said}");
+    std::fs::create_dir_all(base.join("printers.d")).unwrap();
+    std::fs::write(
+        base.join("printers.d/acme.toml"),
+        "[[printer]]\nmodel = \"Acme LX 203\"\ndpi = 203\nprint_width_mm = 104\nvendor_id = \"1a2b\"\nhqes = false\nstatus_port = 9100\n",
+    )
+    .unwrap();
+    let (code, said) = check();
+    assert_eq!(code, Some(0), "{said}");
+    let loaded = coi_agent::config::Config::load(&base.join("coi-agent.toml")).unwrap();
+    assert_eq!(loaded.printers[0].profile.as_ref().unwrap().dpi, 203);
+    std::fs::write(
+        base.join("printers.d/broken.toml"),
+        "[[printer]]\nmodel = \"B\"\ndpi = 250\nprint_width_mm = 50\nvendor_id = \"1a2b\"\nhqes = false\nstatus_port = 9100\n",
+    )
+    .unwrap();
+    let (code, said) = check();
+    assert_eq!(code, Some(1));
+    assert!(
+        said.contains("broken.toml") && said.contains("dpi 250"),
+        "{said}"
+    );
+}
