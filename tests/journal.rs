@@ -595,13 +595,7 @@ fn the_journal_is_wal_with_full_sync() {
 #[test]
 fn audit_verify_reads_the_configured_journal_and_answers_in_json() {
     let db = TempDb::new("audit-config");
-    let dir = db.0.parent().unwrap().to_path_buf();
-    std::fs::write(
-        dir.join("coi-agent.toml"),
-        "[site]\nid = \"site-lab-1\"\nworkstation = \"ws\"\n[journal]\npath = \"journal.sqlite\"\n\
-         [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
-    )
-    .unwrap();
+    let dir = config_beside(&db);
     let mut journal = Journal::open(&db.0).unwrap();
     journal
         .record_scan(
@@ -658,13 +652,7 @@ fn audit_verify_reads_the_configured_journal_and_answers_in_json() {
 #[test]
 fn a_backup_taken_while_a_writer_records_is_consistent_private_and_checked() {
     let db = TempDb::new("backup");
-    let dir = db.0.parent().unwrap().to_path_buf();
-    std::fs::write(
-        dir.join("coi-agent.toml"),
-        "[site]\nid = \"site-lab-1\"\nworkstation = \"ws\"\n[journal]\npath = \"journal.sqlite\"\n\
-         [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
-    )
-    .unwrap();
+    let dir = config_beside(&db);
     drop(Journal::open(&db.0).unwrap());
     // A writer records scans (each with its audit entry) the whole time.
     let mut writer = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
@@ -720,4 +708,16 @@ fn a_backup_taken_while_a_writer_records_is_consistent_private_and_checked() {
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("no backup"));
+}
+
+/// A configuration naming `db` as its journal, written beside it; its directory.
+fn config_beside(db: &TempDb) -> std::path::PathBuf {
+    let dir = db.0.parent().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join("coi-agent.toml"),
+        "[site]\nid = \"site-lab-1\"\nworkstation = \"ws\"\n[journal]\npath = \"journal.sqlite\"\n\
+         [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
+    )
+    .unwrap();
+    dir
 }

@@ -373,21 +373,25 @@ async fn show_order(
     }
 }
 
+/// The order and bag a path names, or what is wrong with them (for a 400).
+fn order_bag(coi: &str, bag: &str) -> Result<(CoiId, u8), String> {
+    let coi = CoiId::parse(coi)
+        .map_err(|_| "not a COI identifier (15 characters, e.g. CHA999925000042)".to_owned())?;
+    let bag = ui::bag_number(bag).ok_or_else(|| {
+        format!(
+            "the bag number is 1 to {}",
+            crate::isbt128::din::MAX_CONTAINERS
+        )
+    })?;
+    Ok((coi, bag))
+}
+
 /// A bag label's preview (PNG) as it would print now on the default printer: the same layout
 /// as the print, from the cached order, for an order collected here. Nothing is recorded.
 async fn preview(State(agent): State<Agent>, Path((coi, bag)): Path<(String, String)>) -> Response {
-    let Ok(coi) = CoiId::parse(&coi) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "not a COI identifier (15 characters, e.g. CHA999925000042)",
-        );
-    };
-    let max = crate::isbt128::din::MAX_CONTAINERS;
-    let Some(bag) = bag.parse::<u8>().ok().filter(|b| (1..=max).contains(b)) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("the bag number is 1 to {max}"),
-        );
+    let (coi, bag) = match order_bag(&coi, &bag) {
+        Ok(found) => found,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
     };
     let book = match agent.journal().orders().await {
         Ok(book) => book,
@@ -509,18 +513,9 @@ async fn print_label(
     if let Err(problem) = check_operator(body.operator.as_deref()) {
         return error(StatusCode::BAD_REQUEST, &problem);
     }
-    let Ok(coi) = CoiId::parse(&coi) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "not a COI identifier (15 characters, e.g. CHA999925000042)",
-        );
-    };
-    let max = crate::isbt128::din::MAX_CONTAINERS;
-    let Some(bag) = bag.parse::<u8>().ok().filter(|b| (1..=max).contains(b)) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("the bag number is 1 to {max}"),
-        );
+    let (coi, bag) = match order_bag(&coi, &bag) {
+        Ok(found) => found,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
     };
     let order = LabelOrder {
         coi,

@@ -515,7 +515,8 @@ async fn order_bags(
     }
 }
 
-fn bag_number(bag: &str) -> Option<u8> {
+/// A bag number as a path gives it: 1 to the most containers a collection has.
+pub(crate) fn bag_number(bag: &str) -> Option<u8> {
     bag.parse::<u8>()
         .ok()
         .filter(|b| (1..=crate::isbt128::din::MAX_CONTAINERS).contains(b))
@@ -995,6 +996,23 @@ async fn admin_markup(agent: &Agent, me: &str, message: Option<(bool, String)>) 
     })
 }
 
+/// The signed-in admin and the form they sent, or the response that refuses: sign-in, or the
+/// admin screen saying `missing` when the form does not parse.
+async fn admin_form<T>(
+    agent: &Agent,
+    headers: &HeaderMap,
+    form: Result<Form<T>, axum::extract::rejection::FormRejection>,
+    missing: &str,
+) -> Result<(Session, T), Response> {
+    let session = operator_for(agent, headers, is_admin).await?;
+    match form {
+        Ok(Form(form)) => Ok((session, form)),
+        Err(_) => {
+            Err(admin_view(agent, &session.operator, Some((false, missing.to_owned()))).await)
+        }
+    }
+}
+
 fn is_admin(role: Role) -> bool {
     role == Role::Admin
 }
@@ -1022,17 +1040,9 @@ async fn requeue(
     headers: HeaderMap,
     form: Result<Form<EventForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let session = match operator_for(&agent, &headers, is_admin).await {
-        Ok(session) => session,
+    let (session, form) = match admin_form(&agent, &headers, form, "No event given.").await {
+        Ok(signed) => signed,
         Err(response) => return response,
-    };
-    let Ok(Form(form)) = form else {
-        return admin_view(
-            &agent,
-            &session.operator,
-            Some((false, "No event given.".to_owned())),
-        )
-        .await;
     };
     let message = match agent
         .journal()
@@ -1052,17 +1062,9 @@ async fn acknowledge(
     headers: HeaderMap,
     form: Result<Form<EventForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let session = match operator_for(&agent, &headers, is_admin).await {
-        Ok(session) => session,
+    let (session, form) = match admin_form(&agent, &headers, form, "No event given.").await {
+        Ok(signed) => signed,
         Err(response) => return response,
-    };
-    let Ok(Form(form)) = form else {
-        return admin_view(
-            &agent,
-            &session.operator,
-            Some((false, "No event given.".to_owned())),
-        )
-        .await;
     };
     let reason = form.reason.trim();
     if reason.is_empty()
@@ -1131,17 +1133,9 @@ async fn add_operator(
     headers: HeaderMap,
     form: Result<Form<OperatorForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let session = match operator_for(&agent, &headers, is_admin).await {
-        Ok(session) => session,
+    let (session, form) = match admin_form(&agent, &headers, form, "Fill in every field.").await {
+        Ok(signed) => signed,
         Err(response) => return response,
-    };
-    let Ok(Form(form)) = form else {
-        return admin_view(
-            &agent,
-            &session.operator,
-            Some((false, "Fill in every field.".to_owned())),
-        )
-        .await;
     };
     let Some(role) = Role::parse(&form.role) else {
         return admin_view(
@@ -1200,17 +1194,9 @@ async fn disable_operator(
     headers: HeaderMap,
     form: Result<Form<OperatorForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let session = match operator_for(&agent, &headers, is_admin).await {
-        Ok(session) => session,
+    let (session, form) = match admin_form(&agent, &headers, form, "No operator given.").await {
+        Ok(signed) => signed,
         Err(response) => return response,
-    };
-    let Ok(Form(form)) = form else {
-        return admin_view(
-            &agent,
-            &session.operator,
-            Some((false, "No operator given.".to_owned())),
-        )
-        .await;
     };
     if form.id == session.operator {
         return admin_view(
@@ -1388,17 +1374,9 @@ async fn enable_operator(
     headers: HeaderMap,
     form: Result<Form<OperatorForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let session = match operator_for(&agent, &headers, is_admin).await {
-        Ok(session) => session,
+    let (session, form) = match admin_form(&agent, &headers, form, "No operator given.").await {
+        Ok(signed) => signed,
         Err(response) => return response,
-    };
-    let Ok(Form(form)) = form else {
-        return admin_view(
-            &agent,
-            &session.operator,
-            Some((false, "No operator given.".to_owned())),
-        )
-        .await;
     };
     if let Err(problem) = pin_again(&agent, &session, &form.pin, "enable_operator").await {
         return admin_view(&agent, &session.operator, Some((false, problem))).await;

@@ -13,18 +13,25 @@ use crate::journal::{Journal, ScanRecord};
 
 use crate::reconcile::{Outcome, Reason, Verdict};
 
+/// The journal at `db`, read-only, or `None` once why not is said on `err`.
+fn open_read_only(db: &Path, err: &mut dyn Write) -> std::io::Result<Option<Journal>> {
+    match Journal::open_read_only(db) {
+        Ok(journal) => Ok(Some(journal)),
+        Err(problem) => {
+            writeln!(err, "coi-agent: {problem}")?;
+            Ok(None)
+        }
+    }
+}
+
 pub(super) fn verify(
     db: &Path,
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let journal = match Journal::open_read_only(db) {
-        Ok(journal) => journal,
-        Err(problem) => {
-            writeln!(err, "coi-agent: {problem}")?;
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(journal) = open_read_only(db, err)? else {
+        return Ok(ExitCode::FAILURE);
     };
     let report = crate::report::AuditReport::new(&journal.verify_audit()?);
     if json {
@@ -46,12 +53,8 @@ pub(super) fn backup(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let journal = match Journal::open_read_only(db) {
-        Ok(journal) => journal,
-        Err(problem) => {
-            writeln!(err, "coi-agent: {problem}")?;
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(journal) = open_read_only(db, err)? else {
+        return Ok(ExitCode::FAILURE);
     };
     if let Err(problem) = journal.backup_to(to) {
         writeln!(err, "coi-agent: no backup: {problem}")?;
@@ -89,12 +92,8 @@ pub(super) fn export(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let journal = match Journal::open_read_only(db) {
-        Ok(journal) => journal,
-        Err(problem) => {
-            writeln!(err, "coi-agent: {problem}")?;
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(journal) = open_read_only(db, err)? else {
+        return Ok(ExitCode::FAILURE);
     };
     let since = since.map(crate::journal::utc_text);
     let entries = journal.audit_entries(since.as_deref())?;
