@@ -18,7 +18,7 @@ for path in ./usr/bin/coi-agent ./lib/systemd/system/coi-agent.service \
     ./usr/lib/sysusers.d/coi-agent.conf ./lib/udev/rules.d/60-coi-agent.rules \
     ./etc/coi-agent/coi-agent.toml ./usr/share/doc/coi-agent/README.md \
     ./usr/share/man/man1/coi-agent.1.gz ./usr/share/bash-completion/completions/coi-agent \
-    ./etc/coi-agent/printers.d/README; do
+    ./etc/coi-agent/printers.d/README ./etc/coi-agent/scanners.d/README; do
   grep -q " $path\$" <<<"$contents" || fail "the package lacks $path"
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/coi-agent/coi-agent.toml || fail "the configuration is not a conffile"

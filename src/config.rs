@@ -12,6 +12,8 @@ pub const DEFAULT: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Where it came from, for messages: the file as given, or the embedded default's directory.
+    pub origin: String,
     pub site_id: String,
     pub workstation: String,
     pub journal: PathBuf,
@@ -31,6 +33,9 @@ pub struct Config {
     /// The screens (`[ui]`): how long a signed-in operator may be idle before being signed
     /// out (`idle_minutes`, default 15).
     pub ui_idle: Duration,
+    /// The scanner profiles: the built-in ones with a site's `scanners.d/*.toml` beside the
+    /// configuration merged over them (`coi-agent devices` recognises scanners by these).
+    pub scanner_profiles: Vec<crate::scanner::profiles::ScannerProfile>,
 }
 
 /// A scanner `serve` reads, and the step its scans are judged by.
@@ -96,12 +101,8 @@ pub enum Offline {
 /// Why a configuration is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("read {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     /// Every problem found once the file was read as TOML.
@@ -200,7 +201,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })?;
         // Relative paths in the file are relative to its directory, made absolute here so a
         // relative --config (or a spool directory) resolves the same wherever it is used.
@@ -271,7 +272,24 @@ impl Config {
             problems.push("orders.source = \"central\" needs a [central] section".to_owned());
         }
         let mut printers = Vec::with_capacity(file.printers.len());
-        let known = printer_profiles(base, &mut problems).map_err(invalid)?;
+        let known = site_profiles(
+            base,
+            "printers.d",
+            crate::printer::profiles::EMBEDDED,
+            crate::printer::profiles::parse,
+            |a, b| a.model == b.model,
+            &mut problems,
+        )
+        .map_err(invalid)?;
+        let scanner_profiles = site_profiles(
+            base,
+            "scanners.d",
+            crate::scanner::profiles::EMBEDDED,
+            crate::scanner::profiles::parse,
+            |a, b| a.name == b.name,
+            &mut problems,
+        )
+        .map_err(invalid)?;
         for printer in file.printers {
             let uri = match printer.uri.strip_prefix("spool://") {
                 Some(dir) if !dir.starts_with('/') => {
@@ -391,6 +409,7 @@ impl Config {
             });
         };
         Ok(Config {
+            origin: shown.to_owned(),
             site_id: file.site.id,
             workstation: file.site.workstation,
             journal: resolve(&file.journal.path),
@@ -406,6 +425,7 @@ impl Config {
             pair_window: Duration::from_secs(pair_window_secs),
             order_max_age,
             ui_idle: Duration::from_secs(idle_minutes * 60),
+            scanner_profiles,
         })
     }
 }
@@ -414,17 +434,21 @@ impl Config {
 /// `[ui] idle_minutes` says otherwise.
 pub const DEFAULT_UI_IDLE_MINUTES: u64 = 15;
 
-/// The printer profiles: the built-in ones (drivers/printers.toml), with a site's own in
-/// `printers.d/*.toml` beside the configuration file merged over them by model (a site's
-/// profile of a built-in model replaces it). A site file that does not parse is a problem
+/// Device profiles (printer models, scanners): the built-in ones, with a site's own in
+/// `DIR/*.toml` beside the configuration file merged over them, files in name order (a site's
+/// profile that `same` matches to a built-in one replaces it; the others come first, so a site's
+/// profile of a vendor wins over a built-in one). A site file that does not parse is a problem
 /// named with its path; the built-in ones always parse.
-fn printer_profiles(
+fn site_profiles<P>(
     base: &Path,
+    dir: &str,
+    embedded: &str,
+    parse: fn(&str) -> Result<Vec<P>, String>,
+    same: fn(&P, &P) -> bool,
     problems: &mut Vec<String>,
-) -> Result<Vec<crate::printer::profiles::PrinterProfile>, String> {
-    let mut known = crate::printer::profiles::parse(crate::printer::profiles::EMBEDDED)?;
-    let dir = base.join("printers.d");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+) -> Result<Vec<P>, String> {
+    let mut known = parse(embedded)?;
+    let Ok(entries) = std::fs::read_dir(base.join(dir)) else {
         return Ok(known);
     };
     let mut files: Vec<PathBuf> = entries
@@ -433,21 +457,24 @@ fn printer_profiles(
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
+    let mut site: Vec<P> = Vec::new();
     for file in files {
         let parsed = std::fs::read_to_string(&file)
             .map_err(|e| e.to_string())
-            .and_then(|text| crate::printer::profiles::parse(&text));
+            .and_then(|text| parse(&text));
         match parsed {
-            Ok(site) => {
-                for profile in site {
-                    known.retain(|p| p.model != profile.model);
-                    known.push(profile);
+            Ok(profiles) => {
+                for profile in profiles {
+                    site.retain(|p| !same(p, &profile));
+                    site.push(profile);
                 }
             }
             Err(problem) => problems.push(format!("{}: {problem}", file.display())),
         }
     }
-    Ok(known)
+    known.retain(|p| !site.iter().any(|s| same(s, p)));
+    site.extend(known);
+    Ok(site)
 }
 
 /// How old orders from the central service may be for a receipt or a first label, unless
@@ -467,9 +494,12 @@ pub fn demo(dir: &Path, now: jiff::Timestamp) -> Result<Config, ConfigError> {
     let shown = dir.display().to_string();
     let io = |source| ConfigError::Read {
         path: shown.clone(),
-        source,
+        cause: source,
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
+    // Private (the XDG rule for state directories): the journal will hold orders.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .map_err(io)?;
     let orders = dir.join("demo-orders.json");
     if !orders.exists() {
         let mut value: serde_json::Value =
@@ -487,7 +517,11 @@ pub fn demo(dir: &Path, now: jiff::Timestamp) -> Result<Config, ConfigError> {
         }
         std::fs::write(&orders, value.to_string()).map_err(io)?;
     }
-    Config::parse(DEFAULT, dir, "embedded default")
+    Config::parse(
+        DEFAULT,
+        dir,
+        &format!("the embedded default in {}", dir.display()),
+    )
 }
 
 /// Everything about a loaded configuration that would stop `serve` or a device from working,

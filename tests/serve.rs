@@ -1015,3 +1015,126 @@ fn a_site_adds_printer_profiles_beside_its_configuration() {
         "{said}"
     );
 }
+
+/// A site's scanners.d/ profiles come before the built-in ones (one with a built-in's name
+/// replaces it); a broken site file is named by check-config (issue #14).
+#[test]
+fn a_site_adds_scanner_profiles_beside_its_configuration() {
+    let dir = TempDb::new("scanners-d");
+    let base = dir.0.parent().unwrap();
+    std::fs::write(
+        base.join("demo-orders.json"),
+        coi_agent::config::DEMO_ORDERS,
+    )
+    .unwrap();
+    std::fs::write(base.join("coi-agent.toml"), coi_agent::config::DEFAULT).unwrap();
+    let path = base.join("coi-agent.toml");
+    let built_in = Config::load(&path).unwrap().scanner_profiles;
+    let find = |profiles: &[coi_agent::scanner::profiles::ScannerProfile], v, p| {
+        coi_agent::scanner::profiles::find(profiles, v, p).map(|found| found.name.clone())
+    };
+    assert_eq!(find(&built_in, 0x1a2b, 0x0001), None);
+    let honeywell = built_in
+        .iter()
+        .find(|p| p.vendor_id == "0c2e" && p.product_ids.is_empty())
+        .unwrap()
+        .name
+        .clone();
+    std::fs::create_dir_all(base.join("scanners.d")).unwrap();
+    std::fs::write(
+        base.join("scanners.d/site.toml"),
+        format!(
+            "[[scanner]]\nname = \"Acme 9\"\nvendor_id = \"1a2b\"\nmodes = [\"serial\"]\nsuffix = \"lf\"\naim = true\nbaud = 9600\n\n\
+             [[scanner]]\nname = \"{honeywell}\"\nvendor_id = \"0c2e\"\nmodes = [\"serial\"]\nsuffix = \"crlf\"\naim = true\nbaud = 9600\n"
+        ),
+    )
+    .unwrap();
+    let merged = Config::load(&path).unwrap().scanner_profiles;
+    assert_eq!(find(&merged, 0x1a2b, 0x0001).as_deref(), Some("Acme 9"));
+    let replaced: Vec<_> = merged.iter().filter(|p| p.name == honeywell).collect();
+    assert_eq!(
+        replaced.len(),
+        1,
+        "a site profile replaces the built-in one"
+    );
+    assert_eq!(replaced[0].suffix, "crlf");
+    assert_eq!(merged.len(), built_in.len() + 1);
+    std::fs::write(
+        base.join("scanners.d/broken.toml"),
+        "[[scanner]]\nname = \"B\"\nvendor_id = \"zz\"\nmodes = [\"serial\"]\nsuffix = \"cr\"\naim = false\nbaud = 9600\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("scanners.d/broken.toml") && said.contains("\"zz\" is not hexadecimal"),
+        "{said}"
+    );
+}
+
+/// Without --config and without /etc/coi-agent/coi-agent.toml, every command uses the embedded
+/// default with its state in $XDG_STATE_HOME/coi-agent (a private directory), and says so; a
+/// relative $XDG_STATE_HOME is ignored for $HOME/.local/state (issue #14).
+#[test]
+fn without_a_configuration_the_embedded_default_keeps_its_state_in_the_users_state_directory() {
+    let dir = TempDb::new("xdg-state");
+    let home = dir.0.parent().unwrap().join("home");
+    let state = dir.0.parent().unwrap().join("state");
+    std::fs::create_dir_all(&home).unwrap();
+    let run = |args: &[&str], xdg: &Path| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(args)
+            .env("HOME", &home)
+            .env("XDG_STATE_HOME", xdg)
+            .current_dir(&home)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let system = Path::new("/etc/coi-agent/coi-agent.toml");
+    if system.exists() {
+        // An installed package's configuration wins: nothing is made in the state directory.
+        let (_, out, _) = run(&["check-config"], &state);
+        assert!(out.starts_with("/etc/coi-agent/coi-agent.toml:"), "{out}");
+        assert!(!state.exists());
+        return;
+    }
+    let ours = state.join("coi-agent");
+    let (code, out, err) = run(&["check-config"], &state);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        out.trim(),
+        format!("the embedded default in {}: ok", ours.display())
+    );
+    assert!(
+        err.contains(&format!("its state in {}", ours.display())),
+        "{err}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&ours).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let (code, out, err) = run(&["orders", "sync", "--json"], &state);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let synced: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(synced["stored"], 3, "{synced}");
+    let (code, out, err) = run(&["orders", "show", "--json", "CHA999925000042"], &state);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(ours.join("journal.sqlite").exists());
+    let (_, _, err) = run(&["outbox", "status"], Path::new("relative/state"));
+    let fallback = home.join(".local/state/coi-agent");
+    assert!(
+        err.contains(&format!("its state in {}", fallback.display())),
+        "{err}"
+    );
+    assert!(fallback.join("journal.sqlite").exists());
+    assert!(!home.join("relative").exists());
+}

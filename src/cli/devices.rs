@@ -24,24 +24,30 @@ pub(super) fn devices(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let profiles = match profiles::parse(profiles::EMBEDDED) {
-        Ok(profiles) => profiles,
-        Err(problem) => {
-            writeln!(err, "coi-agent: {problem}")?;
-            return Ok(ExitCode::FAILURE);
-        }
+    let mut notes = Vec::new();
+    // The configuration's scanner profiles (a site's scanners.d/ merged in), else the built-in.
+    let config = config.and_then(|path| {
+        crate::config::Config::load(path)
+            .map_err(|problem| notes.push(format!("configuration: {problem}")))
+            .ok()
+    });
+    let profiles = match &config {
+        Some(config) => config.scanner_profiles.clone(),
+        None => match profiles::parse(profiles::EMBEDDED) {
+            Ok(profiles) => profiles,
+            Err(problem) => {
+                writeln!(err, "coi-agent: {problem}")?;
+                return Ok(ExitCode::FAILURE);
+            }
+        },
     };
     let mut found = Vec::new();
-    let mut notes = Vec::new();
     serial_ports(&profiles, &mut found, &mut notes);
     usb_devices(&profiles, &mut found, &mut notes);
     keyboards(&mut found);
     usblp_devices(&mut found);
-    if let Some(path) = config {
-        match crate::config::Config::load(path) {
-            Ok(config) => configured_printers(&config, &mut found),
-            Err(problem) => notes.push(format!("configured printers: {problem}")),
-        }
+    if let Some(config) = &config {
+        configured_printers(config, &mut found);
     }
     for device in &found {
         if json {
@@ -127,7 +133,9 @@ fn usb_devices(profiles: &[ScannerProfile], found: &mut Vec<Found>, notes: &mut 
     let devices = match rusb::Context::new().and_then(|context| context.devices()) {
         Ok(devices) => devices,
         Err(problem) => {
-            notes.push(format!("USB devices: {problem}"));
+            notes.push(format!(
+                "USB devices cannot be listed ({problem}): this machine has no USB bus, or /dev/bus/usb cannot be read by this user"
+            ));
             return;
         }
     };

@@ -162,7 +162,7 @@ pub(super) fn render(
 
 /// What `label print` is asked to print.
 pub(super) struct PrintRequest<'a> {
-    pub config: &'a Path,
+    pub config: &'a Config,
     pub coi: &'a str,
     pub bag: u8,
     pub template: &'a str,
@@ -185,7 +185,7 @@ pub(super) fn print(
         writeln!(err, "coi-agent: label not printed, nothing sent: {problem}")?;
         Ok(ExitCode::FAILURE)
     };
-    let config = Config::load(request.config)?;
+    let config = request.config;
     // Only the built-in templates: the journal records a template by name and version, which
     // must say what was printed.
     if !label::builtin()?.iter().any(|t| t.name == request.template) {
@@ -208,12 +208,12 @@ pub(super) fn print(
                     .printer
                     .map(|n| format!("{n:?}"))
                     .unwrap_or_default(),
-                request.config.display()
+                request.config.origin
             ),
         );
     };
     let runtime = super::runtime()?;
-    let journal = JournalOwner::for_config(&config)?;
+    let journal = JournalOwner::for_config(config)?;
     let order = LabelOrder {
         coi,
         bag: request.bag,
@@ -235,7 +235,7 @@ pub(super) fn print(
                 Err(problem) => return Err(FlowError::Refused(problem)),
             };
         let (_never, mut hard_stop) = tokio::sync::watch::channel(false);
-        let central = crate::agent::CentralLink::from_config(&config);
+        let central = crate::agent::CentralLink::from_config(config);
         let printed = crate::agent::print_label(
             &journal,
             &ready,
@@ -277,7 +277,7 @@ pub(super) fn print(
 
 /// `label verify`: the verify step ([`labeling::verify_label`]) on the configured journal.
 pub(super) fn verify(
-    config: &Path,
+    config: &Config,
     job_id: &str,
     operator: Option<&str>,
     (scan, entry): (&[u8], &str),
@@ -285,8 +285,7 @@ pub(super) fn verify(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
-    let journal = JournalOwner::for_config(&config)?;
+    let journal = JournalOwner::for_config(config)?;
     let runtime = super::runtime()?;
     let scan = Scan {
         at: jiff::Timestamp::now(),
@@ -349,7 +348,7 @@ pub(super) fn verify(
 
 /// `label void`: [`labeling::void_label`] on the configured journal.
 pub(super) fn void(
-    config: &Path,
+    config: &Config,
     job_id: &str,
     reason: &str,
     operator: Option<&str>,
@@ -357,8 +356,7 @@ pub(super) fn void(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
-    let journal = JournalOwner::for_config(&config)?;
+    let journal = JournalOwner::for_config(config)?;
     let runtime = super::runtime()?;
     let voided = runtime.block_on(journal.void_label(
         job_id.to_owned(),

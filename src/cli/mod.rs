@@ -25,7 +25,17 @@ use clap::{Parser, Subcommand};
 
 /// coi-agent: chain-of-identity labeling for cell and gene therapy.
 #[derive(Debug, Parser)]
-#[command(name = "coi-agent", version, about, long_about = None)]
+#[command(
+    name = "coi-agent",
+    version,
+    about,
+    long_about = None,
+    after_help = "Commands that take --config FILE use, without it, /etc/coi-agent/coi-agent.toml \
+if it exists, else the embedded default (file orders, a spool printer) with its state in \
+$XDG_STATE_HOME/coi-agent (~/.local/state/coi-agent).\n\
+Exit status: 0 done; 1 refused, invalid or failed (the reason on standard error, or in the \
+JSON); 2 usage."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -87,8 +97,8 @@ pub enum Command {
     /// is received once. DATA: those scans, exit 0 if every one matched; --source: a scanner,
     /// until interrupted.
     Receive {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// Who receives (staff badge or user id), carried in the journal and the events.
         #[arg(long, value_name = "ID")]
         operator: Option<String>,
@@ -184,7 +194,7 @@ pub enum Command {
     /// Run the agent until SIGTERM or SIGINT: reads the configured scanners, keeps the order
     /// cache fresh, delivers custody events, owns the printers and serves the local JSON API
     /// (docs/local-api.md). Without --config: /etc/coi-agent/coi-agent.toml, else the
-    /// embedded demonstration in ./coi-agent-demo.
+    /// embedded demonstration with its state in $XDG_STATE_HOME/coi-agent.
     Serve {
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
@@ -300,8 +310,8 @@ pub enum LabelCommand {
     /// entry and the custody event (label_printed, label_reprinted, print_failed) go into the
     /// journal. Exit 0 only when the printer confirms the label.
     Print {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// The order's COI identifier, e.g. CHA999925000042.
         #[arg(long, value_name = "COI")]
         coi: String,
@@ -338,8 +348,8 @@ pub enum LabelCommand {
     /// (label_verified or scan_mismatch) are recorded and the job marked verified or flagged.
     /// Exit 0 on a match, 1 otherwise.
     Verify {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// The print job the label came from (as `label print` reports it).
         #[arg(long, value_name = "ID")]
         job: String,
@@ -364,8 +374,8 @@ pub enum LabelCommand {
     /// no longer counts as the bag's label, cannot be verified, and label_voided goes to the
     /// central service with the reason. Exit 0 when voided.
     Void {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// The print job whose label is voided (as `label print` reports it).
         #[arg(long, value_name = "ID")]
         job: String,
@@ -400,8 +410,8 @@ pub enum AuditCommand {
     /// Check every link of the audit chain; names the first broken one (an edited, deleted or
     /// reordered entry). Exit 0 if intact, 1 if broken.
     Verify {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// The journal file, in place of the configuration's (e.g. a copy).
         #[arg(long, value_name = "FILE")]
         db: Option<std::path::PathBuf>,
@@ -411,8 +421,8 @@ pub enum AuditCommand {
     },
     /// Write the audit trail for inspectors, oldest first.
     Export {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// The journal file, in place of the configuration's (e.g. a copy).
         #[arg(long, value_name = "FILE")]
         db: Option<std::path::PathBuf>,
@@ -487,8 +497,8 @@ pub enum OrdersCommand {
     /// Fetch orders from the configured source (file, or the central service since the last
     /// sync) into the journal's cache. Exit 1 if any order was refused.
     Sync {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// Ask the central service for every order of this site, and drop cached orders it no
         /// longer serves (a file source is always read whole).
         #[arg(long)]
@@ -499,8 +509,8 @@ pub enum OrdersCommand {
     },
     /// Show a cached order by its COI identifier (patient data only with --patient).
     Show {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// Also show the patient's name, date of birth and sponsor id.
         #[arg(long)]
         patient: bool,
@@ -525,8 +535,8 @@ pub enum JournalCommand {
     /// Write a consistent copy of the journal (while `serve` runs), mode 0600, then check the
     /// copy's audit trail. Exit 0 only if the copy was written and its audit trail is intact.
     Backup {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// The copy to write (must not exist).
         #[arg(long, value_name = "FILE")]
         to: std::path::PathBuf,
@@ -541,8 +551,8 @@ pub enum OperatorsCommand {
     /// Add an operator who may sign in to the screens. The PIN (6 or more digits) is read from
     /// standard input, not echoed on a terminal; only its Argon2id hash is kept.
     Add {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// Their name as the screens show it.
         #[arg(long, value_name = "NAME")]
         name: String,
@@ -554,23 +564,23 @@ pub enum OperatorsCommand {
     },
     /// List the operators: id, role, name, and whether active, locked out or disabled.
     List {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// One JSON object: {"operators": [...]}.
         #[arg(long)]
         json: bool,
     },
     /// Disable an operator: they can no longer sign in (kept, with what they recorded).
     Disable {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         #[arg(value_name = "ID")]
         id: String,
     },
     /// Enable a disabled operator again, or lift a lockout after wrong PINs (audited).
     Enable {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         #[arg(value_name = "ID")]
         id: String,
     },
@@ -601,16 +611,16 @@ pub enum OutboxCommand {
     /// Counts of pending, delivered and parked events, and each pending or parked event with
     /// its attempts and the last answer it got. Exit 1 if any event is parked.
     Status {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// One JSON object: pending, delivered, parked (counts), oldest_pending, events.
         #[arg(long)]
         json: bool,
     },
     /// Put parked events back in line once their cause is fixed (a URL, a token, the data).
     Requeue {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// Every parked event.
         #[arg(
             long,
@@ -624,8 +634,8 @@ pub enum OutboxCommand {
     },
     /// Close a parked event deliberately: it is never sent (audited, with the reason).
     Ack {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// Why it is closed (e.g. "duplicate entered by hand at central, ticket 4711").
         #[arg(long, value_name = "TEXT")]
         reason: String,
@@ -637,8 +647,8 @@ pub enum OutboxCommand {
     },
     /// Deliver every pending event now. Exit 1 if any stays pending or was parked.
     Flush {
-        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
         /// One JSON object: delivered, parked, pending.
         #[arg(long)]
         json: bool,
@@ -739,10 +749,24 @@ pub fn main(cli: Cli) -> ExitCode {
         // A closed pipe (`coi-agent ... | head`) is the reader's choice, not a failure.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            let _ = writeln!(stderr, "coi-agent: {err:#}");
+            let _ = writeln!(stderr, "coi-agent: {}", describe(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, each said once: most messages already carry their cause's text,
+/// and `{:#}` would repeat it ("…: No such file or directory (os error 2): No such file or
+/// directory (os error 2)").
+fn describe(err: &anyhow::Error) -> String {
+    let mut said = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !said.contains(&cause) {
+            said = format!("{said}: {cause}");
+        }
+    }
+    said
 }
 
 /// Runs a command, writing results to `out` and diagnostics to `err`.
@@ -759,13 +783,14 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         Command::Serve { config, log_format } => serve::serve(config.as_deref(), log_format, err),
         Command::CheckConfig { config } => serve::check_config(config.as_deref(), out, err),
         Command::Devices { json, config } => {
+            // Without a configuration the built-in profiles do, and nothing is made.
             let default = std::path::Path::new(DEFAULT_CONFIG);
             let config = config.or_else(|| default.exists().then(|| default.to_owned()));
             devices::devices(json, config.as_deref(), out, err)
         }
         Command::Orders {
             command: OrdersCommand::Sync { config, full, json },
-        } => orders::sync(&config, full, json, out, err),
+        } => orders::sync(&load_config(config, err)?, full, json, out, err),
         Command::Orders {
             command:
                 OrdersCommand::Show {
@@ -774,7 +799,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     json,
                     coi,
                 },
-        } => orders::show(&config, &coi, (patient, json), out, err),
+        } => orders::show(&load_config(config, err)?, &coi, (patient, json), out, err),
         Command::Operators {
             command:
                 OperatorsCommand::Add {
@@ -783,19 +808,26 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     role,
                     id,
                 },
-        } => operators::add(&config, &id, &name, role.into(), out, err),
+        } => operators::add(
+            &load_config(config, err)?,
+            &id,
+            &name,
+            role.into(),
+            out,
+            err,
+        ),
         Command::Operators {
             command: OperatorsCommand::List { config, json },
-        } => operators::list(&config, json, out),
+        } => operators::list(&load_config(config, err)?, json, out),
         Command::Operators {
             command: OperatorsCommand::Disable { config, id },
-        } => operators::disable(&config, &id, out, err),
+        } => operators::disable(&load_config(config, err)?, &id, out, err),
         Command::Operators {
             command: OperatorsCommand::Enable { config, id },
-        } => operators::enable(&config, &id, out, err),
+        } => operators::enable(&load_config(config, err)?, &id, out, err),
         Command::Outbox {
             command: OutboxCommand::Status { config, json },
-        } => orders::outbox_status(&config, json, out),
+        } => orders::outbox_status(&load_config(config, err)?, json, out),
         Command::Outbox {
             command:
                 OutboxCommand::Requeue {
@@ -803,7 +835,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     all,
                     event_ids,
                 },
-        } => orders::outbox_requeue(&config, all, &event_ids, out, err),
+        } => orders::outbox_requeue(&load_config(config, err)?, all, &event_ids, out, err),
         Command::Outbox {
             command:
                 OutboxCommand::Ack {
@@ -812,10 +844,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     operator,
                     event_id,
                 },
-        } => orders::outbox_ack(&config, &event_id, &reason, operator.as_deref(), out, err),
+        } => orders::outbox_ack(
+            &load_config(config, err)?,
+            &event_id,
+            &reason,
+            operator.as_deref(),
+            out,
+            err,
+        ),
         Command::Outbox {
             command: OutboxCommand::Flush { config, json },
-        } => orders::outbox_flush(&config, json, out),
+        } => orders::outbox_flush(&load_config(config, err)?, json, out),
         Command::Label {
             command:
                 LabelCommand::Render {
@@ -852,7 +891,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 },
         } => label::print(
             &label::PrintRequest {
-                config: &config,
+                config: &load_config(config, err)?,
                 coi: &coi,
                 bag,
                 template: &template,
@@ -884,7 +923,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                 (None, None) => anyhow::bail!("give the scanned DATA or --typed DIN COI"),
             };
             label::verify(
-                &config,
+                &load_config(config, err)?,
                 &job,
                 operator.as_deref(),
                 (data.as_encoded_bytes(), entry),
@@ -902,7 +941,15 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     operator,
                     json,
                 },
-        } => label::void(&config, &job, &reason, operator.as_deref(), json, out, err),
+        } => label::void(
+            &load_config(config, err)?,
+            &job,
+            &reason,
+            operator.as_deref(),
+            json,
+            out,
+            err,
+        ),
         Command::Label {
             command: LabelCommand::List { templates },
         } => label::list(templates.as_deref(), out, err),
@@ -945,7 +992,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             };
             receive::run(
                 &receive::Options {
-                    config: &config,
+                    config: &load_config(config, err)?,
                     operator: operator.as_deref(),
                     source: source.as_deref(),
                     entry,
@@ -987,10 +1034,10 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
         }
         Command::Journal {
             command: JournalCommand::Backup { config, to, json },
-        } => journal::backup(&journal_of(&config, None)?, &to, json, out, err),
+        } => journal::backup(&journal_of(config, None, err)?, &to, json, out, err),
         Command::Audit {
             command: AuditCommand::Verify { config, db, json },
-        } => journal::verify(&journal_of(&config, db)?, json, out, err),
+        } => journal::verify(&journal_of(config, db, err)?, json, out, err),
         Command::Audit {
             command:
                 AuditCommand::Export {
@@ -999,7 +1046,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     since,
                     format,
                 },
-        } => journal::export(&journal_of(&config, db)?, since, format == "csv", out, err),
+        } => journal::export(
+            &journal_of(config, db, err)?,
+            since,
+            format == "csv",
+            out,
+            err,
+        ),
         Command::Dev {
             command: DevCommand::JournalWriter { db, count },
         } => journal::journal_writer(&db, count, out),
@@ -1041,13 +1094,62 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
 /// timers and I/O.
 /// The journal a command reads: `--db` if given, else the one the configuration names.
 fn journal_of(
-    config: &std::path::Path,
+    config: Option<std::path::PathBuf>,
     db: Option<std::path::PathBuf>,
+    err: &mut dyn Write,
 ) -> anyhow::Result<std::path::PathBuf> {
     match db {
         Some(db) => Ok(db),
-        None => Ok(crate::config::Config::load(config)?.journal),
+        None => Ok(load_config(config, err)?.journal),
     }
+}
+
+/// The configuration a command uses: `--config FILE`; without it
+/// `/etc/coi-agent/coi-agent.toml` if that exists, else the embedded default (file orders, a
+/// spool printer) with its state in the user's state directory, announced on `err`.
+fn load_config(
+    config: Option<std::path::PathBuf>,
+    err: &mut dyn Write,
+) -> anyhow::Result<crate::config::Config> {
+    Ok(resolve_config(config.as_deref(), err)?.0)
+}
+
+/// [`load_config`], and whether it is the embedded default.
+fn resolve_config(
+    config: Option<&std::path::Path>,
+    err: &mut dyn Write,
+) -> anyhow::Result<(crate::config::Config, bool)> {
+    if let Some(path) = config {
+        return Ok((crate::config::Config::load(path)?, false));
+    }
+    let system = std::path::Path::new(DEFAULT_CONFIG);
+    if system.exists() {
+        return Ok((crate::config::Config::load(system)?, false));
+    }
+    let Some(dir) = state_dir() else {
+        anyhow::bail!(
+            "no {DEFAULT_CONFIG}, and neither $XDG_STATE_HOME nor $HOME for the embedded default's state: give --config FILE"
+        );
+    };
+    writeln!(
+        err,
+        "coi-agent: no {DEFAULT_CONFIG} and no --config: the embedded default (file orders, spool printer), its state in {}",
+        dir.display()
+    )?;
+    Ok((crate::config::demo(&dir, jiff::Timestamp::now())?, true))
+}
+
+/// `$XDG_STATE_HOME/coi-agent`, else `$HOME/.local/state/coi-agent` (the XDG base directory
+/// rule: a relative `$XDG_STATE_HOME` is ignored).
+fn state_dir() -> Option<std::path::PathBuf> {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    absolute("XDG_STATE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".local/state")))
+        .map(|dir| dir.join("coi-agent"))
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -1068,6 +1170,17 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let shown = io.to_string();
+        let err = anyhow::Error::new(io).context(format!("read /x.toml: {shown}"));
+        assert_eq!(super::describe(&err), format!("read /x.toml: {shown}"));
+        let err = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))
+            .context("journal backup");
+        assert_eq!(super::describe(&err), format!("journal backup: {shown}"));
+    }
 
     use super::*;
 

@@ -2,7 +2,6 @@
 //! is read from standard input (not echoed on a terminal) and only its Argon2id hash is kept.
 
 use std::io::{BufRead as _, Write};
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
@@ -37,7 +36,7 @@ fn read_pin(err: &mut dyn Write) -> anyhow::Result<String> {
 }
 
 pub(super) fn add(
-    config: &Path,
+    config: &Config,
     id: &str,
     name: &str,
     role: Role,
@@ -49,7 +48,6 @@ pub(super) fn add(
         writeln!(err, "coi-agent: operator not added: {problem}")?;
         return Ok(ExitCode::FAILURE);
     }
-    let config = Config::load(config)?;
     let pin = read_pin(err)?;
     if let Err(problem) = operators::check_new_pin(&pin) {
         writeln!(err, "coi-agent: operator not added: {problem}")?;
@@ -75,8 +73,7 @@ pub(super) fn add(
     }
 }
 
-pub(super) fn list(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
+pub(super) fn list(config: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let journal = Journal::open(&config.journal)?;
     let all = journal.operators()?;
     if json {
@@ -102,12 +99,11 @@ pub(super) fn list(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Re
 }
 
 pub(super) fn disable(
-    config: &Path,
+    config: &Config,
     id: &str,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
     let mut journal = Journal::open(&config.journal)?;
     match journal.disable_operator(id, None)? {
         Ok(()) => {
@@ -125,12 +121,11 @@ pub(super) fn disable(
 }
 
 pub(super) fn enable(
-    config: &Path,
+    config: &Config,
     id: &str,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
     let mut journal = Journal::open(&config.journal)?;
     match journal.enable_operator(id, None)? {
         Ok(()) => {

@@ -2,7 +2,6 @@
 //! and custody-event outbox from the command line, for site IT.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::agent::JournalOwner;
@@ -13,15 +12,14 @@ use crate::orders::OrderBook;
 use crate::outbox::RetryPolicy;
 
 pub(super) fn sync(
-    config_path: &Path,
+    config: &Config,
     full: bool,
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path)?;
-    let source = crate::agent::order_source(&config)?;
-    let journal = JournalOwner::for_config(&config)?;
+    let source = crate::agent::order_source(config)?;
+    let journal = JournalOwner::for_config(config)?;
     let runtime = super::runtime()?;
     let report = runtime.block_on(crate::agent::sync_orders(&journal, &source, full))?;
     if json {
@@ -46,7 +44,7 @@ pub(super) fn sync(
 }
 
 pub(super) fn show(
-    config_path: &Path,
+    config: &Config,
     coi: &str,
     (patient, json): (bool, bool),
     out: &mut dyn Write,
@@ -59,9 +57,8 @@ pub(super) fn show(
             return Ok(ExitCode::FAILURE);
         }
     };
-    let config = Config::load(config_path)?;
     if json {
-        let journal = JournalOwner::for_config(&config)?;
+        let journal = JournalOwner::for_config(config)?;
         let runtime = super::runtime()?;
         return match runtime.block_on(crate::agent::order_report(&journal, &coi, patient))? {
             Some(report) => {
@@ -161,11 +158,10 @@ fn write_order(
 const LISTED: usize = 1000;
 
 pub(super) fn outbox_status(
-    config_path: &Path,
+    config: &Config,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path)?;
     let journal = Journal::open(&config.journal)?;
     let status = journal.outbox_status()?;
     let events = journal.waiting_events(LISTED)?;
@@ -216,13 +212,12 @@ pub(super) fn outbox_status(
 
 /// `outbox requeue`: parked events back in line, after their cause was fixed.
 pub(super) fn outbox_requeue(
-    config_path: &Path,
+    config: &Config,
     all: bool,
     event_ids: &[String],
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path)?;
     let mut journal = Journal::open(&config.journal)?;
     let named = (!all).then_some(event_ids);
     match journal.requeue_parked(named, None)? {
@@ -246,7 +241,7 @@ pub(super) fn outbox_requeue(
 
 /// `outbox ack`: a parked event closed deliberately, never sent, with the reason (audited).
 pub(super) fn outbox_ack(
-    config_path: &Path,
+    config: &Config,
     event_id: &str,
     reason: &str,
     operator: Option<&str>,
@@ -257,7 +252,6 @@ pub(super) fn outbox_ack(
         writeln!(err, "coi-agent: --reason must say why the event is closed")?;
         return Ok(ExitCode::from(2));
     }
-    let config = Config::load(config_path)?;
     let mut journal = Journal::open(&config.journal)?;
     match journal.close_parked(event_id, reason.trim(), operator)? {
         Ok(()) => {
@@ -279,18 +273,13 @@ fn not_parked(why: &crate::journal::outbox::NotParked) -> String {
 }
 
 pub(super) fn outbox_flush(
-    config_path: &Path,
+    config: &Config,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_path)?;
-    let client = crate::agent::central_client(&config)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{}: no [central] section to deliver to",
-            config_path.display()
-        )
-    })?;
-    let journal = JournalOwner::for_config(&config)?;
+    let client = crate::agent::central_client(config)?
+        .ok_or_else(|| anyhow::anyhow!("{}: no [central] section to deliver to", config.origin))?;
+    let journal = JournalOwner::for_config(config)?;
     let runtime = super::runtime()?;
     let (total, status) = runtime.block_on(async {
         journal.make_pending_due().await?;

@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::agent::JournalOwner;
@@ -14,7 +13,7 @@ use crate::scanner::Scan;
 use crate::scanner::source::{ScannerSpec, SourceConfig};
 
 pub(super) struct Options<'a> {
-    pub config: &'a Path,
+    pub config: &'a Config,
     pub operator: Option<&'a str>,
     pub source: Option<&'a str>,
     /// Where DATA came from: `command line`, or `typed` (identifiers a person typed).
@@ -28,8 +27,8 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(opts.config)?;
-    let journal = JournalOwner::for_config(&config)?;
+    let config = opts.config;
+    let journal = JournalOwner::for_config(config)?;
     let operator = opts.operator.map(str::to_owned);
     let spec = match opts.source.map(ScannerSpec::parse) {
         Some(Err(problem)) => {
@@ -52,7 +51,7 @@ pub(super) fn run(
         )?;
         return Ok(ExitCode::FAILURE);
     }
-    let central = crate::agent::CentralLink::from_config(&config);
+    let central = crate::agent::CentralLink::from_config(config);
     let runtime = super::runtime()?;
     let mut all_match = true;
     let mut pending_half = false;

@@ -3,13 +3,10 @@
 //! lines without timestamps when systemd's journal takes standard error.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
-
-/// Where the embedded demonstration runs when no configuration exists.
-const DEMO_DIR: &str = "coi-agent-demo";
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,25 +17,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Which configuration `serve` runs: the file asked for, else the system's, else the embedded
-/// demonstration in `./coi-agent-demo`.
+/// Which configuration `serve` runs ([`super::load_config`]); the embedded default gets its
+/// demonstration operators.
 fn resolve(config: Option<&Path>, err: &mut dyn Write) -> anyhow::Result<Config> {
-    if let Some(path) = config {
-        return Ok(Config::load(path)?);
+    let (config, embedded) = super::resolve_config(config, err)?;
+    if embedded {
+        seed_demo_operators(&config, err)?;
     }
-    let system = Path::new(super::DEFAULT_CONFIG);
-    if system.exists() {
-        return Ok(Config::load(system)?);
-    }
-    let dir = std::env::current_dir()?.join(DEMO_DIR);
-    writeln!(
-        err,
-        "coi-agent: no {} and no --config: running the embedded demonstration in {} (file orders, spool printer)",
-        system.display(),
-        dir.display()
-    )?;
-    let config = crate::config::demo(&dir, jiff::Timestamp::now())?;
-    seed_demo_operators(&config, err)?;
     Ok(config)
 }
 
@@ -113,8 +98,17 @@ pub(super) fn check_config(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let path: PathBuf = config.map_or_else(|| PathBuf::from(super::DEFAULT_CONFIG), Path::to_owned);
-    let problems = match Config::load(&path) {
+    let system = Path::new(super::DEFAULT_CONFIG);
+    let (shown, loaded) = match config {
+        Some(path) => (path.display().to_string(), Config::load(path)),
+        None if system.exists() => (system.display().to_string(), Config::load(system)),
+        // The embedded default, as `serve` would run it.
+        None => {
+            let (config, _) = super::resolve_config(None, err)?;
+            (config.origin.clone(), Ok(config))
+        }
+    };
+    let problems = match loaded {
         Ok(config) => crate::config::check(&config),
         Err(crate::config::ConfigError::Problems { path, problems }) => problems
             .into_iter()
@@ -123,13 +117,13 @@ pub(super) fn check_config(
         Err(problem) => vec![problem.to_string()],
     };
     if problems.is_empty() {
-        writeln!(out, "{}: ok", path.display())?;
+        writeln!(out, "{shown}: ok")?;
         return Ok(ExitCode::SUCCESS);
     }
     for problem in &problems {
         writeln!(err, "coi-agent: {problem}")?;
     }
-    writeln!(out, "{}: {} problem(s)", path.display(), problems.len())?;
+    writeln!(out, "{shown}: {} problem(s)", problems.len())?;
     Ok(ExitCode::FAILURE)
 }
 

@@ -30,11 +30,10 @@ pub struct Journal {
 /// Why the journal could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("journal {path}: {source}")]
+    #[error("journal {path}: {cause}")]
     Open {
         path: String,
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error(
         "journal {path} has schema version {found}, newer than this coi-agent knows ({known}): refusing to touch it"
@@ -282,7 +281,7 @@ impl Journal {
         let shown = path.display().to_string();
         let open_err = |source| JournalError::Open {
             path: shown.clone(),
-            source,
+            cause: source,
         };
         // The journal holds patient names and dates of birth: a new one is readable by this
         // user only (SQLite gives its -wal and -shm files the same mode).
@@ -318,7 +317,7 @@ impl Journal {
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(
             |source| JournalError::Open {
                 path: path.display().to_string(),
-                source,
+                cause: source,
             },
         )?;
         Ok(Journal { conn })

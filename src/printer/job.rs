@@ -373,8 +373,8 @@ impl Printer {
                 Err(problem) => {
                     self.denied = matches!(
                         &problem,
-                        super::transport::TransportError::Connect { source, .. }
-                            if source.kind() == std::io::ErrorKind::PermissionDenied
+                        super::transport::TransportError::Connect { cause, .. }
+                            if cause.kind() == std::io::ErrorKind::PermissionDenied
                     );
                     tracing::warn!(%problem, "printer not reachable");
                 }

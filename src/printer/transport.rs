@@ -38,24 +38,19 @@ pub enum PrinterUriError {
 /// Why talking to a printer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("connect to {address}: {source}{}", crate::device_access::hint(source.kind()))]
+    #[error("connect to {address}: {cause}{}", crate::device_access::hint(cause.kind()))]
     Connect {
         address: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("no answer from the printer within {0:?}")]
     Timeout(Duration),
     #[error("connection to the printer lost: {0}")]
-    Disconnected(#[source] std::io::Error),
+    Disconnected(std::io::Error),
     #[error("the printer stopped taking data (not all was written within {0:?})")]
     WriteTimeout(Duration),
-    #[error("spool {path}: {source}")]
-    Spool {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("spool {path}: {cause}")]
+    Spool { path: String, cause: std::io::Error },
 }
 
 /// How a job's outcome can be known.
@@ -190,7 +185,7 @@ impl Connection {
                     Ok(Err(source)) => {
                         return Err(TransportError::Connect {
                             address: address.clone(),
-                            source,
+                            cause: source,
                         });
                     }
                     Err(_) => {
@@ -200,7 +195,7 @@ impl Connection {
                         );
                         return Err(TransportError::Connect {
                             address: address.clone(),
-                            source,
+                            cause: source,
                         });
                     }
                 };
@@ -226,11 +221,11 @@ impl Connection {
                     }),
                     Ok(Err(err)) => Err(TransportError::Connect {
                         address: path,
-                        source: err.into(),
+                        cause: err.into(),
                     }),
                     Err(err) => Err(TransportError::Connect {
                         address: path,
-                        source: std::io::Error::other(err.to_string()),
+                        cause: std::io::Error::other(err.to_string()),
                     }),
                 }
             }
@@ -242,7 +237,7 @@ impl Connection {
                     .open(path)
                     .map_err(|source| TransportError::Connect {
                         address: shown.clone(),
-                        source,
+                        cause: source,
                     })?;
                 Ok(Connection::File {
                     file: std::sync::Arc::new(file),
@@ -264,11 +259,11 @@ impl Connection {
                     Ok(Ok(printer)) => Ok(Connection::Usb(std::sync::Arc::new(printer))),
                     Ok(Err(problem)) => Err(TransportError::Connect {
                         address,
-                        source: std::io::Error::other(problem),
+                        cause: std::io::Error::other(problem),
                     }),
                     Err(join) => Err(TransportError::Connect {
                         address,
-                        source: std::io::Error::other(join.to_string()),
+                        cause: std::io::Error::other(join.to_string()),
                     }),
                 }
             }
@@ -279,7 +274,7 @@ impl Connection {
                     .create(dir)
                     .map_err(|source| TransportError::Spool {
                         path: dir.display().to_string(),
-                        source,
+                        cause: source,
                     })?;
                 Ok(Connection::Spool { dir: dir.clone() })
             }
@@ -334,7 +329,7 @@ impl Connection {
                     Ok(res) => res,
                     Err(join) => Err(TransportError::Spool {
                         path: shown,
-                        source: std::io::Error::other(join.to_string()),
+                        cause: std::io::Error::other(join.to_string()),
                     }),
                 }
             }
@@ -583,7 +578,7 @@ fn write_spool(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<(), Tr
     let path = dir.join(format!("{name}.zpl"));
     let spool_err = |source| TransportError::Spool {
         path: path.display().to_string(),
-        source,
+        cause: source,
     };
     if !plain {
         return Err(spool_err(std::io::Error::new(
