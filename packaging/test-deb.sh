@@ -33,6 +33,8 @@ echo "test-deb: install"
 if dpkg-query -W coi-agent >/dev/null 2>&1; then fail "coi-agent is installed here: this test would purge it"; fi
 dpkg -i "$deb"
 getent passwd coi-agent >/dev/null || fail "no user coi-agent"
+# The installed unit loads: every directive known, its commands executable.
+systemd-analyze verify /lib/systemd/system/coi-agent.service || fail "systemd-analyze verify"
 man -w coi-agent >/dev/null 2>&1 || [ -f /usr/share/man/man1/coi-agent.1.gz ] || fail "no man page"
 [ "$(stat -c '%a %U %G' /etc/coi-agent/coi-agent.toml)" = "640 root coi-agent" ] || fail "config mode $(stat -c '%a %U %G' /etc/coi-agent/coi-agent.toml)"
 [ "$(stat -c '%a %U' /var/lib/coi-agent)" = "700 coi-agent" ] || fail "state directory mode"
@@ -41,7 +43,11 @@ if coi-agent check-config >/tmp/coi-check.out 2>&1; then fail "the unconfigured 
 grep -q "site.id" /tmp/coi-check.out || fail "check-config does not name site.id: $(cat /tmp/coi-check.out)"
 
 echo "test-deb: configure and serve as coi-agent"
-install -m 0640 -o root -g coi-agent config/demo-orders.json /etc/coi-agent/orders.json
+# The demonstration orders, collected today and expiring in a month, so a label may be printed.
+sed -E -e "s/\"scheduled_for\": *\"[^\"]*\"/\"scheduled_for\": \"$(date -u +%FT%TZ)\"/" \
+       -e "s/\"expires_at\": *\"[^\"]*\"/\"expires_at\": \"$(date -u -d '+30 days' +%FT%TZ)\"/" \
+       config/demo-orders.json >/tmp/coi-orders.json
+install -m 0640 -o root -g coi-agent /tmp/coi-orders.json /etc/coi-agent/orders.json
 sed -i -e 's/^id = ""/id = "site-lab-1"/' \
        -e 's/^listen = "127.0.0.1:7370"/listen = "127.0.0.1:0"/' \
        -e 's/^source = "central"/source = "file"\nfile = "orders.json"/' \
@@ -58,7 +64,16 @@ runuser -u coi-agent -- coi-agent check-config || fail "check-config as coi-agen
 # private anyway.
 ( umask 0022; timeout -s TERM 6 runuser -u coi-agent -- coi-agent serve >/tmp/coi-serve.log 2>&1 ) || true
 grep -q "coi-agent ready" /tmp/coi-serve.log || fail "serve did not start: $(cat /tmp/coi-serve.log)"
-for file in /var/lib/coi-agent/journal.sqlite /var/lib/coi-agent/api.token; do
+# A label spooled and a backup made as the service's user, under a permissive umask.
+( umask 0022; runuser -u coi-agent -- coi-agent label print --coi CHA999825000044 --bag 1 ) \
+  || fail "label print as coi-agent"
+( umask 0022; runuser -u coi-agent -- coi-agent journal backup --to /var/lib/coi-agent/backup.sqlite ) \
+  || fail "journal backup as coi-agent"
+runuser -u coi-agent -- coi-agent audit verify --db /var/lib/coi-agent/backup.sqlite || fail "audit verify of the backup"
+spooled=$(find /var/lib/coi-agent/spool -name '*.zpl' | head -n 1)
+[ -n "$spooled" ] || fail "no label in the spool"
+for file in /var/lib/coi-agent/journal.sqlite /var/lib/coi-agent/api.token "$spooled" \
+    /var/lib/coi-agent/backup.sqlite; do
   [ "$(stat -c '%a %U' "$file")" = "600 coi-agent" ] || fail "$file mode $(stat -c '%a %U' "$file")"
 done
 

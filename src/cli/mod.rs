@@ -97,6 +97,7 @@ pub enum Command {
     /// is received once. DATA: those scans, exit 0 if every one matched; --source: a scanner,
     /// until interrupted.
     Receive {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// Who receives (staff badge or user id), carried in the journal and the events.
@@ -196,6 +197,7 @@ pub enum Command {
     /// (docs/local-api.md). Without --config: /etc/coi-agent/coi-agent.toml, else the
     /// embedded demonstration with its state in $XDG_STATE_HOME/coi-agent.
     Serve {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// text (for people; plain lines under systemd) or json (one object per line).
@@ -205,6 +207,7 @@ pub enum Command {
     /// Load and check the configuration without starting anything: exit 0, or 1 with every
     /// problem named (printer profiles, scanner sources, token and journal files).
     CheckConfig {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
     },
@@ -310,6 +313,7 @@ pub enum LabelCommand {
     /// entry and the custody event (label_printed, label_reprinted, print_failed) go into the
     /// journal. Exit 0 only when the printer confirms the label.
     Print {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// The order's COI identifier, e.g. CHA999925000042.
@@ -348,6 +352,7 @@ pub enum LabelCommand {
     /// (label_verified or scan_mismatch) are recorded and the job marked verified or flagged.
     /// Exit 0 on a match, 1 otherwise.
     Verify {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// The print job the label came from (as `label print` reports it).
@@ -374,6 +379,7 @@ pub enum LabelCommand {
     /// no longer counts as the bag's label, cannot be verified, and label_voided goes to the
     /// central service with the reason. Exit 0 when voided.
     Void {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// The print job whose label is voided (as `label print` reports it).
@@ -410,6 +416,7 @@ pub enum AuditCommand {
     /// Check every link of the audit chain; names the first broken one (an edited, deleted or
     /// reordered entry). Exit 0 if intact, 1 if broken.
     Verify {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// The journal file, in place of the configuration's (e.g. a copy).
@@ -421,6 +428,7 @@ pub enum AuditCommand {
     },
     /// Write the audit trail for inspectors, oldest first.
     Export {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// The journal file, in place of the configuration's (e.g. a copy).
@@ -497,6 +505,7 @@ pub enum OrdersCommand {
     /// Fetch orders from the configured source (file, or the central service since the last
     /// sync) into the journal's cache. Exit 1 if any order was refused.
     Sync {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// Ask the central service for every order of this site, and drop cached orders it no
@@ -509,6 +518,7 @@ pub enum OrdersCommand {
     },
     /// Show a cached order by its COI identifier (patient data only with --patient).
     Show {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// Also show the patient's name, date of birth and sponsor id.
@@ -535,6 +545,7 @@ pub enum JournalCommand {
     /// Write a consistent copy of the journal (while `serve` runs), mode 0600, then check the
     /// copy's audit trail. Exit 0 only if the copy was written and its audit trail is intact.
     Backup {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// The copy to write (must not exist).
@@ -551,6 +562,7 @@ pub enum OperatorsCommand {
     /// Add an operator who may sign in to the screens. The PIN (6 or more digits) is read from
     /// standard input, not echoed on a terminal; only its Argon2id hash is kept.
     Add {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// Their name as the screens show it.
@@ -564,6 +576,7 @@ pub enum OperatorsCommand {
     },
     /// List the operators: id, role, name, and whether active, locked out or disabled.
     List {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// One JSON object: {"operators": [...]}.
@@ -572,6 +585,7 @@ pub enum OperatorsCommand {
     },
     /// Disable an operator: they can no longer sign in (kept, with what they recorded).
     Disable {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         #[arg(value_name = "ID")]
@@ -579,6 +593,7 @@ pub enum OperatorsCommand {
     },
     /// Enable a disabled operator again, or lift a lockout after wrong PINs (audited).
     Enable {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         #[arg(value_name = "ID")]
@@ -611,6 +626,7 @@ pub enum OutboxCommand {
     /// Counts of pending, delivered and parked events, and each pending or parked event with
     /// its attempts and the last answer it got. Exit 1 if any event is parked.
     Status {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// One JSON object: pending, delivered, parked (counts), oldest_pending, events.
@@ -619,6 +635,7 @@ pub enum OutboxCommand {
     },
     /// Put parked events back in line once their cause is fixed (a URL, a token, the data).
     Requeue {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// Every parked event.
@@ -634,6 +651,7 @@ pub enum OutboxCommand {
     },
     /// Close a parked event deliberately: it is never sent (audited, with the reason).
     Ack {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// Why it is closed (e.g. "duplicate entered by hand at central, ticket 4711").
@@ -647,6 +665,7 @@ pub enum OutboxCommand {
     },
     /// Deliver every pending event now. Exit 1 if any stays pending or was parked.
     Flush {
+        /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
         /// One JSON object: delivered, parked, pending.
