@@ -410,3 +410,53 @@ async fn r13_a_thousand_events_through_chaos_arrive_once_in_order() {
     );
     assert!(journal.verify_audit().unwrap().is_ok());
 }
+
+/// Two deliverers that read the same pending events (two `outbox flush` runs, or one beside
+/// `serve`) and both deliver them record each delivery once: one `event_delivered` audit entry
+/// per event, one attempt counted (issue #16: 174 entries for 120 events before).
+#[test]
+fn two_deliverers_of_the_same_events_record_each_delivery_once() {
+    use coi_agent::journal::outbox::Outcome as Delivery;
+    let db = TempDb::new("two-deliverers");
+    let mut first = Journal::open(&db.0).unwrap();
+    let mut second = Journal::open(&db.0).unwrap();
+    queue(&mut first, 6, 3);
+    let now = utc_text(jiff::Timestamp::now());
+    let seen_by_first: Vec<_> = first.due_events(&now, 10, 10).unwrap().concat();
+    let seen_by_second: Vec<_> = second.due_events(&now, 10, 10).unwrap().concat();
+    assert_eq!(seen_by_first.len(), 6);
+    assert_eq!(seen_by_first, seen_by_second);
+    let delivered = |events: &[coi_agent::journal::outbox::PendingEvent]| {
+        events
+            .iter()
+            .map(|e| (e.clone(), Delivery::Delivered))
+            .collect::<Vec<_>>()
+    };
+    first.apply_outcomes(&delivered(&seen_by_first)).unwrap();
+    second.apply_outcomes(&delivered(&seen_by_second)).unwrap();
+    // A late retry or park from a third view changes nothing either.
+    let late: Vec<_> = seen_by_second
+        .iter()
+        .map(|e| {
+            (
+                e.clone(),
+                Delivery::Parked {
+                    error: "422: late".into(),
+                },
+            )
+        })
+        .collect();
+    second.apply_outcomes(&late).unwrap();
+    let audit = first.audit_entries(None).unwrap();
+    let delivered_entries = audit.iter().filter(|e| e.kind == "event_delivered").count();
+    assert_eq!(delivered_entries, 6);
+    assert!(!audit.iter().any(|e| e.kind == "event_parked"));
+    let status = first.outbox_status().unwrap();
+    assert_eq!((status.pending, status.delivered), (0, 6), "{status:?}");
+    assert!(status.parked.is_empty());
+    let attempts: i64 = rusqlite::Connection::open(&db.0)
+        .unwrap()
+        .query_row("SELECT SUM(attempts) FROM outbox", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(attempts, 6);
+}

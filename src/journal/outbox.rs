@@ -118,7 +118,9 @@ impl Journal {
     }
 
     /// Applies delivery outcomes in one durable transaction, with an audit entry for each
-    /// event delivered or parked.
+    /// event delivered or parked. Each applies only to an event still pending: a second
+    /// deliverer (two `outbox flush` runs, or one beside `serve`) that sent the same event
+    /// records nothing more, so a delivery is counted and audited once.
     ///
     /// # Errors
     /// SQLite failed; none of the outcomes were applied, and delivered events will be sent
@@ -132,10 +134,13 @@ impl Journal {
         for (event, outcome) in outcomes {
             match outcome {
                 Outcome::Delivered => {
-                    tx.execute(
-                        "UPDATE outbox SET state = 'delivered', delivered_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                    let changed = tx.execute(
+                        "UPDATE outbox SET state = 'delivered', delivered_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1 AND state = 'pending'",
                         params![event.id, now],
                     )?;
+                    if changed == 0 {
+                        continue;
+                    }
                     let details =
                         serde_json::json!({"event_id": event.event_id, "type": event.kind});
                     audit::append(&tx, &now, "event_delivered", &event.coi, &details)?;
@@ -145,15 +150,18 @@ impl Journal {
                     error,
                 } => {
                     tx.execute(
-                        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1 AND state = 'pending'",
                         params![event.id, next_attempt_at, error],
                     )?;
                 }
                 Outcome::Parked { error } => {
-                    tx.execute(
-                        "UPDATE outbox SET state = 'parked', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    let changed = tx.execute(
+                        "UPDATE outbox SET state = 'parked', attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND state = 'pending'",
                         params![event.id, error],
                     )?;
+                    if changed == 0 {
+                        continue;
+                    }
                     let details = serde_json::json!({"event_id": event.event_id, "type": event.kind, "error": error});
                     audit::append(&tx, &now, "event_parked", &event.coi, &details)?;
                 }
