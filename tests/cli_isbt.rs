@@ -251,3 +251,55 @@ fn parse_json_names_each_documented_error_kind() {
         String::from_utf8_lossy(&qr.stdout)
     );
 }
+
+/// `--stdin` reads one scan per line (CR LF or LF) after the arguments; a line too long to be
+/// a scan is refused as `too_long` and the next line is still read; data beginning with '-'
+/// follows '--' (issue #16).
+#[test]
+fn parse_reads_scans_from_standard_input_one_per_line() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["isbt", "parse", "--json", "--stdin", "&/CHA999925000043"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let long = "=".repeat(5000);
+    let input = format!("=A99992512345700\r\n{long}\n=<S1234100\n=A9999251234570");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "the long line is invalid");
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines[0]["structures"][0]["coi"], "CHA999925000043");
+    assert_eq!(lines[1]["input"], "=A99992512345700", "CR LF is not data");
+    assert_eq!(lines[1]["structures"][0]["din"], "A999925123457");
+    assert_eq!(lines[2]["error_kind"], "too_long");
+    assert!(
+        lines[2].get("input").is_none(),
+        "the long line is not echoed"
+    );
+    assert_eq!(lines[3]["structures"][0]["number"], "003");
+    assert_eq!(
+        lines[4]["input"], "=A9999251234570",
+        "a last line without newline"
+    );
+    assert_eq!(lines[4]["ok"], false);
+
+    let dashed = coi_agent(&["isbt", "parse", "--json", "--", "-A99992512345700"]);
+    assert_eq!(dashed.status.code(), Some(1));
+    let lines = json_lines(&dashed);
+    assert_eq!(lines[0]["input"], "-A99992512345700");
+    assert_eq!(lines[0]["error_kind"], "no_data_identifier");
+    let without = coi_agent(&["isbt", "parse", "-A99992512345700"]);
+    assert_eq!(
+        without.status.code(),
+        Some(2),
+        "without '--' it is an option"
+    );
+}

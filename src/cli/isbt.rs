@@ -5,7 +5,7 @@
 //! `{"input", "ok": true, "symbology", "structures": [...]}` or `{"input", "ok": false, "error"}`.
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{BufRead as _, Write};
 use std::process::ExitCode;
 
 use serde_json::{Map, Value as Json, json};
@@ -15,30 +15,57 @@ use crate::isbt128::din::Din;
 use crate::isbt128::message::{self, Message};
 use crate::isbt128::structure::{Structure, Value};
 
-/// Parses each input; exit 0 when all are valid ISBT 128, 1 otherwise.
+/// The longest line `isbt parse --stdin` reads as one scan: far beyond any ISBT 128 read (a
+/// full compound message is a few hundred characters), so only a stream that is not scans hits
+/// it, and memory stays bounded.
+pub const MAX_STDIN_LINE: usize = 4096;
+
+/// Parses each input, then (with `lines`) each line read from it; exit 0 when all are valid
+/// ISBT 128, 1 otherwise.
 pub(super) fn parse(
     inputs: &[OsString],
+    lines: Option<&mut dyn std::io::BufRead>,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let mut all_valid = true;
     for input in inputs {
-        let bytes = os_bytes(input);
-        let res = message::parse(&bytes);
-        all_valid &= res.is_ok();
-        if json {
-            let line = match &res {
-                Ok(message) => message_json(&bytes, message),
-                Err(error) => json!({
-                    "input": String::from_utf8_lossy(&bytes),
-                    "ok": false,
-                    "error": error.to_string(),
-                    "error_kind": error.kind(),
-                }),
-            };
-            writeln!(out, "{line}")?;
-        } else {
-            write_text(out, &bytes, &res)?;
+        all_valid &= parse_one(&os_bytes(input), json, out)?;
+    }
+    if let Some(lines) = lines {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = std::io::Read::take(&mut *lines, MAX_STDIN_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)?;
+            if read == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+            } else if line.len() > MAX_STDIN_LINE {
+                // Not a scan: say so once, and skip the rest of the line unread into memory.
+                skip_line(lines)?;
+                all_valid = false;
+                if json {
+                    let said = json!({
+                        "ok": false,
+                        "error": format!("a line longer than {MAX_STDIN_LINE} bytes is not one scan"),
+                        "error_kind": "too_long",
+                    });
+                    writeln!(out, "{said}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "(a line of more than {MAX_STDIN_LINE} bytes)\n  INVALID: not one scan"
+                    )?;
+                }
+                continue;
+            }
+            all_valid &= parse_one(&line, json, out)?;
         }
     }
     Ok(if all_valid {
@@ -46,6 +73,46 @@ pub(super) fn parse(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Consumes input up to and including the next newline, a buffer at a time.
+fn skip_line(lines: &mut dyn std::io::BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = lines.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                lines.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                lines.consume(n);
+            }
+        }
+    }
+}
+
+/// Parses one read and writes its result; true when it is valid.
+fn parse_one(bytes: &[u8], json: bool, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let res = message::parse(bytes);
+    if json {
+        let line = match &res {
+            Ok(message) => message_json(bytes, message),
+            Err(error) => json!({
+                "input": String::from_utf8_lossy(bytes),
+                "ok": false,
+                "error": error.to_string(),
+                "error_kind": error.kind(),
+            }),
+        };
+        writeln!(out, "{line}")?;
+    } else {
+        write_text(out, bytes, &res)?;
+    }
+    Ok(res.is_ok())
 }
 
 /// Prints the check character of a DIN or COI identifier, or a DIN's Type 3 flags.

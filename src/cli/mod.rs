@@ -738,13 +738,18 @@ pub enum IsbtCommand {
     ///
     /// Each DATA is what a scanner sends for one read, without its suffix: an optional AIM
     /// symbology identifier (]C0, ]C4, ]d1), then one ISBT 128 data structure, a concatenated
-    /// pair, or a compound message (=+aabbb...).
+    /// pair, or a compound message (=+aabbb...). Data that begins with '-' follows '--'
+    /// (`coi-agent isbt parse -- -A...`), or comes through --stdin.
     Parse {
         /// One JSON object per line per input instead of text.
         #[arg(long)]
         json: bool,
+        /// Read one scan per line from standard input (CR LF or LF; a line over 4096 bytes is
+        /// refused as too_long), after any DATA.
+        #[arg(long)]
+        stdin: bool,
         /// Scanned data, e.g. '=A99992212345600' (quote it: '&' and '<' are shell syntax).
-        #[arg(required = true, value_name = "DATA")]
+        #[arg(required_unless_present = "stdin", value_name = "DATA")]
         data: Vec<OsString>,
     },
     /// Print the MOD 37-2 check character of a 13-character DIN or of a 15-character COI
@@ -795,7 +800,10 @@ fn describe(err: &anyhow::Error) -> String {
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Isbt { command } => match command {
-            IsbtCommand::Parse { json, data } => isbt::parse(&data, json, out),
+            IsbtCommand::Parse { json, stdin, data } => {
+                let mut input = std::io::stdin().lock();
+                isbt::parse(&data, stdin.then_some(&mut input as _), json, out)
+            }
             IsbtCommand::Check { flags, value } => isbt::check(&value, flags, out, err),
         },
         Command::Scan { source, json } => scan::scan(&source, json, out, err),
