@@ -1227,12 +1227,13 @@ mod tests {
         let cli =
             Cli::try_parse_from(["coi-agent", "isbt", "parse", "--json", "=A", "&/X"]).unwrap();
         let Command::Isbt {
-            command: IsbtCommand::Parse { json, data },
+            command: IsbtCommand::Parse { json, stdin, data },
         } = cli.command
         else {
             panic!("expected isbt parse, got {cli:?}");
         };
         assert!(json);
+        assert!(!stdin);
         assert_eq!(data, vec![OsString::from("=A"), OsString::from("&/X")]);
     }
 
