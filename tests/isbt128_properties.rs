@@ -174,13 +174,13 @@ proptest! {
     }
 
     #[test]
-    fn patient_structures_round_trip(location in 0u8..100, d in date(), id in "[A-Za-z0-9-]{1,99}") {
+    fn patient_structures_round_trip(location in 0u8..100, d in date(), id in "[A-Za-z0-9]{1,99}") {
         round_trip(Value::PatientDateOfBirth(PatientDateOfBirth::new(location, d).unwrap()))?;
         round_trip(Value::PatientId(PatientId::new(location, &id).unwrap()))?;
     }
 
     #[test]
-    fn small_structures_round_trip(year in 1u16..=9999, month in 1u8..=12, divisions in chars_from(UPPER_DIGITS, 6), groups in "[A-Za-z0-9]{2}[A-Z0-9]{2}") {
+    fn small_structures_round_trip(year in 1u16..=9999, month in 1u8..=12, divisions in chars_from(UPPER_DIGITS, 6), groups in "[A-Za-z0-9]{2}[A-Z0-9]0") {
         round_trip(Value::ExpirationMonth(ExpirationMonth::new(year, month).unwrap()))?;
         round_trip(Value::ProductDivisions(ProductDivisions::parse(&divisions).unwrap()))?;
         round_trip(Value::BloodGroups(BloodGroups::parse(&groups).unwrap()))?;

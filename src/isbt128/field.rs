@@ -62,7 +62,12 @@ impl At {
     // Errors are built out of line so the valid path stays small and fast.
     #[cold]
     #[inline(never)]
-    fn bad_character(self, position: usize, field: &'static str, byte: u8) -> Isbt128Error {
+    pub(crate) fn bad_character(
+        self,
+        position: usize,
+        field: &'static str,
+        byte: u8,
+    ) -> Isbt128Error {
         Isbt128Error::BadCharacter {
             spec: self.spec,
             field,
@@ -79,7 +84,7 @@ impl At {
 }
 
 /// A set of ASCII characters, tested with one table lookup.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Class(u8);
 
 const DIGIT_BIT: u8 = 1;
@@ -93,6 +98,8 @@ const FIN_FIRST_BIT: u8 = 16;
 const FLAG_BIT: u8 = 32;
 /// Printable ASCII other than space (`!`–`~`).
 const GRAPHIC_BIT: u8 = 64;
+/// `1`–`9`: a number that does not start with 0.
+const NONZERO_DIGIT_BIT: u8 = 128;
 
 pub(crate) const DIGIT: Class = Class(DIGIT_BIT);
 pub(crate) const UPPER: Class = Class(UPPER_BIT);
@@ -103,6 +110,7 @@ pub(crate) const FIN: Class = Class(FIN_BIT);
 pub(crate) const FIN_FIRST: Class = Class(FIN_FIRST_BIT);
 pub(crate) const FLAG: Class = Class(FLAG_BIT);
 pub(crate) const GRAPHIC: Class = Class(GRAPHIC_BIT);
+pub(crate) const NONZERO_DIGIT: Class = Class(NONZERO_DIGIT_BIT);
 
 static CLASSES: [u8; 256] = {
     let mut table = [0u8; 256];
@@ -113,7 +121,7 @@ static CLASSES: [u8; 256] = {
         if c.is_ascii_digit() {
             bits |= DIGIT_BIT | FIN_BIT | FLAG_BIT;
             if c != b'0' {
-                bits |= FIN_FIRST_BIT;
+                bits |= FIN_FIRST_BIT | NONZERO_DIGIT_BIT;
             }
         }
         if c.is_ascii_uppercase() {
@@ -141,6 +149,53 @@ impl Class {
     #[inline]
     pub fn contains(self, byte: u8) -> bool {
         CLASSES[usize::from(byte)] & self.0 != 0
+    }
+}
+
+/// Checks a structure's content against its data content rules (its row of the spec table):
+/// the first character that breaks them is named with its field and offset.
+#[inline]
+pub(crate) fn check_content(at: At, bytes: &[u8]) -> Result<(), Isbt128Error> {
+    use super::spec::Chars;
+    let mut start = 0;
+    for run in at.spec.content.runs {
+        // Lengths were checked when the structure was delimited; a shorter content is refused
+        // by its own checks.
+        let Some(part) = bytes.get(start..start + run.len) else {
+            return Err(at.invalid(format!(
+                "content shorter than its {} ({} characters)",
+                run.field, run.len
+            )));
+        };
+        match run.chars {
+            Chars::In(class) => at.check(part, start, run.field, class)?,
+            Chars::Exactly(value) => {
+                if let Some(i) = part.iter().zip(value).position(|(a, b)| a != b) {
+                    return Err(at.bad_character(start + i, run.field, part[i]));
+                }
+            }
+            Chars::Mod37Check => {
+                at.check(part, start, run.field, DIGIT)?;
+                let found = part.iter().fold(0u32, |n, &b| n * 10 + u32::from(b - b'0'));
+                let expected = super::check::CheckCharacter::compute(&bytes[..start])
+                    .map(super::check::CheckCharacter::value);
+                if expected.map(u32::from) != Some(found) {
+                    return Err(at.invalid(match expected {
+                        Some(expected) => format!(
+                            "the {} {found:02} does not match the content (ISO 7064 MOD 37-2: {expected:02})",
+                            run.field
+                        ),
+                        None => format!("the {} cannot be computed", run.field),
+                    }));
+                }
+            }
+        }
+        start += run.len;
+    }
+    match at.spec.content.rest {
+        Some((field, class)) => at.check(&bytes[start..], start, field, class),
+        None if start == bytes.len() => Ok(()),
+        None => Err(at.invalid("content longer than its structure")),
     }
 }
 

@@ -420,9 +420,14 @@ mod tests {
 
     #[test]
     fn retired_and_not_interpreted_structures_are_recognised() {
-        let message = parse(b"={ABCDEFGHIJKLMNOP00").unwrap();
+        let message = parse(b"={123456789012345600").unwrap();
         assert!(message.structures[0].spec.retired);
         assert_eq!(message.structures[0].value, Value::NotInterpreted);
+        // ST-001 §2.4.11: antigen codes are digits, retired or not.
+        check_err(
+            "={ABCDEFGHIJKLMNOP00",
+            "invalid character 'A' in the antigens",
+        );
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl ProductDivisions {
     /// Six division characters.
     ///
     /// # Errors
-    /// Not six letters or digits.
+    /// Not six upper-case letters or digits.
     pub fn parse(text: &str) -> Result<ProductDivisions, Isbt128Error> {
         ProductDivisions::from_content(At::new(&spec::PRODUCT_DIVISIONS, 0), text.as_bytes())
     }
@@ -148,7 +148,7 @@ impl ProductDivisions {
         let Ok(divisions) = <[u8; 6]>::try_from(bytes) else {
             return Err(at.invalid("product divisions are 6 characters"));
         };
-        at.check(&divisions, 0, "divisions", ALPHANUMERIC)?;
+        at.check(&divisions, 0, "divisions", UPPER_OR_DIGIT)?;
         Ok(ProductDivisions(divisions))
     }
 

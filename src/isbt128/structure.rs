@@ -11,7 +11,7 @@ use super::date::{
 };
 use super::din::Donation;
 use super::error::Isbt128Error;
-use super::field::{ALPHANUMERIC, At, GRAPHIC, UPPER_OR_DIGIT, ascii};
+use super::field::{ALPHANUMERIC, At, UPPER_OR_DIGIT, ascii, check_content};
 use super::product::{ProductCode, ProductDivisions};
 use super::spec::{self, Kind, Spec};
 
@@ -166,13 +166,14 @@ impl PatientDateOfBirth {
 }
 
 impl<'a> PatientId<'a> {
-    /// A patient identifier of 1–99 printable ASCII characters with a location code 0–99.
+    /// A patient identifier of 1–99 letters or digits (ST-001 §2.4.25: no punctuation or
+    /// spaces) with a location code 0–99.
     pub fn new(location: u8, id: &'a str) -> Result<PatientId<'a>, Isbt128Error> {
         check_location(&spec::PATIENT_ID, location)?;
-        if id.is_empty() || id.len() > 99 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        if id.is_empty() || id.len() > 99 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(Isbt128Error::CannotBuild {
                 spec: &spec::PATIENT_ID,
-                problem: "the identifier is 1-99 printable ASCII characters".to_owned(),
+                problem: "the identifier is 1-99 letters or digits".to_owned(),
             });
         }
         Ok(PatientId {
@@ -378,6 +379,9 @@ fn date_time_spec(role: DateRole) -> &'static Spec {
 /// `at.offset` is the offset of the first content character.
 #[inline]
 pub(crate) fn interpret<'a>(at: At, bytes: &'a [u8]) -> Result<Value<'a>, Isbt128Error> {
+    // Every structure's characters first, by its row of the spec table; then the meaning of
+    // the ones coi-agent uses.
+    check_content(at, bytes)?;
     Ok(match at.spec.kind {
         Kind::Din => Value::Donation(Donation::from_content(at, bytes)?),
         Kind::BloodGroups => {
@@ -416,7 +420,6 @@ pub(crate) fn interpret<'a>(at: At, bytes: &'a [u8]) -> Result<Value<'a>, Isbt12
             if bytes.len() == 4 {
                 return Err(at.invalid("the patient identification is empty (length 00)"));
             }
-            at.check(&bytes[4..], 4, "patient identification", GRAPHIC)?;
             Value::PatientId(PatientId {
                 location,
                 id: &bytes[4..],
@@ -462,13 +465,7 @@ pub(crate) fn interpret<'a>(at: At, bytes: &'a [u8]) -> Result<Value<'a>, Isbt12
             Value::ProductDivisions(ProductDivisions::from_content(at, bytes)?)
         }
         Kind::Coi => Value::Coi(CoiId::from_content(at, bytes)?),
-        Kind::NotInterpreted => {
-            at.check(bytes, 0, "content", ALPHANUMERIC)?;
-            Value::NotInterpreted
-        }
-        Kind::National => {
-            at.check(bytes, 0, "content", GRAPHIC)?;
-            Value::National
-        }
+        Kind::NotInterpreted => Value::NotInterpreted,
+        Kind::National => Value::National,
     })
 }
