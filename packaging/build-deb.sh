@@ -13,7 +13,11 @@ fi
 cargo build --release --locked --quiet >&2
 # The man page and completions, from the CLI's own definition.
 mkdir -p packaging/generated
-"$CARGO_TARGET_DIR/release/coi-agent" dev man-page | gzip -9n > packaging/generated/coi-agent.1.gz
+rm -rf packaging/generated/man && mkdir -p packaging/generated/man
+"$CARGO_TARGET_DIR/release/coi-agent" dev man-page --dir packaging/generated/man
+# One page per command; the developers' hidden commands get none.
+rm -f packaging/generated/man/coi-agent-dev*.1
+gzip -9n packaging/generated/man/*.1
 "$CARGO_TARGET_DIR/release/coi-agent" completions bash > packaging/generated/coi-agent.bash
 deb=$(cargo deb --locked --quiet --no-build --strip 2>&2 | tail -n 1)
 if [ ! -f "$deb" ]; then

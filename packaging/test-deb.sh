@@ -35,7 +35,11 @@ dpkg -i "$deb"
 getent passwd coi-agent >/dev/null || fail "no user coi-agent"
 # The installed unit loads: every directive known, its commands executable.
 systemd-analyze verify /lib/systemd/system/coi-agent.service || fail "systemd-analyze verify"
-man -w coi-agent >/dev/null 2>&1 || [ -f /usr/share/man/man1/coi-agent.1.gz ] || fail "no man page"
+for page in coi-agent coi-agent-serve coi-agent-check-config coi-agent-journal-backup; do
+  [ -f "/usr/share/man/man1/$page.1.gz" ] || fail "no man page $page"
+done
+zgrep -q 'coi\\-agent\\-serve(1)' /usr/share/man/man1/coi-agent.1.gz || fail "the main page does not name coi-agent-serve(1)"
+[ ! -e /usr/share/man/man1/coi-agent-dev.1.gz ] || fail "a man page for the hidden dev commands"
 [ "$(stat -c '%a %U %G' /etc/coi-agent/coi-agent.toml)" = "640 root coi-agent" ] || fail "config mode $(stat -c '%a %U %G' /etc/coi-agent/coi-agent.toml)"
 [ "$(stat -c '%a %U' /var/lib/coi-agent)" = "700 coi-agent" ] || fail "state directory mode"
 # The shipped configuration is refused until the site is set, naming what to set.
@@ -59,6 +63,14 @@ uri = "spool:///var/lib/coi-agent/spool"
 TOML
 sed -i -e '/^\[central\]/,/^offline/d' /etc/coi-agent/coi-agent.toml
 install -d -m 0700 -o coi-agent -g coi-agent /var/lib/coi-agent/spool
+# Root runs a command before the service ever started: the journal is root's, and check-config
+# (the unit's ExecStartPre, as coi-agent) says so instead of letting serve fail.
+coi-agent orders sync >/dev/null
+if runuser -u coi-agent -- coi-agent check-config >/tmp/coi-check.out 2>&1; then
+  fail "check-config passed a journal the service cannot write"
+fi
+grep -q "cannot write it (owned by uid 0)" /tmp/coi-check.out || fail "check-config: $(cat /tmp/coi-check.out)"
+chown coi-agent:coi-agent /var/lib/coi-agent/journal.sqlite*
 runuser -u coi-agent -- coi-agent check-config || fail "check-config as coi-agent"
 # UMask=0077 is the unit's; without systemd the shell's umask applies, and the files must be
 # private anyway.
@@ -77,12 +89,18 @@ for file in /var/lib/coi-agent/journal.sqlite /var/lib/coi-agent/api.token "$spo
   [ "$(stat -c '%a %U' "$file")" = "600 coi-agent" ] || fail "$file mode $(stat -c '%a %U' "$file")"
 done
 
+[ "$(stat -c '%a %U' /var/backups/coi-agent)" = "700 coi-agent" ] || fail "backup directory mode"
+( umask 0022; runuser -u coi-agent -- coi-agent journal backup --to /var/backups/coi-agent/test.sqlite ) \
+  || fail "backup to /var/backups/coi-agent"
+
 echo "test-deb: remove keeps the journal, purge deletes it"
 dpkg -r coi-agent
 [ -f /var/lib/coi-agent/journal.sqlite ] || fail "remove deleted the journal"
 dpkg -P coi-agent
 [ ! -e /var/lib/coi-agent ] || fail "purge left /var/lib/coi-agent"
 [ ! -e /etc/coi-agent/coi-agent.toml ] || fail "purge left the configuration"
+[ -f /var/backups/coi-agent/test.sqlite ] || fail "purge deleted the backups"
+rm -rf /var/backups/coi-agent
 rm -f /etc/coi-agent/orders.json
 rmdir /etc/coi-agent 2>/dev/null || true
 echo "test-deb: ok"

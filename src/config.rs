@@ -515,7 +515,15 @@ pub fn demo(dir: &Path, now: jiff::Timestamp) -> Result<Config, ConfigError> {
                 order["expires_at"] = serde_json::json!(expires);
             }
         }
-        std::fs::write(&orders, value.to_string()).map_err(io)?;
+        // Private: orders hold patient names (`check` refuses an order file others can read).
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&orders)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, value.to_string().as_bytes()))
+            .map_err(io)?;
     }
     Config::parse(
         DEFAULT,
@@ -551,8 +559,14 @@ pub fn check(config: &Config) -> Vec<String> {
         }
     }
     if let OrderSourceConfig::File(path) = &config.orders {
-        if let Err(err) = std::fs::metadata(path) {
-            problems.push(format!("orders.file {}: {err}", path.display()));
+        use std::os::unix::fs::PermissionsExt as _;
+        match std::fs::metadata(path) {
+            Err(err) => problems.push(format!("orders.file {}: {err}", path.display())),
+            Ok(meta) if meta.permissions().mode() & 0o004 != 0 => problems.push(format!(
+                "orders.file {} can be read by every user of this machine, and orders hold patient names and dates of birth: chmod o-r it (0640, group coi-agent)",
+                path.display()
+            )),
+            Ok(_) => {}
         }
     }
     if let Some(problem) = writable_dir(&config.journal) {
@@ -560,6 +574,15 @@ pub fn check(config: &Config) -> Vec<String> {
             "journal.path {}: its directory cannot be written: {problem}",
             config.journal.display()
         ));
+    }
+    // A journal another user made (a command run as root before the service first started)
+    // stops `serve`; say so now, naming whose it is.
+    if config.journal.exists() {
+        if let Err(problem @ crate::journal::JournalError::NotWritable { .. }) =
+            crate::journal::writable(&config.journal)
+        {
+            problems.push(format!("journal.path: {problem}"));
+        }
     }
     problems
 }

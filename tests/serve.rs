@@ -824,17 +824,20 @@ fn r11_serve_stops_on_sigterm_within_five_seconds() {
     );
 }
 
+/// Writes the demonstration orders as a site keeps an order file: not readable by others.
+fn private_orders(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, coi_agent::config::DEMO_ORDERS).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640)).unwrap();
+}
+
 /// check-config names what would stop serve; a relative --config resolves against the current
 /// directory, spool printers included.
 #[test]
 fn r11_check_config_names_each_problem() {
     let dir = TempDb::new("check-config");
     let base = dir.0.parent().unwrap();
-    std::fs::write(
-        base.join("demo-orders.json"),
-        coi_agent::config::DEMO_ORDERS,
-    )
-    .unwrap();
+    private_orders(&base.join("demo-orders.json"));
     let check = |text: &str| {
         std::fs::write(base.join("site.toml"), text).unwrap();
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
@@ -855,8 +858,21 @@ fn r11_check_config_names_each_problem() {
         Some(0),
         "the shipped default, by a relative path: {said}"
     );
-    std::fs::write(base.join("api.token"), "   \n").unwrap();
+    // An order file every user can read (patient names): named with the fix.
     use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        base.join("demo-orders.json"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (code, said) = check(default);
+    assert_eq!(code, Some(1));
+    assert!(
+        said.contains("demo-orders.json can be read by every user") && said.contains("chmod o-r"),
+        "{said}"
+    );
+    private_orders(&base.join("demo-orders.json"));
+    std::fs::write(base.join("api.token"), "   \n").unwrap();
     std::fs::set_permissions(
         base.join("api.token"),
         std::fs::Permissions::from_mode(0o644),
@@ -952,11 +968,7 @@ fn config_default_prints_a_configuration_that_checks() {
         .unwrap();
     assert!(printed.status.success());
     std::fs::write(base.join("coi-agent.toml"), &printed.stdout).unwrap();
-    std::fs::write(
-        base.join("demo-orders.json"),
-        coi_agent::config::DEMO_ORDERS,
-    )
-    .unwrap();
+    private_orders(&base.join("demo-orders.json"));
     let checked = std::process::Command::new(env!("CARGO_BIN_EXE_coi-agent"))
         .args(["check-config", "--config"])
         .arg(base.join("coi-agent.toml"))
@@ -971,11 +983,7 @@ fn config_default_prints_a_configuration_that_checks() {
 fn a_site_adds_printer_profiles_beside_its_configuration() {
     let dir = TempDb::new("printers-d");
     let base = dir.0.parent().unwrap();
-    std::fs::write(
-        base.join("demo-orders.json"),
-        coi_agent::config::DEMO_ORDERS,
-    )
-    .unwrap();
+    private_orders(&base.join("demo-orders.json"));
     let config = coi_agent::config::DEFAULT.replace("Zebra ZT411 300 dpi", "Acme LX 203");
     std::fs::write(base.join("coi-agent.toml"), &config).unwrap();
     let check = || {
@@ -1022,11 +1030,7 @@ fn a_site_adds_printer_profiles_beside_its_configuration() {
 fn a_site_adds_scanner_profiles_beside_its_configuration() {
     let dir = TempDb::new("scanners-d");
     let base = dir.0.parent().unwrap();
-    std::fs::write(
-        base.join("demo-orders.json"),
-        coi_agent::config::DEMO_ORDERS,
-    )
-    .unwrap();
+    private_orders(&base.join("demo-orders.json"));
     std::fs::write(base.join("coi-agent.toml"), coi_agent::config::DEFAULT).unwrap();
     let path = base.join("coi-agent.toml");
     let built_in = Config::load(&path).unwrap().scanner_profiles;

@@ -703,8 +703,12 @@ pub enum DevCommand {
         #[arg(long)]
         serial: bool,
     },
-    /// Print the manual page (roff), for the package.
-    ManPage,
+    /// Print the manual page (roff), or with --dir write one page per command there
+    /// (coi-agent.1, coi-agent-serve.1, ...), for the package.
+    ManPage {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Append scan records to a journal, printing "ack ID" after each durable commit, until
     /// killed or COUNT are written (the crash tests' victim).
     JournalWriter {
@@ -1047,10 +1051,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             Ok(ExitCode::SUCCESS)
         }
         Command::Dev {
-            command: DevCommand::ManPage,
+            command: DevCommand::ManPage { dir },
         } => {
             let command = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(command).render(out)?;
+            match dir {
+                Some(dir) => clap_mangen::generate_to(command, dir)?,
+                None => clap_mangen::Man::new(command).render(out)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {

@@ -187,6 +187,13 @@ pub(super) fn outbox_status(
         )?;
         writeln!(out, "delivered {}", report.delivered)?;
         writeln!(out, "parked    {}", report.parked)?;
+        if config.central.is_none() && report.pending > 0 {
+            writeln!(
+                out,
+                "  no [central] in {}: custody events are kept here until a central service is configured",
+                config.origin
+            )?;
+        }
         for event in &report.events {
             let why = event.last_error.as_deref().unwrap_or("not tried yet");
             match event.state.as_str() {

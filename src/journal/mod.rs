@@ -30,6 +30,10 @@ pub struct Journal {
 /// Why the journal could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    #[error(
+        "journal {path}: this user cannot write it (owned by uid {owner}): run coi-agent as the user the journal belongs to (sudo -u coi-agent coi-agent ...), or give it back with chown"
+    )]
+    NotWritable { path: String, owner: u32 },
     #[error("journal {path}: {cause}")]
     Open {
         path: String,
@@ -272,6 +276,32 @@ fn widen_scan_verdicts(tx: &rusqlite::Transaction<'_>) -> Result<(), JournalErro
     Ok(())
 }
 
+/// Whether this user may write the journal at `path` and its `-wal` and `-shm` files, where
+/// they exist (nothing is changed).
+///
+/// # Errors
+/// `NotWritable`, naming the file and its owner.
+pub fn writable(path: &Path) -> Result<(), JournalError> {
+    let beside = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    for file in [path.to_owned(), beside("-wal"), beside("-shm")] {
+        if let Err(err) = std::fs::OpenOptions::new().write(true).open(&file) {
+            if err.kind() == std::io::ErrorKind::PermissionDenied {
+                use std::os::unix::fs::MetadataExt as _;
+                let owner = std::fs::metadata(&file).map_or(0, |m| m.uid());
+                return Err(JournalError::NotWritable {
+                    path: file.display().to_string(),
+                    owner,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Journal {
     /// Opens (creating if needed) and migrates the journal at `path`.
     ///
@@ -285,6 +315,9 @@ impl Journal {
         };
         // The journal holds patient names and dates of birth: a new one is readable by this
         // user only (SQLite gives its -wal and -shm files the same mode).
+        // A journal made by another user (root running a command before the service first
+        // started) would otherwise fail as "unable to open database file".
+        writable(path)?;
         if !path.exists() {
             use std::os::unix::fs::OpenOptionsExt as _;
             let _ = std::fs::OpenOptions::new()
