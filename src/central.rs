@@ -113,10 +113,12 @@ impl CentralClient {
         let response = check(response).await?;
         let body = read_capped(response, MAX_ORDERS_BODY).await?;
         // Megabytes of JSON are parsed off the async workers, so scans are not kept waiting.
-        tokio::task::spawn_blocking(move || serde_json::from_slice::<OrderPage>(&body))
-            .await
-            .map_err(|e| CentralError::Protocol(format!("order list: {e}")))?
-            .map_err(|e| CentralError::Protocol(format!("order list: {e}")))
+        tokio::task::spawn_blocking(move || {
+            crate::orders::json::parse_strict(&body).and_then(serde_json::from_value::<OrderPage>)
+        })
+        .await
+        .map_err(|e| CentralError::Protocol(format!("order list: {e}")))?
+        .map_err(|e| CentralError::Protocol(format!("order list: {e}")))
     }
 
     /// One order by COI identifier; `None` when central does not know it.
@@ -136,10 +138,9 @@ impl CentralClient {
             return Ok(None);
         }
         let response = check(response).await?;
-        let order = response
-            .json()
-            .await
-            .map_err(|e| CentralError::Protocol(format!("order: {}", e.without_url())))?;
+        let body = read_capped(response, MAX_ORDERS_BODY).await?;
+        let order = crate::orders::json::parse_strict(&body)
+            .map_err(|e| CentralError::Protocol(format!("order: {e}")))?;
         Ok(Some(order))
     }
 

@@ -7,5 +7,6 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     // clap exits with status 2 on a usage error and 0 for --help and --version.
     let cli = coi_agent::cli::Cli::parse();
+    coi_agent::sys::ignore_file_size_signal();
     coi_agent::cli::main(cli)
 }

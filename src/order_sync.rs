@@ -147,7 +147,7 @@ fn read_file(path: &std::path::Path, since: Option<&str>) -> Result<Fetched, Sou
         "{FILE_DIGEST}{}",
         digest_of(&mut text.as_bytes()).map_err(read_err)?
     );
-    let mut value: serde_json::Value = serde_json::from_str(&text)
+    let mut value = crate::orders::json::parse_strict(text.as_bytes())
         .map_err(|e| SourceError::File(format!("{shown}: not JSON: {e}")))?;
     let records = match value.get_mut("orders").map(serde_json::Value::take) {
         Some(serde_json::Value::Array(records)) => records,

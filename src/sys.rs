@@ -90,3 +90,14 @@ pub(crate) fn set_echo(fd: std::os::fd::BorrowedFd<'_>, on: bool) -> std::io::Re
     }
     Ok(was)
 }
+
+/// Makes a write beyond the process's file-size limit (`ulimit -f`) an ordinary error
+/// (`EFBIG`: the journal refuses the transaction and says so) instead of the default SIGXFSZ,
+/// which kills the process mid-write without a word.
+pub fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code and touches no
+    // memory of ours; it is done once at start, before any thread is spawned.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}

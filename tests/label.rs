@@ -332,13 +332,22 @@ fn hostile_field_values_never_change_the_printer_commands() {
 #[test]
 fn characters_the_printer_cannot_draw_are_refused_naming_the_element() {
     let mut json = example_json()["orders"][0].clone();
+    // A control character never reaches a label: the order itself is refused (issue #16).
     set(&mut json, &["patient", "family_name"], "Smith\u{7}");
+    let refused = parse_order(&json, 0).unwrap_err().to_string();
+    assert!(
+        refused.contains("patient.family_name: a control character"),
+        "{refused}"
+    );
+    assert!(!refused.contains("Smith"), "{refused}");
+    // A character no font of the printer has (a zero-width space) is refused by the label.
+    set(&mut json, &["patient", "family_name"], "Smith\u{200b}");
     let order = order(&json);
     let data = LabelData::new(&order, 1, collected()).unwrap();
     let template = &templates()[0];
     let err = label::render(template, &data, 203).unwrap_err().to_string();
     assert!(err.contains("{patient.family_name}"), "{err}");
-    assert!(err.contains("U+0007"), "{err}");
+    assert!(err.contains("U+200B"), "{err}");
     assert!(
         !err.contains("Smith"),
         "the value stays out of the message: {err}"

@@ -734,3 +734,106 @@ async fn r13_a_receipt_asks_central_for_its_order_first() {
     publish(Some(order));
     assert_eq!(receive().await["verdict"], "match");
 }
+
+/// Hostile order files (issue #16): a key given twice refuses the whole file (which of the two
+/// the sender meant cannot be known), and a control character in any text of an order refuses
+/// that order, named by its path, with the value never echoed raw.
+#[test]
+fn duplicate_keys_and_control_characters_are_refused_and_never_echoed() {
+    let dir = std::env::temp_dir().join(format!("coi-agent-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("coi-agent.toml"),
+        "[site]\nid = \"site-lab-1\"\nworkstation = \"lab-ws-1\"\n[journal]\npath = \"journal.sqlite\"\n\
+         [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
+    )
+    .unwrap();
+    let sync = |orders: &str| {
+        std::fs::write(dir.join("orders.json"), orders).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(["orders", "sync", "--config"])
+            .arg(dir.join("coi-agent.toml"))
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let example: serde_json::Value =
+        serde_json::from_str(include_str!("data/example-orders.json")).unwrap();
+    let order = example["orders"][0].to_string();
+    // "status":"cancelled","status":"scheduled": refused whole, nothing stored.
+    let twice = order.replacen("\"status\":", "\"status\":\"cancelled\",\"status\":", 1);
+    assert_ne!(twice, order);
+    let (code, said) = sync(&format!("{{\"orders\":[{twice}]}}"));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("the key \"status\" is given twice"), "{said}");
+    assert!(!said.contains("cancelled"), "{said}");
+    let journal = coi_agent::journal::Journal::open(&dir.join("journal.sqlite")).unwrap();
+    assert_eq!(journal.order_book().unwrap().0.len(), 0, "nothing stored");
+
+    // An order id that would forge a log line and recolour a terminal.
+    let mut forged: serde_json::Value = serde_json::from_str(&order).unwrap();
+    forged["order_id"] = serde_json::json!("ORD-1\ncoi-agent: all clear\u{1b}[32m");
+    let mut named: serde_json::Value = serde_json::from_str(&order).unwrap();
+    named["patient"]["family_name"] = serde_json::json!("DOE\u{1b}]0;x\u{7}");
+    named["order_id"] = serde_json::json!("ORD-2");
+    let (code, said) = sync(&serde_json::json!({ "orders": [forged, named] }).to_string());
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        !said.contains('\u{1b}') && !said.contains("\nfoo"),
+        "{said:?}"
+    );
+    assert!(!said.contains("\ncoi-agent: all clear"), "{said:?}");
+    assert!(
+        said.contains("ORD-1\\u{a}coi-agent: all clear\\u{1b}[32m"),
+        "{said}"
+    );
+    assert!(
+        said.contains("order_id: a control character (newline, tab, escape) is not allowed"),
+        "{said}"
+    );
+    assert!(
+        said.contains("patient.family_name: a control character"),
+        "{said}"
+    );
+    assert!(!said.contains("DOE"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A write beyond the file-size limit (`ulimit -f`) is an ordinary error the command reports,
+/// not a SIGXFSZ that kills it mid-write without a word (issue #16).
+#[test]
+fn a_file_size_limit_is_an_error_not_a_silent_death() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = std::env::temp_dir().join(format!("coi-agent-fsize-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("coi-agent.toml"),
+        "[site]\nid = \"site-lab-1\"\nworkstation = \"lab-ws-1\"\n[journal]\npath = \"journal.sqlite\"\n\
+         [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("orders.json"),
+        include_str!("data/example-orders.json"),
+    )
+    .unwrap();
+    // 16 blocks: far less than a journal with its schema.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 16 && exec \"$0\" orders sync --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_coi-agent"))
+        .arg(dir.join("coi-agent.toml"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.signal(), None, "killed by a signal: {said}");
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("journal"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

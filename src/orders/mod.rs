@@ -3,6 +3,7 @@
 //! Pure: no I/O. Where orders come from (a file, the central service) is
 //! `order_sync`'s business (an adapter; this module never imports it).
 
+pub mod json;
 pub mod record;
 
 use std::collections::HashMap;
@@ -51,8 +52,8 @@ impl OrderBook {
     /// # Errors
     /// Text that is not a JSON object with an `orders` array.
     pub fn from_json(text: &str) -> Result<(OrderBook, Vec<OrderError>), OrderListError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| OrderListError(format!("not JSON: {e}")))?;
+        let value = json::parse_strict(text.as_bytes())
+            .map_err(|e| OrderListError(format!("not JSON: {e}")))?;
         let Some(list) = value.get("orders").and_then(|o| o.as_array()) else {
             return Err(OrderListError(
                 "expected an object with an \"orders\" array".to_owned(),

@@ -108,7 +108,7 @@ pub enum OrderStatus {
 
 /// Why an order record was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("order {position}{}: {problem}", order_id.as_deref().map(|id| format!(" ({id})")).unwrap_or_default())]
+#[error("order {position}{}: {problem}", order_id.as_deref().map(|id| format!(" ({})", printable(id))).unwrap_or_default())]
 pub struct OrderError {
     /// Position in the source, from 0.
     pub position: usize,
@@ -139,6 +139,57 @@ impl OrderStatus {
     }
 }
 
+/// `text` with its control characters (newlines, escapes, bidirectional overrides) written as
+/// `\u{..}`, so a value shown in a message or a log line cannot forge another line or recolour
+/// a terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let hostile =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if hostile(c) {
+                    format!("\\u{{{:x}}}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The path of the first string in `value` that holds a control character, if any.
+fn control_character_at(value: &serde_json::Value, path: &mut String) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.chars().any(char::is_control),
+        serde_json::Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = control_character_at(item, path);
+            if !found {
+                path.truncate(len);
+            }
+            found
+        }),
+        serde_json::Value::Object(fields) => fields.iter().any(|(key, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&printable(key));
+            let found = control_character_at(item, path);
+            if !found {
+                path.truncate(len);
+            }
+            found
+        }),
+        _ => false,
+    }
+}
+
 /// Checks one order given as JSON.
 ///
 /// # Errors
@@ -154,6 +205,14 @@ pub fn parse_order(value: &serde_json::Value, position: usize) -> Result<Order, 
         order_id: order_id.clone(),
         problem,
     };
+    // No text of an order holds a control character: shown or printed, it could forge a log
+    // line or a second line of a label.
+    let mut path = String::new();
+    if control_character_at(value, &mut path) {
+        return Err(fail(format!(
+            "{path}: a control character (newline, tab, escape) is not allowed"
+        )));
+    }
     // The field is named with its path (`status: unknown variant ...`), never its value.
     let record: OrderRecord = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
         let path = e.path().to_string();
