@@ -368,14 +368,21 @@ impl Connection {
         let Connection::Tcp { stream, .. } = self else {
             return Err(TransportError::Timeout(Duration::ZERO));
         };
-        // A late answer to an earlier query that timed out must not pass for this one.
+        // A late answer to an earlier query that timed out must not pass for this one. What
+        // is waiting is read at most up to MAX_ANSWER: a device that sends without being asked
+        // (not a printer, or a printer gone wrong) would otherwise keep this loop busy for ever.
         let mut stale = [0u8; 1024];
+        let mut drained = 0usize;
         while let Ok(n) = stream.try_read(&mut stale) {
             if n == 0 {
                 return Err(TransportError::Disconnected(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "closed by the printer",
                 )));
+            }
+            drained += n;
+            if drained > MAX_ANSWER {
+                return Err(flooding());
             }
         }
         match tokio::time::timeout(timeout, stream.write_all(command)).await {
@@ -465,6 +472,9 @@ impl Connection {
                     if std::time::Instant::now() >= deadline {
                         return Ok(None);
                     }
+                    if answer.len() > MAX_ANSWER {
+                        return Err(std::io::Error::other(flooding().to_string()));
+                    }
                     match port.read(&mut buf) {
                         Ok(0) => {
                             return Err(std::io::Error::new(
@@ -516,6 +526,9 @@ impl Connection {
                         if left.is_zero() {
                             return Ok(None);
                         }
+                        if answer.len() > MAX_ANSWER {
+                            return Err(std::io::Error::other(flooding().to_string()));
+                        }
                         let mut pollfd = libc::pollfd {
                             fd: file.as_raw_fd(),
                             events: libc::POLLIN,
@@ -547,6 +560,9 @@ impl Connection {
                         let left = deadline.saturating_duration_since(std::time::Instant::now());
                         if left.is_zero() {
                             return Ok(None);
+                        }
+                        if answer.len() > MAX_ANSWER {
+                            return Err(std::io::Error::other(flooding().to_string()));
                         }
                         answer.extend(usb.read(left)?);
                     }
@@ -617,7 +633,20 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Reads until `frames` ETX bytes have arrived; answers are small, so reading stops at 64 KiB.
+/// The most a status answer may be: `~HS` is three short lines and `~HQES` a few more, so
+/// anything near this is a device sending what it was not asked for.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// A device that sends more than any answer: the connection is dropped and reopened.
+fn flooding() -> TransportError {
+    TransportError::Disconnected(std::io::Error::other(format!(
+        "the printer sends data it was not asked for (more than {} KiB): not a Zebra printer, or one in a fault loop; check what is at this address",
+        MAX_ANSWER / 1024
+    )))
+}
+
+/// Reads until `frames` ETX bytes have arrived; answers are small, so more than
+/// [`MAX_ANSWER`] bytes is refused.
 async fn read_frames(
     stream: &mut TcpStream,
     frames: usize,
@@ -626,7 +655,8 @@ async fn read_frames(
     let mut answer = Vec::with_capacity(128);
     let mut buf = [0u8; 1024];
     let deadline = tokio::time::Instant::now() + timeout;
-    while answer.iter().filter(|&&b| b == 0x03).count() < frames {
+    let mut ends = 0;
+    while ends < frames {
         let read = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await;
         match read {
             Err(_) => return Err(TransportError::Timeout(timeout)),
@@ -636,11 +666,14 @@ async fn read_frames(
                     "closed by the printer",
                 )));
             }
-            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Ok(Ok(n)) => {
+                ends += buf[..n].iter().filter(|&&b| b == 0x03).count();
+                answer.extend_from_slice(&buf[..n]);
+            }
             Ok(Err(err)) => return Err(TransportError::Disconnected(err)),
         }
-        if answer.len() > 64 * 1024 {
-            break;
+        if answer.len() > MAX_ANSWER {
+            return Err(flooding());
         }
     }
     Ok(answer)
