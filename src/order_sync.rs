@@ -107,6 +107,10 @@ impl OrderSource {
     }
 }
 
+/// The largest order file read: the central service's answers have the same limit. Ten
+/// thousand orders are about 25 MiB.
+pub const MAX_ORDER_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The file's orders, unless its content is the one synced last (`since` is the SHA-256 of
 /// the content then): an unchanged file delivers nothing, so a daemon refreshing every minute
 /// neither rewrites nor reloads ten thousand orders.
@@ -141,7 +145,20 @@ fn read_file(path: &std::path::Path, since: Option<&str>) -> Result<Fetched, Sou
             complete: false,
         });
     }
-    let text = std::fs::read_to_string(path).map_err(read_err)?;
+    // Read at most one byte past the limit: a file that grew past it is refused, not held.
+    let mut text = String::new();
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(file, MAX_ORDER_FILE_BYTES + 1),
+        &mut text,
+    )
+    .map_err(read_err)?;
+    if text.len() as u64 > MAX_ORDER_FILE_BYTES {
+        return Err(SourceError::File(format!(
+            "{shown}: larger than {} MiB, more than any site's orders: not read",
+            MAX_ORDER_FILE_BYTES / (1024 * 1024)
+        )));
+    }
     // The file may have changed between the two reads: the digest is of what is parsed.
     let version = format!(
         "{FILE_DIGEST}{}",

@@ -837,3 +837,31 @@ fn a_file_size_limit_is_an_error_not_a_silent_death() {
     assert!(said.contains("journal"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An order file beyond any site's orders is refused, not read whole (issue #16: a 100 MB file
+/// took 1.28 GB of memory).
+#[test]
+fn an_order_file_beyond_the_limit_is_refused() {
+    let dir = std::env::temp_dir().join(format!("coi-agent-huge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("coi-agent.toml"),
+        "[site]\nid = \"site-lab-1\"\nworkstation = \"lab-ws-1\"\n[journal]\npath = \"journal.sqlite\"\n\
+         [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
+    )
+    .unwrap();
+    // Sparse: the size without the disk.
+    let file = std::fs::File::create(dir.join("orders.json")).unwrap();
+    file.set_len(coi_agent::order_sync::MAX_ORDER_FILE_BYTES + 1)
+        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["orders", "sync", "--config"])
+        .arg(dir.join("coi-agent.toml"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("larger than 64 MiB"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
