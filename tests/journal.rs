@@ -480,7 +480,14 @@ fn r20_a_schema_5_journal_learns_samples_and_incomplete_scans() {
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .unwrap();
     assert_eq!(integrity, "ok");
-    assert_eq!(journal.verify_audit().unwrap(), Ok(2));
+    // The fixture wrote its old rows by hand, without their audit entries: verify names them.
+    assert!(
+        matches!(
+            journal.verify_audit().unwrap(),
+            Err(BrokenLink::NotCovered { what }) if what.contains("print job tube-1 has no audit entry")
+        ),
+        "the fixture's print job has no entry"
+    );
 }
 
 /// Issue #13: two syncs at once never move the resume point back to an earlier time.
@@ -720,4 +727,156 @@ fn config_beside(db: &TempDb) -> std::path::PathBuf {
     )
     .unwrap();
     dir
+}
+
+/// Five scans and a print job, each with its audit entry.
+fn scans_and_a_job(name: &str) -> TempDb {
+    use coi_agent::journal::print_jobs::PrintJobRecord;
+    let db = five_entries(name);
+    let mut journal = Journal::open(&db.0).unwrap();
+    let at = utc_text(jiff::Timestamp::now());
+    let job = PrintJobRecord {
+        job_id: "job-1",
+        coi: Some("CHA999925000042"),
+        bag: Some(1),
+        template: "apheresis-bag",
+        template_version: "2",
+        printer: "tcp://10.0.0.9:9100",
+        zpl_sha256: "ab",
+        operator: Some("rn-4"),
+        at: &at,
+        state: "queued",
+        reprint: false,
+        collected_at: Some("2025-06-02T12:14:00Z"),
+        label_kind: "bag",
+        reason: None,
+        max_per_bag: None,
+    };
+    journal.record_print_job(&job, &[]).unwrap();
+    assert_eq!(journal.verify_audit().unwrap(), Ok(6));
+    db
+}
+
+/// Tampers as someone who knows the guards: drops them, changes the journal, puts them back.
+fn tamper_and_restore_guards(db: &TempDb, sql: &str) {
+    tamper(db, sql);
+    open_for_tampering(db)
+        .execute_batch(
+            "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'x'); END;
+             CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'x'); END;",
+        )
+        .unwrap();
+}
+
+/// Issue #16: what the chain alone missed. Each tampering is reported, saying what is wrong.
+#[test]
+fn verify_reports_every_kind_of_tampering_beyond_the_chain() {
+    let cases: &[(&str, &str, bool, &str)] = &[
+        (
+            "guards dropped",
+            "SELECT 1",
+            false,
+            "the guard that keeps audit entries from being edited was removed",
+        ),
+        (
+            "tail and head row deleted",
+            "DELETE FROM audit WHERE seq >= 5; DELETE FROM audit_head;",
+            true,
+            "the audit trail's head row is missing",
+        ),
+        (
+            "both audit tables dropped",
+            "DROP TABLE audit; DROP TABLE audit_head;",
+            false,
+            "the audit table is missing",
+        ),
+        (
+            "both tables emptied",
+            "DELETE FROM audit; DELETE FROM audit_head;",
+            true,
+            "scan 1 has no audit entry",
+        ),
+        (
+            "a scan's verdict edited",
+            "UPDATE scans SET verdict = 'mismatch' WHERE id = 2",
+            true,
+            "scan 2 no longer says what audit entry 2 recorded (verdict was changed)",
+        ),
+        (
+            "a scan deleted",
+            "DELETE FROM scans WHERE id = 3",
+            true,
+            "audit entry 3 records scan 3, which is no longer in the journal (deleted)",
+        ),
+        (
+            "a scan added outside coi-agent",
+            "INSERT INTO scans (at, source, raw, verdict, message, site_id, step) VALUES ('t', 's', x'00', 'match', 'm', 'site-lab-1', 'receipt')",
+            true,
+            "scan 6 has no audit entry",
+        ),
+        (
+            "a print job's label hash edited",
+            "UPDATE print_jobs SET zpl_sha256 = 'cd' WHERE job_id = 'job-1'",
+            true,
+            "print job job-1 no longer says what audit entry 6 recorded (zpl_sha256 was changed)",
+        ),
+        (
+            "a print job deleted",
+            "DELETE FROM print_job_states WHERE job_id = 'job-1'; DELETE FROM print_jobs WHERE job_id = 'job-1'",
+            true,
+            "audit entry 6 records print job job-1, which is no longer in the journal (deleted)",
+        ),
+    ];
+    for (name, sql, restore, says) in cases {
+        let db = scans_and_a_job(&format!("tamper-{}", name.replace(' ', "-")));
+        if *restore {
+            tamper_and_restore_guards(&db, sql);
+        } else {
+            tamper(&db, sql);
+        }
+        let found = verify(&db);
+        let said = match found {
+            Ok(count) => panic!("{name}: passed as intact ({count} entries)"),
+            Err(broken) => broken.to_string(),
+        };
+        assert!(said.contains(says), "{name}: {said}");
+    }
+}
+
+/// A zeroed page is found by SQLite's integrity check, on a read-only copy.
+#[test]
+fn verify_reports_a_damaged_file() {
+    let db = TempDb::new("zeroed");
+    {
+        let mut journal = Journal::open(&db.0).unwrap();
+        for bag in 1..=200 {
+            record(&mut journal, &verdict(bag % 2 == 0, 1 + bag % 9), "receipt");
+        }
+        journal
+            .connection()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+    }
+    use std::io::{Seek as _, Write as _};
+    let mut file = std::fs::OpenOptions::new().write(true).open(&db.0).unwrap();
+    let page = 4096u64;
+    file.seek(std::io::SeekFrom::Start(3 * page)).unwrap();
+    file.write_all(&vec![0u8; page as usize]).unwrap();
+    drop(file);
+    let copy = db.0.with_extension("copy.sqlite");
+    std::fs::copy(&db.0, &copy).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let found = Journal::open_read_only(&copy).map(|j| j.verify_audit());
+    let said = match found {
+        Ok(Ok(Err(broken))) => broken.to_string(),
+        Ok(Err(sql)) => sql.to_string(),
+        Err(open) => open.to_string(),
+        Ok(Ok(Ok(count))) => panic!("a zeroed page passed as intact ({count} entries)"),
+    };
+    assert!(
+        said.contains("damaged") || said.contains("malformed") || said.contains("not a database"),
+        "{said}"
+    );
+    let _ = std::fs::remove_file(&copy);
 }

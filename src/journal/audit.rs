@@ -37,6 +37,16 @@ pub enum BrokenLink {
         "audit trail ends at entry {last} but the journal's head says {head}: entries were removed from the end"
     )]
     Truncated { last: i64, head: i64 },
+    /// SQLite's own check failed: the file is damaged (or was written past SQLite).
+    #[error("the journal file is damaged (SQLite integrity check: {detail})")]
+    Damaged { detail: String },
+    /// A table, the head row or the append-only guards are gone.
+    #[error("{what}")]
+    Missing { what: String },
+    /// A record with no audit entry, an audit entry whose record is gone, or a record that no
+    /// longer says what its entry recorded.
+    #[error("{what}")]
+    NotCovered { what: String },
 }
 
 /// The hash before the first entry.
@@ -92,8 +102,200 @@ pub(crate) fn append(
     Ok(seq)
 }
 
-/// Checks the whole chain; the first broken link, if any.
+/// Checks the journal as a whole, first finding first: SQLite's integrity check; the audit
+/// tables are there; the chain links and hashes; the head row agrees with the last entry; the
+/// append-only guards are there; every scan and print job has its audit entry and still says
+/// what it recorded, and every entry's scan or job is still there.
 pub(crate) fn verify(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, JournalError> {
+    let integrity: Vec<String> = conn
+        .prepare("PRAGMA integrity_check(5)")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    if integrity != ["ok"] {
+        return Ok(Err(BrokenLink::Damaged {
+            detail: integrity.join("; "),
+        }));
+    }
+    let present = |kind: &str, name: &str| -> Result<bool, JournalError> {
+        Ok(conn
+            .query_row(
+                "SELECT 1 FROM sqlite_schema WHERE type = ?1 AND name = ?2",
+                [kind, name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    };
+    for (kind, name, what) in [
+        ("table", "audit", "the audit table is missing"),
+        (
+            "table",
+            "audit_head",
+            "the audit trail's head table is missing",
+        ),
+    ] {
+        if !present(kind, name)? {
+            return Ok(Err(BrokenLink::Missing {
+                what: what.to_owned(),
+            }));
+        }
+    }
+    // The chain first: a broken link names the entry, the most useful finding.
+    let chain = verify_chain(conn)?;
+    let Ok(count) = chain else {
+        return Ok(chain);
+    };
+    for (kind, name, what) in [
+        (
+            "trigger",
+            "audit_no_update",
+            "the guard that keeps audit entries from being edited was removed",
+        ),
+        (
+            "trigger",
+            "audit_no_delete",
+            "the guard that keeps audit entries from being deleted was removed",
+        ),
+    ] {
+        if !present(kind, name)? {
+            return Ok(Err(BrokenLink::Missing {
+                what: what.to_owned(),
+            }));
+        }
+    }
+    if let Some(problem) = coverage(conn)? {
+        return Ok(Err(problem));
+    }
+    Ok(Ok(count))
+}
+
+/// Every scan and print job bound to its audit entry (by id, and the fields the entry
+/// recorded), and every entry's record still there.
+fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalError> {
+    let not_covered = |what: String| Ok(Some(BrokenLink::NotCovered { what }));
+    // The entries of each kind, by the record they describe.
+    let mut scans: std::collections::HashMap<i64, (i64, serde_json::Value)> = Default::default();
+    let mut jobs: std::collections::HashMap<String, (i64, serde_json::Value)> = Default::default();
+    // Journals before schema 3 wrote scan entries without the scan's id.
+    let mut scans_without_id = 0i64;
+    {
+        let mut stmt = conn.prepare(
+            "SELECT seq, kind, subject, details FROM audit WHERE kind IN ('scan', 'print_job') ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let kind: String = row.get(1)?;
+            let subject: String = row.get(2)?;
+            let mut details: serde_json::Value =
+                serde_json::from_str(&row.get::<_, String>(3)?).unwrap_or_default();
+            details["subject"] = serde_json::Value::String(subject);
+            if kind == "scan" {
+                match details["scan_id"].as_i64() {
+                    Some(id) => {
+                        scans.insert(id, (seq, details));
+                    }
+                    None => scans_without_id += 1,
+                }
+            } else if let Some(id) = details["job_id"].as_str() {
+                jobs.insert(id.to_owned(), (seq, details));
+            }
+        }
+    }
+    let text = |value: Option<String>| value.map_or(serde_json::Value::Null, Into::into);
+    let number = |value: Option<i64>| value.map_or(serde_json::Value::Null, Into::into);
+    let mut uncovered_scans = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT id, source, verdict, reason, din, bag, site_id, step, operator, COALESCE(coi, '') FROM scans ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let Some((seq, recorded)) = scans.remove(&id) else {
+                uncovered_scans.push(id);
+                continue;
+            };
+            let now = [
+                ("source", text(row.get(1)?)),
+                ("verdict", text(row.get(2)?)),
+                ("reason", text(row.get(3)?)),
+                ("din", text(row.get(4)?)),
+                ("bag", number(row.get(5)?)),
+                ("site_id", text(row.get(6)?)),
+                ("step", text(row.get(7)?)),
+                ("operator", text(row.get(8)?)),
+                ("subject", text(row.get(9)?)),
+            ];
+            if let Some(field) = changed(&recorded, &now) {
+                return not_covered(format!(
+                    "scan {id} no longer says what audit entry {seq} recorded ({field} was changed)"
+                ));
+            }
+        }
+    }
+    // Scans recorded before entries carried their id can only be counted.
+    if uncovered_scans.len() as i64 > scans_without_id {
+        return not_covered(format!(
+            "scan {} has no audit entry ({} scan(s) without one): recorded outside coi-agent, or its entry removed",
+            uncovered_scans[0],
+            uncovered_scans.len() as i64 - scans_without_id
+        ));
+    }
+    if let Some((id, (seq, _))) = scans.iter().min_by_key(|(_, (seq, _))| *seq) {
+        return not_covered(format!(
+            "audit entry {seq} records scan {id}, which is no longer in the journal (deleted)"
+        ));
+    }
+    {
+        let mut stmt = conn.prepare(
+            "SELECT job_id, bag, template, template_version, printer, zpl_sha256, operator, COALESCE(coi, '') FROM print_jobs ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let Some((seq, recorded)) = jobs.remove(&id) else {
+                return not_covered(format!(
+                    "print job {id} has no audit entry: recorded outside coi-agent, or its entry removed"
+                ));
+            };
+            let now = [
+                ("bag", number(row.get(1)?)),
+                ("template", text(row.get(2)?)),
+                ("template_version", text(row.get(3)?)),
+                ("printer", text(row.get(4)?)),
+                ("zpl_sha256", text(row.get(5)?)),
+                ("operator", text(row.get(6)?)),
+                ("subject", text(row.get(7)?)),
+            ];
+            if let Some(field) = changed(&recorded, &now) {
+                return not_covered(format!(
+                    "print job {id} no longer says what audit entry {seq} recorded ({field} was changed)"
+                ));
+            }
+        }
+    }
+    if let Some((id, (seq, _))) = jobs.iter().min_by_key(|(_, (seq, _))| *seq) {
+        return not_covered(format!(
+            "audit entry {seq} records print job {id}, which is no longer in the journal (deleted)"
+        ));
+    }
+    Ok(None)
+}
+
+/// The first field whose value differs from what the entry recorded (fields an older entry did
+/// not record are not compared).
+fn changed<'f>(
+    recorded: &serde_json::Value,
+    now: &[(&'f str, serde_json::Value)],
+) -> Option<&'f str> {
+    now.iter()
+        .find(|(field, value)| recorded.get(field).is_some_and(|was| was != value))
+        .map(|(field, _)| *field)
+}
+
+/// Checks the chain's links and hashes, and the head row.
+fn verify_chain(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, JournalError> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, kind, subject, details, prev_hash, hash FROM audit ORDER BY seq",
     )?;
@@ -134,6 +336,12 @@ pub(crate) fn verify(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLi
     let last = previous.map_or(0, |p| p.0);
     match head {
         Some(head) if head != last => Ok(Err(BrokenLink::Truncated { last, head })),
+        // Every entry moves the head: entries without one had it deleted.
+        None if last > 0 => Ok(Err(BrokenLink::Missing {
+            what: format!(
+                "the audit trail's head row is missing (the trail ends at entry {last}; entries after it may have been removed)"
+            ),
+        })),
         _ => Ok(Ok(count)),
     }
 }
