@@ -227,7 +227,14 @@ impl Config {
         };
         // TOML syntax and unknown keys stop here (the error names the line); every problem
         // after that is collected, so site IT sees them all at once.
-        let file: File = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let file: File = toml::Deserializer::parse(text)
+            .map_err(|e| invalid(toml_problem(text, "", &e)))
+            .and_then(|de| {
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    let key = e.path().to_string();
+                    invalid(toml_problem(text, &key, e.inner()))
+                })
+            })?;
         let mut problems = Vec::new();
         if file.site.id.trim().is_empty() {
             problems.push("site.id is empty".to_owned());
@@ -427,6 +434,26 @@ impl Config {
             ui_idle: Duration::from_secs(idle_minutes * 60),
             scanner_profiles,
         })
+    }
+}
+
+/// A TOML error as line, column and what is wrong, without the line's text or any quoted value:
+/// a configuration can hold a token written inline, and messages reach logs and terminals.
+fn toml_problem(text: &str, key: &str, err: &toml::de::Error) -> String {
+    let message = crate::orders::record::without_values(err.message().trim());
+    let problem = if key.is_empty() || key == "." {
+        message
+    } else {
+        format!("{key}: {message}")
+    };
+    match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {problem}")
+        }
+        None => problem,
     }
 }
 
@@ -638,6 +665,31 @@ mod tests {
             config.orders,
             OrderSourceConfig::File(PathBuf::from("/etc/coi-agent/demo-orders.json"))
         );
+    }
+
+    #[test]
+    fn toml_errors_name_the_line_but_never_its_text() {
+        for (text, says) in [
+            (
+                DEFAULT.replace("[site]", "[site]\nsecret = s3cr3t-token"),
+                "line ",
+            ),
+            (
+                DEFAULT.replace("refresh_secs = 60", "refresh_secs = \"s3cr3t-token\""),
+                "orders.refresh_secs: invalid type",
+            ),
+            (
+                DEFAULT.replace("[site]", "[site]\ntoken = \"s3cr3t-token\""),
+                "unknown field `token`",
+            ),
+        ] {
+            let err = Config::parse(&text, Path::new("/"), "x.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+            assert!(err.contains("line "), "{err}");
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
     }
 
     #[test]

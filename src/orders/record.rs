@@ -229,7 +229,7 @@ pub fn parse_order(value: &serde_json::Value, position: usize) -> Result<Order, 
 /// serde's messages quote the offending value (`invalid type: string "Pat"`, or an integer in
 /// backticks); an order's values can be patient data, so values are blanked and only field
 /// names, variants and expectations stay.
-fn without_values(message: &str) -> String {
+pub(crate) fn without_values(message: &str) -> String {
     let about_a_value = message.starts_with("invalid type") || message.starts_with("invalid value");
     // "unknown variant `x`, expected one of ...": the first quoted word is the value.
     let mut first_variant = message.starts_with("unknown variant");
