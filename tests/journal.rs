@@ -880,3 +880,106 @@ fn verify_reports_a_damaged_file() {
     );
     let _ = std::fs::remove_file(&copy);
 }
+
+/// Each custody event carries the audit trail's head as it was recorded (its record's entry
+/// included); central keeps it, and `audit verify --anchor SEQ:HASH` finds a trail rewritten
+/// since, even one whose every hash was recomputed (which the chain alone cannot see).
+#[test]
+fn events_carry_the_head_and_an_anchor_finds_a_recomputed_trail() {
+    let db = five_entries("anchor");
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let payloads: Vec<serde_json::Value> = conn
+        .prepare("SELECT payload FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(|p| serde_json::from_str(&p.unwrap()).unwrap())
+        .collect();
+    assert_eq!(payloads.len(), 5);
+    let entries = Journal::open_read_only(&db.0)
+        .unwrap()
+        .audit_entries(None)
+        .unwrap();
+    for (i, payload) in payloads.iter().enumerate() {
+        // The event of scan i+1 was recorded right after that scan's entry, seq i+1.
+        assert_eq!(payload["audit"]["seq"], i as i64 + 1, "{payload}");
+        assert_eq!(
+            payload["audit"]["hash"],
+            coi_agent::journal::audit::hex(&entries[i].hash),
+            "{payload}"
+        );
+    }
+    let anchor = format!(
+        "{}:{}",
+        payloads[3]["audit"]["seq"],
+        payloads[3]["audit"]["hash"].as_str().unwrap()
+    );
+    let verify_with = |anchor: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(["audit", "verify", "--db"])
+            .arg(&db.0)
+            .args(["--anchor", anchor])
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, said) = verify_with(&anchor);
+    assert_eq!(code, Some(0), "{said}");
+    // Someone with write access edits entry 2 and recomputes every hash after it, and the head.
+    drop(conn);
+    tamper(&db, "SELECT 1");
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let mut prev = entries[0].hash;
+    for entry in &entries[1..] {
+        let details = entry.details.replace("tech-7", "tech-8");
+        let hash = coi_agent::journal::audit::entry_hash(
+            entry.seq,
+            &entry.at,
+            &entry.kind,
+            &entry.subject,
+            &details,
+            &prev,
+        );
+        conn.execute(
+            "UPDATE audit SET details = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
+            rusqlite::params![entry.seq, details, prev.as_slice(), hash.as_slice()],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE audit_head SET seq = ?1, hash = ?2",
+            rusqlite::params![entry.seq, hash.as_slice()],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    conn.execute_batch(
+        "UPDATE scans SET operator = 'tech-8' WHERE id >= 2;
+         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'x'); END;
+         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'x'); END;",
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(
+        verify(&db),
+        Ok(5),
+        "the chain alone cannot see a recomputed trail"
+    );
+    let (code, said) = verify_with(&anchor);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("entry 4 does not have the hash the anchor holds: the trail was rewritten"),
+        "{said}"
+    );
+    let (code, said) = verify_with(&format!("9:{}", "0".repeat(64)));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("entry 9, which the anchor names, is not in the journal"),
+        "{said}"
+    );
+    let (code, said) = verify_with("4:nothex");
+    assert_eq!(code, Some(2), "{said}");
+}

@@ -26,14 +26,43 @@ fn open_read_only(db: &Path, err: &mut dyn Write) -> std::io::Result<Option<Jour
 
 pub(super) fn verify(
     db: &Path,
+    anchors: &[String],
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
+    let mut parsed = Vec::with_capacity(anchors.len());
+    for anchor in anchors {
+        let Some((seq, hash)) = anchor
+            .split_once(':')
+            .and_then(|(seq, hash)| Some((seq.parse::<i64>().ok()?, hash)))
+            .filter(|(_, hash)| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        else {
+            writeln!(
+                err,
+                "coi-agent: --anchor takes SEQ:HASH (an entry number and its 64 hex digits), as a custody event's audit field carries them"
+            )?;
+            return Ok(ExitCode::from(2));
+        };
+        parsed.push((seq, hash));
+    }
     let Some(journal) = open_read_only(db, err)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let report = crate::report::AuditReport::new(&journal.verify_audit()?);
+    let mut report = crate::report::AuditReport::new(&journal.verify_audit()?);
+    if report.intact {
+        for (seq, hash) in parsed {
+            if let Err(problem) = journal.check_anchor(seq, hash)? {
+                report = crate::report::AuditReport {
+                    intact: false,
+                    entries: None,
+                    message: format!("AUDIT TRAIL BROKEN: {problem}"),
+                    broken: Some(problem),
+                };
+                break;
+            }
+        }
+    }
     if json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {

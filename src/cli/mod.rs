@@ -413,8 +413,8 @@ pub enum LabelCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check every link of the audit chain; names the first broken one (an edited, deleted or
-    /// reordered entry). Exit 0 if intact, 1 if broken.
+    /// Check the journal: SQLite's integrity, the audit chain and its guards, every scan and
+    /// print job against its entry; names the first finding. Exit 0 if intact, 1 if broken.
     Verify {
         /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
@@ -422,6 +422,11 @@ pub enum AuditCommand {
         /// The journal file, in place of the configuration's (e.g. a copy).
         #[arg(long, value_name = "FILE")]
         db: Option<std::path::PathBuf>,
+        /// An anchor held outside the machine: SEQ:HASH from a custody event's `audit` field as
+        /// the central service recorded it. The entry must still have that hash (a trail
+        /// rewritten since, even with every hash recomputed, does not).
+        #[arg(long, value_name = "SEQ:HASH")]
+        anchor: Vec<String>,
         /// One JSON object: intact, entries, broken.
         #[arg(long)]
         json: bool,
@@ -1070,8 +1075,14 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             command: JournalCommand::Backup { config, to, json },
         } => journal::backup(&journal_of(config, None, err)?, &to, json, out, err),
         Command::Audit {
-            command: AuditCommand::Verify { config, db, json },
-        } => journal::verify(&journal_of(config, db, err)?, json, out, err),
+            command:
+                AuditCommand::Verify {
+                    config,
+                    db,
+                    anchor,
+                    json,
+                },
+        } => journal::verify(&journal_of(config, db, err)?, &anchor, json, out, err),
         Command::Audit {
             command:
                 AuditCommand::Export {

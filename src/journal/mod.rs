@@ -14,7 +14,7 @@ pub mod print_jobs;
 use std::collections::HashSet;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use crate::custody::NewEvent;
 use crate::isbt128::coi::CoiId;
@@ -559,6 +559,29 @@ impl Journal {
         audit::verify(&self.conn)
     }
 
+    /// Whether entry `seq` still has `hash` (hex), as an anchor held outside the machine says:
+    /// the reason when it does not.
+    ///
+    /// # Errors
+    /// SQLite failed.
+    pub fn check_anchor(&self, seq: i64, hash: &str) -> Result<Result<(), String>, JournalError> {
+        let found: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT hash FROM audit WHERE seq = ?1", [seq], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        Ok(match found {
+            None => Err(format!(
+                "entry {seq}, which the anchor names, is not in the journal: entries were removed"
+            )),
+            Some(found) if !audit::hex(&found).eq_ignore_ascii_case(hash) => Err(format!(
+                "entry {seq} does not have the hash the anchor holds: the trail was rewritten"
+            )),
+            Some(_) => Ok(()),
+        })
+    }
+
     /// Audit entries at or after `since` (RFC 3339 UTC), in order.
     ///
     /// # Errors
@@ -940,9 +963,23 @@ fn insert_event(
     event: &NewEvent,
     at: &str,
 ) -> Result<(), JournalError> {
+    // The audit trail's head as this event is recorded (its record's entry included): central
+    // keeps it, so a trail rewritten afterwards no longer matches what central holds
+    // (`audit verify --anchor`).
+    let head: Option<(i64, Vec<u8>)> = tx
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let mut payload = event.payload.clone();
+    if let (Some((seq, hash)), Some(fields)) = (head, payload.as_object_mut()) {
+        fields.insert(
+            "audit".to_owned(),
+            serde_json::json!({"seq": seq, "hash": audit::hex(&hash)}),
+        );
+    }
     tx.prepare_cached(
         "INSERT INTO outbox (event_id, coi, kind, payload, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
     )?
-    .execute(params![event.event_id, event.coi, event.kind, event.payload.to_string(), at])?;
+    .execute(params![event.event_id, event.coi, event.kind, payload.to_string(), at])?;
     Ok(())
 }

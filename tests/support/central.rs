@@ -531,6 +531,14 @@ pub fn schema_problem(event: &Value) -> Option<String> {
             "bag" => value.as_u64().is_some_and(|n| (1..=9).contains(&n)),
             "bags" => value.as_u64().is_some_and(|n| (1..=9).contains(&n)),
             "details" => value.is_object(),
+            // The audit head: {seq, hash}, a positive entry number and 64 hex digits.
+            "audit" => {
+                value["seq"].as_u64().is_some_and(|n| n >= 1)
+                    && value["hash"]
+                        .as_str()
+                        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                    && value.as_object().is_some_and(|o| o.len() == 2)
+            }
             _ => return Some(format!("{field}: not in the schema")),
         };
         if !ok {
