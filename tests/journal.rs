@@ -762,8 +762,8 @@ fn tamper_and_restore_guards(db: &TempDb, sql: &str) {
     tamper(db, sql);
     open_for_tampering(db)
         .execute_batch(
-            "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'x'); END;
-             CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'x'); END;",
+            "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+             CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
         )
         .unwrap();
 }
@@ -819,6 +819,49 @@ fn verify_reports_every_kind_of_tampering_beyond_the_chain() {
             "UPDATE print_jobs SET zpl_sha256 = 'cd' WHERE job_id = 'job-1'",
             true,
             "print job job-1 no longer says what audit entry 6 recorded (zpl_sha256 was changed)",
+        ),
+        (
+            "a guard recreated to do nothing",
+            "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit WHEN 0 BEGIN SELECT 1; END;
+             CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
+            false,
+            "the guard that keeps audit entries from being edited was removed or changed",
+        ),
+        (
+            "the head row's hash edited",
+            "UPDATE audit_head SET hash = zeroblob(32)",
+            true,
+            "the audit trail's head row does not hold entry 6's hash",
+        ),
+        (
+            "a scan's time edited",
+            "UPDATE scans SET at = '2020-01-01T00:00:00Z' WHERE id = 4",
+            true,
+            "scan 4 no longer says what audit entry 4 recorded (at was changed)",
+        ),
+        (
+            "a scan's read edited",
+            "UPDATE scans SET raw = x'3d41' WHERE id = 5",
+            true,
+            "scan 5 no longer says what audit entry 5 recorded (raw_sha256 was changed)",
+        ),
+        (
+            "a bag label made a sample label",
+            "UPDATE print_jobs SET label_kind = 'sample' WHERE job_id = 'job-1'",
+            true,
+            "(label_kind was changed)",
+        ),
+        (
+            "a custody event's payload edited",
+            "UPDATE outbox SET payload = replace(payload, 'bag_received', 'scan_mismatch') WHERE id = 2",
+            true,
+            "no longer has the content audit entry 2 recorded (its payload was changed)",
+        ),
+        (
+            "a custody event deleted",
+            "DELETE FROM outbox WHERE id = 3",
+            true,
+            "which is no longer in the journal (deleted)",
         ),
         (
             "a print job deleted",
@@ -958,8 +1001,8 @@ fn events_carry_the_head_and_an_anchor_finds_a_recomputed_trail() {
     }
     conn.execute_batch(
         "UPDATE scans SET operator = 'tech-8' WHERE id >= 2;
-         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'x'); END;
-         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'x'); END;",
+         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
     )
     .unwrap();
     drop(conn);

@@ -793,7 +793,7 @@ fn duplicate_keys_and_control_characters_are_refused_and_never_echoed() {
         "{said}"
     );
     assert!(
-        said.contains("order_id: a control character (newline, tab, escape) is not allowed"),
+        said.contains("order_id: a control character (newline, tab, escape) or a bidirectional override is not allowed"),
         "{said}"
     );
     assert!(
@@ -801,6 +801,19 @@ fn duplicate_keys_and_control_characters_are_refused_and_never_echoed() {
         "{said}"
     );
     assert!(!said.contains("DOE"), "{said}");
+
+    // A right-to-left override makes PT-\u{202e}2400 read as PT-0042: refused. A free-text
+    // field the agent does not read may hold a newline (unknown fields are ignored).
+    let mut reversed: serde_json::Value = serde_json::from_str(&order).unwrap();
+    reversed["patient"]["id"] = serde_json::json!("PT-\u{202e}2400");
+    let mut noted: serde_json::Value = serde_json::from_str(&order).unwrap();
+    noted["notes"] = serde_json::json!("line 1\nline 2");
+    let (code, said) = sync(&serde_json::json!({ "orders": [reversed] }).to_string());
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("patient.id: a control character"), "{said}");
+    assert!(!said.contains('\u{202e}'), "{said:?}");
+    let (code, said) = sync(&serde_json::json!({ "orders": [noted] }).to_string());
+    assert_eq!(code, Some(0), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -36,19 +36,24 @@ pub(super) fn parse(
         let mut line = Vec::new();
         loop {
             line.clear();
-            let read = std::io::Read::take(&mut *lines, MAX_STDIN_LINE as u64 + 1)
+            // The line's CR LF is not part of the scan: room for it beyond the limit.
+            let read = std::io::Read::take(&mut *lines, MAX_STDIN_LINE as u64 + 2)
                 .read_until(b'\n', &mut line)?;
             if read == 0 {
                 break;
             }
-            if line.last() == Some(&b'\n') {
+            let complete = line.last() == Some(&b'\n');
+            if complete {
                 line.pop();
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-            } else if line.len() > MAX_STDIN_LINE {
+            }
+            if line.len() > MAX_STDIN_LINE {
                 // Not a scan: say so once, and skip the rest of the line unread into memory.
-                skip_line(lines)?;
+                if !complete {
+                    skip_line(lines)?;
+                }
                 all_valid = false;
                 if json {
                     let said = json!({

@@ -1168,7 +1168,9 @@ fn resolve_config(
         return Ok((crate::config::Config::load(path)?, false));
     }
     let system = std::path::Path::new(DEFAULT_CONFIG);
-    if system.exists() {
+    // A system configuration this user may not look at is still the one meant: its error is
+    // shown, never quietly replaced by the demonstration.
+    if system.try_exists().unwrap_or(true) {
         return Ok((crate::config::Config::load(system)?, false));
     }
     let Some(dir) = state_dir() else {

@@ -101,7 +101,9 @@ pub(super) fn check_config(
     let system = Path::new(super::DEFAULT_CONFIG);
     let (shown, loaded) = match config {
         Some(path) => (path.display().to_string(), Config::load(path)),
-        None if system.exists() => (system.display().to_string(), Config::load(system)),
+        None if system.try_exists().unwrap_or(true) => {
+            (system.display().to_string(), Config::load(system))
+        }
         // The embedded default, as `serve` would run it.
         None => {
             let (config, _) = super::resolve_config(None, err)?;

@@ -73,6 +73,34 @@ pub fn entry_hash(
     hasher.finalize().into()
 }
 
+/// The digest of a custody event as built (without the `audit` head added as it is recorded):
+/// what its record's audit entry holds, so an edited payload is found.
+pub fn event_digest(payload: &serde_json::Value) -> String {
+    let mut payload = payload.clone();
+    if let Some(fields) = payload.as_object_mut() {
+        fields.remove("audit");
+    }
+    hex(&Sha256::digest(canonical_json(&payload).as_bytes()))
+}
+
+/// `details` with the events recorded in the same transaction: each one's id and digest.
+pub(crate) fn with_events(
+    details: &serde_json::Value,
+    events: &[crate::custody::NewEvent],
+) -> serde_json::Value {
+    let mut details = details.clone();
+    if let (false, Some(fields)) = (events.is_empty(), details.as_object_mut()) {
+        fields.insert(
+            "events".to_owned(),
+            events
+                .iter()
+                .map(|e| serde_json::json!({"event_id": e.event_id, "sha256": event_digest(&e.payload)}))
+                .collect(),
+        );
+    }
+    details
+}
+
 /// Appends an entry inside the caller's transaction, so it commits with the record it describes.
 pub(crate) fn append(
     tx: &Transaction<'_>,
@@ -107,6 +135,29 @@ pub(crate) fn append(
 /// append-only guards are there; every scan and print job has its audit entry and still says
 /// what it recorded, and every entry's scan or job is still there.
 pub(crate) fn verify(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, JournalError> {
+    // One snapshot for every check: a journal being written meanwhile (the service runs) must
+    // not look truncated or uncovered between two reads. Reads only; dropped, it rolls back.
+    let snapshot = conn.unchecked_transaction()?;
+    let found = verify_in(&snapshot);
+    drop(snapshot);
+    found
+}
+
+/// The guards' exact text: one recreated to do nothing (`WHEN 0`) is not a guard.
+const GUARDS: [(&str, &str, &str); 2] = [
+    (
+        "audit_no_update",
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
+        "the guard that keeps audit entries from being edited was removed or changed",
+    ),
+    (
+        "audit_no_delete",
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
+        "the guard that keeps audit entries from being deleted was removed or changed",
+    ),
+];
+
+fn verify_in(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, JournalError> {
     let integrity: Vec<String> = conn
         .prepare("PRAGMA integrity_check(5)")?
         .query_map([], |row| row.get(0))?
@@ -145,19 +196,15 @@ pub(crate) fn verify(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLi
     let Ok(count) = chain else {
         return Ok(chain);
     };
-    for (kind, name, what) in [
-        (
-            "trigger",
-            "audit_no_update",
-            "the guard that keeps audit entries from being edited was removed",
-        ),
-        (
-            "trigger",
-            "audit_no_delete",
-            "the guard that keeps audit entries from being deleted was removed",
-        ),
-    ] {
-        if !present(kind, name)? {
+    for (name, sql, what) in GUARDS {
+        let found: Option<String> = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if found.as_deref() != Some(sql) {
             return Ok(Err(BrokenLink::Missing {
                 what: what.to_owned(),
             }));
@@ -173,6 +220,25 @@ pub(crate) fn verify(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLi
 /// recorded), and every entry's record still there.
 fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalError> {
     let not_covered = |what: String| Ok(Some(BrokenLink::NotCovered { what }));
+    // The events each entry says were recorded with its record: id -> (entry, digest).
+    let mut events: std::collections::HashMap<String, (i64, String)> = Default::default();
+    {
+        let mut stmt =
+            conn.prepare("SELECT seq, details FROM audit WHERE details LIKE '%\"events\":%'")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let details: serde_json::Value =
+                serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default();
+            for event in details["events"].as_array().into_iter().flatten() {
+                if let (Some(id), Some(digest)) =
+                    (event["event_id"].as_str(), event["sha256"].as_str())
+                {
+                    events.insert(id.to_owned(), (seq, digest.to_owned()));
+                }
+            }
+        }
+    }
     // The entries of each kind, by the record they describe.
     let mut scans: std::collections::HashMap<i64, (i64, serde_json::Value)> = Default::default();
     let mut jobs: std::collections::HashMap<String, (i64, serde_json::Value)> = Default::default();
@@ -180,7 +246,7 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
     let mut scans_without_id = 0i64;
     {
         let mut stmt = conn.prepare(
-            "SELECT seq, kind, subject, details FROM audit WHERE kind IN ('scan', 'print_job') ORDER BY seq",
+            "SELECT seq, kind, subject, details, at FROM audit WHERE kind IN ('scan', 'print_job') ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -189,7 +255,11 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
             let subject: String = row.get(2)?;
             let mut details: serde_json::Value =
                 serde_json::from_str(&row.get::<_, String>(3)?).unwrap_or_default();
+            if !details.is_object() {
+                details = serde_json::json!({});
+            }
             details["subject"] = serde_json::Value::String(subject);
+            details["at"] = serde_json::Value::String(row.get(4)?);
             if kind == "scan" {
                 match details["scan_id"].as_i64() {
                     Some(id) => {
@@ -207,7 +277,7 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
     let mut uncovered_scans = Vec::new();
     {
         let mut stmt = conn.prepare(
-            "SELECT id, source, verdict, reason, din, bag, site_id, step, operator, COALESCE(coi, '') FROM scans ORDER BY id",
+            "SELECT id, source, verdict, reason, din, bag, site_id, step, operator, COALESCE(coi, ''), at, raw FROM scans ORDER BY id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -226,6 +296,11 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
                 ("step", text(row.get(7)?)),
                 ("operator", text(row.get(8)?)),
                 ("subject", text(row.get(9)?)),
+                ("at", text(row.get(10)?)),
+                (
+                    "raw_sha256",
+                    text(Some(hex(&Sha256::digest(row.get::<_, Vec<u8>>(11)?)))),
+                ),
             ];
             if let Some(field) = changed(&recorded, &now) {
                 return not_covered(format!(
@@ -249,7 +324,7 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
     }
     {
         let mut stmt = conn.prepare(
-            "SELECT job_id, bag, template, template_version, printer, zpl_sha256, operator, COALESCE(coi, '') FROM print_jobs ORDER BY id",
+            "SELECT job_id, bag, template, template_version, printer, zpl_sha256, operator, COALESCE(coi, ''), created_at, label_kind, collected_at, reprint FROM print_jobs ORDER BY id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -267,6 +342,13 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
                 ("zpl_sha256", text(row.get(5)?)),
                 ("operator", text(row.get(6)?)),
                 ("subject", text(row.get(7)?)),
+                ("at", text(row.get(8)?)),
+                ("label_kind", text(row.get(9)?)),
+                ("collected_at", text(row.get(10)?)),
+                (
+                    "reprint",
+                    serde_json::Value::Bool(row.get::<_, Option<bool>>(11)?.unwrap_or(false)),
+                ),
             ];
             if let Some(field) = changed(&recorded, &now) {
                 return not_covered(format!(
@@ -278,6 +360,37 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
     if let Some((id, (seq, _))) = jobs.iter().min_by_key(|(_, (seq, _))| *seq) {
         return not_covered(format!(
             "audit entry {seq} records print job {id}, which is no longer in the journal (deleted)"
+        ));
+    }
+    // Custody events: from the first one an entry names (older journals did not name them),
+    // every event is named by its record's entry and still has the payload it was built with.
+    let mut bound = false;
+    {
+        let mut stmt = conn.prepare("SELECT event_id, payload FROM outbox ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let Some((seq, digest)) = events.remove(&id) else {
+                if bound {
+                    return not_covered(format!(
+                        "custody event {id} has no audit entry: queued outside coi-agent, or its entry removed"
+                    ));
+                }
+                continue;
+            };
+            bound = true;
+            let payload: serde_json::Value =
+                serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default();
+            if event_digest(&payload) != digest {
+                return not_covered(format!(
+                    "custody event {id} no longer has the content audit entry {seq} recorded (its payload was changed)"
+                ));
+            }
+        }
+    }
+    if let Some((id, (seq, _))) = events.iter().min_by_key(|(_, (seq, _))| *seq) {
+        return not_covered(format!(
+            "audit entry {seq} records custody event {id}, which is no longer in the journal (deleted)"
         ));
     }
     Ok(None)
@@ -328,14 +441,21 @@ fn verify_chain(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, 
         previous = Some((entry.seq, entry.hash));
         count += 1;
     }
-    let head: Option<i64> = conn
-        .query_row("SELECT seq FROM audit_head WHERE id = 1", [], |row| {
-            row.get(0)
+    let head: Option<(i64, Vec<u8>)> = conn
+        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?;
     let last = previous.map_or(0, |p| p.0);
     match head {
-        Some(head) if head != last => Ok(Err(BrokenLink::Truncated { last, head })),
+        Some((head, _)) if head != last => Ok(Err(BrokenLink::Truncated { last, head })),
+        Some((_, hash)) if previous.is_some_and(|p| p.1.as_slice() != hash.as_slice()) => {
+            Ok(Err(BrokenLink::Missing {
+                what: format!(
+                    "the audit trail's head row does not hold entry {last}'s hash: it was changed"
+                ),
+            }))
+        }
         // Every entry moves the head: entries without one had it deleted.
         None if last > 0 => Ok(Err(BrokenLink::Missing {
             what: format!(

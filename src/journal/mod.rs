@@ -938,6 +938,8 @@ fn insert_scan(
     let id = tx.last_insert_rowid();
     let details = serde_json::json!({
         "scan_id": id,
+        // What was read, by digest (it may hold patient data): an edited read is found.
+        "raw_sha256": audit::hex(&<sha2::Sha256 as sha2::Digest>::digest(scan.raw)),
         "source": scan.source,
         "verdict": outcome,
         "reason": verdict.reason().map(|r| r.code()),
@@ -951,7 +953,13 @@ fn insert_scan(
         .coi
         .map(|c| c.as_str().to_owned())
         .unwrap_or_default();
-    audit::append(tx, scan.at, "scan", &subject, &details)?;
+    audit::append(
+        tx,
+        scan.at,
+        "scan",
+        &subject,
+        &audit::with_events(&details, events),
+    )?;
     for event in events {
         insert_event(tx, event, scan.at)?;
     }

@@ -120,7 +120,8 @@ impl Journal {
     /// Applies delivery outcomes in one durable transaction, with an audit entry for each
     /// event delivered or parked. Each applies only to an event still pending: a second
     /// deliverer (two `outbox flush` runs, or one beside `serve`) that sent the same event
-    /// records nothing more, so a delivery is counted and audited once.
+    /// records nothing more, so a delivery is counted and audited once. A delivery central
+    /// confirmed also clears a park another deliverer made meanwhile (central has the event).
     ///
     /// # Errors
     /// SQLite failed; none of the outcomes were applied, and delivered events will be sent
@@ -135,7 +136,8 @@ impl Journal {
             match outcome {
                 Outcome::Delivered => {
                     let changed = tx.execute(
-                        "UPDATE outbox SET state = 'delivered', delivered_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1 AND state = 'pending'",
+                        "UPDATE outbox SET state = 'delivered', delivered_at = ?2, attempts = attempts + 1, last_error = NULL
+                         WHERE id = ?1 AND (state = 'pending' OR (state = 'parked' AND closed_at IS NULL))",
                         params![event.id, now],
                     )?;
                     if changed == 0 {

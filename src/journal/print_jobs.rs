@@ -75,6 +75,7 @@ pub struct JobState {
 fn insert_job(
     tx: &rusqlite::Transaction<'_>,
     job: &PrintJobRecord<'_>,
+    events: &[NewEvent],
 ) -> Result<(), JournalError> {
     tx.execute(
         "INSERT INTO print_jobs (job_id, coi, bag, template, template_version, printer, zpl_sha256, operator, created_at, state, reprint, collected_at, label_kind)
@@ -96,8 +97,11 @@ fn insert_job(
         job.at,
         "print_job",
         job.coi.unwrap_or_default(),
-        &details,
+        &audit::with_events(&details, events),
     )?;
+    for event in events {
+        insert_event(tx, event, job.at)?;
+    }
     Ok(())
 }
 
@@ -114,7 +118,13 @@ fn log_state(
         "INSERT INTO print_job_states (job_id, state, fault, at) VALUES (?1, ?2, ?3, ?4)",
         params![job_id, state, fault, at],
     )?;
-    audit::append(tx, at, "print_job_state", coi.unwrap_or_default(), details)?;
+    audit::append(
+        tx,
+        at,
+        "print_job_state",
+        coi.unwrap_or_default(),
+        &audit::with_events(details, events),
+    )?;
     for event in events {
         insert_event(tx, event, at)?;
     }
@@ -132,10 +142,7 @@ impl Journal {
         events: &[NewEvent],
     ) -> Result<(), JournalError> {
         let tx = self.write()?;
-        insert_job(&tx, job)?;
-        for event in events {
-            insert_event(&tx, event, job.at)?;
-        }
+        insert_job(&tx, job, events)?;
         tx.commit()?;
         Ok(())
     }
@@ -191,7 +198,7 @@ impl Journal {
             bag: Some(bag),
             ..job.clone()
         };
-        insert_job(&tx, &job)?;
+        insert_job(&tx, &job, &[])?;
         tx.commit()?;
         Ok(Ok(()))
     }

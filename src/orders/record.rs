@@ -143,8 +143,7 @@ impl OrderStatus {
 /// `\u{..}`, so a value shown in a message or a log line cannot forge another line or recolour
 /// a terminal.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let hostile =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let hostile = is_hostile;
     if !text.chars().any(hostile) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -159,35 +158,6 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
             })
             .collect(),
     )
-}
-
-/// The path of the first string in `value` that holds a control character, if any.
-fn control_character_at(value: &serde_json::Value, path: &mut String) -> bool {
-    match value {
-        serde_json::Value::String(text) => text.chars().any(char::is_control),
-        serde_json::Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
-            let len = path.len();
-            path.push_str(&format!("[{i}]"));
-            let found = control_character_at(item, path);
-            if !found {
-                path.truncate(len);
-            }
-            found
-        }),
-        serde_json::Value::Object(fields) => fields.iter().any(|(key, item)| {
-            let len = path.len();
-            if !path.is_empty() {
-                path.push('.');
-            }
-            path.push_str(&printable(key));
-            let found = control_character_at(item, path);
-            if !found {
-                path.truncate(len);
-            }
-            found
-        }),
-        _ => false,
-    }
 }
 
 /// Checks one order given as JSON.
@@ -205,14 +175,6 @@ pub fn parse_order(value: &serde_json::Value, position: usize) -> Result<Order, 
         order_id: order_id.clone(),
         problem,
     };
-    // No text of an order holds a control character: shown or printed, it could forge a log
-    // line or a second line of a label.
-    let mut path = String::new();
-    if control_character_at(value, &mut path) {
-        return Err(fail(format!(
-            "{path}: a control character (newline, tab, escape) is not allowed"
-        )));
-    }
     // The field is named with its path (`status: unknown variant ...`), never its value.
     let record: OrderRecord = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
         let path = e.path().to_string();
@@ -223,7 +185,62 @@ pub fn parse_order(value: &serde_json::Value, position: usize) -> Result<Order, 
             format!("{path}: {problem}")
         })
     })?;
-    record.check().map_err(fail)
+    let order = record.check().map_err(fail)?;
+    // No text the agent reads holds a control character or a bidirectional override: shown,
+    // printed or logged, it could forge a line, recolour a terminal or reorder what a reader
+    // sees (PT-\u{202e}2400 displays as PT-0042). Fields the agent ignores are not looked at.
+    if let Some(field) = hostile_text(&order) {
+        return Err(fail(format!(
+            "{field}: a control character (newline, tab, escape) or a bidirectional override is not allowed"
+        )));
+    }
+    Ok(order)
+}
+
+/// A character no displayed value may hold (the rule [`printable`] escapes by).
+fn is_hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+}
+
+/// The first text field of `order` that holds a hostile character.
+fn hostile_text(order: &Order) -> Option<&'static str> {
+    let c = &order.collection;
+    let m = &order.manufacturing;
+    let p = &order.patient;
+    let t = &order.therapy;
+    let mut fields: Vec<(&'static str, &str)> = vec![
+        ("order_id", &order.order_id),
+        ("patient.family_name", &p.family_name),
+        ("patient.given_name", &p.given_name),
+        ("patient.id", &p.id),
+        ("patient.id_label", &p.id_label),
+        ("therapy.name", &t.name),
+        ("therapy.sponsor", &t.sponsor),
+        ("therapy.protocol", &t.protocol),
+        ("product.description", &order.product.description),
+        ("collection.facility.fin", &c.facility.fin),
+        ("collection.facility.name", &c.facility.name),
+        ("collection.facility.site_id", &c.facility.site_id),
+        ("collection.time_zone", &c.time_zone),
+        ("manufacturing.fin", &m.fin),
+        ("manufacturing.name", &m.name),
+        ("manufacturing.site_id", &m.site_id),
+    ];
+    if let Some(zone) = &order.manufacturing_time_zone {
+        fields.push(("manufacturing.time_zone", zone));
+    }
+    if let Some(Testing::Reactive(markers)) = &c.testing {
+        fields.extend(
+            markers
+                .iter()
+                .map(|m| ("collection.testing.reactive_markers", m.as_str())),
+        );
+    }
+    fields
+        .into_iter()
+        .find(|(_, text)| text.chars().any(is_hostile))
+        .map(|(field, _)| field)
 }
 
 /// serde's messages quote the offending value (`invalid type: string "Pat"`, or an integer in
