@@ -846,6 +846,12 @@ fn verify_reports_every_kind_of_tampering_beyond_the_chain() {
             "scan 5 no longer says what audit entry 5 recorded (raw_sha256 was changed)",
         ),
         (
+            "a scan's bag stored as text",
+            "UPDATE scans SET bag = '2' WHERE id = 1",
+            true,
+            "scan 1 no longer says what audit entry 1 recorded (bag was changed)",
+        ),
+        (
             "a bag label made a sample label",
             "UPDATE print_jobs SET label_kind = 'sample' WHERE job_id = 'job-1'",
             true,

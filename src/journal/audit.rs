@@ -272,8 +272,18 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
             }
         }
     }
-    let text = |value: Option<String>| value.map_or(serde_json::Value::Null, Into::into);
-    let number = |value: Option<i64>| value.map_or(serde_json::Value::Null, Into::into);
+    // Any stored type, as JSON: a column changed to another type is a difference, not an
+    // error that stops the check.
+    let cell = |row: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<serde_json::Value> {
+        use rusqlite::types::ValueRef;
+        Ok(match row.get_ref(i)? {
+            ValueRef::Null => serde_json::Value::Null,
+            ValueRef::Integer(n) => n.into(),
+            ValueRef::Real(x) => x.into(),
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+            ValueRef::Blob(b) => hex(b).into(),
+        })
+    };
     let mut uncovered_scans = Vec::new();
     {
         let mut stmt = conn.prepare(
@@ -287,19 +297,24 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
                 continue;
             };
             let now = [
-                ("source", text(row.get(1)?)),
-                ("verdict", text(row.get(2)?)),
-                ("reason", text(row.get(3)?)),
-                ("din", text(row.get(4)?)),
-                ("bag", number(row.get(5)?)),
-                ("site_id", text(row.get(6)?)),
-                ("step", text(row.get(7)?)),
-                ("operator", text(row.get(8)?)),
-                ("subject", text(row.get(9)?)),
-                ("at", text(row.get(10)?)),
+                ("source", cell(row, 1)?),
+                ("verdict", cell(row, 2)?),
+                ("reason", cell(row, 3)?),
+                ("din", cell(row, 4)?),
+                ("bag", cell(row, 5)?),
+                ("site_id", cell(row, 6)?),
+                ("step", cell(row, 7)?),
+                ("operator", cell(row, 8)?),
+                ("subject", cell(row, 9)?),
+                ("at", cell(row, 10)?),
                 (
                     "raw_sha256",
-                    text(Some(hex(&Sha256::digest(row.get::<_, Vec<u8>>(11)?)))),
+                    match row.get_ref(11)? {
+                        rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => {
+                            hex(&Sha256::digest(b)).into()
+                        }
+                        _ => serde_json::Value::Null,
+                    },
                 ),
             ];
             if let Some(field) = changed(&recorded, &now) {
@@ -335,16 +350,16 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
                 ));
             };
             let now = [
-                ("bag", number(row.get(1)?)),
-                ("template", text(row.get(2)?)),
-                ("template_version", text(row.get(3)?)),
-                ("printer", text(row.get(4)?)),
-                ("zpl_sha256", text(row.get(5)?)),
-                ("operator", text(row.get(6)?)),
-                ("subject", text(row.get(7)?)),
-                ("at", text(row.get(8)?)),
-                ("label_kind", text(row.get(9)?)),
-                ("collected_at", text(row.get(10)?)),
+                ("bag", cell(row, 1)?),
+                ("template", cell(row, 2)?),
+                ("template_version", cell(row, 3)?),
+                ("printer", cell(row, 4)?),
+                ("zpl_sha256", cell(row, 5)?),
+                ("operator", cell(row, 6)?),
+                ("subject", cell(row, 7)?),
+                ("at", cell(row, 8)?),
+                ("label_kind", cell(row, 9)?),
+                ("collected_at", cell(row, 10)?),
                 (
                     "reprint",
                     serde_json::Value::Bool(row.get::<_, Option<bool>>(11)?.unwrap_or(false)),
