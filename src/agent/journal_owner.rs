@@ -37,6 +37,8 @@ pub struct JournalOwner {
     tx: mpsc::Sender<Command>,
     /// Turns true (or its sender is dropped) when the owner thread has ended.
     exited: tokio::sync::watch::Receiver<bool>,
+    /// The journal's file, for checks that read it on their own connection.
+    path: std::path::PathBuf,
 }
 
 /// The journal owner's thread has stopped (or panicked): nothing more can be recorded.
@@ -214,7 +216,6 @@ enum Command {
         operator: Option<String>,
         reply: Reply<Result<(), NotParked>>,
     },
-    VerifyAudit(Reply<Result<i64, BrokenLink>>),
     /// The bags received at this site of each of these orders (the receipt screen's list).
     BagsReceived {
         cois: Vec<String>,
@@ -271,7 +272,11 @@ impl JournalOwner {
                 exit_tx.send_replace(true);
             })
             .map_err(|e| JournalError::Owner(format!("its owner thread did not start: {e}")))?;
-        Ok(JournalOwner { tx, exited })
+        Ok(JournalOwner {
+            tx,
+            exited,
+            path: path.to_owned(),
+        })
     }
 
     /// The owner of the journal `config` names, for its site and workstation.
@@ -670,7 +675,13 @@ impl JournalOwner {
     /// # Errors
     /// The journal failed or its owner stopped.
     pub async fn verify_audit(&self) -> Result<Result<i64, BrokenLink>, OwnerError> {
-        self.call(Command::VerifyAudit).await
+        // A whole-journal check takes time and memory: it reads its own snapshot on a blocking
+        // thread, so scans and labels are not kept waiting behind it.
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || Journal::open_read_only(&path)?.verify_audit())
+            .await
+            .map_err(|_| OwnerError::Stopped(Stopped))?
+            .map_err(OwnerError::Journal)
     }
 }
 
@@ -960,9 +971,6 @@ impl Owner {
                     &reason,
                     operator.as_deref(),
                 ));
-            }
-            Command::VerifyAudit(reply) => {
-                let _ = reply.send(self.journal.verify_audit());
             }
             Command::BagsReceived { cois, reply } => {
                 let site_id = &self.here.site_id;
