@@ -459,4 +459,25 @@ fn two_deliverers_of_the_same_events_record_each_delivery_once() {
         .query_row("SELECT SUM(attempts) FROM outbox", [], |row| row.get(0))
         .unwrap();
     assert_eq!(attempts, 6);
+
+    // One deliverer parks an event (a 4xx) while another's post of it was confirmed: central
+    // has it, so the confirmation wins and it is not left parked for a person to close.
+    queue(&mut first, 1, 1);
+    let now = utc_text(jiff::Timestamp::now());
+    let seen: Vec<_> = first.due_events(&now, 10, 10).unwrap().concat();
+    assert_eq!(seen.len(), 1);
+    let parked = vec![(
+        seen[0].clone(),
+        Delivery::Parked {
+            error: "422: refused".into(),
+        },
+    )];
+    second.apply_outcomes(&parked).unwrap();
+    first.apply_outcomes(&delivered(&seen)).unwrap();
+    let status = first.outbox_status().unwrap();
+    assert_eq!(
+        (status.delivered, status.parked.len()),
+        (7, 0),
+        "{status:?}"
+    );
 }
