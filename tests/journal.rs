@@ -332,21 +332,8 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
     let mut journal = Journal::open(&db.0).unwrap();
     let at = utc_text(jiff::Timestamp::now());
     let job = PrintJobRecord {
-        job_id: "job-1",
-        coi: Some("CHA999925000042"),
-        bag: Some(1),
-        template: "apheresis-bag",
         template_version: "1",
-        printer: "tcp://10.0.0.9:9100",
-        zpl_sha256: "ab",
-        operator: Some("rn-4"),
-        at: &at,
-        state: "queued",
-        reprint: false,
-        collected_at: Some("2025-06-02T12:14:00Z"),
-        label_kind: "bag",
-        reason: None,
-        max_per_bag: None,
+        ..bag_job(&at)
     };
     journal.record_print_job(&job, &[]).unwrap();
     journal
@@ -534,20 +521,9 @@ fn r13_a_voided_job_stays_voided_and_its_late_answer_sends_nothing() {
     let at = utc_text(jiff::Timestamp::now());
     let job = PrintJobRecord {
         job_id: "job-v",
-        coi: Some("CHA999925000042"),
-        bag: Some(1),
-        template: "apheresis-bag",
-        template_version: "2",
         printer: "p",
-        zpl_sha256: "ab",
         operator: None,
-        at: &at,
-        state: "queued",
-        reprint: false,
-        collected_at: Some("2025-06-02T12:14:00Z"),
-        label_kind: "bag",
-        reason: None,
-        max_per_bag: None,
+        ..bag_job(&at)
     };
     journal.record_print_job(&job, &[]).unwrap();
     journal
@@ -729,13 +705,9 @@ fn config_beside(db: &TempDb) -> std::path::PathBuf {
     dir
 }
 
-/// Five scans and a print job, each with its audit entry.
-fn scans_and_a_job(name: &str) -> TempDb {
-    use coi_agent::journal::print_jobs::PrintJobRecord;
-    let db = five_entries(name);
-    let mut journal = Journal::open(&db.0).unwrap();
-    let at = utc_text(jiff::Timestamp::now());
-    let job = PrintJobRecord {
+/// Bag 1's label job `job-1` for the example order, queued at `at`.
+fn bag_job(at: &str) -> coi_agent::journal::print_jobs::PrintJobRecord<'_> {
+    coi_agent::journal::print_jobs::PrintJobRecord {
         job_id: "job-1",
         coi: Some("CHA999925000042"),
         bag: Some(1),
@@ -744,15 +716,22 @@ fn scans_and_a_job(name: &str) -> TempDb {
         printer: "tcp://10.0.0.9:9100",
         zpl_sha256: "ab",
         operator: Some("rn-4"),
-        at: &at,
+        at,
         state: "queued",
         reprint: false,
         collected_at: Some("2025-06-02T12:14:00Z"),
         label_kind: "bag",
         reason: None,
         max_per_bag: None,
-    };
-    journal.record_print_job(&job, &[]).unwrap();
+    }
+}
+
+/// Five scans and a print job, each with its audit entry.
+fn scans_and_a_job(name: &str) -> TempDb {
+    let db = five_entries(name);
+    let mut journal = Journal::open(&db.0).unwrap();
+    let at = utc_text(jiff::Timestamp::now());
+    journal.record_print_job(&bag_job(&at), &[]).unwrap();
     assert_eq!(journal.verify_audit().unwrap(), Ok(6));
     db
 }

@@ -735,12 +735,10 @@ async fn r13_a_receipt_asks_central_for_its_order_first() {
     assert_eq!(receive().await["verdict"], "match");
 }
 
-/// Hostile order files (issue #16): a key given twice refuses the whole file (which of the two
-/// the sender meant cannot be known), and a control character in any text of an order refuses
-/// that order, named by its path, with the value never echoed raw.
-#[test]
-fn duplicate_keys_and_control_characters_are_refused_and_never_echoed() {
-    let dir = std::env::temp_dir().join(format!("coi-agent-hostile-{}", std::process::id()));
+/// A fresh directory with a lab workstation's configuration whose orders come from
+/// `orders.json` beside it.
+fn file_site(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("coi-agent-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -749,6 +747,15 @@ fn duplicate_keys_and_control_characters_are_refused_and_never_echoed() {
          [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
     )
     .unwrap();
+    dir
+}
+
+/// Hostile order files (issue #16): a key given twice refuses the whole file (which of the two
+/// the sender meant cannot be known), and a control character in any text of an order refuses
+/// that order, named by its path, with the value never echoed raw.
+#[test]
+fn duplicate_keys_and_control_characters_are_refused_and_never_echoed() {
+    let dir = file_site("hostile");
     let sync = |orders: &str| {
         std::fs::write(dir.join("orders.json"), orders).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
@@ -822,15 +829,7 @@ fn duplicate_keys_and_control_characters_are_refused_and_never_echoed() {
 #[test]
 fn a_file_size_limit_is_an_error_not_a_silent_death() {
     use std::os::unix::process::ExitStatusExt as _;
-    let dir = std::env::temp_dir().join(format!("coi-agent-fsize-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("coi-agent.toml"),
-        "[site]\nid = \"site-lab-1\"\nworkstation = \"lab-ws-1\"\n[journal]\npath = \"journal.sqlite\"\n\
-         [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
-    )
-    .unwrap();
+    let dir = file_site("fsize");
     std::fs::write(
         dir.join("orders.json"),
         include_str!("data/example-orders.json"),
@@ -855,15 +854,7 @@ fn a_file_size_limit_is_an_error_not_a_silent_death() {
 /// took 1.28 GB of memory).
 #[test]
 fn an_order_file_beyond_the_limit_is_refused() {
-    let dir = std::env::temp_dir().join(format!("coi-agent-huge-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("coi-agent.toml"),
-        "[site]\nid = \"site-lab-1\"\nworkstation = \"lab-ws-1\"\n[journal]\npath = \"journal.sqlite\"\n\
-         [orders]\nsource = \"file\"\nfile = \"orders.json\"\n",
-    )
-    .unwrap();
+    let dir = file_site("huge");
     // Sparse: the size without the disk.
     let file = std::fs::File::create(dir.join("orders.json")).unwrap();
     file.set_len(coi_agent::order_sync::MAX_ORDER_FILE_BYTES + 1)
