@@ -641,9 +641,10 @@ impl CentralConfig {
     /// The file cannot be read or is empty.
     pub fn token(&self) -> Result<String, ConfigError> {
         crate::api::token::read_token_file(&self.token_file).map_err(|problem| {
+            // The problem names the file already: the key is named once, the path once.
             ConfigError::Invalid {
-                path: self.token_file.display().to_string(),
-                message: format!("central token file {problem}"),
+                path: "central.token_file".to_owned(),
+                message: problem.to_string(),
             }
         })
     }
