@@ -81,7 +81,15 @@ grep -q "coi-agent ready" /tmp/coi-serve.log || fail "serve did not start: $(cat
   || fail "label print as coi-agent"
 ( umask 0022; runuser -u coi-agent -- coi-agent journal backup --to /var/lib/coi-agent/backup.sqlite ) \
   || fail "journal backup as coi-agent"
-runuser -u coi-agent -- coi-agent audit verify --db /var/lib/coi-agent/backup.sqlite || fail "audit verify of the backup"
+runuser -u coi-agent -- coi-agent audit verify --db /var/lib/coi-agent/backup.sqlite \
+  --key /var/lib/coi-agent/journal.sqlite.audit-key || fail "audit verify of the backup, with the key"
+[ "$(stat -c '%a %U' /var/lib/coi-agent/journal.sqlite.audit-key)" = "600 coi-agent" ] \
+  || fail "the audit key is not private to coi-agent"
+# Without its key the copy's keyed entries cannot be checked, and verify says so (exit 1).
+if runuser -u coi-agent -- coi-agent audit verify --db /var/lib/coi-agent/backup.sqlite >/tmp/verify.out; then
+  fail "a copy without its key passed as wholly checked"
+fi
+grep -q "NOT WHOLLY CHECKED" /tmp/verify.out || fail "verify without the key: $(cat /tmp/verify.out)"
 spooled=$(find /var/lib/coi-agent/spool -name '*.zpl' | head -n 1)
 [ -n "$spooled" ] || fail "no label in the spool"
 for file in /var/lib/coi-agent/journal.sqlite /var/lib/coi-agent/api.token "$spooled" \

@@ -565,9 +565,9 @@ pub fn demo(dir: &Path, now: jiff::Timestamp) -> Result<Config, ConfigError> {
 pub fn check(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     if config.api.token_file.exists() {
-        match crate::api::token::read_token_file(&config.api.token_file) {
+        match crate::secret_file::read(&config.api.token_file) {
             Ok(_) => {}
-            Err(problem @ crate::api::token::TokenFileError::Empty(_)) => problems.push(format!(
+            Err(problem @ crate::secret_file::SecretFileError::Empty(_)) => problems.push(format!(
                 "api.token_file {problem} (delete it and serve makes a new one)"
             )),
             Err(problem) => problems.push(format!("api.token_file {problem}")),
@@ -580,7 +580,7 @@ pub fn check(config: &Config) -> Vec<String> {
     }
     if let Some(central) = &config.central {
         if config.orders == OrderSourceConfig::Central || central.token_file.exists() {
-            if let Err(problem) = crate::api::token::read_token_file(&central.token_file) {
+            if let Err(problem) = crate::secret_file::read(&central.token_file) {
                 problems.push(format!("central.token_file {problem}"));
             }
         }
@@ -611,6 +611,12 @@ pub fn check(config: &Config) -> Vec<String> {
             problems.push(format!("journal.path: {problem}"));
         }
     }
+    // Its audit key too: one this user cannot read stops `serve` the same way.
+    let key = crate::journal::audit_key::path_for(&config.journal);
+    match crate::journal::audit_key::AuditKey::load(&key) {
+        Ok(_) | Err(crate::journal::audit_key::KeyError::Missing(_)) => {}
+        Err(problem) => problems.push(format!("journal.path: {problem}")),
+    }
     problems
 }
 
@@ -640,7 +646,7 @@ impl CentralConfig {
     /// # Errors
     /// The file cannot be read or is empty.
     pub fn token(&self) -> Result<String, ConfigError> {
-        crate::api::token::read_token_file(&self.token_file).map_err(|problem| {
+        crate::secret_file::read(&self.token_file).map_err(|problem| {
             // The problem names the file already: the key is named once, the path once.
             ConfigError::Invalid {
                 path: "central.token_file".to_owned(),

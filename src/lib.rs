@@ -23,5 +23,6 @@ pub mod receiving;
 pub mod reconcile;
 pub mod report;
 pub mod scanner;
+pub mod secret_file;
 pub mod sys;
 pub mod typed;

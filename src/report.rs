@@ -132,6 +132,12 @@ impl AuditReport {
                 broken: None,
                 message: format!("audit trail intact: {count} entries"),
             },
+            Err(broken @ crate::journal::audit::BrokenLink::NotChecked { .. }) => AuditReport {
+                intact: false,
+                entries: None,
+                broken: Some(broken.to_string()),
+                message: format!("AUDIT TRAIL NOT WHOLLY CHECKED: {broken}"),
+            },
             Err(broken) => AuditReport {
                 intact: false,
                 entries: None,

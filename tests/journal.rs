@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use coi_agent::custody::NewEvent;
 use coi_agent::isbt128::coi::CoiId;
-use coi_agent::journal::audit::BrokenLink;
+use coi_agent::journal::audit::{AuditEntry, BrokenLink};
+use coi_agent::journal::audit_key::{self, AuditKey};
 use coi_agent::journal::{Journal, JournalError, ScanRecord, utc_text};
 use coi_agent::reconcile::{Outcome, Reason, Verdict};
 use support::tempdb::TempDb;
@@ -59,20 +60,109 @@ fn tamper(db: &TempDb, sql: &str) {
     conn.execute_batch(sql).unwrap();
 }
 
-fn open_for_tampering(db: &TempDb) -> Journal {
-    Journal::open(&db.0).unwrap()
+/// The file as SQLite opens it, past coi-agent: no migration, no key.
+fn open_for_tampering(db: &TempDb) -> rusqlite::Connection {
+    rusqlite::Connection::open(&db.0).unwrap()
 }
 
-trait Exec {
-    fn execute_batch(&self, sql: &str) -> Result<(), String>;
+/// How a rewritten trail's hashes are made.
+enum Signer<'k> {
+    /// Plain SHA-256, no key: entries as made before keys.
+    Plain,
+    /// HMAC with this key, stored under its own id.
+    Key(&'k AuditKey),
+    /// HMAC with this key, claiming another key's id.
+    Claiming(&'k AuditKey, &'k str),
 }
 
-impl Exec for Journal {
-    fn execute_batch(&self, sql: &str) -> Result<(), String> {
-        self.connection()
-            .execute_batch(sql)
-            .map_err(|e| e.to_string())
+/// Edits every entry from the second (`tech-7` becomes `tech-8`, in its scan too) and recomputes
+/// the chain and head as `signer` can, restoring the guards: an insider's rewrite.
+fn rewrite(db: &TempDb, entries: &[AuditEntry], signer: Signer<'_>) {
+    tamper(db, "SELECT 1");
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let mut prev = entries[0].hash;
+    for entry in &entries[1..] {
+        let details = entry.details.replace("tech-7", "tech-8");
+        let fields = (
+            entry.at.as_str(),
+            entry.kind.as_str(),
+            entry.subject.as_str(),
+            details.as_str(),
+        );
+        let (hash, key_id) = match &signer {
+            Signer::Plain => (
+                coi_agent::journal::audit::entry_hash(
+                    entry.seq, fields.0, fields.1, fields.2, fields.3, &prev,
+                ),
+                None,
+            ),
+            Signer::Key(key) => (
+                coi_agent::journal::audit::keyed_entry_hash(key, entry.seq, fields, &prev),
+                Some(key.id().to_owned()),
+            ),
+            Signer::Claiming(key, id) => (
+                coi_agent::journal::audit::keyed_entry_hash(key, entry.seq, fields, &prev),
+                Some((*id).to_owned()),
+            ),
+        };
+        conn.execute(
+            "UPDATE audit SET details = ?2, prev_hash = ?3, hash = ?4, key_id = ?5 WHERE seq = ?1",
+            rusqlite::params![entry.seq, details, prev.as_slice(), hash.as_slice(), key_id],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE audit_head SET seq = ?1, hash = ?2",
+            rusqlite::params![entry.seq, hash.as_slice()],
+        )
+        .unwrap();
+        prev = hash;
     }
+    conn.execute_batch(
+        "UPDATE scans SET operator = 'tech-8' WHERE id >= 2;
+         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
+    )
+    .unwrap();
+}
+
+/// Makes the journal at `db` as a coi-agent before audit keys wrote it: plain entries, no key
+/// column, no key file.
+fn unkey(db: &TempDb) {
+    let entries = Journal::open_read_only(&db.0)
+        .unwrap()
+        .audit_entries(None)
+        .unwrap();
+    tamper(db, "SELECT 1");
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let mut prev = coi_agent::journal::audit::GENESIS;
+    for entry in &entries {
+        let hash = coi_agent::journal::audit::entry_hash(
+            entry.seq,
+            &entry.at,
+            &entry.kind,
+            &entry.subject,
+            &entry.details,
+            &prev,
+        );
+        conn.execute(
+            "UPDATE audit SET prev_hash = ?2, hash = ?3, key_id = NULL WHERE seq = ?1",
+            rusqlite::params![entry.seq, prev.as_slice(), hash.as_slice()],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE audit_head SET seq = ?1, hash = ?2",
+            rusqlite::params![entry.seq, hash.as_slice()],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    conn.execute_batch(
+        "ALTER TABLE audit DROP COLUMN key_id;
+         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
+    )
+    .unwrap();
+    std::fs::remove_file(audit_key::path_for(&db.0)).unwrap();
 }
 
 fn five_entries(name: &str) -> TempDb {
@@ -119,12 +209,16 @@ fn the_audit_trail_refuses_updates_and_deletes() {
     let db = five_entries("append-only");
     let journal = Journal::open(&db.0).unwrap();
     let err = journal
+        .connection()
         .execute_batch("UPDATE audit SET kind = 'x' WHERE seq = 2")
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("append-only"), "{err}");
     let err = journal
+        .connection()
         .execute_batch("DELETE FROM audit WHERE seq = 2")
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("append-only"), "{err}");
 }
 
@@ -370,6 +464,7 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
 
     // A journal from before the verify step (schema 2) gains its columns and keeps its jobs.
     drop(journal);
+    unkey(&db);
     tamper(
         &db,
         "DROP TABLE operators;
@@ -392,7 +487,7 @@ fn print_jobs_keep_every_state_and_refuse_a_second_job_with_the_same_id() {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
     assert_eq!(
-        version, 7,
+        version, 8,
         "migrated through schema 3 (verify), 4 (closed events), 5 (held orders), 6 (label kinds, scan outcomes) and 7 (operators)"
     );
     let job = journal.print_job("job-1").unwrap().unwrap();
@@ -414,6 +509,7 @@ fn r20_a_schema_5_journal_learns_samples_and_incomplete_scans() {
     let mut journal = Journal::open(&db.0).unwrap();
     record(&mut journal, &verdict(true, 1), "receipt");
     drop(journal);
+    unkey(&db);
     {
         // Back to schema 5: as a journal written before this change.
         let conn = rusqlite::Connection::open(&db.0).unwrap();
@@ -550,6 +646,36 @@ fn r13_a_voided_job_stays_voided_and_its_late_answer_sends_nothing() {
         journal.void_job("job-v", "again", None, &at, &[]).unwrap(),
         Err("voided".to_owned())
     );
+    // Nor does a matching scan that would confirm it (issue #16: every state change is
+    // conditional on the state it leaves).
+    let matched = verdict(true, 1);
+    let scan = ScanRecord {
+        at: &at,
+        source: "test",
+        raw: b"=+02000",
+        parse_error: None,
+        verdict: &matched,
+        site_id: "site-apheresis-1",
+        step: "verify",
+        operator: None,
+    };
+    journal
+        .record_verification("job-v", &scan, &[], true)
+        .unwrap();
+    let job = journal.print_job("job-v").unwrap().unwrap();
+    assert_eq!(job.state, "voided");
+    let states: Vec<String> = journal
+        .job_states("job-v")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(
+        states,
+        ["queued", "voided", "confirmed"],
+        "the late answer is history"
+    );
+    assert_eq!(journal.verify_audit().unwrap().map(|_| ()), Ok(()));
 }
 
 /// The README's durability promise (issue #18): the journal runs in WAL mode with
@@ -849,6 +975,30 @@ fn verify_reports_every_kind_of_tampering_beyond_the_chain() {
             "which is no longer in the journal (deleted)",
         ),
         (
+            "a print job's state edited",
+            "UPDATE print_jobs SET state = 'voided' WHERE job_id = 'job-1'",
+            true,
+            "print job job-1 no longer says what its audit entries recorded (its state was changed)",
+        ),
+        (
+            "a printer fault written into a job",
+            "UPDATE print_jobs SET fault = 'paper out' WHERE job_id = 'job-1'",
+            true,
+            "(its printer fault was changed)",
+        ),
+        (
+            "a job marked verified outside coi-agent",
+            "UPDATE print_jobs SET verification = 'verified' WHERE job_id = 'job-1'",
+            true,
+            "(its verification was changed)",
+        ),
+        (
+            "a state added to a job's history",
+            "INSERT INTO print_job_states (job_id, state, at) VALUES ('job-1', 'confirmed', '2026-01-01T00:00:00Z')",
+            true,
+            "(its state history was changed)",
+        ),
+        (
             "a print job deleted",
             "DELETE FROM print_job_states WHERE job_id = 'job-1'; DELETE FROM print_jobs WHERE job_id = 'job-1'",
             true,
@@ -957,40 +1107,11 @@ fn events_carry_the_head_and_an_anchor_finds_a_recomputed_trail() {
     };
     let (code, said) = verify_with(&anchor);
     assert_eq!(code, Some(0), "{said}");
-    // Someone with write access edits entry 2 and recomputes every hash after it, and the head.
+    // Someone with write access and the key edits entry 2 and recomputes every hash after it,
+    // and the head.
     drop(conn);
-    tamper(&db, "SELECT 1");
-    let conn = rusqlite::Connection::open(&db.0).unwrap();
-    let mut prev = entries[0].hash;
-    for entry in &entries[1..] {
-        let details = entry.details.replace("tech-7", "tech-8");
-        let hash = coi_agent::journal::audit::entry_hash(
-            entry.seq,
-            &entry.at,
-            &entry.kind,
-            &entry.subject,
-            &details,
-            &prev,
-        );
-        conn.execute(
-            "UPDATE audit SET details = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
-            rusqlite::params![entry.seq, details, prev.as_slice(), hash.as_slice()],
-        )
-        .unwrap();
-        conn.execute(
-            "UPDATE audit_head SET seq = ?1, hash = ?2",
-            rusqlite::params![entry.seq, hash.as_slice()],
-        )
-        .unwrap();
-        prev = hash;
-    }
-    conn.execute_batch(
-        "UPDATE scans SET operator = 'tech-8' WHERE id >= 2;
-         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
-    )
-    .unwrap();
-    drop(conn);
+    let key = AuditKey::load(&audit_key::path_for(&db.0)).unwrap();
+    rewrite(&db, &entries, Signer::Key(&key));
     assert_eq!(
         verify(&db),
         Ok(5),
@@ -1010,4 +1131,176 @@ fn events_carry_the_head_and_an_anchor_finds_a_recomputed_trail() {
     );
     let (code, said) = verify_with("4:nothex");
     assert_eq!(code, Some(2), "{said}");
+}
+
+/// Issue #16: the chain is keyed. A trail rewritten by someone who can write the journal but
+/// not read its key is found, whichever way the hashes were remade.
+#[test]
+fn a_trail_recomputed_without_the_key_is_found() {
+    let stranger_dir = TempDb::new("stranger-key");
+    let stranger = AuditKey::create(&audit_key::path_for(&stranger_dir.0), 1).unwrap();
+    for (name, says) in [
+        (
+            "remade as plain SHA-256",
+            "audit entry 2 is not keyed, yet the audit key",
+        ),
+        (
+            "remade with a guessed key under the real key's id",
+            "audit entry 2: its content was changed",
+        ),
+        (
+            "remade with another key under that key's id",
+            "audit entries 2 to 5 are keyed with audit key",
+        ),
+    ] {
+        let db = five_entries(&format!("rekey-{}", name.len()));
+        let entries = Journal::open_read_only(&db.0)
+            .unwrap()
+            .audit_entries(None)
+            .unwrap();
+        let key = AuditKey::load(&audit_key::path_for(&db.0)).unwrap();
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.key_id.as_deref() == Some(key.id()))
+        );
+        match name {
+            "remade as plain SHA-256" => rewrite(&db, &entries, Signer::Plain),
+            "remade with a guessed key under the real key's id" => {
+                rewrite(&db, &entries, Signer::Claiming(&stranger, key.id()));
+            }
+            _ => rewrite(&db, &entries, Signer::Key(&stranger)),
+        }
+        let said = match verify(&db) {
+            Ok(count) => panic!("{name}: passed as intact ({count} entries)"),
+            Err(broken) => broken.to_string(),
+        };
+        assert!(said.contains(says), "{name}: {said}");
+    }
+}
+
+/// A lost key: the next open makes a new one and says so in the trail; the entries the lost key
+/// made are reported as not checked, until a copy of it is given. A backup verifies with the
+/// journal's key; the copy alone, without it, is not called intact.
+#[test]
+fn a_lost_key_is_recorded_and_a_copy_checks_with_the_key_given() {
+    let db = five_entries("lost-key");
+    let key_path = audit_key::path_for(&db.0);
+    let kept = db.0.with_extension("kept-key");
+    std::fs::rename(&key_path, &kept).unwrap();
+    let mut journal = Journal::open(&db.0).unwrap();
+    let new_key = journal.audit_key().unwrap().clone();
+    assert_eq!(new_key.from(), 6, "the new key keys entries after the head");
+    record(&mut journal, &verdict(true, 6), "receipt");
+    let entries = journal.audit_entries(None).unwrap();
+    assert_eq!(entries[5].kind, "audit_key_made");
+    let old = AuditKey::load(&kept).unwrap();
+    assert!(
+        entries[5]
+            .details
+            .contains(&format!("\"replaces\":\"{}\"", old.id())),
+        "{}",
+        entries[5].details
+    );
+    drop(journal);
+    match verify(&db) {
+        Err(BrokenLink::NotChecked {
+            key_id,
+            first,
+            last,
+        }) => {
+            assert_eq!((key_id.as_str(), first, last), (old.id(), 1, 5));
+        }
+        other => panic!("entries of a lost key passed as {other:?}"),
+    }
+    let cli = |args: &[&std::ffi::OsStr]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, said) = cli(&[
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--db".as_ref(),
+        db.0.as_ref(),
+    ]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("AUDIT TRAIL NOT WHOLLY CHECKED: audit entries 1 to 5"),
+        "{said}"
+    );
+    let (code, said) = cli(&[
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--db".as_ref(),
+        db.0.as_ref(),
+        "--key".as_ref(),
+        kept.as_ref(),
+    ]);
+    assert_eq!(
+        (code, said.trim()),
+        (Some(0), "audit trail intact: 7 entries")
+    );
+    // A backup is checked with the live key; alone, the copy's keyed entries are not checked.
+    let backup = db.0.with_extension("backup.sqlite");
+    let config = config_beside(&db).join("coi-agent.toml");
+    let (code, said) = cli(&[
+        "journal".as_ref(),
+        "backup".as_ref(),
+        "--config".as_ref(),
+        config.as_ref(),
+        "--to".as_ref(),
+        backup.as_ref(),
+    ]);
+    assert_eq!(
+        code,
+        Some(1),
+        "the lost key's entries are still unchecked: {said}"
+    );
+    assert!(said.contains("NOT WHOLLY CHECKED"), "{said}");
+    let (code, said) = cli(&[
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--db".as_ref(),
+        backup.as_ref(),
+        "--key".as_ref(),
+        kept.as_ref(),
+    ]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("audit entries 6 to 7 are keyed with audit key"),
+        "{said}"
+    );
+    let (code, said) = cli(&[
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--db".as_ref(),
+        backup.as_ref(),
+        "--key".as_ref(),
+        kept.as_ref(),
+        "--key".as_ref(),
+        key_path.as_ref(),
+    ]);
+    assert_eq!(
+        (code, said.trim()),
+        (Some(0), "audit trail intact: 7 entries")
+    );
+    // A key file that is not one is refused by name, as a usage error.
+    std::fs::write(&kept, "not a key").unwrap();
+    let (code, said) = cli(&[
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--db".as_ref(),
+        db.0.as_ref(),
+        "--key".as_ref(),
+        kept.as_ref(),
+    ]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("is not an audit key file"), "{said}");
 }

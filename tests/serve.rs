@@ -896,7 +896,7 @@ fn r11_check_config_names_each_problem() {
     std::fs::write(base.join("api.token"), "x".repeat(100_000)).unwrap();
     let (code, said) = check(default);
     assert_eq!(code, Some(1));
-    assert!(said.contains("longer than a token"), "{said}");
+    assert!(said.contains("too long for a token"), "{said}");
     std::fs::remove_file(base.join("api.token")).unwrap();
     // A FIFO or a device as the token file: refused at once, never waited on or read.
     let fifo = std::process::Command::new("mkfifo")

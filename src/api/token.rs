@@ -1,71 +1,10 @@
 //! The local API's bearer token: a file only the agent's user can read, made at first start.
 
+use crate::secret_file::read as read_token_file;
+
 use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
-
-/// The longest token file read: a bearer token is tens of bytes.
-pub const MAX_TOKEN_FILE: u64 = 4096;
-
-/// Why a token file was not used (each says what to do).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenFileError {
-    #[error("{0} is not a regular file (a FIFO or device cannot hold a token)")]
-    NotAFile(String),
-    #[error("{path} has mode {mode:o}: it must be readable by its owner only (chmod 600 {path})")]
-    Readable { path: String, mode: u32 },
-    #[error("{0} is longer than a token ({MAX_TOKEN_FILE} bytes at most)")]
-    TooLong(String),
-    #[error("{0} is empty")]
-    Empty(String),
-    #[error("{0} is not text")]
-    NotText(String),
-    #[error("{path}: {problem}")]
-    Io { path: String, problem: String },
-}
-
-/// Reads a bearer token from `path`: a regular file, private to its owner, at most
-/// [`MAX_TOKEN_FILE`] bytes, not empty. Never blocks on a FIFO nor reads a device.
-///
-/// # Errors
-/// [`TokenFileError`], naming the file and what to do.
-pub fn read_token_file(path: &Path) -> Result<String, TokenFileError> {
-    use std::io::Read as _;
-    let shown = path.display().to_string();
-    let io = |e: std::io::Error| TokenFileError::Io {
-        path: shown.clone(),
-        problem: e.to_string(),
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(TokenFileError::NotAFile(shown));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(TokenFileError::Readable {
-            path: shown,
-            mode: meta.mode() & 0o777,
-        });
-    }
-    // O_NONBLOCK: were the file swapped for a FIFO after the check, opening it does not wait.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_TOKEN_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_TOKEN_FILE {
-        return Err(TokenFileError::TooLong(shown));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| TokenFileError::NotText(shown.clone()))?;
-    let token = text.trim().to_owned();
-    if token.is_empty() {
-        return Err(TokenFileError::Empty(shown));
-    }
-    Ok(token)
-}
 
 /// Reads the token at `path`, or makes one (32 random bytes as hex, mode 0600) if the file
 /// does not exist.

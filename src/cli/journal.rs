@@ -26,7 +26,7 @@ fn open_read_only(db: &Path, err: &mut dyn Write) -> std::io::Result<Option<Jour
 
 pub(super) fn verify(
     db: &Path,
-    anchors: &[String],
+    (anchors, keys): (&[String], &[std::path::PathBuf]),
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -46,10 +46,20 @@ pub(super) fn verify(
         };
         parsed.push((seq, hash));
     }
+    let mut more = Vec::with_capacity(keys.len());
+    for key in keys {
+        match crate::journal::audit_key::AuditKey::load(key) {
+            Ok(key) => more.push(key),
+            Err(problem) => {
+                writeln!(err, "coi-agent: --key: {problem}")?;
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
     let Some(journal) = open_read_only(db, err)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let mut report = crate::report::AuditReport::new(&journal.verify_audit()?);
+    let mut report = crate::report::AuditReport::new(&journal.verify_audit_with(&more)?);
     if report.intact {
         for (seq, hash) in parsed {
             if let Err(problem) = journal.check_anchor(seq, hash)? {
@@ -89,9 +99,12 @@ pub(super) fn backup(
         writeln!(err, "coi-agent: no backup: {problem}")?;
         return Ok(ExitCode::FAILURE);
     }
+    // The copy is checked with the journal's key (a copy has none beside it; the key is kept
+    // apart from backups, docs/audit.md).
+    let keys: Vec<_> = journal.audit_key().into_iter().cloned().collect();
     drop(journal);
     let copy = Journal::open_read_only(to)?;
-    let audit = crate::report::AuditReport::new(&copy.verify_audit()?);
+    let audit = crate::report::AuditReport::new(&copy.verify_audit_with(&keys)?);
     let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
     if json {
         writeln!(

@@ -413,8 +413,9 @@ pub enum LabelCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the journal: SQLite's integrity, the audit chain and its guards, every scan and
-    /// print job against its entry; names the first finding. Exit 0 if intact, 1 if broken.
+    /// Check the journal: SQLite's integrity, the audit chain (keyed with the audit key beside
+    /// the journal) and its guards, every scan, print job and custody event against its entry;
+    /// names the first finding. Exit 0 if intact, 1 if broken or not wholly checked.
     Verify {
         /// The configuration (default: /etc/coi-agent/coi-agent.toml, else the embedded default).
         #[arg(long, value_name = "FILE")]
@@ -427,6 +428,10 @@ pub enum AuditCommand {
         /// rewritten since, even with every hash recomputed, does not).
         #[arg(long, value_name = "SEQ:HASH")]
         anchor: Vec<String>,
+        /// An audit key file to check keyed entries with, beside the one next to the journal:
+        /// the key of the journal a copy was taken from, or a key kept after it was replaced.
+        #[arg(long, value_name = "FILE")]
+        key: Vec<std::path::PathBuf>,
         /// One JSON object: intact, entries, broken.
         #[arg(long)]
         json: bool,
@@ -1080,9 +1085,16 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
                     config,
                     db,
                     anchor,
+                    key,
                     json,
                 },
-        } => journal::verify(&journal_of(config, db, err)?, &anchor, json, out, err),
+        } => journal::verify(
+            &journal_of(config, db, err)?,
+            (&anchor, &key),
+            json,
+            out,
+            err,
+        ),
         Command::Audit {
             command:
                 AuditCommand::Export {

@@ -1,12 +1,17 @@
-//! The audit trail: append-only entries, each holding the SHA-256 of the one before, so an
+//! The audit trail: append-only entries, each holding the hash of the one before, so an
 //! edited, deleted or reordered entry breaks the chain at a place `verify` can name. Entries
 //! record what happened (scan verdicts, print jobs, deliveries) by identifiers, never patient
-//! data.
+//! data. Entries are keyed (HMAC-SHA256 with the installation's audit key, `audit_key`), so
+//! rewriting the chain after an edit needs the key as well as the file; entries made before
+//! the key existed keep their plain SHA-256.
 
-use rusqlite::{OptionalExtension as _, Transaction, params};
+use rusqlite::{OptionalExtension as _, params};
 use sha2::{Digest, Sha256};
 
 use super::JournalError;
+use super::audit_key::AuditKey;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// One audit entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +27,8 @@ pub struct AuditEntry {
     pub details: String,
     pub prev_hash: [u8; 32],
     pub hash: [u8; 32],
+    /// The id of the audit key that keyed this entry; none for an entry made before the key.
+    pub key_id: Option<String>,
 }
 
 /// Where the chain first breaks.
@@ -47,6 +54,22 @@ pub enum BrokenLink {
     /// longer says what its entry recorded.
     #[error("{what}")]
     NotCovered { what: String },
+    /// An entry the audit key must key is plain: the trail was rewritten by someone without
+    /// the key.
+    #[error(
+        "audit entry {seq} is not keyed, yet the audit key (id {key_id}) keys every entry from {from} on: the trail was rewritten without the key"
+    )]
+    Unkeyed { seq: i64, key_id: String, from: i64 },
+    /// Nothing is wrong that could be seen, but entries keyed with a key not at hand could not
+    /// have their hashes checked (their links were).
+    #[error(
+        "audit entries {first} to {last} are keyed with audit key {key_id}, which is not at hand: their links were checked, their content was not (give the key with --key FILE)"
+    )]
+    NotChecked {
+        key_id: String,
+        first: i64,
+        last: i64,
+    },
 }
 
 /// The hash before the first entry.
@@ -71,6 +94,28 @@ pub fn entry_hash(
     }
     hasher.update(prev_hash);
     hasher.finalize().into()
+}
+
+/// An entry's hash under the audit key: HMAC-SHA256 over the encoding of [`entry_hash`], with
+/// its own version tag and the key's id, so a keyed and a plain entry never hash alike.
+pub fn keyed_entry_hash(
+    key: &AuditKey,
+    seq: i64,
+    (at, kind, subject, details): (&str, &str, &str, &str),
+    prev_hash: &[u8; 32],
+) -> [u8; 32] {
+    use hmac::{KeyInit as _, Mac as _};
+    let Ok(mut mac) = HmacSha256::new_from_slice(key.secret()) else {
+        unreachable!("HMAC takes a key of any length")
+    };
+    mac.update(b"coi-agent audit v2 keyed\0");
+    mac.update(&seq.to_be_bytes());
+    for field in [at, kind, subject, details, key.id()] {
+        mac.update(&(field.len() as u64).to_be_bytes());
+        mac.update(field.as_bytes());
+    }
+    mac.update(prev_hash);
+    mac.finalize().into_bytes().into()
 }
 
 /// The digest of a custody event as built (without the `audit` head added as it is recorded):
@@ -103,7 +148,7 @@ pub(crate) fn with_events(
 
 /// Appends an entry inside the caller's transaction, so it commits with the record it describes.
 pub(crate) fn append(
-    tx: &Transaction<'_>,
+    tx: &super::Writer<'_>,
     at: &str,
     kind: &str,
     subject: &str,
@@ -118,11 +163,15 @@ pub(crate) fn append(
         Some((seq, hash)) => (seq + 1, to_hash(&hash)),
         None => (1, GENESIS),
     };
-    let hash = entry_hash(seq, at, kind, subject, &details, &prev_hash);
+    let hash = match tx.key {
+        Some(key) => keyed_entry_hash(key, seq, (at, kind, subject, &details), &prev_hash),
+        None => entry_hash(seq, at, kind, subject, &details, &prev_hash),
+    };
+    let key_id = tx.key.map(AuditKey::id);
     tx.prepare_cached(
-        "INSERT INTO audit (seq, at, kind, subject, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO audit (seq, at, kind, subject, details, prev_hash, hash, key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![seq, at, kind, subject, details, prev_hash.as_slice(), hash.as_slice()])?;
+    .execute(params![seq, at, kind, subject, details, prev_hash.as_slice(), hash.as_slice(), key_id])?;
     tx.prepare_cached(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
     )?
@@ -133,12 +182,16 @@ pub(crate) fn append(
 /// Checks the journal as a whole, first finding first: SQLite's integrity check; the audit
 /// tables are there; the chain links and hashes; the head row agrees with the last entry; the
 /// append-only guards are there; every scan and print job has its audit entry and still says
-/// what it recorded, and every entry's scan or job is still there.
-pub(crate) fn verify(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, JournalError> {
+/// what it recorded, and every entry's scan or job is still there. Keyed entries are checked
+/// with the one of `keys` that keyed them.
+pub(crate) fn verify(
+    conn: &rusqlite::Connection,
+    keys: &[AuditKey],
+) -> Result<Result<i64, BrokenLink>, JournalError> {
     // One snapshot for every check: a journal being written meanwhile (the service runs) must
     // not look truncated or uncovered between two reads. Reads only; dropped, it rolls back.
     let snapshot = conn.unchecked_transaction()?;
-    let found = verify_in(&snapshot);
+    let found = verify_in(&snapshot, keys);
     drop(snapshot);
     found
 }
@@ -157,7 +210,10 @@ const GUARDS: [(&str, &str, &str); 2] = [
     ),
 ];
 
-fn verify_in(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, JournalError> {
+fn verify_in(
+    conn: &rusqlite::Connection,
+    keys: &[AuditKey],
+) -> Result<Result<i64, BrokenLink>, JournalError> {
     let integrity: Vec<String> = conn
         .prepare("PRAGMA integrity_check(5)")?
         .query_map([], |row| row.get(0))?
@@ -192,7 +248,7 @@ fn verify_in(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, Jou
         }
     }
     // The chain first: a broken link names the entry, the most useful finding.
-    let chain = verify_chain(conn)?;
+    let (chain, not_checked) = verify_chain(conn, keys)?;
     let Ok(count) = chain else {
         return Ok(chain);
     };
@@ -212,6 +268,13 @@ fn verify_in(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, Jou
     }
     if let Some(problem) = coverage(conn)? {
         return Ok(Err(problem));
+    }
+    if let Some(problem) = job_histories(conn)? {
+        return Ok(Err(problem));
+    }
+    // Last: every other finding is worse than entries that could not be checked.
+    if let Some(not_checked) = not_checked {
+        return Ok(Err(not_checked));
     }
     Ok(Ok(count))
 }
@@ -411,6 +474,124 @@ fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalEr
     Ok(None)
 }
 
+/// A print job as its audit entries made it.
+#[derive(Debug, Default)]
+struct Replayed {
+    /// (state, fault, at), oldest first: its state history.
+    history: Vec<(String, Option<String>, String)>,
+    state: String,
+    fault: Option<String>,
+    verification: Option<String>,
+    verification_scan: Option<i64>,
+    /// Every entry said all this needs (entries of old journals may not).
+    complete: bool,
+}
+
+/// Every print job's state, fault, verification and state history are what its entries made
+/// them, replayed as the journal applies them: a voided job stays voided, a scan that confirms
+/// a job clears its fault.
+fn job_histories(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalError> {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    let mut jobs: std::collections::HashMap<String, Replayed> = Default::default();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT kind, details, at FROM audit WHERE kind IN ('print_job', 'print_job_state', 'print_job_verification') ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let kind: String = row.get(0)?;
+            let details: serde_json::Value =
+                serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default();
+            let at: String = row.get(2)?;
+            let Some(id) = details["job_id"].as_str() else {
+                continue;
+            };
+            let job = jobs.entry(id.to_owned()).or_default();
+            match kind.as_str() {
+                "print_job" => {
+                    let state = text(&details["state"]);
+                    job.complete = state.is_some();
+                    job.state = state.unwrap_or_default();
+                    job.history.push((job.state.clone(), None, at));
+                }
+                "print_job_state" => {
+                    let Some(state) = text(&details["state"]) else {
+                        job.complete = false;
+                        continue;
+                    };
+                    let fault = text(&details["fault"]);
+                    job.history.push((state.clone(), fault.clone(), at));
+                    if details.get("was").is_some() {
+                        // A void: the state only.
+                        job.state = state;
+                    } else if job.state != "voided" {
+                        job.state = state;
+                        job.fault = fault;
+                    }
+                }
+                _ => {
+                    let Some(confirmed) = details["confirmed_by_scan"].as_bool() else {
+                        job.complete = false;
+                        continue;
+                    };
+                    job.verification = text(&details["verification"]);
+                    job.verification_scan = details["scan_id"].as_i64();
+                    if confirmed && job.state != "voided" {
+                        job.state = "confirmed".to_owned();
+                        job.fault = None;
+                        job.history.push(("confirmed".to_owned(), None, at));
+                    }
+                }
+            }
+        }
+    }
+    let changed = |id: &str, what: &str| {
+        Ok(Some(BrokenLink::NotCovered {
+            what: format!(
+                "print job {id} no longer says what its audit entries recorded (its {what} was changed)"
+            ),
+        }))
+    };
+    let mut histories: std::collections::HashMap<String, Vec<(String, Option<String>, String)>> =
+        Default::default();
+    {
+        let mut stmt =
+            conn.prepare("SELECT job_id, state, fault, at FROM print_job_states ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            histories
+                .entry(row.get(0)?)
+                .or_default()
+                .push((row.get(1)?, row.get(2)?, row.get(3)?));
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT job_id, state, fault, verification, verification_scan FROM print_jobs ORDER BY id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let Some(job) = jobs.get(&id).filter(|job| job.complete) else {
+            continue;
+        };
+        let now: (String, Option<String>, Option<String>, Option<i64>) =
+            (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
+        if now.0 != job.state {
+            return changed(&id, "state");
+        }
+        if now.1 != job.fault {
+            return changed(&id, "printer fault");
+        }
+        if (&now.2, now.3) != (&job.verification, job.verification_scan) {
+            return changed(&id, "verification");
+        }
+        if histories.remove(&id).unwrap_or_default() != job.history {
+            return changed(&id, "state history");
+        }
+    }
+    Ok(None)
+}
+
 /// The first field whose value differs from what the entry recorded (fields an older entry did
 /// not record are not compared).
 fn changed<'f>(
@@ -422,14 +603,21 @@ fn changed<'f>(
         .map(|(field, _)| *field)
 }
 
-/// Checks the chain's links and hashes, and the head row.
-fn verify_chain(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, JournalError> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, kind, subject, details, prev_hash, hash FROM audit ORDER BY seq",
-    )?;
+/// Checks the chain's links and hashes, and the head row; with it, the first run of entries
+/// keyed with a key not among `keys` (their links checked, their hashes not).
+#[allow(clippy::type_complexity)]
+fn verify_chain(
+    conn: &rusqlite::Connection,
+    keys: &[AuditKey],
+) -> Result<(Result<i64, BrokenLink>, Option<BrokenLink>), JournalError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT seq, at, kind, subject, details, prev_hash, hash, {} FROM audit ORDER BY seq",
+        key_column(conn)?
+    ))?;
     let mut rows = stmt.query([])?;
     let mut previous: Option<(i64, [u8; 32])> = None;
     let mut count = 0;
+    let mut not_checked: Option<(String, i64, i64)> = None;
     while let Some(row) = rows.next()? {
         let entry = read_entry(row)?;
         let (expected_seq, expected_prev) = match previous {
@@ -437,48 +625,91 @@ fn verify_chain(conn: &rusqlite::Connection) -> Result<Result<i64, BrokenLink>, 
             None => (1, GENESIS),
         };
         if entry.seq != expected_seq || entry.prev_hash != expected_prev {
-            return Ok(Err(BrokenLink::Unlinked {
-                seq: entry.seq,
-                previous: previous.map_or(0, |p| p.0),
-            }));
+            return Ok((
+                Err(BrokenLink::Unlinked {
+                    seq: entry.seq,
+                    previous: previous.map_or(0, |p| p.0),
+                }),
+                None,
+            ));
         }
-        if entry_hash(
-            entry.seq,
-            &entry.at,
-            &entry.kind,
-            &entry.subject,
-            &entry.details,
-            &entry.prev_hash,
-        ) != entry.hash
-        {
-            return Ok(Err(BrokenLink::Edited { seq: entry.seq }));
+        let fields = (
+            entry.at.as_str(),
+            entry.kind.as_str(),
+            entry.subject.as_str(),
+            entry.details.as_str(),
+        );
+        let expected = match &entry.key_id {
+            None => {
+                // A key at hand keys every entry from its `from` on: a plain one there was
+                // made by someone without it.
+                if let Some(key) = keys.iter().find(|key| entry.seq >= key.from()) {
+                    return Ok((
+                        Err(BrokenLink::Unkeyed {
+                            seq: entry.seq,
+                            key_id: key.id().to_owned(),
+                            from: key.from(),
+                        }),
+                        None,
+                    ));
+                }
+                Some(entry_hash(
+                    entry.seq,
+                    fields.0,
+                    fields.1,
+                    fields.2,
+                    fields.3,
+                    &entry.prev_hash,
+                ))
+            }
+            Some(id) => keys
+                .iter()
+                .find(|key| key.id() == id)
+                .map(|key| keyed_entry_hash(key, entry.seq, fields, &entry.prev_hash)),
+        };
+        match (expected, &entry.key_id, &mut not_checked) {
+            (Some(expected), _, _) if expected != entry.hash => {
+                return Ok((Err(BrokenLink::Edited { seq: entry.seq }), None));
+            }
+            (Some(_), _, _) => {}
+            (None, Some(id), Some((run_id, _, last))) if run_id == id && *last + 1 == entry.seq => {
+                *last = entry.seq;
+            }
+            (None, Some(id), None) => not_checked = Some((id.clone(), entry.seq, entry.seq)),
+            (None, _, _) => {}
         }
         previous = Some((entry.seq, entry.hash));
         count += 1;
     }
+    let not_checked = not_checked.map(|(key_id, first, last)| BrokenLink::NotChecked {
+        key_id,
+        first,
+        last,
+    });
     let head: Option<(i64, Vec<u8>)> = conn
         .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?;
     let last = previous.map_or(0, |p| p.0);
-    match head {
-        Some((head, _)) if head != last => Ok(Err(BrokenLink::Truncated { last, head })),
+    let chain = match head {
+        Some((head, _)) if head != last => Err(BrokenLink::Truncated { last, head }),
         Some((_, hash)) if previous.is_some_and(|p| p.1.as_slice() != hash.as_slice()) => {
-            Ok(Err(BrokenLink::Missing {
+            Err(BrokenLink::Missing {
                 what: format!(
                     "the audit trail's head row does not hold entry {last}'s hash: it was changed"
                 ),
-            }))
+            })
         }
         // Every entry moves the head: entries without one had it deleted.
-        None if last > 0 => Ok(Err(BrokenLink::Missing {
+        None if last > 0 => Err(BrokenLink::Missing {
             what: format!(
                 "the audit trail's head row is missing (the trail ends at entry {last}; entries after it may have been removed)"
             ),
-        })),
-        _ => Ok(Ok(count)),
-    }
+        }),
+        _ => Ok(count),
+    };
+    Ok((chain, not_checked))
 }
 
 /// Entries from `since` (RFC 3339, compared as text in UTC), in order.
@@ -486,9 +717,23 @@ pub(crate) fn entries(
     conn: &rusqlite::Connection,
     since: Option<&str>,
 ) -> Result<Vec<AuditEntry>, JournalError> {
-    let mut stmt = conn.prepare("SELECT seq, at, kind, subject, details, prev_hash, hash FROM audit WHERE at >= ?1 ORDER BY seq")?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT seq, at, kind, subject, details, prev_hash, hash, {} FROM audit WHERE at >= ?1 ORDER BY seq",
+        key_column(conn)?
+    ))?;
     let rows = stmt.query_map([since.unwrap_or("")], read_entry)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The entries' key column, or none in a journal made before keys (a copy opened read-only
+/// is not migrated).
+fn key_column(conn: &rusqlite::Connection) -> Result<&'static str, JournalError> {
+    let has: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('audit') WHERE name = 'key_id')",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(if has { "key_id" } else { "NULL" })
 }
 
 fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
@@ -500,6 +745,7 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
         details: row.get(4)?,
         prev_hash: to_hash(&row.get::<_, Vec<u8>>(5)?),
         hash: to_hash(&row.get::<_, Vec<u8>>(6)?),
+        key_id: row.get(7)?,
     })
 }
 

@@ -7,6 +7,7 @@
 //! writer (this handle); readers open their own handles and never block it.
 
 pub mod audit;
+pub mod audit_key;
 pub mod operators;
 pub mod outbox;
 pub mod print_jobs;
@@ -20,11 +21,35 @@ use crate::custody::NewEvent;
 use crate::isbt128::coi::CoiId;
 use crate::reconcile::Verdict;
 use audit::{AuditEntry, BrokenLink};
+use audit_key::{AuditKey, KeyError};
 
 /// The journal's one writer.
 #[derive(Debug)]
 pub struct Journal {
     conn: Connection,
+    /// The key audit entries are made with (a journal opened for writing always has one); for
+    /// a read-only handle, the key beside the file if it is there, to check entries with.
+    key: Option<AuditKey>,
+}
+
+/// A write transaction with the audit key its entries are made with.
+#[derive(Debug)]
+pub(crate) struct Writer<'j> {
+    tx: rusqlite::Transaction<'j>,
+    key: Option<&'j AuditKey>,
+}
+
+impl<'j> std::ops::Deref for Writer<'j> {
+    type Target = rusqlite::Transaction<'j>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl Writer<'_> {
+    fn commit(self) -> Result<(), rusqlite::Error> {
+        self.tx.commit()
+    }
 }
 
 /// Why the journal could not do what was asked.
@@ -49,6 +74,8 @@ pub enum JournalError {
     },
     #[error("journal: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("{0}")]
+    AuditKey(#[from] KeyError),
     /// The thread that owns the journal could not start, or has stopped.
     #[error("journal: {0}")]
     Owner(String),
@@ -239,6 +266,9 @@ const MIGRATIONS: &[&str] = &[
         wrong_pins INTEGER NOT NULL DEFAULT 0,
         locked_until TEXT
     );",
+    // 8: keyed audit entries (issue #16): the id of the installation's audit key that keyed an
+    // entry (HMAC-SHA256); none for entries made before.
+    "ALTER TABLE audit ADD COLUMN key_id TEXT;",
 ];
 
 /// The migration after which the scans' verdict check is widened.
@@ -337,9 +367,53 @@ impl Journal {
             .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
-        let mut journal = Journal { conn };
+        let mut journal = Journal { conn, key: None };
         journal.migrate(&shown)?;
+        journal.key = Some(journal.ensure_audit_key(&audit_key::path_for(path))?);
         Ok(journal)
+    }
+
+    /// The audit key beside the journal, made if there is none: under the write lock, keying
+    /// every entry after the head, so no entry is appended between reading the head and the
+    /// key appearing. A key made for a journal that has entries is itself recorded in the trail
+    /// (`audit_key_made`), with the key it replaces when that one was lost.
+    fn ensure_audit_key(&mut self, path: &Path) -> Result<AuditKey, JournalError> {
+        match AuditKey::load(path) {
+            Err(KeyError::Missing(_)) => {}
+            found => return Ok(found?),
+        }
+        let writer = self.write()?;
+        let head: i64 = writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |row| {
+            row.get(0)
+        })?;
+        let key = AuditKey::create(path, head + 1)?;
+        if key.from() == head + 1 && head > 0 {
+            let replaces: Option<String> = writer.query_row(
+                "SELECT key_id FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |row| row.get(0),
+            )?;
+            if let Some(lost) = &replaces {
+                tracing::warn!(
+                    key = %path.display(),
+                    lost = %lost,
+                    "the audit key was missing: a new one was made; entries keyed with the lost key can be checked only with a copy of it"
+                );
+            }
+            let writer = Writer {
+                tx: writer.tx,
+                key: Some(&key),
+            };
+            audit::append(
+                &writer,
+                &utc_text(jiff::Timestamp::now()),
+                "audit_key_made",
+                "",
+                &serde_json::json!({"key_id": key.id(), "replaces": replaces}),
+            )?;
+            writer.commit()?;
+        }
+        Ok(key)
     }
 
     /// A read-only handle (for `audit verify`, exports and the UI), which never blocks the writer.
@@ -353,16 +427,25 @@ impl Journal {
                 cause: source,
             },
         )?;
-        Ok(Journal { conn })
+        // The key checks entries; a copy without one beside it is still read (what its
+        // entries could not be checked with is then said by `verify_audit`).
+        let key = match AuditKey::load(&audit_key::path_for(path)) {
+            Err(KeyError::Missing(_)) => None,
+            found => Some(found?),
+        };
+        Ok(Journal { conn, key })
     }
 
     /// A write transaction that takes the write lock at once: a read-then-write transaction
     /// that started deferred could not wait for another process's writer (SQLITE_BUSY at the
     /// upgrade, whatever the busy timeout), and two processes could both read before writing.
-    fn write(&mut self) -> Result<rusqlite::Transaction<'_>, JournalError> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+    fn write(&mut self) -> Result<Writer<'_>, JournalError> {
+        Ok(Writer {
+            tx: self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
+            key: self.key.as_ref(),
+        })
     }
 
     fn migrate(&mut self, shown: &str) -> Result<(), JournalError> {
@@ -551,12 +634,31 @@ impl Journal {
         Ok(())
     }
 
-    /// Checks the audit chain: the number of entries, or the first broken link.
+    /// The audit key this journal's entries are made (or, read-only, checked) with.
+    pub fn audit_key(&self) -> Option<&AuditKey> {
+        self.key.as_ref()
+    }
+
+    /// Checks the audit chain with the journal's own key: the number of entries, or the first
+    /// broken link.
     ///
     /// # Errors
     /// SQLite failed (the check itself could not run).
     pub fn verify_audit(&self) -> Result<Result<i64, BrokenLink>, JournalError> {
-        audit::verify(&self.conn)
+        self.verify_audit_with(&[])
+    }
+
+    /// Checks the audit chain with the journal's own key and `more` (older keys, or the key of
+    /// the journal a copy was taken from).
+    ///
+    /// # Errors
+    /// SQLite failed (the check itself could not run).
+    pub fn verify_audit_with(
+        &self,
+        more: &[AuditKey],
+    ) -> Result<Result<i64, BrokenLink>, JournalError> {
+        let keys: Vec<AuditKey> = self.key.iter().chain(more).cloned().collect();
+        audit::verify(&self.conn, &keys)
     }
 
     /// Whether entry `seq` still has `hash` (hex), as an anchor held outside the machine says:
@@ -908,7 +1010,7 @@ fn set_state(tx: &rusqlite::Transaction<'_>, key: &str, value: &str) -> Result<(
 }
 
 fn insert_scan(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Writer<'_>,
     scan: &ScanRecord<'_>,
     events: &[NewEvent],
 ) -> Result<i64, JournalError> {

@@ -73,7 +73,7 @@ pub struct JobState {
 
 /// Inserts a job, its first state and its audit entry.
 fn insert_job(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &super::Writer<'_>,
     job: &PrintJobRecord<'_>,
     events: &[NewEvent],
 ) -> Result<(), JournalError> {
@@ -107,7 +107,7 @@ fn insert_job(
 
 /// Records a job's move to `state` in its history, with its audit entry and `events`, in `tx`.
 fn log_state(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &super::Writer<'_>,
     (job_id, coi): (&str, Option<&str>),
     (state, fault): (&str, Option<&str>),
     at: &str,
@@ -346,11 +346,13 @@ impl Journal {
         confirm: bool,
     ) -> Result<(i64, String), JournalError> {
         let tx = self.write()?;
-        let (coi, label_kind): (Option<String>, String) = tx.query_row(
-            "SELECT coi, label_kind FROM print_jobs WHERE job_id = ?1",
+        let (coi, label_kind, voided): (Option<String>, String, bool) = tx.query_row(
+            "SELECT coi, label_kind, state = 'voided' FROM print_jobs WHERE job_id = ?1",
             [job_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )?;
+        // A voided label stays voided: its scan confirms nothing.
+        let confirm = confirm && !voided;
         let id = insert_scan(&tx, scan, events)?;
         // A sample tube's label is verified by a `sample` verdict, a bag's by a match; anything
         // else flags it.
@@ -367,7 +369,7 @@ impl Journal {
         )?;
         if confirm {
             tx.execute(
-                "UPDATE print_jobs SET state = 'confirmed', fault = NULL WHERE job_id = ?1",
+                "UPDATE print_jobs SET state = 'confirmed', fault = NULL WHERE job_id = ?1 AND state <> 'voided'",
                 [job_id],
             )?;
             tx.execute(
