@@ -13,6 +13,8 @@ pub struct CentralClient {
     http: reqwest::Client,
     base: reqwest::Url,
     token: String,
+    /// The largest order list or order answer read.
+    max_orders_body: usize,
 }
 
 /// Why a call to the central service failed, classified for retrying.
@@ -92,7 +94,21 @@ impl CentralClient {
             .user_agent(concat!("coi-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CentralError::Protocol(format!("HTTP client setup: {e}")))?;
-        Ok(CentralClient { http, base, token })
+        Ok(CentralClient {
+            http,
+            base,
+            token,
+            max_orders_body: DEFAULT_MAX_ORDERS_BODY,
+        })
+    }
+
+    /// The same client, reading order answers of at most `bytes` (`[orders] max_mib`).
+    #[must_use]
+    pub fn with_order_limit(self, bytes: u64) -> CentralClient {
+        CentralClient {
+            max_orders_body: usize::try_from(bytes).unwrap_or(usize::MAX),
+            ..self
+        }
     }
 
     /// Orders of `site_id` changed at or after `since` (all active orders when `None`).
@@ -111,7 +127,7 @@ impl CentralClient {
         }
         let response = request.send().await.map_err(unavailable)?;
         let response = check(response).await?;
-        let body = read_capped(response, MAX_ORDERS_BODY).await?;
+        let body = read_capped(response, self.max_orders_body).await?;
         // Megabytes of JSON are parsed off the async workers, so scans are not kept waiting.
         tokio::task::spawn_blocking(move || {
             crate::orders::json::parse_strict(&body).and_then(serde_json::from_value::<OrderPage>)
@@ -138,7 +154,7 @@ impl CentralClient {
             return Ok(None);
         }
         let response = check(response).await?;
-        let body = read_capped(response, MAX_ORDERS_BODY).await?;
+        let body = read_capped(response, self.max_orders_body).await?;
         let order = crate::orders::json::parse_strict(&body)
             .map_err(|e| CentralError::Protocol(format!("order: {e}")))?;
         Ok(Some(order))
@@ -286,7 +302,7 @@ fn unavailable(err: reqwest::Error) -> CentralError {
 }
 
 /// The largest order list read (the whole cache of a busy site is a few megabytes).
-const MAX_ORDERS_BODY: usize = 64 * 1024 * 1024;
+const DEFAULT_MAX_ORDERS_BODY: usize = 64 * 1024 * 1024;
 /// The largest answer to a posted event read (it names the event, nothing more).
 const MAX_EVENT_BODY: usize = 64 * 1024;
 

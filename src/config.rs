@@ -30,6 +30,8 @@ pub struct Config {
     /// How old orders from the central service may be for a receipt or a first label
     /// (`[orders] max_age_secs`, default an hour); `None` for a file source.
     pub order_max_age: Option<Duration>,
+    /// The largest order list read, file or central answer (`[orders] max_mib`, default 64).
+    pub order_max_bytes: u64,
     /// The screens (`[ui]`): how long a signed-in operator may be idle before being signed
     /// out (`idle_minutes`, default 15).
     pub ui_idle: Duration,
@@ -181,6 +183,7 @@ struct OrdersSection {
     file: Option<PathBuf>,
     refresh_secs: Option<u64>,
     max_age_secs: Option<u64>,
+    max_mib: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -393,6 +396,10 @@ impl Config {
         if max_age_secs < 60 {
             problems.push("orders.max_age_secs must be at least 60".to_owned());
         }
+        let max_mib = file.orders.max_mib.unwrap_or(DEFAULT_ORDER_MAX_MIB);
+        if !(1..=1024).contains(&max_mib) {
+            problems.push("orders.max_mib must be 1 to 1024".to_owned());
+        }
         let pair_window_secs = file
             .scanning
             .and_then(|s| s.pair_window_secs)
@@ -429,6 +436,7 @@ impl Config {
                 token_file: resolve(&api.token_file.unwrap_or_else(|| PathBuf::from("api.token"))),
             },
             refresh: Duration::from_secs(refresh_secs),
+            order_max_bytes: max_mib * 1024 * 1024,
             pair_window: Duration::from_secs(pair_window_secs),
             order_max_age,
             ui_idle: Duration::from_secs(idle_minutes * 60),
@@ -507,6 +515,10 @@ fn site_profiles<P>(
 /// How old orders from the central service may be for a receipt or a first label, unless
 /// `[orders] max_age_secs` says otherwise.
 pub const DEFAULT_ORDER_MAX_AGE_SECS: u64 = 3600;
+
+/// The largest order list read (file or central answer), in MiB, unless `[orders] max_mib`
+/// says otherwise. Ten thousand orders are about 25 MiB.
+pub const DEFAULT_ORDER_MAX_MIB: u64 = 64;
 
 /// The demonstration orders shipped with coi-agent.
 pub const DEMO_ORDERS: &str = include_str!("../config/demo-orders.json");

@@ -18,8 +18,8 @@ const FILE_DIGEST: &str = "sha256:";
 /// A configured order source, ready to fetch.
 #[derive(Debug, Clone)]
 pub enum OrderSource {
-    /// `{"orders": [...]}`, read whole each time.
-    File(PathBuf),
+    /// `{"orders": [...]}`, read whole each time it changed, at most `max_bytes` of it.
+    File { path: PathBuf, max_bytes: u64 },
     /// The site's orders from the central service.
     Central {
         client: CentralClient,
@@ -78,7 +78,7 @@ impl OrderSource {
     /// For messages and the audit trail, e.g. `file /etc/coi-agent/orders.json`.
     pub fn describe(&self) -> String {
         match self {
-            OrderSource::File(path) => format!("file {}", path.display()),
+            OrderSource::File { path, .. } => format!("file {}", path.display()),
             OrderSource::Central { site_id, .. } => format!("central service for {site_id}"),
         }
     }
@@ -90,11 +90,11 @@ impl OrderSource {
     /// (after three attempts) or refused.
     pub async fn fetch(&self, since: Option<&str>) -> Result<Fetched, SourceError> {
         match self {
-            OrderSource::File(path) => {
-                let path = path.clone();
+            OrderSource::File { path, max_bytes } => {
+                let (path, max_bytes) = (path.clone(), *max_bytes);
                 let since = since.map(str::to_owned);
                 // A large file is read and parsed off the async workers.
-                tokio::task::spawn_blocking(move || read_file(&path, since.as_deref()))
+                tokio::task::spawn_blocking(move || read_file(&path, max_bytes, since.as_deref()))
                     .await
                     .map_err(|e| SourceError::File(format!("order file reader: {e}")))?
             }
@@ -107,14 +107,14 @@ impl OrderSource {
     }
 }
 
-/// The largest order file read: the central service's answers have the same limit. Ten
-/// thousand orders are about 25 MiB.
-pub const MAX_ORDER_FILE_BYTES: u64 = 64 * 1024 * 1024;
-
 /// The file's orders, unless its content is the one synced last (`since` is the SHA-256 of
 /// the content then): an unchanged file delivers nothing, so a daemon refreshing every minute
 /// neither rewrites nor reloads ten thousand orders.
-fn read_file(path: &std::path::Path, since: Option<&str>) -> Result<Fetched, SourceError> {
+fn read_file(
+    path: &std::path::Path,
+    max_bytes: u64,
+    since: Option<&str>,
+) -> Result<Fetched, SourceError> {
     use sha2::Digest as _;
     let shown = path.display();
     let read_err = |e: std::io::Error| SourceError::File(format!("read {shown}: {e}"));
@@ -148,15 +148,12 @@ fn read_file(path: &std::path::Path, since: Option<&str>) -> Result<Fetched, Sou
     // Read at most one byte past the limit: a file that grew past it is refused, not held.
     let mut text = String::new();
     let file = std::fs::File::open(path).map_err(read_err)?;
-    std::io::Read::read_to_string(
-        &mut std::io::Read::take(file, MAX_ORDER_FILE_BYTES + 1),
-        &mut text,
-    )
-    .map_err(read_err)?;
-    if text.len() as u64 > MAX_ORDER_FILE_BYTES {
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, max_bytes + 1), &mut text)
+        .map_err(read_err)?;
+    if text.len() as u64 > max_bytes {
         return Err(SourceError::File(format!(
-            "{shown}: larger than {} MiB, more than any site's orders: not read",
-            MAX_ORDER_FILE_BYTES / (1024 * 1024)
+            "{shown}: larger than {} MiB ([orders] max_mib): not read",
+            max_bytes / (1024 * 1024)
         )));
     }
     // The file may have changed between the two reads: the digest is of what is parsed.
@@ -166,6 +163,8 @@ fn read_file(path: &std::path::Path, since: Option<&str>) -> Result<Fetched, Sou
     );
     let mut value = crate::orders::json::parse_strict(text.as_bytes())
         .map_err(|e| SourceError::File(format!("{shown}: not JSON: {e}")))?;
+    // The text is not needed once parsed: not held beside the parsed orders.
+    drop(text);
     let records = match value.get_mut("orders").map(serde_json::Value::take) {
         Some(serde_json::Value::Array(records)) => records,
         _ => {

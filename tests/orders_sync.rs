@@ -850,22 +850,102 @@ fn a_file_size_limit_is_an_error_not_a_silent_death() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// An order file beyond any site's orders is refused, not read whole (issue #16: a 100 MB file
-/// took 1.28 GB of memory).
+/// An order file beyond the limit is refused, not read whole (issue #16: a 100 MB file took
+/// 1.28 GB of memory); the limit is `[orders] max_mib` (default 64).
 #[test]
 fn an_order_file_beyond_the_limit_is_refused() {
     let dir = file_site("huge");
+    let sync = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(["orders", "sync", "--config"])
+            .arg(dir.join("coi-agent.toml"))
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
     // Sparse: the size without the disk.
     let file = std::fs::File::create(dir.join("orders.json")).unwrap();
-    file.set_len(coi_agent::order_sync::MAX_ORDER_FILE_BYTES + 1)
-        .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
-        .args(["orders", "sync", "--config"])
-        .arg(dir.join("coi-agent.toml"))
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{said}");
-    assert!(said.contains("larger than 64 MiB"), "{said}");
+    file.set_len(64 * 1024 * 1024 + 1).unwrap();
+    let (code, said) = sync();
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("larger than 64 MiB ([orders] max_mib): not read"),
+        "{said}"
+    );
+    // A real order list of 1.5 MiB: over a 1 MiB limit, under a 2 MiB one.
+    let orders = include_str!("data/example-orders.json");
+    let padded = format!("{}{}", orders.trim_end(), " ".repeat(1536 * 1024));
+    std::fs::write(dir.join("orders.json"), padded).unwrap();
+    let config = std::fs::read_to_string(dir.join("coi-agent.toml")).unwrap();
+    std::fs::write(dir.join("coi-agent.toml"), format!("{config}max_mib = 1\n")).unwrap();
+    let (code, said) = sync();
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("larger than 1 MiB ([orders] max_mib)"),
+        "{said}"
+    );
+    std::fs::write(dir.join("coi-agent.toml"), format!("{config}max_mib = 2\n")).unwrap();
+    let (code, said) = sync();
+    assert_eq!(code, Some(0), "{said}");
+    std::fs::write(dir.join("coi-agent.toml"), format!("{config}max_mib = 0\n")).unwrap();
+    let (code, said) = sync();
+    assert_ne!(code, Some(0), "{said}");
+    assert!(said.contains("orders.max_mib must be 1 to 1024"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The central service's order answers have the same limit (`[orders] max_mib`): a larger
+/// answer is refused as it streams in, never held whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_central_order_answer_beyond_the_limit_is_refused() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let body = format!(
+        "{{\"as_of\": \"2026-01-01T00:00:00Z\", \"orders\": []}}{}",
+        " ".repeat(3 * 1024 * 1024 / 2)
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    let client = |mib: u64| {
+        coi_agent::central::CentralClient::new(
+            &url,
+            "token".to_owned(),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap()
+        .with_order_limit(mib * 1024 * 1024)
+    };
+    let refused = client(1)
+        .orders_since("site-lab-1", None)
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("larger than 1048576 bytes: not read"),
+        "{refused}"
+    );
+    let page = client(2).orders_since("site-lab-1", None).await.unwrap();
+    assert!(page.orders.is_empty());
 }

@@ -583,6 +583,17 @@ async fn r11_the_api_refuses_what_it_must_and_records_nothing() {
             "unknown field `patient`",
         ),
         (
+            // A key with an escape sequence is named printably, and a long one cut short.
+            br#"{"\u001b[31mX": 1}"#.to_vec(),
+            "application/json",
+            "field \\u{1b}[31mX: unknown field `\\u{1b}[31mX`",
+        ),
+        (
+            json!({"k".repeat(500): 1}).to_string().into_bytes(),
+            "application/json",
+            "unknown field `kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk…`, expected",
+        ),
+        (
             json!({"data": "A".repeat(70_000), "step": "receipt"})
                 .to_string()
                 .into_bytes(),

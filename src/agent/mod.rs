@@ -1054,7 +1054,10 @@ pub async fn drain(
 /// The central service's token cannot be read, or its address is not a URL.
 pub fn order_source(config: &Config) -> anyhow::Result<OrderSource> {
     Ok(match &config.orders {
-        crate::config::OrderSourceConfig::File(path) => OrderSource::File(path.clone()),
+        crate::config::OrderSourceConfig::File(path) => OrderSource::File {
+            path: path.clone(),
+            max_bytes: config.order_max_bytes,
+        },
         crate::config::OrderSourceConfig::Central => OrderSource::Central {
             client: central_client(config)?
                 .ok_or_else(|| anyhow::anyhow!("no [central] section"))?,
@@ -1071,11 +1074,10 @@ pub fn central_client(config: &Config) -> anyhow::Result<Option<CentralClient>> 
     let Some(central) = &config.central else {
         return Ok(None);
     };
-    Ok(Some(CentralClient::new(
-        &central.url,
-        central.token()?,
-        central.timeout,
-    )?))
+    Ok(Some(
+        CentralClient::new(&central.url, central.token()?, central.timeout)?
+            .with_order_limit(config.order_max_bytes),
+    ))
 }
 
 /// Runs the agent until `shutdown` completes: starts the journal's owner, the printers, the

@@ -240,19 +240,58 @@ fn parse_body<T: serde::de::DeserializeOwned>(
                     classify(&inner)
                 )
             } else {
-                format!("field {path}: {}", classify(&inner))
+                format!("field {}: {}", shown_key(&path), classify(&inner))
             };
             Err(message)
         }
     }
 }
 
+/// For the fuzzer (`fuzz/fuzz_targets/api_bodies.rs`): `data` as the JSON body of each route
+/// that takes one, and the refusals they would answer with.
+#[doc(hidden)]
+pub fn refusals_for_fuzzing(data: &[u8]) -> Vec<String> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let body = Ok(Bytes::copy_from_slice(data));
+    [
+        parse_body::<LabelBody>(&headers, &body).err(),
+        parse_body::<VoidBody>(&headers, &body).err(),
+        parse_body::<ScanBody>(&headers, &body).err(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A key the sender wrote, for a message: at most 40 characters, control and bidi characters
+/// escaped.
+fn shown_key(key: &str) -> String {
+    let mut shown: String = key.chars().take(40).collect();
+    if key.chars().count() > 40 {
+        shown.push('…');
+    }
+    crate::orders::record::printable(&shown).into_owned()
+}
+
 /// serde_json's message, with any quoted input value left out.
 fn classify(err: &serde_json::Error) -> String {
     let text = err.to_string();
-    if text.starts_with("unknown field") || text.starts_with("missing field") {
-        // "unknown field `x`, expected one of ..." names fields, not values.
+    if text.starts_with("missing field") {
+        // Names one of this route's fields.
         return text;
+    }
+    if let Some(rest) = text.strip_prefix("unknown field `") {
+        // The field is the sender's key: shown short and printable (a key may be anything), with
+        // the fields this route takes.
+        // The last "`, expected" ends the key: the list of fields after it holds none.
+        let Some((key, expected)) = rest.rsplit_once("`, expected ") else {
+            return "an unknown field".to_owned();
+        };
+        return format!("unknown field `{}`, expected {expected}", shown_key(key));
     }
     match err.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
