@@ -279,199 +279,306 @@ fn verify_in(
     Ok(Ok(count))
 }
 
-/// Every scan and print job bound to its audit entry (by id, and the fields the entry
-/// recorded), and every entry's record still there.
+/// Every scan, print job and custody event bound to its audit entry (by id, and the fields the
+/// entry recorded), and every entry's record still there. Records and entries are read as two
+/// streams sorted by the record's id and walked in step (SQLite sorts, spilling to disk), so a
+/// journal of millions of scans is checked in little memory.
 fn coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalError> {
-    let not_covered = |what: String| Ok(Some(BrokenLink::NotCovered { what }));
-    // The events each entry says were recorded with its record: id -> (entry, digest).
-    let mut events: std::collections::HashMap<String, (i64, String)> = Default::default();
-    {
-        let mut stmt =
-            conn.prepare("SELECT seq, details FROM audit WHERE details LIKE '%\"events\":%'")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            let details: serde_json::Value =
-                serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default();
-            for event in details["events"].as_array().into_iter().flatten() {
-                if let (Some(id), Some(digest)) =
-                    (event["event_id"].as_str(), event["sha256"].as_str())
-                {
-                    events.insert(id.to_owned(), (seq, digest.to_owned()));
-                }
+    if let Some(found) = scan_coverage(conn)? {
+        return Ok(Some(found));
+    }
+    if let Some(found) = job_coverage(conn)? {
+        return Ok(Some(found));
+    }
+    event_coverage(conn)
+}
+
+/// One step of two id-sorted streams walked together.
+enum Pairing<'a, K, R, E> {
+    Both(&'a K, &'a R, &'a E),
+    RecordOnly(&'a K, &'a R),
+    EntryOnly(&'a K, &'a E),
+}
+
+/// Walks `records` and `entries`, both sorted by their key, in step; `pair` sees each pairing
+/// and stops the walk with a finding.
+fn in_step<K: Ord, R, E>(
+    mut records: impl Iterator<Item = rusqlite::Result<(K, R)>>,
+    mut entries: impl Iterator<Item = rusqlite::Result<(K, E)>>,
+    mut pair: impl FnMut(Pairing<'_, K, R, E>) -> Option<BrokenLink>,
+) -> Result<Option<BrokenLink>, JournalError> {
+    let mut record = records.next().transpose()?;
+    let mut entry = entries.next().transpose()?;
+    loop {
+        let (found, take_record, take_entry) = match (&record, &entry) {
+            (None, None) => return Ok(None),
+            (Some((rk, r)), Some((ek, e))) if rk == ek => {
+                (pair(Pairing::Both(rk, r, e)), true, true)
             }
+            (Some((rk, r)), Some((ek, _))) if rk < ek => {
+                (pair(Pairing::RecordOnly(rk, r)), true, false)
+            }
+            (Some((rk, r)), None) => (pair(Pairing::RecordOnly(rk, r)), true, false),
+            (_, Some((ek, e))) => (pair(Pairing::EntryOnly(ek, e)), false, true),
+        };
+        if found.is_some() {
+            return Ok(found);
+        }
+        if take_record {
+            record = records.next().transpose()?;
+        }
+        if take_entry {
+            entry = entries.next().transpose()?;
         }
     }
-    // The entries of each kind, by the record they describe.
-    let mut scans: std::collections::HashMap<i64, (i64, serde_json::Value)> = Default::default();
-    let mut jobs: std::collections::HashMap<String, (i64, serde_json::Value)> = Default::default();
-    // Journals before schema 3 wrote scan entries without the scan's id.
-    let mut scans_without_id = 0i64;
-    {
-        let mut stmt = conn.prepare(
-            "SELECT seq, kind, subject, details, at FROM audit WHERE kind IN ('scan', 'print_job') ORDER BY seq",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            let kind: String = row.get(1)?;
-            let subject: String = row.get(2)?;
-            let mut details: serde_json::Value =
-                serde_json::from_str(&row.get::<_, String>(3)?).unwrap_or_default();
-            if !details.is_object() {
-                details = serde_json::json!({});
+}
+
+/// An entry's details as recorded, with its subject and time beside them (what records are
+/// compared with).
+fn recorded(subject: String, details: &str, at: String) -> serde_json::Value {
+    let mut details: serde_json::Value = serde_json::from_str(details).unwrap_or_default();
+    if !details.is_object() {
+        details = serde_json::json!({});
+    }
+    details["subject"] = serde_json::Value::String(subject);
+    details["at"] = serde_json::Value::String(at);
+    details
+}
+
+/// Any stored type, as JSON: a column changed to another type is a difference, not an error
+/// that stops the check.
+fn cell(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<serde_json::Value> {
+    use rusqlite::types::ValueRef;
+    Ok(match row.get_ref(i)? {
+        ValueRef::Null => serde_json::Value::Null,
+        ValueRef::Integer(n) => n.into(),
+        ValueRef::Real(x) => x.into(),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+        ValueRef::Blob(b) => hex(b).into(),
+    })
+}
+
+type Fields = Vec<(&'static str, serde_json::Value)>;
+
+fn not_covered(what: String) -> Option<BrokenLink> {
+    Some(BrokenLink::NotCovered { what })
+}
+
+fn scan_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalError> {
+    // Journals before schema 3 wrote scan entries without the scan's id: those scans can only
+    // be counted.
+    let without_id: i64 = conn.query_row(
+        "SELECT count(*) FROM audit WHERE kind = 'scan' AND NOT (json_valid(details) AND json_type(details, '$.scan_id') = 'integer')",
+        [],
+        |row| row.get(0),
+    )?;
+    let mut records = conn.prepare(
+        "SELECT id, source, verdict, reason, din, bag, site_id, step, operator, COALESCE(coi, ''), at, raw FROM scans ORDER BY id",
+    )?;
+    let records = records.query_map([], |row| {
+        let raw = match row.get_ref(11)? {
+            rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => {
+                hex(&Sha256::digest(b)).into()
             }
-            details["subject"] = serde_json::Value::String(subject);
-            details["at"] = serde_json::Value::String(row.get(4)?);
-            if kind == "scan" {
-                match details["scan_id"].as_i64() {
-                    Some(id) => {
-                        scans.insert(id, (seq, details));
-                    }
-                    None => scans_without_id += 1,
-                }
-            } else if let Some(id) = details["job_id"].as_str() {
-                jobs.insert(id.to_owned(), (seq, details));
-            }
+            _ => serde_json::Value::Null,
+        };
+        let fields: Fields = vec![
+            ("source", cell(row, 1)?),
+            ("verdict", cell(row, 2)?),
+            ("reason", cell(row, 3)?),
+            ("din", cell(row, 4)?),
+            ("bag", cell(row, 5)?),
+            ("site_id", cell(row, 6)?),
+            ("step", cell(row, 7)?),
+            ("operator", cell(row, 8)?),
+            ("subject", cell(row, 9)?),
+            ("at", cell(row, 10)?),
+            ("raw_sha256", raw),
+        ];
+        Ok((row.get::<_, i64>(0)?, fields))
+    })?;
+    let mut entries = conn.prepare(
+        "SELECT json_extract(details, '$.scan_id') AS scan, seq, subject, details, at FROM audit
+         WHERE kind = 'scan' AND json_valid(details) AND json_type(details, '$.scan_id') = 'integer'
+         ORDER BY scan, seq",
+    )?;
+    let entries = entries.query_map([], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            (
+                row.get::<_, i64>(1)?,
+                recorded(row.get(2)?, &row.get::<_, String>(3)?, row.get(4)?),
+            ),
+        ))
+    })?;
+    let mut uncovered: (Option<i64>, i64) = (None, 0);
+    let mut deleted: Option<(i64, i64)> = None;
+    let found = in_step(records, entries, |pairing| match pairing {
+        Pairing::Both(id, now, (seq, recorded)) => changed(recorded, now).and_then(|field| {
+            not_covered(format!(
+                "scan {id} no longer says what audit entry {seq} recorded ({field} was changed)"
+            ))
+        }),
+        Pairing::RecordOnly(id, _) => {
+            uncovered.0.get_or_insert(*id);
+            uncovered.1 += 1;
+            None
         }
-    }
-    // Any stored type, as JSON: a column changed to another type is a difference, not an
-    // error that stops the check.
-    let cell = |row: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<serde_json::Value> {
-        use rusqlite::types::ValueRef;
-        Ok(match row.get_ref(i)? {
-            ValueRef::Null => serde_json::Value::Null,
-            ValueRef::Integer(n) => n.into(),
-            ValueRef::Real(x) => x.into(),
-            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
-            ValueRef::Blob(b) => hex(b).into(),
-        })
-    };
-    let mut uncovered_scans = Vec::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT id, source, verdict, reason, din, bag, site_id, step, operator, COALESCE(coi, ''), at, raw FROM scans ORDER BY id",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id: i64 = row.get(0)?;
-            let Some((seq, recorded)) = scans.remove(&id) else {
-                uncovered_scans.push(id);
-                continue;
-            };
-            let now = [
-                ("source", cell(row, 1)?),
-                ("verdict", cell(row, 2)?),
-                ("reason", cell(row, 3)?),
-                ("din", cell(row, 4)?),
-                ("bag", cell(row, 5)?),
-                ("site_id", cell(row, 6)?),
-                ("step", cell(row, 7)?),
-                ("operator", cell(row, 8)?),
-                ("subject", cell(row, 9)?),
-                ("at", cell(row, 10)?),
-                (
-                    "raw_sha256",
-                    match row.get_ref(11)? {
-                        rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => {
-                            hex(&Sha256::digest(b)).into()
-                        }
-                        _ => serde_json::Value::Null,
-                    },
-                ),
-            ];
-            if let Some(field) = changed(&recorded, &now) {
-                return not_covered(format!(
-                    "scan {id} no longer says what audit entry {seq} recorded ({field} was changed)"
-                ));
+        Pairing::EntryOnly(id, (seq, _)) => {
+            if deleted.is_none_or(|(_, first)| *seq < first) {
+                deleted = Some((*id, *seq));
             }
+            None
         }
+    })?;
+    if found.is_some() {
+        return Ok(found);
     }
-    // Scans recorded before entries carried their id can only be counted.
-    if uncovered_scans.len() as i64 > scans_without_id {
-        return not_covered(format!(
-            "scan {} has no audit entry ({} scan(s) without one): recorded outside coi-agent, or its entry removed",
-            uncovered_scans[0],
-            uncovered_scans.len() as i64 - scans_without_id
-        ));
+    if let (Some(first), count) = uncovered
+        && count > without_id
+    {
+        return Ok(not_covered(format!(
+            "scan {first} has no audit entry ({} scan(s) without one): recorded outside coi-agent, or its entry removed",
+            count - without_id
+        )));
     }
-    if let Some((id, (seq, _))) = scans.iter().min_by_key(|(_, (seq, _))| *seq) {
-        return not_covered(format!(
+    Ok(deleted.and_then(|(id, seq)| {
+        not_covered(format!(
             "audit entry {seq} records scan {id}, which is no longer in the journal (deleted)"
-        ));
-    }
-    {
-        let mut stmt = conn.prepare(
-            "SELECT job_id, bag, template, template_version, printer, zpl_sha256, operator, COALESCE(coi, ''), created_at, label_kind, collected_at, reprint FROM print_jobs ORDER BY id",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id: String = row.get(0)?;
-            let Some((seq, recorded)) = jobs.remove(&id) else {
-                return not_covered(format!(
-                    "print job {id} has no audit entry: recorded outside coi-agent, or its entry removed"
-                ));
-            };
-            let now = [
-                ("bag", cell(row, 1)?),
-                ("template", cell(row, 2)?),
-                ("template_version", cell(row, 3)?),
-                ("printer", cell(row, 4)?),
-                ("zpl_sha256", cell(row, 5)?),
-                ("operator", cell(row, 6)?),
-                ("subject", cell(row, 7)?),
-                ("at", cell(row, 8)?),
-                ("label_kind", cell(row, 9)?),
-                ("collected_at", cell(row, 10)?),
-                (
-                    "reprint",
-                    serde_json::Value::Bool(row.get::<_, Option<bool>>(11)?.unwrap_or(false)),
-                ),
-            ];
-            if let Some(field) = changed(&recorded, &now) {
-                return not_covered(format!(
-                    "print job {id} no longer says what audit entry {seq} recorded ({field} was changed)"
-                ));
+        ))
+    }))
+}
+
+fn job_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalError> {
+    let mut records = conn.prepare(
+        "SELECT job_id, bag, template, template_version, printer, zpl_sha256, operator, COALESCE(coi, ''), created_at, label_kind, collected_at, reprint FROM print_jobs ORDER BY job_id",
+    )?;
+    let records = records.query_map([], |row| {
+        let fields: Fields = vec![
+            ("bag", cell(row, 1)?),
+            ("template", cell(row, 2)?),
+            ("template_version", cell(row, 3)?),
+            ("printer", cell(row, 4)?),
+            ("zpl_sha256", cell(row, 5)?),
+            ("operator", cell(row, 6)?),
+            ("subject", cell(row, 7)?),
+            ("at", cell(row, 8)?),
+            ("label_kind", cell(row, 9)?),
+            ("collected_at", cell(row, 10)?),
+            (
+                "reprint",
+                serde_json::Value::Bool(row.get::<_, Option<bool>>(11)?.unwrap_or(false)),
+            ),
+        ];
+        Ok((row.get::<_, String>(0)?, fields))
+    })?;
+    let mut entries = conn.prepare(
+        "SELECT json_extract(details, '$.job_id') AS job, seq, subject, details, at FROM audit
+         WHERE kind = 'print_job' AND json_valid(details) AND json_type(details, '$.job_id') = 'text'
+         ORDER BY job, seq",
+    )?;
+    let entries = entries.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            (
+                row.get::<_, i64>(1)?,
+                recorded(row.get(2)?, &row.get::<_, String>(3)?, row.get(4)?),
+            ),
+        ))
+    })?;
+    let mut deleted: Option<(String, i64)> = None;
+    let found = in_step(records, entries, |pairing| {
+        match pairing {
+        Pairing::Both(id, now, (seq, recorded)) => changed(recorded, now).and_then(|field| {
+            not_covered(format!(
+                "print job {id} no longer says what audit entry {seq} recorded ({field} was changed)"
+            ))
+        }),
+        Pairing::RecordOnly(id, _) => not_covered(format!(
+            "print job {id} has no audit entry: recorded outside coi-agent, or its entry removed"
+        )),
+        Pairing::EntryOnly(id, (seq, _)) => {
+            if deleted.as_ref().is_none_or(|(_, first)| seq < first) {
+                deleted = Some((id.clone(), *seq));
             }
+            None
         }
     }
-    if let Some((id, (seq, _))) = jobs.iter().min_by_key(|(_, (seq, _))| *seq) {
-        return not_covered(format!(
+    })?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    Ok(deleted.and_then(|(id, seq)| {
+        not_covered(format!(
             "audit entry {seq} records print job {id}, which is no longer in the journal (deleted)"
-        ));
-    }
-    // Custody events: from the first one an entry names (older journals did not name them),
-    // every event is named by its record's entry and still has the payload it was built with.
-    let mut bound = false;
-    {
-        let mut stmt = conn.prepare("SELECT event_id, payload FROM outbox ORDER BY id")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id: String = row.get(0)?;
-            let Some((seq, digest)) = events.remove(&id) else {
-                if bound {
-                    return not_covered(format!(
-                        "custody event {id} has no audit entry: queued outside coi-agent, or its entry removed"
-                    ));
-                }
-                continue;
-            };
-            bound = true;
-            let payload: serde_json::Value =
-                serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default();
-            if event_digest(&payload) != digest {
-                return not_covered(format!(
+        ))
+    }))
+}
+
+/// Custody events: from the first one an entry names (older journals did not name them), every
+/// event is named by its record's entry and still has the payload it was built with.
+fn event_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalError> {
+    const NAMED: &str = "SELECT json_extract(e.value, '$.event_id') AS event, a.seq, json_extract(e.value, '$.sha256')
+         FROM audit a, json_each(a.details, '$.events') e
+         WHERE a.details LIKE '%\"events\":%' AND json_valid(a.details) AND json_type(e.value, '$.event_id') = 'text'";
+    let first_named: Option<i64> = conn.query_row(
+        &format!("SELECT min(id) FROM outbox WHERE event_id IN (SELECT event FROM ({NAMED}))"),
+        [],
+        |row| row.get(0),
+    )?;
+    let mut records = conn.prepare("SELECT event_id, id, payload FROM outbox ORDER BY event_id")?;
+    let records = records.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            (row.get::<_, i64>(1)?, row.get::<_, String>(2)?),
+        ))
+    })?;
+    let mut entries = conn.prepare(&format!("{NAMED} ORDER BY event, a.seq"))?;
+    let entries = entries.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            (row.get::<_, i64>(1)?, row.get::<_, Option<String>>(2)?),
+        ))
+    })?;
+    let mut unnamed: Option<(i64, String)> = None;
+    let mut deleted: Option<(String, i64)> = None;
+    let found = in_step(records, entries, |pairing| match pairing {
+        Pairing::Both(id, (_, payload), (seq, digest)) => {
+            let payload: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+            (digest.as_deref() != Some(event_digest(&payload).as_str())).then(|| BrokenLink::NotCovered {
+                what: format!(
                     "custody event {id} no longer has the content audit entry {seq} recorded (its payload was changed)"
-                ));
-            }
+                ),
+            })
         }
+        Pairing::RecordOnly(id, (row, _)) => {
+            if first_named.is_some_and(|first| *row > first)
+                && unnamed.as_ref().is_none_or(|(earliest, _)| row < earliest)
+            {
+                unnamed = Some((*row, id.clone()));
+            }
+            None
+        }
+        Pairing::EntryOnly(id, (seq, _)) => {
+            if deleted.as_ref().is_none_or(|(_, first)| seq < first) {
+                deleted = Some((id.clone(), *seq));
+            }
+            None
+        }
+    })?;
+    if found.is_some() {
+        return Ok(found);
     }
-    if let Some((id, (seq, _))) = events.iter().min_by_key(|(_, (seq, _))| *seq) {
-        return not_covered(format!(
+    if let Some((_, id)) = unnamed {
+        return Ok(not_covered(format!(
+            "custody event {id} has no audit entry: queued outside coi-agent, or its entry removed"
+        )));
+    }
+    Ok(deleted.and_then(|(id, seq)| {
+        not_covered(format!(
             "audit entry {seq} records custody event {id}, which is no longer in the journal (deleted)"
-        ));
-    }
-    Ok(None)
+        ))
+    }))
 }
 
 /// A print job as its audit entries made it.
@@ -489,107 +596,145 @@ struct Replayed {
 
 /// Every print job's state, fault, verification and state history are what its entries made
 /// them, replayed as the journal applies them: a voided job stays voided, a scan that confirms
-/// a job clears its fault.
+/// a job clears its fault. Jobs, their entries and their history rows are read as three streams
+/// sorted by job id, one job at a time.
 fn job_histories(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalError> {
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-    let mut jobs: std::collections::HashMap<String, Replayed> = Default::default();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT kind, details, at FROM audit WHERE kind IN ('print_job', 'print_job_state', 'print_job_verification') ORDER BY seq",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let kind: String = row.get(0)?;
-            let details: serde_json::Value =
-                serde_json::from_str(&row.get::<_, String>(1)?).unwrap_or_default();
-            let at: String = row.get(2)?;
-            let Some(id) = details["job_id"].as_str() else {
-                continue;
-            };
-            let job = jobs.entry(id.to_owned()).or_default();
-            match kind.as_str() {
-                "print_job" => {
-                    let state = text(&details["state"]);
-                    job.complete = state.is_some();
-                    job.state = state.unwrap_or_default();
-                    job.history.push((job.state.clone(), None, at));
-                }
-                "print_job_state" => {
-                    let Some(state) = text(&details["state"]) else {
-                        job.complete = false;
-                        continue;
-                    };
-                    let fault = text(&details["fault"]);
-                    job.history.push((state.clone(), fault.clone(), at));
-                    if details.get("was").is_some() {
-                        // A void: the state only.
-                        job.state = state;
-                    } else if job.state != "voided" {
-                        job.state = state;
-                        job.fault = fault;
-                    }
-                }
-                _ => {
-                    let Some(confirmed) = details["confirmed_by_scan"].as_bool() else {
-                        job.complete = false;
-                        continue;
-                    };
-                    job.verification = text(&details["verification"]);
-                    job.verification_scan = details["scan_id"].as_i64();
-                    if confirmed && job.state != "voided" {
-                        job.state = "confirmed".to_owned();
-                        job.fault = None;
-                        job.history.push(("confirmed".to_owned(), None, at));
-                    }
-                }
-            }
-        }
-    }
-    let changed = |id: &str, what: &str| {
-        Ok(Some(BrokenLink::NotCovered {
-            what: format!(
-                "print job {id} no longer says what its audit entries recorded (its {what} was changed)"
-            ),
-        }))
-    };
-    let mut histories: std::collections::HashMap<String, Vec<(String, Option<String>, String)>> =
-        Default::default();
-    {
-        let mut stmt =
-            conn.prepare("SELECT job_id, state, fault, at FROM print_job_states ORDER BY id")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            histories
-                .entry(row.get(0)?)
-                .or_default()
-                .push((row.get(1)?, row.get(2)?, row.get(3)?));
-        }
-    }
-    let mut stmt = conn.prepare(
-        "SELECT job_id, state, fault, verification, verification_scan FROM print_jobs ORDER BY id",
+    let mut entries = conn.prepare(
+        "SELECT json_extract(details, '$.job_id') AS job, kind, details, at FROM audit
+         WHERE kind IN ('print_job', 'print_job_state', 'print_job_verification')
+           AND json_valid(details) AND json_type(details, '$.job_id') = 'text'
+         ORDER BY job, seq",
     )?;
-    let mut rows = stmt.query([])?;
+    let mut entries = entries
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                (
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                ),
+            ))
+        })?
+        .peekable();
+    let mut states =
+        conn.prepare("SELECT job_id, state, fault, at FROM print_job_states ORDER BY job_id, id")?;
+    let mut states = states
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                (
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, String>(3)?,
+                ),
+            ))
+        })?
+        .peekable();
+    let mut jobs = conn.prepare(
+        "SELECT job_id, state, fault, verification, verification_scan FROM print_jobs ORDER BY job_id",
+    )?;
+    let mut rows = jobs.query([])?;
     while let Some(row) = rows.next()? {
         let id: String = row.get(0)?;
-        let Some(job) = jobs.get(&id).filter(|job| job.complete) else {
+        let job = replay(&group(&mut entries, &id)?);
+        let history = group(&mut states, &id)?;
+        if !job.complete {
             continue;
+        }
+        let changed = |what: &str| {
+            Ok(Some(BrokenLink::NotCovered {
+                what: format!(
+                    "print job {id} no longer says what its audit entries recorded (its {what} was changed)"
+                ),
+            }))
         };
         let now: (String, Option<String>, Option<String>, Option<i64>) =
             (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
         if now.0 != job.state {
-            return changed(&id, "state");
+            return changed("state");
         }
         if now.1 != job.fault {
-            return changed(&id, "printer fault");
+            return changed("printer fault");
         }
         if (&now.2, now.3) != (&job.verification, job.verification_scan) {
-            return changed(&id, "verification");
+            return changed("verification");
         }
-        if histories.remove(&id).unwrap_or_default() != job.history {
-            return changed(&id, "state history");
+        if history != job.history {
+            return changed("state history");
         }
     }
     Ok(None)
+}
+
+/// The items of the rows keyed `key`, from rows sorted by key (rows before it are passed).
+fn group<K: Ord, T, I: Iterator<Item = rusqlite::Result<(K, T)>>>(
+    rows: &mut std::iter::Peekable<I>,
+    key: &K,
+) -> rusqlite::Result<Vec<T>> {
+    let mut found = Vec::new();
+    loop {
+        match rows.peek() {
+            Some(Ok((k, _))) if k < key => {
+                rows.next();
+            }
+            Some(Ok((k, _))) if k == key => {
+                if let Some(Ok((_, item))) = rows.next() {
+                    found.push(item);
+                }
+            }
+            Some(Err(_)) => {
+                rows.next().transpose()?;
+            }
+            _ => return Ok(found),
+        }
+    }
+}
+
+/// A job made from its entries (kind, details, at), oldest first.
+fn replay(entries: &[(String, String, String)]) -> Replayed {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    let mut job = Replayed::default();
+    for (kind, details, at) in entries {
+        let details: serde_json::Value = serde_json::from_str(details).unwrap_or_default();
+        match kind.as_str() {
+            "print_job" => {
+                let state = text(&details["state"]);
+                job.complete = state.is_some();
+                job.state = state.unwrap_or_default();
+                job.history.push((job.state.clone(), None, at.clone()));
+            }
+            "print_job_state" => {
+                let Some(state) = text(&details["state"]) else {
+                    job.complete = false;
+                    continue;
+                };
+                let fault = text(&details["fault"]);
+                job.history.push((state.clone(), fault.clone(), at.clone()));
+                if details.get("was").is_some() {
+                    // A void: the state only.
+                    job.state = state;
+                } else if job.state != "voided" {
+                    job.state = state;
+                    job.fault = fault;
+                }
+            }
+            _ => {
+                let Some(confirmed) = details["confirmed_by_scan"].as_bool() else {
+                    job.complete = false;
+                    continue;
+                };
+                job.verification = text(&details["verification"]);
+                job.verification_scan = details["scan_id"].as_i64();
+                if confirmed && job.state != "voided" {
+                    job.state = "confirmed".to_owned();
+                    job.fault = None;
+                    job.history.push(("confirmed".to_owned(), None, at.clone()));
+                }
+            }
+        }
+    }
+    job
 }
 
 /// The first field whose value differs from what the entry recorded (fields an older entry did
