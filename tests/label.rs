@@ -29,8 +29,14 @@ fn templates() -> Vec<Template> {
     label::builtin().unwrap()
 }
 
-/// The golden data sets: a short name, a long one (two lines where a name box allows it), and
-/// an accented one with another testing status, volume and manufacturing zone.
+/// A family name of 64 characters (the most a name field is promised to print) and a given name
+/// of 64 (issue #15).
+const FAMILY_64: &str = "Vandenberghe-Okonkwo Rasmussen-Papadopoulos de la Cruz Hohenberg";
+const GIVEN_64: &str = "Maximiliane Josephine Anastasia Konstantina Philippa Wilhelmina";
+
+/// The golden data sets: a short name, a long one (two lines where a name box allows it), an
+/// accented one with another testing status, volume and manufacturing zone, a single word too
+/// long for a line (broken inside, with the mark), and 64-character names.
 fn golden_sets() -> Vec<(&'static str, Order, u8)> {
     let json = example_json();
     let mut long = json["orders"][0].clone();
@@ -44,11 +50,28 @@ fn golden_sets() -> Vec<(&'static str, Order, u8)> {
         &["patient", "given_name"],
         "Maximiliane Josephine",
     );
+    let mut word = json["orders"][0].clone();
+    set(
+        &mut word,
+        &["patient", "family_name"],
+        "Wolfeschlegelsteinhausenbergerdorff",
+    );
+    let mut longest = json["orders"][0].clone();
+    set(&mut longest, &["patient", "family_name"], FAMILY_64);
+    set(&mut longest, &["patient", "given_name"], GIVEN_64);
     vec![
         ("short", order(&json["orders"][0]), 2),
         ("long", order(&long), 1),
         ("accented", order(&json["orders"][1]), 1),
+        ("one-word", order(&word), 1),
+        ("64", order(&longest), 1),
     ]
+}
+
+/// The sets a template cannot hold, refused naming the field: the small bag label has two lines
+/// of 6 pt for the family name (docs/decisions.md).
+fn refused(set: &str, template: &str) -> Option<&'static str> {
+    (set == "64" && template == "bag-small").then_some("{patient.family_name}")
 }
 
 /// A PNG's pixels as decoded: (width, height, pixels per metre, packed rows).
@@ -79,6 +102,13 @@ fn every_template_matches_its_golden_files_at_every_resolution() {
         let data = LabelData::new(&order, bag, collected()).unwrap();
         for template in templates() {
             for dpi in RESOLUTIONS {
+                if let Some(field) = refused(set, &template.name) {
+                    let err = label::render(&template, &data, dpi)
+                        .unwrap_err()
+                        .to_string();
+                    assert!(err.contains(field) && err.contains("does not fit"), "{err}");
+                    continue;
+                }
                 let made = label::render(&template, &data, dpi).unwrap();
                 let png = made.png().unwrap();
                 let stem = format!("{}-{dpi}-{set}", template.name);
@@ -360,15 +390,88 @@ fn characters_the_printer_cannot_draw_are_refused_naming_the_element() {
     assert!(err.contains("U+674E"), "{err}");
 }
 
+/// Beyond what a box holds at its least legible size, the label is refused naming the field,
+/// never clipped: 64 of the widest letter as a given name on the bag label (two lines at 6 pt).
 #[test]
 fn a_value_too_long_for_its_box_refuses_the_label() {
     let mut json = example_json()["orders"][0].clone();
-    set(&mut json, &["patient", "family_name"], &"W".repeat(60));
+    set(&mut json, &["patient", "given_name"], &"W".repeat(64));
     let order = order(&json);
     let data = LabelData::new(&order, 1, collected()).unwrap();
     let err = label::render(&templates()[0], &data, 300).unwrap_err();
     assert!(matches!(err, LabelError::Layout(_)), "{err}");
-    assert!(err.to_string().contains("does not fit"), "{err}");
+    let said = err.to_string();
+    assert!(
+        said.contains("{patient.given_name}") && said.contains("does not fit"),
+        "{said}"
+    );
+    assert!(!said.contains("WWW"), "{said}");
+}
+
+/// The lines an element was drawn in, by the text its template gives it.
+fn lines_of(layout: &Layout, template: &Template, text: &str) -> Vec<(String, u32)> {
+    let index = template
+        .elements
+        .iter()
+        .position(
+            |e| matches!(e, coi_agent::label::template::Element::Text { text: t, .. } if t == text),
+        )
+        .unwrap();
+    layout
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Text {
+                text,
+                size,
+                element,
+                ..
+            } if *element == index => Some((text.clone(), *size)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The value lines were made from: a line ending in the mark continues the word, one ending in
+/// a hyphen the name, any other ends a word.
+fn rejoined(lines: &[(String, u32)]) -> String {
+    let mark = coi_agent::label::layout::WORD_BREAK;
+    let mut value = String::new();
+    for (line, _) in lines {
+        if !(value.is_empty() || value.ends_with('-')) {
+            value.push(' ');
+        }
+        match line.strip_suffix(mark) {
+            Some(part) => {
+                value.push_str(part);
+                value.push(mark);
+            }
+            None => value.push_str(line),
+        }
+    }
+    value.replace(&format!("{mark} "), "")
+}
+
+/// Issue #15: a long family name shrinks, and the given name is never drawn larger than it.
+#[test]
+fn the_family_name_is_never_smaller_than_the_given_name() {
+    let mut json = example_json()["orders"][0].clone();
+    set(&mut json, &["patient", "family_name"], FAMILY_64);
+    set(&mut json, &["patient", "given_name"], "Ana");
+    let order = order(&json);
+    let data = LabelData::new(&order, 1, collected()).unwrap();
+    let template = &templates()[0];
+    for dpi in RESOLUTIONS {
+        let layout = Layout::new(template, &data, dpi).unwrap();
+        let family = lines_of(&layout, template, "{patient.family_name}");
+        let given = lines_of(&layout, template, "{patient.given_name}");
+        assert!(family.len() >= 2, "{family:?}");
+        assert_eq!(rejoined(&family), FAMILY_64.to_uppercase());
+        assert!(
+            given[0].1 <= family[0].1,
+            "{dpi}: given {given:?}, family {family:?}"
+        );
+    }
 }
 
 /// A copy of `canvas` with a band of `rect` whitened: a symbol damaged after it was drawn.
@@ -542,8 +645,60 @@ fn name_strategy() -> impl Strategy<Value = String> {
     prop::collection::vec(word, 1..=3).prop_map(|words| words.join(" "))
 }
 
+/// Names up to 64 characters from the Latin letters the printer draws: words of any length
+/// (single words longer than a line included), hyphens, apostrophes.
+fn long_name_strategy() -> impl Strategy<Value = String> {
+    let word = "[A-Za-zÀ-ÖØ-öø-ÿĀ-žŁłŃńŚśŹźŻżČčŘřŠšŽž'-]{1,40}";
+    prop::collection::vec(word, 1..=6).prop_map(|words| {
+        let name = words.join(" ");
+        name.chars().take(64).collect::<String>().trim().to_owned()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Issue #15: any name up to 64 characters renders on every template, with every character
+    /// in its lines (never clipped), or is refused naming its field; never a panic.
+    #[test]
+    fn names_up_to_64_characters_render_whole_or_are_refused_by_field(
+        family in long_name_strategy(),
+        given in long_name_strategy(),
+        dpi in prop::sample::select(RESOLUTIONS.to_vec()),
+    ) {
+        prop_assume!(!family.is_empty() && !given.is_empty());
+        let mut json = example_json()["orders"][0].clone();
+        set(&mut json, &["patient", "family_name"], &family);
+        set(&mut json, &["patient", "given_name"], &given);
+        let order = parse_order(&json, 0).unwrap();
+        let data = LabelData::new(&order, 1, collected()).unwrap();
+        for template in templates() {
+            match Layout::new(&template, &data, dpi) {
+                Ok(layout) => {
+                    for (text, value) in [
+                        ("{patient.family_name}", family.to_uppercase()),
+                        ("{patient.given_name}", given.clone()),
+                    ] {
+                        if !template.elements.iter().any(|e| matches!(e, coi_agent::label::template::Element::Text { text: t, .. } if t == text)) {
+                            continue;
+                        }
+                        let lines = lines_of(&layout, &template, text);
+                        let normal = value.split_whitespace().collect::<Vec<_>>().join(" ");
+                        prop_assert_eq!(rejoined(&lines), normal, "{} {}", template.name, text);
+                    }
+                    let made = label::render(&template, &data, dpi);
+                    prop_assert!(made.is_ok(), "{}: {}", template.name, made.unwrap_err());
+                }
+                Err(refused) => {
+                    let said = refused.to_string();
+                    prop_assert!(
+                        said.contains("{patient.family_name}") || said.contains("{patient.given_name}"),
+                        "{}: {said}", template.name
+                    );
+                }
+            }
+        }
+    }
 
     /// Random valid orders (names with accents, any bag count, any year ISBT 128 can carry,
     /// with or without expiry) always render and prove on every template.

@@ -27,6 +27,8 @@ pub struct Layout {
     pub width: u32,
     pub height: u32,
     pub items: Vec<Item>,
+    /// The size the family name was drawn at, dots: the given name is never larger.
+    family_name_size: Option<u32>,
     /// The area each template element claims (for the lint), by element.
     pub areas: Vec<Area>,
 }
@@ -183,6 +185,7 @@ impl Layout {
             width: dots(template.width_mm, dpi),
             height: dots(template.height_mm, dpi),
             items: Vec::new(),
+            family_name_size: None,
             areas: Vec::new(),
         };
         for (i, element) in template.elements.iter().enumerate() {
@@ -240,8 +243,27 @@ impl Layout {
                 let width = dots(*width, dpi);
                 let size_dots = points_to_dots(*size, dpi);
                 let height = height.map_or(line_pitch(size_dots), |h| dots(h, dpi));
-                let (size, lines) =
-                    fit(&value, width, height, *size, min_size.unwrap_or(*size), dpi)?;
+                // The family name is never drawn smaller than the given name: a reader looks
+                // for it first.
+                let cap = text
+                    .contains("{patient.given_name}")
+                    .then_some(self.family_name_size)
+                    .flatten();
+                // A name may break after its hyphens and, too long for a line, inside a word;
+                // other text (dates, identifiers, addresses) only at spaces.
+                let is_name =
+                    text.contains("{patient.family_name}") || text.contains("{patient.given_name}");
+                let (size, lines) = fit(
+                    &value,
+                    (width, height),
+                    (*size, min_size.unwrap_or(*size)),
+                    (cap, is_name),
+                    dpi,
+                )?;
+                if text.contains("{patient.family_name}") {
+                    self.family_name_size =
+                        Some(self.family_name_size.map_or(size, |s| s.min(size)));
+                }
                 for (n, line) in lines.into_iter().enumerate() {
                     let (shift, block) = match align {
                         Align::Left => (0, None),
@@ -667,61 +689,166 @@ fn check_drawable(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Fits `value` into a box `width` × `height` dots: one line at the largest size from `size` down
-/// to `floor` points (half-point steps); failing that, wrapped at spaces into as many lines as the
-/// box holds, again from `size` down. Returns the size in dots and the lines.
+/// The mark at the end of a line where a word was broken to fit (never a hyphen: names have
+/// hyphens of their own, and a reader must not take a break for one). `»` says "continues"; it
+/// is in the printer's resident font and the preview's, and a value holding it is refused
+/// wherever words may be broken, so on a label it only ever means a break.
+pub const WORD_BREAK: char = '\u{BB}';
+
+/// Fits `value` into a box `width` × `height` dots, never clipped: first on one line at the
+/// largest size from `size` down to `floor` points (half-point steps); then wrapped at spaces
+/// into as many lines as the box holds, again from `size` down to `floor`. A name (`name`)
+/// may go further, as it must print for every patient: wrapped after its hyphens too, then
+/// below `floor` down to the least legible size (one line, else wrapped, at each size), then
+/// with a word too long for a line broken inside, each broken line ending in [`WORD_BREAK`].
+/// With `cap`, no size above `cap` dots is used (below `floor` if it must). What fits none of
+/// these is refused. Returns the size in dots and the lines.
 fn fit(
     value: &str,
-    width: u32,
-    height: u32,
-    size: f64,
-    floor: f64,
+    (width, height): (u32, u32),
+    (size, floor): (f64, f64),
+    (cap, name): (Option<u32>, bool),
     dpi: u32,
 ) -> Result<(u32, Vec<String>), String> {
-    let sizes = || {
-        let steps = ((size - floor) * 2.0).round() as u32;
-        (0..=steps).map(move |step| points_to_dots(size - f64::from(step) * 0.5, dpi))
+    let cap = cap.unwrap_or(u32::MAX);
+    let least = if name || cap < points_to_dots(floor, dpi) {
+        MIN_TEXT_PT.min(floor)
+    } else {
+        floor
+    };
+    // Sizes in dots from `from` down to `to` points, in half-point steps, none above the cap.
+    let sizes = |from: f64, to: f64| {
+        let steps = ((from - to) * 2.0).round().max(0.0) as u32;
+        (0..=steps)
+            .take(if from >= to { usize::MAX } else { 0 })
+            .map(move |step| points_to_dots(from - f64::from(step) * 0.5, dpi))
+            .filter(move |dots| *dots <= cap)
     };
     let fits = |line: &str, size: u32| font::width(line, size as f32).ceil() as u32 <= width;
-    for dots in sizes() {
-        if fits(value, dots) {
-            return Ok((dots, vec![value.to_owned()]));
-        }
+    let room = |dots: u32| (height / line_pitch(dots).max(1)) as usize;
+    // Where lines may break, the mark means a break and nothing else.
+    if name && sizes(size, least).any(|dots| room(dots) >= 2) && value.contains(WORD_BREAK) {
+        return Err(format!(
+            "its value holds {WORD_BREAK}, the mark of a word broken across lines: it could not be told from a break"
+        ));
     }
-    for dots in sizes() {
-        let room = (height / line_pitch(dots).max(1)) as usize;
-        if room < 2 {
-            continue;
-        }
-        if let Some(lines) = wrap(value, room, |line| fits(line, dots)) {
-            return Ok((dots, lines));
-        }
-    }
-    Err(format!(
-        "its value ({} characters) does not fit {:.1} × {:.1} mm at {floor} pt or more",
-        value.chars().count(),
-        mm(width, dpi),
-        mm(height, dpi)
-    ))
+    let one_line = |dots: u32| fits(value, dots).then(|| (dots, vec![value.to_owned()]));
+    let wrapped = |dots: u32, break_words: bool| {
+        (room(dots) >= 2)
+            .then(|| {
+                wrap(value, room(dots), (name, break_words), |line| {
+                    fits(line, dots)
+                })
+            })
+            .flatten()
+            .map(|lines| (dots, lines))
+    };
+    let found = sizes(size, floor)
+        .find_map(one_line)
+        .or_else(|| sizes(size, floor).find_map(|dots| wrapped(dots, false)))
+        .or_else(|| {
+            // Below the floor: the name's least legible sizes, then words broken.
+            sizes(floor - 0.5, least)
+                .find_map(|dots| one_line(dots).or_else(|| wrapped(dots, false)))
+        })
+        .or_else(|| {
+            name.then(|| sizes(size, least).find_map(|dots| wrapped(dots, true)))
+                .flatten()
+        });
+    found.ok_or_else(|| {
+        format!(
+            "its value ({} characters) does not fit {:.1} × {:.1} mm at {least} pt or more",
+            value.chars().count(),
+            mm(width, dpi),
+            mm(height, dpi)
+        )
+    })
 }
 
-/// Greedy word wrap into at most `room` lines that each `fits`; `None` when it cannot.
-fn wrap(value: &str, room: usize, fits: impl Fn(&str) -> bool) -> Option<Vec<String>> {
+/// The pieces a line may break between: words after a space (the space dropped) and after a
+/// hyphen inside a word (kept, ending the line as the name has it). A word that ends in a
+/// hyphen keeps the next word on its line: a line ending in a hyphen must mean the name goes
+/// on without a space.
+fn breakable(value: &str) -> Vec<(String, bool)> {
+    let mut pieces: Vec<(String, bool)> = Vec::new();
+    let mut push = |piece: &str, spaced: bool| match pieces.last_mut() {
+        Some((last, _)) if spaced && last.ends_with('-') => {
+            last.push(' ');
+            last.push_str(piece);
+        }
+        _ => pieces.push((piece.to_owned(), spaced)),
+    };
+    for word in value.split(' ').filter(|w| !w.is_empty()) {
+        let mut rest = word;
+        let mut spaced = true;
+        while let Some(at) = rest.find('-').filter(|at| at + 1 < rest.len()) {
+            push(&rest[..=at], spaced);
+            rest = &rest[at + 1..];
+            spaced = false;
+        }
+        push(rest, spaced);
+    }
+    pieces
+}
+
+/// Greedy wrap into at most `room` lines that each `fits`, breaking at spaces (and with
+/// `hyphens`, after hyphens); with `break_words`, a piece too long for a line of its own is broken inside, the line ending
+/// in [`WORD_BREAK`]. `None` when it cannot.
+fn wrap(
+    value: &str,
+    room: usize,
+    (hyphens, break_words): (bool, bool),
+    fits: impl Fn(&str) -> bool,
+) -> Option<Vec<String>> {
     let mut lines: Vec<String> = Vec::new();
     let mut line = String::new();
-    for word in value.split(' ').filter(|w| !w.is_empty()) {
+    let pieces = if hyphens {
+        breakable(value)
+    } else {
+        value
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(|w| (w.to_owned(), true))
+            .collect()
+    };
+    for (piece, spaced) in pieces {
         let candidate = if line.is_empty() {
-            word.to_owned()
+            piece.clone()
+        } else if spaced {
+            format!("{line} {piece}")
         } else {
-            format!("{line} {word}")
+            format!("{line}{piece}")
         };
         if fits(&candidate) {
             line = candidate;
-        } else {
-            if line.is_empty() || !fits(word) {
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        if fits(&piece) {
+            line = piece;
+            continue;
+        }
+        if !break_words {
+            return None;
+        }
+        // Broken inside: as many characters as fit with the mark, at least one per line.
+        let mut rest: Vec<char> = piece.chars().collect();
+        loop {
+            let whole: String = rest.iter().collect();
+            if fits(&whole) {
+                line = whole;
+                break;
+            }
+            let take = (1..rest.len())
+                .rev()
+                .find(|&n| fits(&rest[..n].iter().chain([&WORD_BREAK]).collect::<String>()))?;
+            lines.push(rest[..take].iter().chain([&WORD_BREAK]).collect());
+            rest.drain(..take);
+            if lines.len() > room {
                 return None;
             }
-            lines.push(std::mem::replace(&mut line, word.to_owned()));
         }
     }
     if !line.is_empty() {
@@ -764,11 +891,11 @@ mod tests {
     fn text_shrinks_then_wraps_then_fails() {
         // 40 mm at 203 dpi.
         let width = dots(40.0, 203);
-        let (size, lines) = fit("SHORT", width, 100, 10.0, 6.0, 203).unwrap();
+        let (size, lines) = fit("SHORT", (width, 100), (10.0, 6.0), (None, false), 203).unwrap();
         assert_eq!((size, lines.len()), (points_to_dots(10.0, 203), 1));
 
         let long = "EXAMPLE AUTOLOGOUS CAR-T";
-        let (size, lines) = fit(long, width, 30, 10.0, 6.0, 203).unwrap();
+        let (size, lines) = fit(long, (width, 30), (10.0, 6.0), (None, false), 203).unwrap();
         assert!(
             size < points_to_dots(10.0, 203) && lines.len() == 1,
             "shrinks first"
@@ -776,17 +903,96 @@ mod tests {
 
         let longer = "EXAMPLE AUTOLOGOUS CAR-T PRODUCT FOR FURTHER MANUFACTURE";
         assert!(
-            fit(longer, width, 30, 10.0, 6.0, 203).is_err(),
+            fit(longer, (width, 30), (10.0, 6.0), (None, false), 203).is_err(),
             "one line only"
         );
-        let (_, lines) = fit(longer, width, 80, 10.0, 6.0, 203).unwrap();
+        let (_, lines) = fit(longer, (width, 80), (10.0, 6.0), (None, false), 203).unwrap();
         assert!(
             lines.len() >= 2 && lines.join(" ") == longer,
             "wraps in a taller box"
         );
 
-        let err = fit(&"W".repeat(40), width, 200, 10.0, 6.0, 203).unwrap_err();
-        assert!(err.contains("40 characters"), "{err}");
+        let err = fit(
+            &"W".repeat(80),
+            (width, 60),
+            (10.0, 6.0),
+            (None, false),
+            203,
+        )
+        .unwrap_err();
+        assert!(err.contains("80 characters"), "{err}");
         assert!(!err.contains("WWW"), "the value stays out of the message");
+    }
+
+    /// Issue #15: wrapped after a hyphen (kept, as the name has it) before any word is broken;
+    /// a word too long for a line is broken inside, the line ending in the mark, never a
+    /// hyphen; the lines hold the whole value.
+    #[test]
+    fn names_wrap_after_hyphens_then_break_inside_words_with_the_mark() {
+        let width = dots(46.0, 203);
+        let height = dots(8.0, 203);
+        let (_, lines) = fit(
+            "VANDENBERGHE-OKONKWO-RASMUSSEN-PAPADOPOULOS",
+            (width, height),
+            (14.0, 9.0),
+            (None, true),
+            203,
+        )
+        .unwrap();
+        assert!(lines.len() >= 2, "{lines:?}");
+        assert!(lines[0].ends_with('-'), "{lines:?}");
+        assert!(lines.iter().all(|l| !l.contains(WORD_BREAK)), "{lines:?}");
+        assert_eq!(
+            lines.concat(),
+            "VANDENBERGHE-OKONKWO-RASMUSSEN-PAPADOPOULOS"
+        );
+
+        let word = "WOLFESCHLEGELSTEINHAUSENBERGERDORFFWOLFESCHLEGELSTEIN";
+        let (size, lines) = fit(word, (width, height), (14.0, 6.0), (None, true), 203).unwrap();
+        assert!(lines.len() >= 2, "{lines:?}");
+        for line in &lines[..lines.len() - 1] {
+            assert!(line.ends_with(WORD_BREAK), "{lines:?}");
+            assert!(font::width(line, size as f32).ceil() as u32 <= width);
+        }
+        let joined: String = lines
+            .concat()
+            .chars()
+            .filter(|c| *c != WORD_BREAK)
+            .collect();
+        assert_eq!(joined, word);
+
+        // The mark in a value could not be told from a break.
+        let err = fit(
+            &format!("SMITH{WORD_BREAK}JONES"),
+            (width, height),
+            (14.0, 6.0),
+            (None, true),
+            203,
+        )
+        .unwrap_err();
+        assert!(err.contains("mark of a word broken"), "{err}");
+        // Other text breaks at spaces only: a date is never cut at its hyphens.
+        assert!(
+            fit(
+                "2025-06-04",
+                (dots(12.0, 203), 60),
+                (10.0, 10.0),
+                (None, false),
+                203
+            )
+            .is_err()
+        );
+        assert!(zpl::printable(WORD_BREAK) && font::draws(WORD_BREAK));
+    }
+
+    /// A cap keeps text at or below it, going under the element's floor if it must (never under
+    /// the least legible size).
+    #[test]
+    fn a_cap_keeps_text_no_larger() {
+        let width = dots(46.0, 203);
+        let cap = points_to_dots(7.0, 203);
+        let (size, _) = fit("Anna", (width, 60), (11.0, 8.0), (Some(cap), true), 203).unwrap();
+        assert_eq!(size, cap);
+        assert!(fit("Anna", (width, 60), (11.0, 8.0), (Some(1), true), 203).is_err());
     }
 }

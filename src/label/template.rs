@@ -213,6 +213,18 @@ impl Template {
         }
         self.check_identifiers()?;
         self.check_text_under_barcodes()?;
+        // The family name is laid out first, so the given name can be kept no larger.
+        let first = |wanted: &str| self.texts().position(|(text, _)| text.contains(wanted));
+        if let (Some(family), Some(given)) = (
+            first("{patient.family_name}"),
+            first("{patient.given_name}"),
+        ) && given < family
+        {
+            return Err(
+                "the given name's text comes before the family name's: list the family name first (the given name is never drawn larger than it)"
+                    .to_owned(),
+            );
+        }
         if self.label_kind == LabelKind::Bag {
             self.check_recipient()?;
         }
@@ -552,6 +564,14 @@ mod tests {
         assert_eq!(
             problem(&format!("{name}{id}{autologous}{product}{small}")),
             None
+        );
+        // The given name after the family name (it is kept no larger), never before.
+        let given = text("{patient.given_name}", 18, 9);
+        assert_eq!(problem(&format!("{name}{id}{autologous}{given}")), None);
+        assert!(
+            problem(&format!("{given}{name}{id}{autologous}"))
+                .unwrap()
+                .contains("list the family name first")
         );
     }
 
