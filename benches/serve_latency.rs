@@ -143,10 +143,10 @@ fn main() {
     let base = format!("http://127.0.0.1:{port}");
     let ready = runtime.block_on(async {
         loop {
-            if let Ok(response) = http.get(format!("{base}/readyz")).send().await {
-                if response.status() == 200 {
-                    return started.elapsed();
-                }
+            if let Ok(response) = http.get(format!("{base}/readyz")).send().await
+                && response.status() == 200
+            {
+                return started.elapsed();
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),

@@ -590,12 +590,11 @@ pub fn check(config: &Config) -> Vec<String> {
             config.api.token_file.display()
         ));
     }
-    if let Some(central) = &config.central {
-        if config.orders == OrderSourceConfig::Central || central.token_file.exists() {
-            if let Err(problem) = crate::secret_file::read(&central.token_file) {
-                problems.push(format!("central.token_file {problem}"));
-            }
-        }
+    if let Some(central) = &config.central
+        && (config.orders == OrderSourceConfig::Central || central.token_file.exists())
+        && let Err(problem) = crate::secret_file::read(&central.token_file)
+    {
+        problems.push(format!("central.token_file {problem}"));
     }
     if let OrderSourceConfig::File(path) = &config.orders {
         use std::os::unix::fs::PermissionsExt as _;
@@ -616,12 +615,11 @@ pub fn check(config: &Config) -> Vec<String> {
     }
     // A journal another user made (a command run as root before the service first started)
     // stops `serve`; say so now, naming whose it is.
-    if config.journal.exists() {
-        if let Err(problem @ crate::journal::JournalError::NotWritable { .. }) =
+    if config.journal.exists()
+        && let Err(problem @ crate::journal::JournalError::NotWritable { .. }) =
             crate::journal::writable(&config.journal)
-        {
-            problems.push(format!("journal.path: {problem}"));
-        }
+    {
+        problems.push(format!("journal.path: {problem}"));
     }
     // Its audit key too: one this user cannot read stops `serve` the same way.
     let key = crate::journal::audit_key::path_for(&config.journal);

@@ -596,15 +596,14 @@ fn verify_job(
     let (order, bag) =
         job_order(&job, book).ok_or_else(|| VerifyError::OrderGone(job_id.to_owned()))?;
     let sample = job.label_kind == LabelKind::Sample.as_str();
-    if !sample {
-        if let Some((latest, _)) = journal.bag_label_jobs(order.coi.as_str(), bag)?.pop() {
-            if latest != job_id {
-                return Err(VerifyError::Superseded {
-                    job_id: job_id.to_owned(),
-                    latest,
-                });
-            }
-        }
+    if !sample
+        && let Some((latest, _)) = journal.bag_label_jobs(order.coi.as_str(), bag)?.pop()
+        && latest != job_id
+    {
+        return Err(VerifyError::Superseded {
+            job_id: job_id.to_owned(),
+            latest,
+        });
     }
     let received = std::collections::HashSet::new();
     let ctx = Context {
@@ -729,21 +728,21 @@ pub fn verify_scan(
     let verdict = judge(scan, earlier.as_deref(), book, &ctx);
     // Scanned at an order's screen: a label (or half of one) of another order is not this
     // bag's, whatever it is waiting for elsewhere.
-    if let (Some(screen), Some(coi)) = (on_screen, verdict.coi) {
-        if coi != *screen {
-            let screen_order = book
-                .by_coi(screen)
-                .map_or_else(|| screen.as_str().to_owned(), |o| o.order_id.clone());
-            let verdict = Verdict {
-                outcome: Outcome::Mismatch(Reason::NotExpected),
-                message: format!(
-                    "WRONG ORDER: this label is of order {}, not of order {screen_order} on the screen. Do not use it on this bag; check the bag and its labels with your supervisor.",
-                    verdict.order_id.as_deref().unwrap_or(coi.as_str())
-                ),
-                ..verdict
-            };
-            return record_unclaimed(journal, scan, station, operator, verdict);
-        }
+    if let (Some(screen), Some(coi)) = (on_screen, verdict.coi)
+        && coi != *screen
+    {
+        let screen_order = book
+            .by_coi(screen)
+            .map_or_else(|| screen.as_str().to_owned(), |o| o.order_id.clone());
+        let verdict = Verdict {
+            outcome: Outcome::Mismatch(Reason::NotExpected),
+            message: format!(
+                "WRONG ORDER: this label is of order {}, not of order {screen_order} on the screen. Do not use it on this bag; check the bag and its labels with your supervisor.",
+                verdict.order_id.as_deref().unwrap_or(coi.as_str())
+            ),
+            ..verdict
+        };
+        return record_unclaimed(journal, scan, station, operator, verdict);
     }
     let job = match (verdict.outcome, verdict.coi) {
         (Outcome::Incomplete(_), _) | (_, None) => None,
@@ -777,11 +776,44 @@ pub fn verify_scan(
     // A bag label checked before: a flagged one is judged again (it stays flagged, and says
     // so); a verified one is said to be done, with nothing sent.
     let mut done_job = None;
-    if let (Outcome::Match, Some(coi), Some(bag)) = (verdict.outcome, verdict.coi, verdict.bag) {
-        if let Some((latest, _)) = journal.bag_label_jobs(coi.as_str(), bag)?.pop() {
-            let checked = journal.print_job(&latest)?.and_then(|job| job.verification);
-            match checked.as_deref() {
-                Some("flagged") => {
+    if let (Outcome::Match, Some(coi), Some(bag)) = (verdict.outcome, verdict.coi, verdict.bag)
+        && let Some((latest, _)) = journal.bag_label_jobs(coi.as_str(), bag)?.pop()
+    {
+        let checked = journal.print_job(&latest)?.and_then(|job| job.verification);
+        match checked.as_deref() {
+            Some("flagged") => {
+                return verify_job(
+                    journal,
+                    book,
+                    &latest,
+                    scan,
+                    earlier.as_deref(),
+                    station,
+                    operator,
+                );
+            }
+            // The bag's label was verified; a scan that is not that label (another
+            // collection time) is judged against it and flags it.
+            Some("verified") => {
+                let job = journal.print_job(&latest)?;
+                let expected_time = job
+                    .and_then(|job| job.collected_at)
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+                let received = std::collections::HashSet::new();
+                let ctx = Context {
+                    expected: Some(Expected {
+                        coi,
+                        din: verdict.din,
+                        bag: Some(bag),
+                        sample: false,
+                        collected_at: expected_time,
+                    }),
+                    received: &received,
+                    ..ctx.clone()
+                };
+                if judge(scan, earlier.as_deref(), book, &ctx).is_match() {
+                    done_job = Some(latest);
+                } else {
                     return verify_job(
                         journal,
                         book,
@@ -792,41 +824,8 @@ pub fn verify_scan(
                         operator,
                     );
                 }
-                // The bag's label was verified; a scan that is not that label (another
-                // collection time) is judged against it and flags it.
-                Some("verified") => {
-                    let job = journal.print_job(&latest)?;
-                    let expected_time = job
-                        .and_then(|job| job.collected_at)
-                        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
-                    let received = std::collections::HashSet::new();
-                    let ctx = Context {
-                        expected: Some(Expected {
-                            coi,
-                            din: verdict.din,
-                            bag: Some(bag),
-                            sample: false,
-                            collected_at: expected_time,
-                        }),
-                        received: &received,
-                        ..ctx.clone()
-                    };
-                    if judge(scan, earlier.as_deref(), book, &ctx).is_match() {
-                        done_job = Some(latest);
-                    } else {
-                        return verify_job(
-                            journal,
-                            book,
-                            &latest,
-                            scan,
-                            earlier.as_deref(),
-                            station,
-                            operator,
-                        );
-                    }
-                }
-                _ => {}
             }
+            _ => {}
         }
     }
     if let Some(job_id) = done_job {

@@ -254,11 +254,11 @@ impl<'a> Receipt<'a> {
         received: &mut HashSet<(CoiId, u8)>,
     ) -> Result<Verdict, JournalError> {
         let verdict = self.verdict(received);
-        if let Some((coi, bag)) = verdict.coi.zip(verdict.bag) {
-            if journal.is_received(self.station.site_id, coi.as_str(), bag)? {
-                received.insert((coi, bag));
-                return Ok(self.verdict(received));
-            }
+        if let Some((coi, bag)) = verdict.coi.zip(verdict.bag)
+            && journal.is_received(self.station.site_id, coi.as_str(), bag)?
+        {
+            received.insert((coi, bag));
+            return Ok(self.verdict(received));
         }
         Ok(verdict)
     }

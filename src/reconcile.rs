@@ -384,15 +384,15 @@ fn check(
     let ids = identifiers(messages)?;
     // With a job expected (verify), half a read that already names another order, DIN or bag
     // is no half: the label is not the job's.
-    if let (Some(expected), true) = (ctx.expected, ids.din.is_none() != ids.coi.is_none()) {
-        if let Some(what) = contradicts(&ids, &expected) {
-            return Err(refuse(
-                Reason::NotExpected,
-                &format!(
-                    "This label's {what} is not the one of the label just printed. Do not use this label; call your supervisor."
-                ),
-            ));
-        }
+    if let (Some(expected), true) = (ctx.expected, ids.din.is_none() != ids.coi.is_none())
+        && let Some(what) = contradicts(&ids, &expected)
+    {
+        return Err(refuse(
+            Reason::NotExpected,
+            &format!(
+                "This label's {what} is not the one of the label just printed. Do not use this label; call your supervisor."
+            ),
+        ));
     }
     v.coi = ids.coi;
     v.din = ids.din.map(|(din, _)| din);
@@ -520,20 +520,20 @@ fn check(
     }
     // A receipt is judged against an order record that may be hours old when central cannot be
     // reached: beyond `max_age`, nothing is accepted as matching (issue #13).
-    if let (Step::Receipt, Some(freshness)) = (ctx.step, ctx.freshness) {
-        if let Some(age) = freshness.too_old(ctx.now) {
-            let since = match age {
-                Some(age) => format!("{} minutes ago", age.as_secs() / 60),
-                None => "never (or at a time this workstation's clock cannot place)".to_owned(),
-            };
-            return Err(refuse(
-                Reason::OrderStale,
-                &format!(
-                    "The orders here were last brought up to date from the central service {since}: too long to trust order {}'s record. Set this bag aside; receive it when orders sync again (check the network, call IT).",
-                    order.order_id
-                ),
-            ));
-        }
+    if let (Step::Receipt, Some(freshness)) = (ctx.step, ctx.freshness)
+        && let Some(age) = freshness.too_old(ctx.now)
+    {
+        let since = match age {
+            Some(age) => format!("{} minutes ago", age.as_secs() / 60),
+            None => "never (or at a time this workstation's clock cannot place)".to_owned(),
+        };
+        return Err(refuse(
+            Reason::OrderStale,
+            &format!(
+                "The orders here were last brought up to date from the central service {since}: too long to trust order {}'s record. Set this bag aside; receive it when orders sync again (check the network, call IT).",
+                order.order_id
+            ),
+        ));
     }
     let order_id = &order.order_id;
     Ok(match (item, ctx.step) {

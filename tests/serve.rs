@@ -781,10 +781,10 @@ fn r11_serve_stops_on_sigterm_within_five_seconds() {
     // The API and the scanner's listener open a moment apart.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut scanner = loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            if let Ok(scanner) = std::net::TcpStream::connect(("127.0.0.1", scanner_port)) {
-                break scanner;
-            }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && let Ok(scanner) = std::net::TcpStream::connect(("127.0.0.1", scanner_port))
+        {
+            break scanner;
         }
         assert!(Instant::now() < deadline, "serve did not listen");
         std::thread::sleep(Duration::from_millis(20));

@@ -729,10 +729,10 @@ impl Owner {
     /// The order book, reloaded when the journal's order revision moved.
     fn book(&mut self) -> Result<Arc<OrderBook>, JournalError> {
         let revision = self.journal.orders_revision()?;
-        if let Some((loaded, book)) = &self.book {
-            if *loaded == revision {
-                return Ok(Arc::clone(book));
-            }
+        if let Some((loaded, book)) = &self.book
+            && *loaded == revision
+        {
+            return Ok(Arc::clone(book));
         }
         let (book, refused) = self.journal.order_book()?;
         if !refused.is_empty() {

@@ -542,14 +542,14 @@ pub async fn print_label(
         Err(stopped) => return Err(FlowError::Journal(stopped.to_string())),
     };
     // Site-wide: a bag's label is granted by central before a byte is sent (issue #13).
-    if let (Some(link), crate::label::template::LabelKind::Bag) = (central, prepared.label_kind) {
-        if let Err(refusal) = arbitrate(link, &mut prepared).await {
-            journal
-                .abandon_job(prepared.job.id.clone(), refusal.0)
-                .await
-                .map_err(|e| FlowError::Journal(e.to_string()))?;
-            return Err(FlowError::Label(refusal.1));
-        }
+    if let (Some(link), crate::label::template::LabelKind::Bag) = (central, prepared.label_kind)
+        && let Err(refusal) = arbitrate(link, &mut prepared).await
+    {
+        journal
+            .abandon_job(prepared.job.id.clone(), refusal.0)
+            .await
+            .map_err(|e| FlowError::Journal(e.to_string()))?;
+        return Err(FlowError::Label(refusal.1));
     }
     on_state(&prepared, "queued", None);
     let outcome = tokio::select! {
@@ -1473,12 +1473,11 @@ async fn read_scanner(agent: Agent, index: usize, spec: ScannerSpec) {
                         ),
                         None => (None, None),
                     };
-                    if let Some(id) = &operator {
-                        if !agent.operator_active(id).await {
+                    if let Some(id) = &operator
+                        && !agent.operator_active(id).await {
                             agent.inner.sessions.end_operator(id);
                             operator = None;
                         }
-                    }
                     match agent
                         .scan_on_screen(scan, slot.step, None, on_screen, operator)
                         .await

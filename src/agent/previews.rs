@@ -33,14 +33,13 @@ impl Previews {
 
     pub fn put(&self, key: PreviewKey, png: Arc<[u8]>) {
         let mut entries = super::lock(&self.entries);
-        if entries.len() >= MAX_PREVIEWS {
-            if let Some(oldest) = entries
+        if entries.len() >= MAX_PREVIEWS
+            && let Some(oldest) = entries
                 .iter()
                 .min_by_key(|(_, (at, _))| *at)
                 .map(|(key, _)| key.clone())
-            {
-                entries.remove(&oldest);
-            }
+        {
+            entries.remove(&oldest);
         }
         entries.insert(key, (Instant::now(), png));
     }

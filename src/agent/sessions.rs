@@ -60,14 +60,13 @@ impl Sessions {
         let id = crate::journal::audit::hex(&bytes);
         let mut entries = super::lock(&self.entries);
         self.expire(&mut entries, now);
-        if entries.len() >= MAX_SESSIONS {
-            if let Some(oldest) = entries
+        if entries.len() >= MAX_SESSIONS
+            && let Some(oldest) = entries
                 .iter()
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(id, _)| id.clone())
-            {
-                entries.remove(&oldest);
-            }
+        {
+            entries.remove(&oldest);
         }
         entries.insert(
             id.clone(),

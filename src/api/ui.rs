@@ -1299,11 +1299,11 @@ async fn events(
                         // Fell behind: the receipt screen's lists are sent afresh (a verdict
                         // missed is in the recent scans).
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            if step == Some(Step::Receipt) {
-                                if let Ok((recent, expected)) = receipt_lists(&agent).await {
-                                    queued.push_back(sse("recent", &recent));
-                                    queued.push_back(sse("expected", &expected));
-                                }
+                            if step == Some(Step::Receipt)
+                                && let Ok((recent, expected)) = receipt_lists(&agent).await
+                            {
+                                queued.push_back(sse("recent", &recent));
+                                queued.push_back(sse("expected", &expected));
                             }
                             continue;
                         }

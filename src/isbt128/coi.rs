@@ -57,10 +57,10 @@ impl CoiId {
         let Ok(coi) = <[u8; 15]>::try_from(bytes) else {
             return Err(at.invalid("a COI identifier is 15 characters"));
         };
-        if coi.starts_with(b"CH") {
-            if let Some(check) = CheckCharacter::of_layout(&coi, &COI_LAYOUT) {
-                return Ok(CoiId { chars: coi, check });
-            }
+        if coi.starts_with(b"CH")
+            && let Some(check) = CheckCharacter::of_layout(&coi, &COI_LAYOUT)
+        {
+            return Ok(CoiId { chars: coi, check });
         }
         if let Some(i) = (0..2).find(|&i| coi[i] != b"CH"[i]) {
             return Err(Isbt128Error::BadCharacter {

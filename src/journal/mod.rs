@@ -318,15 +318,15 @@ pub fn writable(path: &Path) -> Result<(), JournalError> {
         std::path::PathBuf::from(name)
     };
     for file in [path.to_owned(), beside("-wal"), beside("-shm")] {
-        if let Err(err) = std::fs::OpenOptions::new().write(true).open(&file) {
-            if err.kind() == std::io::ErrorKind::PermissionDenied {
-                use std::os::unix::fs::MetadataExt as _;
-                let owner = std::fs::metadata(&file).map_or(0, |m| m.uid());
-                return Err(JournalError::NotWritable {
-                    path: file.display().to_string(),
-                    owner,
-                });
-            }
+        if let Err(err) = std::fs::OpenOptions::new().write(true).open(&file)
+            && err.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let owner = std::fs::metadata(&file).map_or(0, |m| m.uid());
+            return Err(JournalError::NotWritable {
+                path: file.display().to_string(),
+                owner,
+            });
         }
     }
     Ok(())

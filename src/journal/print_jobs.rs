@@ -188,10 +188,10 @@ impl Journal {
                 _ => {}
             }
         }
-        if let Some(recorded) = collection_time(&tx, coi)? {
-            if job.collected_at != Some(recorded.as_str()) {
-                return Ok(Err(BagLabelConflict::CollectionTime { recorded }));
-            }
+        if let Some(recorded) = collection_time(&tx, coi)?
+            && job.collected_at != Some(recorded.as_str())
+        {
+            return Ok(Err(BagLabelConflict::CollectionTime { recorded }));
         }
         let job = PrintJobRecord {
             coi: Some(coi),

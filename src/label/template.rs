@@ -444,10 +444,10 @@ pub enum Piece<'a> {
 pub fn placeholders(text: &str) -> Result<Vec<Piece<'_>>, String> {
     let pieces = pieces(text)?;
     for piece in &pieces {
-        if let Piece::Key(key) = piece {
-            if !data::KEYS.contains(key) {
-                return Err(format!("unknown placeholder {{{key}}}"));
-            }
+        if let Piece::Key(key) = piece
+            && !data::KEYS.contains(key)
+        {
+            return Err(format!("unknown placeholder {{{key}}}"));
         }
     }
     Ok(pieces)

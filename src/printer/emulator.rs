@@ -396,11 +396,12 @@ async fn print_loop(shared: Arc<Mutex<State>>) {
     loop {
         let delay = {
             let mut state = lock(&shared);
-            if state.faults.is_empty() && state.printing.is_none() {
-                if let Some(format) = state.queue.pop_front() {
-                    state.labels_remaining = copies(&format);
-                    state.printing = Some(format);
-                }
+            if state.faults.is_empty()
+                && state.printing.is_none()
+                && let Some(format) = state.queue.pop_front()
+            {
+                state.labels_remaining = copies(&format);
+                state.printing = Some(format);
             }
             state.print_delay
         };
@@ -408,10 +409,10 @@ async fn print_loop(shared: Arc<Mutex<State>>) {
         let mut state = lock(&shared);
         if state.faults.is_empty() && state.printing.is_some() {
             state.labels_remaining = state.labels_remaining.saturating_sub(1);
-            if state.labels_remaining == 0 {
-                if let Some(format) = state.printing.take() {
-                    state.printed.push(format);
-                }
+            if state.labels_remaining == 0
+                && let Some(format) = state.printing.take()
+            {
+                state.printed.push(format);
             }
         }
     }

@@ -97,11 +97,11 @@ pub async fn query_status(
         parse_host_status(&reply).map_err(|_| TransportError::Timeout(timing.status_timeout))?;
     if timing.extended_status {
         // Printers without ~HQES do not answer it; ~HS alone then decides.
-        if let Ok(reply) = conn.query(HQES, 1, timing.status_timeout).await {
-            if let Ok((errors, warnings)) = parse_extended_status(&reply) {
-                status.errors = Some(errors);
-                status.warnings = Some(warnings);
-            }
+        if let Ok(reply) = conn.query(HQES, 1, timing.status_timeout).await
+            && let Ok((errors, warnings)) = parse_extended_status(&reply)
+        {
+            status.errors = Some(errors);
+            status.warnings = Some(warnings);
         }
     }
     Ok(status)
@@ -311,21 +311,23 @@ impl Printer {
         }
         // A kept connection the printer closed while idle fails the preflight; nothing was sent,
         // so one more try on a new connection is safe.
-        if reused && nothing_sent(&outcome) && outcome.fault == Some(Fault::Offline) {
-            if let Some(conn) = self.connection().await {
-                outcome = run(conn, job, channel, timing).await;
-                if outcome.phase != JobPhase::Confirmed {
-                    self.conn = None;
-                }
+        if reused
+            && nothing_sent(&outcome)
+            && outcome.fault == Some(Fault::Offline)
+            && let Some(conn) = self.connection().await
+        {
+            outcome = run(conn, job, channel, timing).await;
+            if outcome.phase != JobPhase::Confirmed {
+                self.conn = None;
             }
         }
         // Only jobs that may have reached the printer are remembered: one refused before
         // anything was sent can be tried again under its id.
         if !nothing_sent(&outcome) {
-            if self.remembered.len() == REMEMBERED_JOBS {
-                if let Some(oldest) = self.remembered.pop_front() {
-                    self.outcomes.remove(&oldest);
-                }
+            if self.remembered.len() == REMEMBERED_JOBS
+                && let Some(oldest) = self.remembered.pop_front()
+            {
+                self.outcomes.remove(&oldest);
             }
             self.remembered.push_back(job.id.clone());
             self.outcomes.insert(job.id.clone(), outcome.clone());
@@ -451,10 +453,10 @@ impl PrinterHandle {
     pub async fn submit(&self, job: Job) -> JobOutcome {
         let (reply, outcome) = tokio::sync::oneshot::channel();
         let id = job.id.clone();
-        if self.tx.send(Request::Submit(job, reply)).await.is_ok() {
-            if let Ok(outcome) = outcome.await {
-                return outcome;
-            }
+        if self.tx.send(Request::Submit(job, reply)).await.is_ok()
+            && let Ok(outcome) = outcome.await
+        {
+            return outcome;
         }
         let now = jiff::Timestamp::now();
         JobOutcome {

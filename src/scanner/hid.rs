@@ -127,10 +127,11 @@ fn read_reports(device: &mut HidDevice, stop: &Stop) -> Option<String> {
             .read_interrupt(device.endpoint, &mut buf, Duration::from_millis(100))
         {
             Ok(n) => {
-                if let Some(read) = decoder.report(&buf[..n]) {
-                    if !read.is_empty() && !stop.send(Input::Frame(read)) {
-                        return None;
-                    }
+                if let Some(read) = decoder.report(&buf[..n])
+                    && !read.is_empty()
+                    && !stop.send(Input::Frame(read))
+                {
+                    return None;
                 }
             }
             Err(rusb::Error::Timeout | rusb::Error::Interrupted) => {}

@@ -54,10 +54,10 @@ pub(super) async fn connect(
                 format!("connect to {address}: no answer within 5 s"),
             ),
         };
-        if let Some(input) = input {
-            if tx.send(input).await.is_err() {
-                return;
-            }
+        if let Some(input) = input
+            && tx.send(input).await.is_err()
+        {
+            return;
         }
         tokio::select! {
             () = tokio::time::sleep(backoff.next_delay()) => {}
