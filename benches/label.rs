@@ -7,6 +7,7 @@ use std::hint::black_box;
 
 use coi_agent::label::data::LabelData;
 use coi_agent::label::layout::Layout;
+use coi_agent::label::template::Template;
 use coi_agent::label::{self, raster, zpl};
 use coi_agent::orders::record::parse_order;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -60,5 +61,50 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Issue #15: a long accented name (Vietnamese and Latin Extended letters the printer's font
+/// lacks, so those lines go as graphics), and the same label with every line as a graphic
+/// (`text_as_graphics`), at 203 and 300 dpi: the whole pipeline, and the ZPL's size (printed).
+fn names(c: &mut Criterion) {
+    let json: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/data/example-orders.json")).expect("JSON");
+    let mut value = json["orders"][0].clone();
+    value["patient"]["family_name"] = "Nguyễn-Łukasiewicz Wolfeschlegelsteinhausen".into();
+    value["patient"]["given_name"] = "Thị Đặng Ánh Zoë".into();
+    let order = parse_order(&value, 0).expect("a valid order");
+    let at = "2025-06-02T12:14:00Z".parse().expect("a time");
+    let data = LabelData::new(&order, 1, at).expect("label data");
+    let source = include_str!("../label-templates/apheresis-bag.toml");
+    let resident = Template::parse("apheresis-bag", source).expect("template");
+    let graphics = Template::parse(
+        "apheresis-bag",
+        &source.replacen(
+            "\n[[element]]",
+            "\ntext_as_graphics = true\n\n[[element]]",
+            1,
+        ),
+    )
+    .expect("template");
+    let mut group = c.benchmark_group("label apheresis-bag, long accented name");
+    for dpi in [203, 300] {
+        for (mode, template) in [
+            ("names as graphics", &resident),
+            ("all text as graphics", &graphics),
+        ] {
+            let made = label::render(template, &data, dpi).expect("label");
+            eprintln!("{dpi} dpi, {mode}: ZPL {} bytes", made.zpl.len());
+            group.bench_function(
+                format!("{dpi} dpi, {mode}: template to ZPL + PNG + proofs"),
+                |b| {
+                    b.iter(|| {
+                        let made = label::render(black_box(template), &data, dpi).expect("label");
+                        made.png().expect("png")
+                    });
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, names);
 criterion_main!(benches);

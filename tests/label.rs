@@ -65,7 +65,22 @@ fn golden_sets() -> Vec<(&'static str, Order, u8)> {
         ("accented", order(&json["orders"][1]), 1),
         ("one-word", order(&word), 1),
         ("64", order(&longest), 1),
+        ("vietnamese", named(&json, "Nguyễn", "Thị Đặng Ánh"), 1),
+        ("greek", named(&json, "Παπαδόπουλος", "Αικατερίνη"), 1),
+        (
+            "cyrillic",
+            named(&json, "Иванова-Щербакова", "Анастасия"),
+            1,
+        ),
     ]
+}
+
+/// The first example order for a patient of these names.
+fn named(json: &serde_json::Value, family: &str, given: &str) -> Order {
+    let mut changed = json["orders"][0].clone();
+    set(&mut changed, &["patient", "family_name"], family);
+    set(&mut changed, &["patient", "given_name"], given);
+    order(&changed)
 }
 
 /// The sets a template cannot hold, refused naming the field: the small bag label has two lines
@@ -390,6 +405,37 @@ fn characters_the_printer_cannot_draw_are_refused_naming_the_element() {
     assert!(err.contains("U+674E"), "{err}");
 }
 
+/// Issue #15: a script the label's fonts do not carry is refused naming the field and the
+/// script, never drawn as boxes.
+#[test]
+fn unsupported_scripts_are_refused_naming_field_and_script() {
+    for (field, value, script) in [
+        ("family_name", "محمد", "Arabic"),
+        ("given_name", "דוד", "Hebrew"),
+        ("family_name", "李", "CJK"),
+        ("given_name", "สมชาย", "Thai"),
+    ] {
+        let mut json = example_json()["orders"][0].clone();
+        set(&mut json, &["patient", field], value);
+        let order = order(&json);
+        let data = LabelData::new(&order, 1, collected()).unwrap();
+        for template in templates() {
+            if !template.elements.iter().any(|e| matches!(e, coi_agent::label::template::Element::Text { text, .. } if text.contains(field))) {
+                continue;
+            }
+            let said = label::render(&template, &data, 203)
+                .unwrap_err()
+                .to_string();
+            assert!(said.contains(&format!("{{patient.{field}}}")), "{said}");
+            assert!(
+                said.contains(script) && said.contains("not supported"),
+                "{said}"
+            );
+            assert!(!said.contains(value), "{said}");
+        }
+    }
+}
+
 /// Beyond what a box holds at its least legible size, the label is refused naming the field,
 /// never clipped: 64 of the widest letter as a given name on the bag label (two lines at 6 pt).
 #[test]
@@ -645,10 +691,11 @@ fn name_strategy() -> impl Strategy<Value = String> {
     prop::collection::vec(word, 1..=3).prop_map(|words| words.join(" "))
 }
 
-/// Names up to 64 characters from the Latin letters the printer draws: words of any length
-/// (single words longer than a line included), hyphens, apostrophes.
+/// Names up to 64 characters in the scripts labels carry: Latin (with Latin Extended and
+/// Vietnamese), Greek and Cyrillic; words of any length (single words longer than a line
+/// included), hyphens, apostrophes.
 fn long_name_strategy() -> impl Strategy<Value = String> {
-    let word = "[A-Za-zÀ-ÖØ-öø-ÿĀ-žŁłŃńŚśŹźŻżČčŘřŠšŽž'-]{1,40}";
+    let word = "[A-Za-zÀ-ÖØ-öø-ÿĀ-žƀ-ɏḀ-ỹΑ-Ωα-ωά-ώА-яЀ-ӿ'-]{1,40}";
     prop::collection::vec(word, 1..=6).prop_map(|words| {
         let name = words.join(" ");
         name.chars().take(64).collect::<String>().trim().to_owned()

@@ -74,6 +74,9 @@ fn orders() -> Vec<(&'static str, serde_json::Value, u8)> {
             ),
             1,
         ),
+        ("vietnamese", with("Nguyễn", "Thị Đặng Ánh"), 1),
+        ("greek", with("Παπαδόπουλος", "Αικατερίνη"), 1),
+        ("cyrillic", with("Иванова-Щербакова", "Анастасия"), 1),
     ]
 }
 
@@ -120,9 +123,11 @@ fn every_golden_label_prints_the_symbols_its_preview_proves() {
             }
         }
     }
-    // 5 sets × 3 templates × 3 resolutions, less the three refused small labels; three symbols
-    // on a bag label (DIN, COI, compound) and the product code on the large one.
-    assert_eq!((labels, checked), (42, 99));
+    // 8 sets × 3 templates × 3 resolutions, less the three refused small labels; three symbols
+    // on a bag label (DIN, COI, compound) and the product code on the large one; and the lines
+    // sent as graphics (the names in Vietnamese, Greek and Cyrillic).
+    assert_eq!(labels, 69);
+    assert!(checked > 165, "{checked}");
 }
 
 /// Mutated ZPL is caught: wider bars, another payload.
@@ -185,5 +190,82 @@ fn symbols_differing(made: &label::Label, dpi: u32) -> Result<usize, String> {
         }
         checked += 1;
     }
+    // Lines sent as graphics: the preview's dots, exactly.
+    for item in &made.layout.items {
+        let Item::Text {
+            x,
+            y,
+            size,
+            text,
+            rotation,
+            ..
+        } = item
+        else {
+            continue;
+        };
+        if !made.layout.text_as_graphics && text.chars().all(coi_agent::label::zpl::printable) {
+            continue;
+        }
+        let dots = coi_agent::label::font::text_dots(text, *size as f32, *rotation);
+        for (dx, dy) in dots {
+            let (px, py) = ((i64::from(*x) + dx) as u32, (i64::from(*y) + dy) as u32);
+            if !print.is_black(px, py) {
+                return Err(format!(
+                    "a dot of the line sent as a graphic at ({x}, {y}) is not printed"
+                ));
+            }
+        }
+        checked += 1;
+    }
     Ok(checked)
+}
+
+/// With every line sent as a graphic (a template's `text_as_graphics`), print and preview are
+/// the same label, pixel for pixel, everywhere: text, rules, frames and symbols.
+#[test]
+fn all_text_as_graphics_prints_the_preview_pixel_for_pixel() {
+    use coi_agent::label::template::Template;
+    for (name, source) in [
+        (
+            "apheresis-bag",
+            include_str!("../label-templates/apheresis-bag.toml"),
+        ),
+        (
+            "bag-small",
+            include_str!("../label-templates/bag-small.toml"),
+        ),
+        (
+            "sample-tube",
+            include_str!("../label-templates/sample-tube.toml"),
+        ),
+    ] {
+        let source = source.replacen(
+            "\n[[element]]",
+            "\ntext_as_graphics = true\n\n[[element]]",
+            1,
+        );
+        let template = Template::parse(name, &source).unwrap();
+        for (set, order, bag) in orders() {
+            let order = parse_order(&order, 0).unwrap();
+            let data =
+                LabelData::new(&order, bag, "2025-06-02T12:14:00Z".parse().unwrap()).unwrap();
+            for dpi in RESOLUTIONS {
+                let Ok(made) = label::render(&template, &data, dpi) else {
+                    assert_eq!((set, name), ("64", "bag-small"));
+                    continue;
+                };
+                assert!(!made.zpl.contains("^A0"), "{name} {set}: no printer font");
+                let print = printed(&made.zpl, dpi, made.raster.width, made.raster.height);
+                let mut differ = 0;
+                for y in 0..made.raster.height {
+                    for x in 0..made.raster.width {
+                        if print.is_black(x, y) != made.raster.is_black(x, y) {
+                            differ += 1;
+                        }
+                    }
+                }
+                assert_eq!(differ, 0, "{name} {dpi} {set}: {differ} pixels differ");
+            }
+        }
+    }
 }

@@ -2,9 +2,12 @@
 //! `assets/fonts/OFL.txt`), drawn for legibility on cockpit screens, with a slashed zero apart
 //! from `O` and a serifed `1` and `I`. The printer draws its own resident font (see the README);
 //! the layout measures every line with this one, which is wider than the printer's condensed font,
-//! so a line that fits the preview also fits the print. B612 stops at Latin-1; the letters of
-//! Latin Extended-A (Ł, ő, ř, …) come from a subset of DejaVu Sans Bold
-//! (`assets/fonts/DEJAVU-LICENSE.txt`).
+//! so a line that fits the preview also fits the print. B612 stops at Latin-1; the rest of the
+//! scripts a name may use come from a subset of DejaVu Sans Bold
+//! (`assets/fonts/DEJAVU-LICENSE.txt`): Latin Extended-A and -B, Latin Extended Additional
+//! (Vietnamese: Nguyễn, Đặng), Greek and Cyrillic. A line with a letter the printer's resident
+//! font lacks is sent to the printer as a graphic drawn by [`text_dots`], so print and preview
+//! are the same dots.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -12,9 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::raster::Canvas;
 
 const B612_BOLD: &[u8] = include_bytes!("../../assets/fonts/B612-Bold.otf");
-const LATIN_EXTENDED_A: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold-LatinExtA.ttf");
+const SCRIPTS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold-Scripts.ttf");
 
-/// The two faces: B612 first, the Latin Extended-A subset for what B612 lacks.
+/// The two faces: B612 first, the DejaVu subset for what B612 lacks.
 fn faces() -> &'static [fontdue::Font; 2] {
     static FACES: OnceLock<[fontdue::Font; 2]> = OnceLock::new();
     FACES.get_or_init(|| {
@@ -24,7 +27,7 @@ fn faces() -> &'static [fontdue::Font; 2] {
             fontdue::Font::from_bytes(bytes, fontdue::FontSettings::default())
                 .expect("a bundled font parses")
         };
-        [load(B612_BOLD), load(LATIN_EXTENDED_A)]
+        [load(B612_BOLD), load(SCRIPTS)]
     })
 }
 
@@ -140,27 +143,36 @@ impl Canvas {
     /// where the glyph covers at least half of it. Turned clockwise, the line's top edge lies
     /// along the right-hand side of the box that starts at (`x`, `y`) and is `size` dots wide.
     pub fn text(&mut self, text: &str, x: u32, y: u32, size: f32, rotation: Rotation) {
-        let baseline = ascent(size).round() as i64;
-        let whole = size.round() as u32;
-        let mut pen = 0.0f32;
-        for c in text.chars() {
-            let left = pen.round() as i64;
-            pen += advance_em(c).unwrap_or(0.0) * size;
-            for &(dx, dy) in &glyph(c, whole).dots {
-                let (u, v) = (left + i64::from(dx), baseline + i64::from(dy));
-                let (dx, dy) = match rotation {
-                    Rotation::Normal => (u, v),
-                    Rotation::Clockwise => (i64::from(whole) - 1 - v, u),
-                };
-                if let (Ok(px), Ok(py)) = (
-                    u32::try_from(i64::from(x) + dx),
-                    u32::try_from(i64::from(y) + dy),
-                ) {
-                    self.dot(px, py);
-                }
+        for (dx, dy) in text_dots(text, size, rotation) {
+            if let (Ok(px), Ok(py)) = (
+                u32::try_from(i64::from(x) + dx),
+                u32::try_from(i64::from(y) + dy),
+            ) {
+                self.dot(px, py);
             }
         }
     }
+}
+
+/// The dots [`Canvas::text`] blackens for `text`, relative to the line's top-left corner: the
+/// one drawing of a line, for the preview and for a line the printer is sent as a graphic.
+pub fn text_dots(text: &str, size: f32, rotation: Rotation) -> Vec<(i64, i64)> {
+    let baseline = ascent(size).round() as i64;
+    let whole = size.round() as u32;
+    let mut pen = 0.0f32;
+    let mut dots = Vec::new();
+    for c in text.chars() {
+        let left = pen.round() as i64;
+        pen += advance_em(c).unwrap_or(0.0) * size;
+        for &(dx, dy) in &glyph(c, whole).dots {
+            let (u, v) = (left + i64::from(dx), baseline + i64::from(dy));
+            dots.push(match rotation {
+                Rotation::Normal => (u, v),
+                Rotation::Clockwise => (i64::from(whole) - 1 - v, u),
+            });
+        }
+    }
+    dots
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use super::font::{self, Rotation};
 use super::template::{
     Align, Element, LINE_PITCH, LabelKind, MIN_TEXT_PT, Piece, Symbol, Template, pieces,
 };
-use super::zpl;
 
 /// The X dimension a label aims for, mm: Code 128 modules are exactly this rounded to whole dots,
 /// Data Matrix modules at least this.
@@ -27,6 +26,8 @@ pub struct Layout {
     pub width: u32,
     pub height: u32,
     pub items: Vec<Item>,
+    /// Every line of text goes to the printer as a graphic (the template's `text_as_graphics`).
+    pub text_as_graphics: bool,
     /// The size the family name was drawn at, dots: the given name is never larger.
     family_name_size: Option<u32>,
     /// The area each template element claims (for the lint), by element.
@@ -185,6 +186,7 @@ impl Layout {
             width: dots(template.width_mm, dpi),
             height: dots(template.height_mm, dpi),
             items: Vec::new(),
+            text_as_graphics: template.text_as_graphics,
             family_name_size: None,
             areas: Vec::new(),
         };
@@ -676,17 +678,44 @@ fn fill(text: &str, data: &LabelData<'_>) -> Result<Option<String>, String> {
     Ok(Some(out))
 }
 
-/// Refuses text the printer's font or the preview's cannot draw, naming the code point only.
+/// Refuses text the label's fonts cannot draw, naming the code point and its script only
+/// (never the value). A letter the printer's resident font lacks but the label's fonts draw is
+/// sent as a graphic (`zpl::render`).
 fn check_drawable(value: &str) -> Result<(), String> {
     for c in value.chars() {
-        if !zpl::printable(c) || !font::draws(c) {
+        if !font::draws(c) {
             return Err(format!(
-                "character U+{:04X} in its value cannot be printed",
-                u32::from(c)
+                "character U+{:04X} in its value cannot be printed: {}",
+                u32::from(c),
+                unsupported(c)
             ));
         }
     }
     Ok(())
+}
+
+/// Why a character cannot be printed, by its script.
+fn unsupported(c: char) -> String {
+    let script = match u32::from(c) {
+        0x0300..=0x036F => {
+            return "a combining accent (send names with precomposed letters, Unicode NFC)"
+                .to_owned();
+        }
+        0x0530..=0x058F => "Armenian",
+        0x0590..=0x05FF | 0xFB1D..=0xFB4F => "Hebrew",
+        0x0600..=0x06FF | 0x0750..=0x077F | 0x08A0..=0x08FF | 0xFB50..=0xFDFF | 0xFE70..=0xFEFF => {
+            "Arabic"
+        }
+        0x0900..=0x097F => "Devanagari",
+        0x0E00..=0x0E7F => "Thai",
+        0x10A0..=0x10FF => "Georgian",
+        0x1100..=0x11FF | 0xAC00..=0xD7AF => "Hangul (Korean)",
+        0x3040..=0x30FF => "Japanese kana",
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF => "CJK (Chinese, Japanese, Korean)",
+        _ if c.is_control() => return "a control character".to_owned(),
+        _ => return "the label's fonts (Latin, Greek, Cyrillic) do not have it".to_owned(),
+    };
+    format!("{script} script is not supported on labels (Latin, Greek and Cyrillic are)")
 }
 
 /// The mark at the end of a line where a word was broken to fit (never a hyphen: names have
@@ -982,7 +1011,7 @@ mod tests {
             )
             .is_err()
         );
-        assert!(zpl::printable(WORD_BREAK) && font::draws(WORD_BREAK));
+        assert!(super::super::zpl::printable(WORD_BREAK) && font::draws(WORD_BREAK));
     }
 
     /// A cap keeps text at or below it, going under the element's floor if it must (never under

@@ -24,6 +24,11 @@ pub struct Template {
     pub max_per_bag: Option<u32>,
     pub width_mm: f64,
     pub height_mm: f64,
+    /// Send every line of text to the printer as a graphic drawn from the preview's font, so
+    /// print and preview are the same dots and no printer font is relied on. Otherwise only
+    /// lines with letters the printer's resident font lacks are sent as graphics.
+    #[serde(default)]
+    pub text_as_graphics: bool,
     #[serde(rename = "element")]
     pub elements: Vec<Element>,
 }

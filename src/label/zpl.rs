@@ -19,7 +19,7 @@ pub enum FieldError {
 /// The escape character declared with every text field (`^FH_`).
 pub const ESCAPE: char = '_';
 
-use super::font::Rotation;
+use super::font::{self, Rotation};
 use super::layout::{Item, Justify, Layout};
 
 /// A Code 128 field at (`x`, `y`) dots: module width `module` dots, bars `height` dots, no
@@ -70,6 +70,21 @@ pub fn render(layout: &Layout) -> Result<String, FieldError> {
     let _ = writeln!(out, "^XA^CI28^PW{}^LL{}^LH0,0", layout.width, layout.height);
     for item in &layout.items {
         match item {
+            // A line the resident font cannot draw (or every line, by the template's choice)
+            // goes as a graphic: the preview's own dots.
+            Item::Text {
+                x,
+                y,
+                size,
+                text,
+                rotation,
+                ..
+            } if layout.text_as_graphics || !text.chars().all(printable) => {
+                let dots = font::text_dots(text, *size as f32, *rotation);
+                if let Some(field) = graphic_field((*x, *y), &dots, (layout.width, layout.height)) {
+                    let _ = writeln!(out, "{field}");
+                }
+            }
             Item::Text {
                 x,
                 y,
@@ -348,6 +363,73 @@ fn needs_escape(c: char) -> bool {
     matches!(c, '^' | '~' | '_' | '>' | '\\') || c.is_control()
 }
 
+/// A `^GF` field (Z64: zlib, base64, CRC-16) holding `dots` (relative to `origin`), cut to
+/// their bounding box inside a label `width` × `height` dots; `None` when no dot falls inside.
+fn graphic_field(
+    origin: (u32, u32),
+    dots: &[(i64, i64)],
+    (width, height): (u32, u32),
+) -> Option<String> {
+    let inside: Vec<(u32, u32)> = dots
+        .iter()
+        .filter_map(|&(dx, dy)| {
+            let x = u32::try_from(i64::from(origin.0) + dx).ok()?;
+            let y = u32::try_from(i64::from(origin.1) + dy).ok()?;
+            (x < width && y < height).then_some((x, y))
+        })
+        .collect();
+    let left = inside.iter().map(|d| d.0).min()?;
+    let top = inside.iter().map(|d| d.1).min()?;
+    let right = inside.iter().map(|d| d.0).max()?;
+    let bottom = inside.iter().map(|d| d.1).max()?;
+    let row_bytes = ((right - left) / 8 + 1) as usize;
+    let rows = (bottom - top + 1) as usize;
+    let mut bitmap = vec![0u8; row_bytes * rows];
+    for (x, y) in inside {
+        let (col, row) = ((x - left) as usize, (y - top) as usize);
+        bitmap[row * row_bytes + col / 8] |= 0x80 >> (col % 8);
+    }
+    let encoded = base64(&fdeflate::compress_to_vec(&bitmap));
+    let total = bitmap.len();
+    Some(format!(
+        "^FO{left},{top}^GFA,{total},{total},{row_bytes},:Z64:{encoded}:{:04X}^FS",
+        crc16_xmodem(encoded.as_bytes())
+    ))
+}
+
+/// Standard base64 with padding (RFC 4648), as `:Z64:` takes it.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// CRC-16/XMODEM (polynomial 0x1021, initial 0), the check of a `:Z64:` field's text.
+fn crc16_xmodem(bytes: &[u8]) -> u16 {
+    bytes.iter().fold(0u16, |crc, byte| {
+        (0..8).fold(crc ^ (u16::from(*byte) << 8), |crc, _| {
+            if crc & 0x8000 == 0 {
+                crc << 1
+            } else {
+                (crc << 1) ^ 0x1021
+            }
+        })
+    })
+}
+
 /// What the resident scalable font (Zebra font 0, CG Triumvirate, with `^CI28`) draws: ASCII,
 /// Latin-1 and Latin Extended-A letters (Zoë, Núñez, Łukasz, Dvořák), and common punctuation.
 /// Tabs and line breaks are refused too: a field is one line, and wrapping is the layout's job.
@@ -358,6 +440,25 @@ pub fn printable(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The encodings of a `:Z64:` field against a field the ZPL guide's tools made: a 16 × 16
+    /// checkerboard of 4-dot cells, `:Z64:eNr78AEC+KHgAxofAD9nD/E=:405A`.
+    #[test]
+    fn z64_pieces_match_a_known_field() {
+        assert_eq!(crc16_xmodem(b"eNr78AEC+KHgAxofAD9nD/E="), 0x405A);
+        assert_eq!(base64(b"Man"), "TWFu");
+        assert_eq!(base64(b"Ma"), "TWE=");
+        assert_eq!(base64(b"M"), "TQ==");
+        assert_eq!(base64(&[0xFB, 0xFF]), "+/8=");
+    }
+
+    #[test]
+    fn a_graphic_field_is_cut_to_its_dots() {
+        let field = graphic_field((10, 20), &[(0, 0), (9, 2), (-50, 0)], (100, 100)).unwrap();
+        // Two bytes a row (10 dots), three rows, from the top-left dot.
+        assert!(field.starts_with("^FO10,20^GFA,6,6,2,:Z64:"), "{field}");
+        assert!(graphic_field((0, 0), &[(-1, -1)], (100, 100)).is_none());
+    }
 
     #[test]
     fn names_with_accents_and_apostrophes_print_exactly() {
