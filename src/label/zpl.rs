@@ -441,8 +441,9 @@ pub fn printable(c: char) -> bool {
 mod tests {
     use super::*;
 
-    /// The encodings of a `:Z64:` field against a field the ZPL guide's tools made: a 16 × 16
-    /// checkerboard of 4-dot cells, `:Z64:eNr78AEC+KHgAxofAD9nD/E=:405A`.
+    /// The encodings of a `:Z64:` field against one the independent renderer (the `zpl` crate,
+    /// which checks the CRC) draws as a 16 × 16 checkerboard of 4-dot cells:
+    /// `:Z64:eNr78AEC+KHgAxofAD9nD/E=:405A`; and RFC 4648's base64 vectors.
     #[test]
     fn z64_pieces_match_a_known_field() {
         assert_eq!(crc16_xmodem(b"eNr78AEC+KHgAxofAD9nD/E="), 0x405A);
