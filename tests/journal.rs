@@ -78,10 +78,7 @@ enum Signer<'k> {
 /// Edits every entry from the second (`tech-7` becomes `tech-8`, in its scan too) and recomputes
 /// the chain and head as `signer` can, restoring the guards: an insider's rewrite.
 fn rewrite(db: &TempDb, entries: &[AuditEntry], signer: Signer<'_>) {
-    tamper(db, "SELECT 1");
-    let conn = rusqlite::Connection::open(&db.0).unwrap();
-    let mut prev = entries[0].hash;
-    for entry in &entries[1..] {
+    rechain(db, &entries[1..], entries[0].hash, |entry, prev| {
         let details = entry.details.replace("tech-7", "tech-8");
         let fields = (
             entry.at.as_str(),
@@ -92,19 +89,67 @@ fn rewrite(db: &TempDb, entries: &[AuditEntry], signer: Signer<'_>) {
         let (hash, key_id) = match &signer {
             Signer::Plain => (
                 coi_agent::journal::audit::entry_hash(
-                    entry.seq, fields.0, fields.1, fields.2, fields.3, &prev,
+                    entry.seq, fields.0, fields.1, fields.2, fields.3, prev,
                 ),
                 None,
             ),
             Signer::Key(key) => (
-                coi_agent::journal::audit::keyed_entry_hash(key, entry.seq, fields, &prev),
+                coi_agent::journal::audit::keyed_entry_hash(key, entry.seq, fields, prev),
                 Some(key.id().to_owned()),
             ),
             Signer::Claiming(key, id) => (
-                coi_agent::journal::audit::keyed_entry_hash(key, entry.seq, fields, &prev),
+                coi_agent::journal::audit::keyed_entry_hash(key, entry.seq, fields, prev),
                 Some((*id).to_owned()),
             ),
         };
+        (details, hash, key_id)
+    });
+    open_for_tampering(db)
+        .execute_batch("UPDATE scans SET operator = 'tech-8' WHERE id >= 2;")
+        .unwrap();
+}
+
+/// Makes the journal at `db` as a coi-agent before audit keys wrote it: plain entries, no key
+/// column, no key file.
+fn unkey(db: &TempDb) {
+    let entries = Journal::open_read_only(&db.0)
+        .unwrap()
+        .audit_entries(None)
+        .unwrap();
+    rechain(
+        db,
+        &entries,
+        coi_agent::journal::audit::GENESIS,
+        |entry, prev| {
+            let hash = coi_agent::journal::audit::entry_hash(
+                entry.seq,
+                &entry.at,
+                &entry.kind,
+                &entry.subject,
+                &entry.details,
+                prev,
+            );
+            (entry.details.clone(), hash, None)
+        },
+    );
+    open_for_tampering(db)
+        .execute_batch("ALTER TABLE audit DROP COLUMN key_id;")
+        .unwrap();
+    std::fs::remove_file(audit_key::path_for(&db.0)).unwrap();
+}
+
+/// Rewrites `entries` (details, link, hash, key id as `make` gives them, after `prev`) and the
+/// head, past the guards, which are put back.
+fn rechain(
+    db: &TempDb,
+    entries: &[AuditEntry],
+    mut prev: [u8; 32],
+    make: impl Fn(&AuditEntry, &[u8; 32]) -> (String, [u8; 32], Option<String>),
+) {
+    tamper(db, "SELECT 1");
+    let conn = open_for_tampering(db);
+    for entry in entries {
+        let (details, hash, key_id) = make(entry, &prev);
         conn.execute(
             "UPDATE audit SET details = ?2, prev_hash = ?3, hash = ?4, key_id = ?5 WHERE seq = ?1",
             rusqlite::params![entry.seq, details, prev.as_slice(), hash.as_slice(), key_id],
@@ -118,51 +163,10 @@ fn rewrite(db: &TempDb, entries: &[AuditEntry], signer: Signer<'_>) {
         prev = hash;
     }
     conn.execute_batch(
-        "UPDATE scans SET operator = 'tech-8' WHERE id >= 2;
-         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
          CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
     )
     .unwrap();
-}
-
-/// Makes the journal at `db` as a coi-agent before audit keys wrote it: plain entries, no key
-/// column, no key file.
-fn unkey(db: &TempDb) {
-    let entries = Journal::open_read_only(&db.0)
-        .unwrap()
-        .audit_entries(None)
-        .unwrap();
-    tamper(db, "SELECT 1");
-    let conn = rusqlite::Connection::open(&db.0).unwrap();
-    let mut prev = coi_agent::journal::audit::GENESIS;
-    for entry in &entries {
-        let hash = coi_agent::journal::audit::entry_hash(
-            entry.seq,
-            &entry.at,
-            &entry.kind,
-            &entry.subject,
-            &entry.details,
-            &prev,
-        );
-        conn.execute(
-            "UPDATE audit SET prev_hash = ?2, hash = ?3, key_id = NULL WHERE seq = ?1",
-            rusqlite::params![entry.seq, prev.as_slice(), hash.as_slice()],
-        )
-        .unwrap();
-        conn.execute(
-            "UPDATE audit_head SET seq = ?1, hash = ?2",
-            rusqlite::params![entry.seq, hash.as_slice()],
-        )
-        .unwrap();
-        prev = hash;
-    }
-    conn.execute_batch(
-        "ALTER TABLE audit DROP COLUMN key_id;
-         CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
-    )
-    .unwrap();
-    std::fs::remove_file(audit_key::path_for(&db.0)).unwrap();
 }
 
 fn five_entries(name: &str) -> TempDb {

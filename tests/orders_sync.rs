@@ -737,6 +737,20 @@ async fn r13_a_receipt_asks_central_for_its_order_first() {
 
 /// A fresh directory with a lab workstation's configuration whose orders come from
 /// `orders.json` beside it.
+/// `orders sync` at the site in `dir`: its exit code and what it said (stdout, then stderr).
+fn sync_site(dir: &std::path::Path) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["orders", "sync", "--config"])
+        .arg(dir.join("coi-agent.toml"))
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
 fn file_site(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("coi-agent-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -758,16 +772,7 @@ fn duplicate_keys_and_control_characters_are_refused_and_never_echoed() {
     let dir = file_site("hostile");
     let sync = |orders: &str| {
         std::fs::write(dir.join("orders.json"), orders).unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
-            .args(["orders", "sync", "--config"])
-            .arg(dir.join("coi-agent.toml"))
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned()
-                + &String::from_utf8_lossy(&output.stderr),
-        )
+        sync_site(&dir)
     };
     let example: serde_json::Value =
         serde_json::from_str(include_str!("data/example-orders.json")).unwrap();
@@ -855,18 +860,7 @@ fn a_file_size_limit_is_an_error_not_a_silent_death() {
 #[test]
 fn an_order_file_beyond_the_limit_is_refused() {
     let dir = file_site("huge");
-    let sync = || {
-        let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
-            .args(["orders", "sync", "--config"])
-            .arg(dir.join("coi-agent.toml"))
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned()
-                + &String::from_utf8_lossy(&output.stderr),
-        )
-    };
+    let sync = || sync_site(&dir);
     // Sparse: the size without the disk.
     let file = std::fs::File::create(dir.join("orders.json")).unwrap();
     file.set_len(64 * 1024 * 1024 + 1).unwrap();

@@ -333,6 +333,29 @@ fn in_step<K: Ord, R, E>(
     }
 }
 
+/// The entries of `kind` that name their record at the JSON path `key` (of JSON type `of`),
+/// sorted by that name: key, seq, subject, details, at.
+fn entries_naming((kind, key, of): (&str, &str, &str)) -> String {
+    format!(
+        "SELECT json_extract(details, '{key}') AS record, seq, subject, details, at FROM audit
+         WHERE kind = '{kind}' AND json_valid(details) AND json_type(details, '{key}') = '{of}'
+         ORDER BY record, seq"
+    )
+}
+
+/// A row of [`entries_naming`]: the record's key, and the entry's number and what it recorded.
+fn entry_naming<K: rusqlite::types::FromSql>(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(K, (i64, serde_json::Value))> {
+    Ok((
+        row.get(0)?,
+        (
+            row.get(1)?,
+            recorded(row.get(2)?, &row.get::<_, String>(3)?, row.get(4)?),
+        ),
+    ))
+}
+
 /// An entry's details as recorded, with its subject and time beside them (what records are
 /// compared with).
 fn recorded(subject: String, details: &str, at: String) -> serde_json::Value {
@@ -397,20 +420,8 @@ fn scan_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, Jour
         ];
         Ok((row.get::<_, i64>(0)?, fields))
     })?;
-    let mut entries = conn.prepare(
-        "SELECT json_extract(details, '$.scan_id') AS scan, seq, subject, details, at FROM audit
-         WHERE kind = 'scan' AND json_valid(details) AND json_type(details, '$.scan_id') = 'integer'
-         ORDER BY scan, seq",
-    )?;
-    let entries = entries.query_map([], |row| {
-        Ok((
-            row.get::<_, i64>(0)?,
-            (
-                row.get::<_, i64>(1)?,
-                recorded(row.get(2)?, &row.get::<_, String>(3)?, row.get(4)?),
-            ),
-        ))
-    })?;
+    let mut entries = conn.prepare(&entries_naming(("scan", "$.scan_id", "integer")))?;
+    let entries = entries.query_map([], entry_naming::<i64>)?;
     let mut uncovered: (Option<i64>, i64) = (None, 0);
     let mut deleted: Option<(i64, i64)> = None;
     let found = in_step(records, entries, |pairing| match pairing {
@@ -472,20 +483,8 @@ fn job_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, Journ
         ];
         Ok((row.get::<_, String>(0)?, fields))
     })?;
-    let mut entries = conn.prepare(
-        "SELECT json_extract(details, '$.job_id') AS job, seq, subject, details, at FROM audit
-         WHERE kind = 'print_job' AND json_valid(details) AND json_type(details, '$.job_id') = 'text'
-         ORDER BY job, seq",
-    )?;
-    let entries = entries.query_map([], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            (
-                row.get::<_, i64>(1)?,
-                recorded(row.get(2)?, &row.get::<_, String>(3)?, row.get(4)?),
-            ),
-        ))
-    })?;
+    let mut entries = conn.prepare(&entries_naming(("print_job", "$.job_id", "text")))?;
+    let entries = entries.query_map([], entry_naming::<String>)?;
     let mut deleted: Option<(String, i64)> = None;
     let found = in_step(records, entries, |pairing| {
         match pairing {
