@@ -979,6 +979,18 @@ fn verify_reports_every_kind_of_tampering_beyond_the_chain() {
             "which is no longer in the journal (deleted)",
         ),
         (
+            "a custody event marked delivered outside coi-agent (never sent)",
+            "UPDATE outbox SET state = 'delivered', delivered_at = '2026-01-01T00:00:00Z' WHERE id = 2",
+            true,
+            "no longer says what its audit entries recorded: its state is delivered where its entries say pending",
+        ),
+        (
+            "a custody event closed outside coi-agent",
+            "UPDATE outbox SET closed_at = '2026-01-01T00:00:00Z', closed_reason = 'x' WHERE id = 3",
+            true,
+            "it was closed or reopened outside coi-agent",
+        ),
+        (
             "a print job's state edited",
             "UPDATE print_jobs SET state = 'voided' WHERE job_id = 'job-1'",
             true,

@@ -272,6 +272,9 @@ fn verify_in(
     if let Some(problem) = job_histories(conn)? {
         return Ok(Err(problem));
     }
+    if let Some(problem) = event_states(conn)? {
+        return Ok(Err(problem));
+    }
     // Last: every other finding is worse than entries that could not be checked.
     if let Some(not_checked) = not_checked {
         return Ok(Err(not_checked));
@@ -661,6 +664,71 @@ fn job_histories(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, Jour
         }
         if history != job.history {
             return changed("state history");
+        }
+    }
+    Ok(None)
+}
+
+/// Every custody event's state is what its entries made it (delivered, parked, put back in
+/// line, closed), replayed as the outbox applies them: an event marked delivered outside
+/// coi-agent (so never sent) is found. From the first event an entry names, as for coverage.
+fn event_states(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalError> {
+    let mut entries = conn.prepare(
+        "SELECT json_extract(details, '$.event_id') AS event, kind, at FROM audit
+         WHERE kind IN ('event_delivered', 'event_parked', 'event_requeued', 'event_closed')
+           AND json_valid(details) AND json_type(details, '$.event_id') = 'text'
+         ORDER BY event, seq",
+    )?;
+    let mut entries = entries
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                (row.get::<_, String>(1)?, row.get::<_, String>(2)?),
+            ))
+        })?
+        .peekable();
+    let first_named: Option<i64> = conn.query_row(
+        "SELECT min(id) FROM outbox WHERE event_id IN (SELECT json_extract(e.value, '$.event_id')
+           FROM audit a, json_each(a.details, '$.events') e
+           WHERE a.details LIKE '%\"events\":%' AND json_valid(a.details))",
+        [],
+        |row| row.get(0),
+    )?;
+    let Some(first_named) = first_named else {
+        return Ok(None);
+    };
+    let mut events = conn.prepare(
+        "SELECT event_id, state, delivered_at, closed_at IS NOT NULL FROM outbox WHERE id >= ?1 ORDER BY event_id",
+    )?;
+    let mut rows = events.query([first_named])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let (mut state, mut delivered_at, mut closed) = ("pending", None::<String>, false);
+        for (kind, at) in group(&mut entries, &id)? {
+            match kind.as_str() {
+                "event_delivered" => {
+                    state = "delivered";
+                    delivered_at = Some(at);
+                }
+                "event_parked" => state = "parked",
+                "event_requeued" => state = "pending",
+                _ => closed = true,
+            }
+        }
+        let now: (String, Option<String>, bool) = (row.get(1)?, row.get(2)?, row.get(3)?);
+        if now.0 != state || now.1 != delivered_at || now.2 != closed {
+            let what = if now.0 != state {
+                format!("its state is {} where its entries say {state}", now.0)
+            } else if now.1 != delivered_at {
+                "its delivery time was changed".to_owned()
+            } else {
+                "it was closed or reopened outside coi-agent".to_owned()
+            };
+            return Ok(Some(BrokenLink::NotCovered {
+                what: format!(
+                    "custody event {id} no longer says what its audit entries recorded: {what}"
+                ),
+            }));
         }
     }
     Ok(None)
