@@ -979,6 +979,18 @@ fn verify_reports_every_kind_of_tampering_beyond_the_chain() {
             "which is no longer in the journal (deleted)",
         ),
         (
+            "a scan's message edited",
+            "UPDATE scans SET message = 'MISMATCH: whatever' WHERE id = 1",
+            true,
+            "scan 1 no longer says what audit entry 1 recorded (message_sha256 was changed)",
+        ),
+        (
+            "a scan's bag count edited",
+            "UPDATE scans SET bags = 3 WHERE id = 2",
+            true,
+            "scan 2 no longer says what audit entry 2 recorded (bags was changed)",
+        ),
+        (
             "a custody event marked delivered outside coi-agent (never sent)",
             "UPDATE outbox SET state = 'delivered', delivered_at = '2026-01-01T00:00:00Z' WHERE id = 2",
             true,
@@ -1224,8 +1236,10 @@ fn a_lost_key_is_recorded_and_a_copy_checks_with_the_key_given() {
             key_id,
             first,
             last,
+            lost,
         }) => {
             assert_eq!((key_id.as_str(), first, last), (old.id(), 1, 5));
+            assert!(lost.contains("its file was lost: entry 6"), "{lost}");
         }
         other => panic!("entries of a lost key passed as {other:?}"),
     }
@@ -1280,6 +1294,20 @@ fn a_lost_key_is_recorded_and_a_copy_checks_with_the_key_given() {
         "the lost key's entries are still unchecked: {said}"
     );
     assert!(said.contains("NOT WHOLLY CHECKED"), "{said}");
+    // With the copy of the lost key, a backup checks whole.
+    let second = db.0.with_extension("backup2.sqlite");
+    let (code, said) = cli(&[
+        "journal".as_ref(),
+        "backup".as_ref(),
+        "--config".as_ref(),
+        config.as_ref(),
+        "--to".as_ref(),
+        second.as_ref(),
+        "--key".as_ref(),
+        kept.as_ref(),
+    ]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("audit trail intact: 7 entries"), "{said}");
     let (code, said) = cli(&[
         "audit".as_ref(),
         "verify".as_ref(),
@@ -1319,4 +1347,46 @@ fn a_lost_key_is_recorded_and_a_copy_checks_with_the_key_given() {
     ]);
     assert_eq!(code, Some(2), "{said}");
     assert!(said.contains("is not an audit key file"), "{said}");
+    // Entries cut from the end, scans and events with them, and the head rewound: without an
+    // anchor, the key's `from` (entry 6) still shows the trail once reached entry 5.
+    tamper_and_restore_guards(
+        &db,
+        "DELETE FROM audit WHERE seq >= 5; DELETE FROM outbox WHERE id >= 5; DELETE FROM scans WHERE id >= 5;
+         UPDATE audit_head SET seq = 4, hash = (SELECT hash FROM audit WHERE seq = 4);",
+    );
+    let (code, said) = cli(&[
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--db".as_ref(),
+        db.0.as_ref(),
+    ]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("ends at entry 4") && said.contains("removed from the end"),
+        "{said}"
+    );
+}
+
+/// A command that writes the journal says so loudly when it had to make a new audit key: site IT
+/// must look for a copy of the lost one now.
+#[test]
+fn a_new_key_made_for_a_lost_one_is_announced_on_stderr() {
+    let db = five_entries("lost-key-said");
+    let key = audit_key::path_for(&db.0);
+    let lost = AuditKey::load(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+        .args(["dev", "journal-writer", "--db"])
+        .arg(&db.0)
+        .args(["--count", "1"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("WARNING: the audit key")
+            && said.contains("was missing")
+            && said.contains(&format!("keyed with key {}", lost.id())),
+        "{said}"
+    );
 }

@@ -24,6 +24,24 @@ fn open_read_only(db: &Path, err: &mut dyn Write) -> std::io::Result<Option<Jour
     }
 }
 
+/// The key files given with `--key`, or `None` once why one cannot be used is said on `err`.
+fn load_keys(
+    files: &[std::path::PathBuf],
+    err: &mut dyn Write,
+) -> std::io::Result<Option<Vec<crate::journal::audit_key::AuditKey>>> {
+    let mut keys = Vec::with_capacity(files.len());
+    for file in files {
+        match crate::journal::audit_key::AuditKey::load(file) {
+            Ok(key) => keys.push(key),
+            Err(problem) => {
+                writeln!(err, "coi-agent: --key: {problem}")?;
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(keys))
+}
+
 pub(super) fn verify(
     db: &Path,
     (anchors, keys): (&[String], &[std::path::PathBuf]),
@@ -46,16 +64,9 @@ pub(super) fn verify(
         };
         parsed.push((seq, hash));
     }
-    let mut more = Vec::with_capacity(keys.len());
-    for key in keys {
-        match crate::journal::audit_key::AuditKey::load(key) {
-            Ok(key) => more.push(key),
-            Err(problem) => {
-                writeln!(err, "coi-agent: --key: {problem}")?;
-                return Ok(ExitCode::from(2));
-            }
-        }
-    }
+    let Some(more) = load_keys(keys, err)? else {
+        return Ok(ExitCode::from(2));
+    };
     let Some(journal) = open_read_only(db, err)? else {
         return Ok(ExitCode::FAILURE);
     };
@@ -87,11 +98,14 @@ pub(super) fn verify(
 
 pub(super) fn backup(
     db: &Path,
-    to: &Path,
+    (to, older): (&Path, &[std::path::PathBuf]),
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
+    let Some(mut keys) = load_keys(older, err)? else {
+        return Ok(ExitCode::from(2));
+    };
     let Some(journal) = open_read_only(db, err)? else {
         return Ok(ExitCode::FAILURE);
     };
@@ -101,7 +115,7 @@ pub(super) fn backup(
     }
     // The copy is checked with the journal's key (a copy has none beside it; the key is kept
     // apart from backups, docs/audit.md).
-    let keys: Vec<_> = journal.audit_key().into_iter().cloned().collect();
+    keys.extend(journal.audit_key().cloned());
     drop(journal);
     let copy = Journal::open_read_only(to)?;
     let audit = crate::report::AuditReport::new(&copy.verify_audit_with(&keys)?);

@@ -561,6 +561,10 @@ pub enum JournalCommand {
         /// The copy to write (must not exist).
         #[arg(long, value_name = "FILE")]
         to: std::path::PathBuf,
+        /// An older audit key to check the copy with, beside the journal's own (a key kept
+        /// after its file was lost and replaced).
+        #[arg(long, value_name = "FILE")]
+        key: Vec<std::path::PathBuf>,
         /// One JSON object: backup, bytes, and the copy's audit check.
         #[arg(long)]
         json: bool,
@@ -1077,8 +1081,14 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result
             Ok(ExitCode::SUCCESS)
         }
         Command::Journal {
-            command: JournalCommand::Backup { config, to, json },
-        } => journal::backup(&journal_of(config, None, err)?, &to, json, out, err),
+            command:
+                JournalCommand::Backup {
+                    config,
+                    to,
+                    key,
+                    json,
+                },
+        } => journal::backup(&journal_of(config, None, err)?, (&to, &key), json, out, err),
         Command::Audit {
             command:
                 AuditCommand::Verify {

@@ -63,12 +63,14 @@ pub enum BrokenLink {
     /// Nothing is wrong that could be seen, but entries keyed with a key not at hand could not
     /// have their hashes checked (their links were).
     #[error(
-        "audit entries {first} to {last} are keyed with audit key {key_id}, which is not at hand: their links were checked, their content was not (give the key with --key FILE)"
+        "audit entries {first} to {last} are keyed with audit key {key_id}{lost}, which is not at hand: their links were checked, their content was not (give a copy of that key with --key FILE)"
     )]
     NotChecked {
         key_id: String,
         first: i64,
         last: i64,
+        /// Where the trail recorded the key's loss, in words (empty when it did not).
+        lost: String,
     },
 }
 
@@ -116,6 +118,13 @@ pub fn keyed_entry_hash(
     }
     mac.update(prev_hash);
     mac.finalize().into_bytes().into()
+}
+
+/// The SHA-256 of a stored text, as hex; `null` for none.
+pub(crate) fn text_digest(text: Option<&str>) -> serde_json::Value {
+    text.map_or(serde_json::Value::Null, |t| {
+        hex(&Sha256::digest(t.as_bytes())).into()
+    })
 }
 
 /// The digest of a custody event as built (without the `audit` head added as it is recorded):
@@ -252,6 +261,17 @@ fn verify_in(
     let Ok(count) = chain else {
         return Ok(chain);
     };
+    // A key was made when the trail ended just before its `from`: a trail that ends earlier
+    // lost entries from its end (with the head row rewound to match).
+    let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |row| {
+        row.get(0)
+    })?;
+    if let Some(key) = keys.iter().find(|key| key.from() > last + 1) {
+        return Ok(Err(BrokenLink::Truncated {
+            last,
+            head: key.from() - 1,
+        }));
+    }
     for (name, sql, what) in GUARDS {
         let found: Option<String> = conn
             .query_row(
@@ -276,8 +296,31 @@ fn verify_in(
         return Ok(Err(problem));
     }
     // Last: every other finding is worse than entries that could not be checked.
-    if let Some(not_checked) = not_checked {
-        return Ok(Err(not_checked));
+    if let Some(BrokenLink::NotChecked {
+        key_id,
+        first,
+        last,
+        ..
+    }) = not_checked
+    {
+        let replaced: Option<(i64, String)> = conn
+            .query_row(
+                "SELECT seq, at FROM audit WHERE kind = 'audit_key_made' AND json_valid(details) AND json_extract(details, '$.replaces') = ?1 ORDER BY seq LIMIT 1",
+                [&key_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        return Ok(Err(BrokenLink::NotChecked {
+            key_id,
+            first,
+            last,
+            lost: replaced.map_or_else(String::new, |(seq, at)| {
+                format!(
+                    " (its file was lost: entry {seq}, {}, records the new key made in its place)",
+                    at.get(..10).unwrap_or(&at)
+                )
+            }),
+        }));
     }
     Ok(Ok(count))
 }
@@ -399,7 +442,7 @@ fn scan_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, Jour
         |row| row.get(0),
     )?;
     let mut records = conn.prepare(
-        "SELECT id, source, verdict, reason, din, bag, site_id, step, operator, COALESCE(coi, ''), at, raw FROM scans ORDER BY id",
+        "SELECT id, source, verdict, reason, din, bag, site_id, step, operator, COALESCE(coi, ''), at, raw, message, parse_error, bags FROM scans ORDER BY id",
     )?;
     let records = records.query_map([], |row| {
         let raw = match row.get_ref(11)? {
@@ -420,6 +463,15 @@ fn scan_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, Jour
             ("subject", cell(row, 9)?),
             ("at", cell(row, 10)?),
             ("raw_sha256", raw),
+            (
+                "message_sha256",
+                text_digest(row.get::<_, Option<String>>(12).ok().flatten().as_deref()),
+            ),
+            (
+                "parse_error_sha256",
+                text_digest(row.get::<_, Option<String>>(13).ok().flatten().as_deref()),
+            ),
+            ("bags", cell(row, 14)?),
         ];
         Ok((row.get::<_, i64>(0)?, fields))
     })?;
@@ -897,6 +949,7 @@ fn verify_chain(
         key_id,
         first,
         last,
+        lost: String::new(),
     });
     let head: Option<(i64, Vec<u8>)> = conn
         .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {

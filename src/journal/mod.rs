@@ -399,6 +399,14 @@ impl Journal {
                     lost = %lost,
                     "the audit key was missing: a new one was made; entries keyed with the lost key can be checked only with a copy of it"
                 );
+                // Said on every face, not only in the service's log: site IT must look for a
+                // copy of the lost key now (docs/audit.md).
+                eprintln!(
+                    "coi-agent: WARNING: the audit key {} was missing. A new key (id {}) keys the audit trail from entry {}; entries 1 to {head} were keyed with key {lost}, which can be checked only with a copy of it (audit verify --key FILE; docs/audit.md).",
+                    path.display(),
+                    key.id(),
+                    key.from()
+                );
             }
             let writer = Writer {
                 tx: writer.tx,
@@ -1050,6 +1058,11 @@ fn insert_scan(
         "site_id": scan.site_id,
         "step": scan.step,
         "operator": scan.operator,
+        // What the screen said and why a read failed, by digest (they may quote the read), and
+        // the bags a sample scan counted.
+        "message_sha256": audit::text_digest(Some(&verdict.message)),
+        "parse_error_sha256": audit::text_digest(scan.parse_error),
+        "bags": verdict.bags,
     });
     let subject = verdict
         .coi
