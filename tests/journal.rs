@@ -112,6 +112,11 @@ fn rewrite(db: &TempDb, entries: &[AuditEntry], signer: Signer<'_>) {
 /// Makes the journal at `db` as a coi-agent before audit keys wrote it: plain entries, no key
 /// column, no key file.
 fn unkey(db: &TempDb) {
+    unkey_with(db, str::to_owned);
+}
+
+/// [`unkey`], each entry's details as `edit` makes them.
+fn unkey_with(db: &TempDb, edit: impl Fn(&str) -> String) {
     let entries = Journal::open_read_only(&db.0)
         .unwrap()
         .audit_entries(None)
@@ -121,15 +126,16 @@ fn unkey(db: &TempDb) {
         &entries,
         coi_agent::journal::audit::GENESIS,
         |entry, prev| {
+            let details = edit(&entry.details);
             let hash = coi_agent::journal::audit::entry_hash(
                 entry.seq,
                 &entry.at,
                 &entry.kind,
                 &entry.subject,
-                &entry.details,
+                &details,
                 prev,
             );
-            (entry.details.clone(), hash, None)
+            (details, hash, None)
         },
     );
     open_for_tampering(db)
@@ -1389,4 +1395,89 @@ fn a_new_key_made_for_a_lost_one_is_announced_on_stderr() {
             && said.contains(&format!("keyed with key {}", lost.id())),
         "{said}"
     );
+}
+
+/// Issue #16 (found by a site-IT trial): the order cache is what labels print from, so each
+/// cached order is bound to the entry of the sync that stored it: a name edited in the cache,
+/// an order added or removed outside coi-agent, is reported. A journal from before keys has its
+/// orders bound once, when its key is made.
+#[test]
+fn the_order_cache_is_covered_by_the_trail() {
+    let sync = |db: &TempDb| {
+        let dir = config_beside(db);
+        std::fs::write(
+            dir.join("orders.json"),
+            include_str!("data/example-orders.json"),
+        )
+        .unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+            .args(["orders", "sync", "--config"])
+            .arg(dir.join("coi-agent.toml"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "a patient's name edited in the cache",
+            "UPDATE orders SET record = replace(record, 'Example', 'Smith') WHERE coi = 'CHA999925000042'",
+            "cached order CHA999925000042 no longer is what audit entry",
+        ),
+        (
+            "a shipped order made scheduled",
+            "UPDATE orders SET status = 'scheduled' WHERE coi = 'CHA999925000043'",
+            "cached order CHA999925000043 no longer is what audit entry",
+        ),
+        (
+            "an order added outside coi-agent",
+            "INSERT INTO orders (coi, din, order_id, status, record, synced_at) SELECT 'CHA999925000099', 'A999925000099', order_id, status, record, synced_at FROM orders LIMIT 1",
+            "cached order CHA999925000099 has no audit entry",
+        ),
+        (
+            "an order removed from the cache",
+            "DELETE FROM orders WHERE coi = 'CHA999925000042'",
+            "records cached order CHA999925000042, which is no longer in the journal",
+        ),
+    ];
+    for (name, sql, says) in cases {
+        let db = TempDb::new(&format!("orders-{}", name.len()));
+        sync(&db);
+        assert_eq!(verify(&db).map(|_| ()), Ok(()), "{name}: before");
+        tamper_and_restore_guards(&db, sql);
+        match verify(&db) {
+            Ok(count) => panic!("{name}: passed as intact ({count} entries)"),
+            Err(broken) => assert!(broken.to_string().contains(says), "{name}: {broken}"),
+        }
+    }
+    // A journal from before keys: its cached orders are bound when its first key is made.
+    let db = TempDb::new("orders-upgrade");
+    sync(&db);
+    // Entries made then named no orders.
+    unkey_with(&db, |details| {
+        let mut value: serde_json::Value = serde_json::from_str(details).unwrap();
+        value.as_object_mut().unwrap().remove("bound");
+        coi_agent::journal::audit::canonical_json(&value)
+    });
+    open_for_tampering(&db)
+        .execute_batch("PRAGMA user_version = 7;")
+        .unwrap();
+    drop(Journal::open(&db.0).unwrap());
+    assert_eq!(
+        verify(&db).map(|_| ()),
+        Ok(()),
+        "bound when the key was made"
+    );
+    let kinds: Vec<String> = Journal::open_read_only(&db.0)
+        .unwrap()
+        .audit_entries(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds.ends_with(&["audit_key_made".to_owned(), "orders_bound".to_owned()]),
+        "{kinds:?}"
+    );
+    tamper_and_restore_guards(&db, cases[0].1);
+    assert!(verify(&db).is_err(), "an edit after binding is found");
 }

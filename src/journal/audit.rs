@@ -120,6 +120,18 @@ pub fn keyed_entry_hash(
     mac.finalize().into_bytes().into()
 }
 
+/// The digest of a cached order as the journal holds it: its identifiers, status and record
+/// (length-prefixed, so no two orders encode alike).
+pub fn order_digest(coi: &str, din: &str, order_id: &str, status: &str, record: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"coi-agent order v1\0");
+    for field in [coi, din, order_id, status, record] {
+        hasher.update((field.len() as u64).to_be_bytes());
+        hasher.update(field.as_bytes());
+    }
+    hex(&hasher.finalize())
+}
+
 /// The SHA-256 of a stored text, as hex; `null` for none.
 pub(crate) fn text_digest(text: Option<&str>) -> serde_json::Value {
     text.map_or(serde_json::Value::Null, |t| {
@@ -293,6 +305,9 @@ fn verify_in(
         return Ok(Err(problem));
     }
     if let Some(problem) = event_states(conn)? {
+        return Ok(Err(problem));
+    }
+    if let Some(problem) = order_coverage(conn)? {
         return Ok(Err(problem));
     }
     // Last: every other finding is worse than entries that could not be checked.
@@ -719,6 +734,70 @@ fn job_histories(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, Jour
         }
     }
     Ok(None)
+}
+
+/// Every cached order is the one its latest entry bound (by digest: identifiers, status, record),
+/// and every order an entry bound and no later entry dropped is still cached: an order edited,
+/// added or removed in the cache outside coi-agent (a patient's name changed before a label
+/// prints) is found.
+fn order_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, JournalError> {
+    let mut entries = conn.prepare(
+        "SELECT json_extract(b.value, '$[0]') AS coi, a.seq, json_extract(b.value, '$[1]')
+         FROM audit a, json_each(a.details, '$.bound') b
+         WHERE a.kind IN ('orders_synced', 'orders_bound') AND json_valid(a.details)
+           AND json_type(b.value, '$[0]') = 'text'
+         ORDER BY coi, a.seq",
+    )?;
+    let entries = entries.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            (row.get::<_, i64>(1)?, row.get::<_, Option<String>>(2)?),
+        ))
+    })?;
+    // The latest binding of each order: entries come sorted by order, then entry.
+    // (COI, (entry, digest or none when dropped)).
+    type Binding = (String, (i64, Option<String>));
+    let mut latest: Vec<rusqlite::Result<Binding>> = Vec::new();
+    for entry in entries {
+        match (entry, latest.last_mut()) {
+            (Ok((coi, bound)), Some(Ok((last, held)))) if *last == coi => *held = bound,
+            (entry, _) => latest.push(entry),
+        }
+    }
+    let mut records =
+        conn.prepare("SELECT coi, din, order_id, status, record FROM orders ORDER BY coi")?;
+    let records = records.query_map([], |row| {
+        let coi: String = row.get(0)?;
+        let digest = order_digest(
+            &coi,
+            &row.get::<_, String>(1)?,
+            &row.get::<_, String>(2)?,
+            &row.get::<_, String>(3)?,
+            &row.get::<_, String>(4)?,
+        );
+        Ok((coi, digest))
+    })?;
+    in_step(records, latest.into_iter(), |pairing| {
+        match pairing {
+        Pairing::Both(coi, digest, (seq, bound)) => match bound {
+            Some(bound) if bound == digest => None,
+            Some(_) => not_covered(format!(
+                "cached order {coi} no longer is what audit entry {seq} recorded: it was changed outside coi-agent"
+            )),
+            None => not_covered(format!(
+                "cached order {coi} was dropped by audit entry {seq} but is cached again: added outside coi-agent"
+            )),
+        },
+        Pairing::RecordOnly(coi, _) => not_covered(format!(
+            "cached order {coi} has no audit entry: added outside coi-agent"
+        )),
+        Pairing::EntryOnly(coi, (seq, bound)) => bound.as_ref().and_then(|_| {
+            not_covered(format!(
+                "audit entry {seq} records cached order {coi}, which is no longer in the journal (deleted)"
+            ))
+        }),
+    }
+    })
 }
 
 /// Every custody event's state is what its entries made it (delivered, parked, put back in

@@ -388,6 +388,29 @@ impl Journal {
         })?;
         let key = AuditKey::create(path, head + 1)?;
         if key.from() == head + 1 && head > 0 {
+            // The orders cached before the trail bound them (a journal from before keys): bound
+            // now, once, so an order edited in the cache from here on is found.
+            let unbound: Vec<serde_json::Value> = {
+                let mut stmt = writer.prepare(
+                    "SELECT coi, din, order_id, status, record FROM orders o WHERE NOT EXISTS (
+                       SELECT 1 FROM audit a, json_each(a.details, '$.bound') b
+                       WHERE a.kind IN ('orders_synced', 'orders_bound') AND json_valid(a.details)
+                         AND json_extract(b.value, '$[0]') = o.coi)
+                     ORDER BY coi",
+                )?;
+                let rows = stmt.query_map([], |row| {
+                    let coi: String = row.get(0)?;
+                    let digest = audit::order_digest(
+                        &coi,
+                        &row.get::<_, String>(1)?,
+                        &row.get::<_, String>(2)?,
+                        &row.get::<_, String>(3)?,
+                        &row.get::<_, String>(4)?,
+                    );
+                    Ok(serde_json::json!([coi, digest]))
+                })?;
+                rows.collect::<Result<_, _>>()?
+            };
             let replaces: Option<String> = writer.query_row(
                 "SELECT key_id FROM audit ORDER BY seq DESC LIMIT 1",
                 [],
@@ -419,6 +442,15 @@ impl Journal {
                 "",
                 &serde_json::json!({"key_id": key.id(), "replaces": replaces}),
             )?;
+            if !unbound.is_empty() {
+                audit::append(
+                    &writer,
+                    &utc_text(jiff::Timestamp::now()),
+                    "orders_bound",
+                    "",
+                    &serde_json::json!({"bound": unbound}),
+                )?;
+            }
             writer.commit()?;
         }
         Ok(key)
@@ -784,6 +816,7 @@ impl Journal {
         let now = utc_text(jiff::Timestamp::now());
         let tx = self.write()?;
         let mut refused = Vec::new();
+        let mut bound = Vec::new();
         for (order, record) in &checked.orders {
             let coi = order.coi.as_str();
             let din = order.collection.din.as_str();
@@ -799,6 +832,32 @@ impl Journal {
                 ));
                 continue;
             }
+            // The order as cached, by digest, in this sync's audit entry when it is new or
+            // changed: an order edited in the cache (a name, a status) is found by `verify`.
+            let record_text = record.to_string();
+            let digest = audit::order_digest(
+                coi,
+                din,
+                &order.order_id,
+                order.status.as_str(),
+                &record_text,
+            );
+            let before: Option<String> = rusqlite::OptionalExtension::optional(tx.query_row(
+                "SELECT din, order_id, status, record FROM orders WHERE coi = ?1",
+                [coi],
+                |row| {
+                    Ok(audit::order_digest(
+                        coi,
+                        &row.get::<_, String>(0)?,
+                        &row.get::<_, String>(1)?,
+                        &row.get::<_, String>(2)?,
+                        &row.get::<_, String>(3)?,
+                    ))
+                },
+            ))?;
+            if before.as_deref() != Some(digest.as_str()) {
+                bound.push(serde_json::json!([coi, digest]));
+            }
             // A hold is lifted by a sync's valid version only: one order asked for by itself
             // (before a label or a receipt) may lag behind what the sync refused.
             let held = if checked.one_order { "held" } else { "NULL" };
@@ -808,7 +867,7 @@ impl Journal {
                      ON CONFLICT(coi) DO UPDATE SET din = excluded.din, order_id = excluded.order_id, status = excluded.status,
                        record = excluded.record, synced_at = excluded.synced_at, held = {held}"
                 ),
-                params![coi, din, order.order_id, order.status.as_str(), record.to_string(), now],
+                params![coi, din, order.order_id, order.status.as_str(), record_text, now],
             )?;
         }
         let stored = checked.orders.len() - refused.len();
@@ -836,6 +895,7 @@ impl Journal {
             };
             for coi in cached.iter().filter(|coi| !keep.contains(coi.as_str())) {
                 dropped += tx.execute("DELETE FROM orders WHERE coi = ?1", [coi])?;
+                bound.push(serde_json::json!([coi, null]));
             }
         }
         let refused_total = refused.len() + checked.refused.len();
@@ -843,6 +903,8 @@ impl Journal {
         if stored > 0 || refused_total > 0 || dropped > 0 {
             let details = serde_json::json!({
                 "source": source, "orders": stored, "refused": refused_total, "dropped": dropped,
+                // [COI, digest] of each order new or changed, [COI, null] of each dropped.
+                "bound": bound,
             });
             audit::append(&tx, &now, "orders_synced", "", &details)?;
         }
