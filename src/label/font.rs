@@ -31,9 +31,20 @@ fn faces() -> &'static [fontdue::Font; 2] {
     })
 }
 
-/// The face that draws `c`, if any.
+/// The face that draws `c`, if any: B612 first, except that Greek and Cyrillic come whole from
+/// the DejaVu subset (B612 has some of their letters, and a word drawn from two faces reads as
+/// two words: "Αικατε ρίνη").
 fn face_for(c: char) -> Option<&'static fontdue::Font> {
-    faces().iter().find(|face| face.has_glyph(c))
+    let [b612, dejavu] = faces();
+    if from_dejavu(c) && dejavu.has_glyph(c) {
+        return Some(dejavu);
+    }
+    [b612, dejavu].into_iter().find(|face| face.has_glyph(c))
+}
+
+/// Greek and Cyrillic (with their extensions): always drawn from the DejaVu subset.
+fn from_dejavu(c: char) -> bool {
+    matches!(u32::from(c), 0x0370..=0x052F | 0x1F00..=0x1FFF)
 }
 
 /// Whether the bundled fonts have a glyph for `c` (the layout refuses text they cannot show).
@@ -55,8 +66,12 @@ fn advance_em(c: char) -> Option<f32> {
             latin: [None; LATIN_END],
             other: HashMap::new(),
         };
-        for face in faces().iter().rev() {
+        // Each character's advance from the face `face_for` draws it with.
+        for face in faces() {
             for &c in face.chars().keys() {
+                if !face_for(c).is_some_and(|drawn| std::ptr::eq(drawn, face)) {
+                    continue;
+                }
                 let advance = face.metrics(c, 1000.0).advance_width / 1000.0;
                 match table.latin.get_mut(c as usize) {
                     Some(slot) => *slot = Some(advance),

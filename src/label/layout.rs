@@ -238,7 +238,7 @@ impl Layout {
                     return Err("a value it needs is absent from the order".to_owned());
                 };
                 if *upper {
-                    value = value.to_uppercase();
+                    value = capitals(&value);
                 }
                 check_drawable(&value)?;
                 let (x, y) = at(*origin);
@@ -718,6 +718,25 @@ fn unsupported(c: char) -> String {
     format!("{script} script is not supported on labels (Latin, Greek and Cyrillic are)")
 }
 
+/// `value` in capitals, as each script writes them: Greek capitals drop the tonos (ΠΑΠΑΔΟΠΟΥΛΟΣ,
+/// as Greek passports print names), keeping the dialytika.
+fn capitals(value: &str) -> String {
+    value
+        .to_uppercase()
+        .chars()
+        .map(|c| match c {
+            'Ά' => 'Α',
+            'Έ' => 'Ε',
+            'Ή' => 'Η',
+            'Ί' => 'Ι',
+            'Ό' => 'Ο',
+            'Ύ' => 'Υ',
+            'Ώ' => 'Ω',
+            other => other,
+        })
+        .collect()
+}
+
 /// The mark at the end of a line where a word was broken to fit (never a hyphen: names have
 /// hyphens of their own, and a reader must not take a break for one). `»` says "continues"; it
 /// is in the printer's resident font and the preview's, and a value holding it is refused
@@ -1012,6 +1031,13 @@ mod tests {
             .is_err()
         );
         assert!(super::super::zpl::printable(WORD_BREAK) && font::draws(WORD_BREAK));
+    }
+
+    #[test]
+    fn greek_capitals_drop_the_tonos_and_keep_the_dialytika() {
+        assert_eq!(capitals("Παπαδόπουλος"), "ΠΑΠΑΔΟΠΟΥΛΟΣ");
+        assert_eq!(capitals("Ϊάσων Ώρα"), "ΪΑΣΩΝ ΩΡΑ");
+        assert_eq!(capitals("Müller-Lüdenscheidt"), "MÜLLER-LÜDENSCHEIDT");
     }
 
     /// A cap keeps text at or below it, going under the element's floor if it must (never under
