@@ -352,7 +352,7 @@ pub fn prepare_bag_label(
     let data = LabelData::new(order, request.bag, collected_at)
         .map_err(|e| Refusal::Label(format!("order {}: {e}", order.order_id)))?;
     let label = crate::label::render(request.template, &data, dpi)
-        .map_err(|e| Refusal::Label(e.to_string()))?;
+        .map_err(|e| Refusal::Label(e.for_operator()))?;
 
     let job_id = uuid::Uuid::now_v7().to_string();
     let zpl = label.zpl.into_bytes();

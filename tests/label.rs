@@ -423,10 +423,21 @@ fn unsupported_scripts_are_refused_naming_field_and_script() {
             if !template.elements.iter().any(|e| matches!(e, coi_agent::label::template::Element::Text { text, .. } if text.contains(field))) {
                 continue;
             }
-            let said = label::render(&template, &data, 203)
-                .unwrap_err()
-                .to_string();
+            let refused = label::render(&template, &data, 203).unwrap_err();
+            let said = refused.to_string();
             assert!(said.contains(&format!("{{patient.{field}}}")), "{said}");
+            // A nurse reads the field and the script in words first.
+            let told = refused.for_operator();
+            let words = if field == "family_name" {
+                "family"
+            } else {
+                "given"
+            };
+            assert!(
+                told.starts_with(&format!("The patient's {words} name has {script}")),
+                "{told}"
+            );
+            assert!(!told.contains(value), "{told}");
             assert!(
                 said.contains(script) && said.contains("not supported"),
                 "{said}"

@@ -496,8 +496,8 @@ async fn preview(State(agent): State<Agent>, Path((coi, bag)): Path<(String, Str
         let at = printed_at.unwrap_or_else(jiff::Timestamp::now);
         let data = crate::label::data::LabelData::new(order, bag, at)
             .map_err(|e| unprocessable(format!("order {}: {e}", order.order_id)))?;
-        let label =
-            crate::label::render(template, &data, dpi).map_err(|e| unprocessable(e.to_string()))?;
+        let label = crate::label::render(template, &data, dpi)
+            .map_err(|e| unprocessable(e.for_operator()))?;
         label.png().map_err(|e| unprocessable(e.to_string()))
     })
     .await;

@@ -96,7 +96,7 @@ pub(super) fn make(request: &Request<'_>) -> Result<Label, String> {
     let at = request.collected_at.unwrap_or_else(jiff::Timestamp::now);
     let data = LabelData::new(order, request.bag, at)
         .map_err(|e| format!("order {}: {e}", order.order_id))?;
-    label::render(template, &data, request.dpi.unwrap_or(DEFAULT_DPI)).map_err(|e| e.to_string())
+    label::render(template, &data, request.dpi.unwrap_or(DEFAULT_DPI)).map_err(|e| e.for_operator())
 }
 
 pub(super) fn render(

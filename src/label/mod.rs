@@ -70,6 +70,50 @@ pub enum LabelError {
     },
 }
 
+impl LabelError {
+    /// What a nurse is told: a plain sentence first when the refusal is about one of the
+    /// patient's values (which value, and why), then the detail site IT needs. Never the value.
+    pub fn for_operator(&self) -> String {
+        let detail = self.to_string();
+        let LabelError::Layout(LayoutError::Element {
+            element, problem, ..
+        }) = self
+        else {
+            return detail;
+        };
+        let field = [
+            ("{patient.family_name}", "The patient's family name"),
+            ("{patient.given_name}", "The patient's given name"),
+            ("{patient.id}", "The patient's identifier"),
+        ]
+        .into_iter()
+        .find(|(key, _)| element.contains(key))
+        .map_or("A value of the order", |(_, words)| words);
+        let plain = if let Some(script) =
+            problem
+                .split_once(": ")
+                .map(|(_, why)| why)
+                .and_then(|why| {
+                    why.strip_suffix(
+                        " script is not supported on labels (Latin, Greek and Cyrillic are)",
+                    )
+                }) {
+            format!(
+                "{field} has {script} letters, which labels cannot print (only Latin, Greek and Cyrillic letters)."
+            )
+        } else if problem.contains("does not fit") {
+            format!("{field} is too long for this label.")
+        } else if problem.contains("mark of a word broken") {
+            format!("{field} contains », which labels use to mark a word broken across lines.")
+        } else if problem.contains("cannot be printed") {
+            format!("{field} has a character labels cannot print.")
+        } else {
+            return detail;
+        };
+        format!("{plain} ({detail})")
+    }
+}
+
 /// The resolutions labels are made for.
 pub const RESOLUTIONS: [u32; 3] = [203, 300, 600];
 
