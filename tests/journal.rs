@@ -1481,3 +1481,41 @@ fn the_order_cache_is_covered_by_the_trail() {
     tamper_and_restore_guards(&db, cases[0].1);
     assert!(verify(&db).is_err(), "an edit after binding is found");
 }
+
+/// A key file replaced while a journal is open (a command made a new key while the service ran
+/// on the old one): the open handle keys its next entry with the key the file now holds, not
+/// the one it read at start.
+#[test]
+fn an_open_journal_follows_its_key_file() {
+    let db = five_entries("key-follows");
+    let key_path = audit_key::path_for(&db.0);
+    let mut running = Journal::open(&db.0).unwrap();
+    let old = running.audit_key().unwrap().clone();
+    std::fs::rename(&key_path, db.0.with_extension("moved-key")).unwrap();
+    // Another process opens the journal for writing: it makes the new key.
+    drop(Journal::open(&db.0).unwrap());
+    let new = AuditKey::load(&key_path).unwrap();
+    assert_ne!(new.id(), old.id());
+    record(&mut running, &verdict(true, 6), "receipt");
+    let entries = running.audit_entries(None).unwrap();
+    let last = entries.last().unwrap();
+    assert_eq!(last.kind, "scan");
+    assert_eq!(
+        last.key_id.as_deref(),
+        Some(new.id()),
+        "keyed with the key the file holds"
+    );
+    // And a key file removed under an open handle is replaced before its next entry.
+    std::fs::remove_file(&key_path).unwrap();
+    record(&mut running, &verdict(true, 7), "receipt");
+    let newest = AuditKey::load(&key_path).unwrap();
+    let entries = running.audit_entries(None).unwrap();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["scan", "audit_key_made"]);
+    assert_eq!(entries.last().unwrap().key_id.as_deref(), Some(newest.id()));
+}

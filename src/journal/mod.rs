@@ -30,6 +30,20 @@ pub struct Journal {
     /// The key audit entries are made with (a journal opened for writing always has one); for
     /// a read-only handle, the key beside the file if it is there, to check entries with.
     key: Option<AuditKey>,
+    /// For a journal opened for writing: the key's file and how it was when read, so a key
+    /// file moved away or replaced while this handle lives (a long-running service) is seen
+    /// before the next entry is made.
+    key_file: Option<(std::path::PathBuf, Option<FileStamp>)>,
+}
+
+/// A file's identity and last change, to notice it was replaced.
+type FileStamp = (u64, u64, i64, i64);
+
+fn stamp_of(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec()))
 }
 
 /// A write transaction with the audit key its entries are made with.
@@ -367,9 +381,16 @@ impl Journal {
             .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
-        let mut journal = Journal { conn, key: None };
+        let mut journal = Journal {
+            conn,
+            key: None,
+            key_file: None,
+        };
         journal.migrate(&shown)?;
-        journal.key = Some(journal.ensure_audit_key(&audit_key::path_for(path))?);
+        let key_path = audit_key::path_for(path);
+        journal.key = Some(journal.ensure_audit_key(&key_path)?);
+        let stamp = stamp_of(&key_path);
+        journal.key_file = Some((key_path, stamp));
         Ok(journal)
     }
 
@@ -473,19 +494,53 @@ impl Journal {
             Err(KeyError::Missing(_)) => None,
             found => Some(found?),
         };
-        Ok(Journal { conn, key })
+        Ok(Journal {
+            conn,
+            key,
+            key_file: None,
+        })
     }
 
     /// A write transaction that takes the write lock at once: a read-then-write transaction
     /// that started deferred could not wait for another process's writer (SQLITE_BUSY at the
     /// upgrade, whatever the busy timeout), and two processes could both read before writing.
     fn write(&mut self) -> Result<Writer<'_>, JournalError> {
+        self.recheck_key()?;
         Ok(Writer {
             tx: self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
             key: self.key.as_ref(),
         })
+    }
+
+    /// The key file as it is now, if it changed since it was read: a key another process made
+    /// in place of a lost one is used from here on, and a key lost while this handle lived is
+    /// replaced (and the loss recorded) before anything more is keyed with the old one.
+    fn recheck_key(&mut self) -> Result<(), JournalError> {
+        let Some((path, stamp)) = &self.key_file else {
+            return Ok(());
+        };
+        if stamp_of(path) == *stamp {
+            return Ok(());
+        }
+        let path = path.clone();
+        // Taken while the key is read again: its own writes must not check again.
+        self.key_file = None;
+        let key = match AuditKey::load(&path) {
+            Err(KeyError::Missing(_)) => self.ensure_audit_key(&path)?,
+            found => found?,
+        };
+        if self.key.as_ref().is_some_and(|old| old.id() != key.id()) {
+            tracing::warn!(
+                key = %path.display(),
+                now = %key.id(),
+                "the audit key file changed while the journal was open: entries are keyed with the key it now holds"
+            );
+        }
+        self.key = Some(key);
+        self.key_file = Some((path.clone(), stamp_of(&path)));
+        Ok(())
     }
 
     fn migrate(&mut self, shown: &str) -> Result<(), JournalError> {
