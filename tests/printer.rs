@@ -93,7 +93,16 @@ async fn a_fault_during_a_job_is_named_and_the_job_held_unconfirmed() {
         let outcome = printer.submit(&job("job-1")).await;
         (outcome, printer)
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The fault lands at a protocol point, not after a guessed time: once the emulator holds
+    // the job (it takes 400 ms to print).
+    let held = std::time::Instant::now();
+    while emulator.received().is_empty() {
+        assert!(
+            held.elapsed() < Duration::from_secs(5),
+            "the job never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     emulator.set_fault(EmulatedFault::HeadOpen, true);
     let (outcome, _) = task.await.unwrap();
     // Not "failed": the label is held in the printer and prints once the head is closed.

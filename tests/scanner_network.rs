@@ -163,28 +163,32 @@ fn scan_command_reads_stdin_as_json_lines_and_exits_at_its_end() {
 #[test]
 fn scan_command_stops_cleanly_on_sigterm() {
     let link = std::env::temp_dir().join(format!("coi-agent-sigterm-{}", std::process::id()));
-    let child = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coi-agent"))
         .args(["scan", "--source", &format!("serial://{}", link.display())])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Give the process time to start and install its handlers, even on a loaded machine.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Signalled once it is at work (its first try at the port is said), not after a guessed
+    // time: by then its handlers are in place.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("scanner: error: open ") {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+            "ended before trying the port: {said}"
+        );
+        said.push_str(&line);
+    }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("scanner: error: open "), "{stderr}");
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{said}");
 }
 
 use std::str::FromStr as _;
