@@ -1260,25 +1260,13 @@ fn a_lost_key_is_recorded_and_a_copy_checks_with_the_key_given() {
                 + &String::from_utf8_lossy(&output.stderr),
         )
     };
-    let (code, said) = cli(&[
-        "audit".as_ref(),
-        "verify".as_ref(),
-        "--db".as_ref(),
-        db.0.as_ref(),
-    ]);
+    let (code, said) = cli(&verify_args(&db.0, &[]));
     assert_eq!(code, Some(1), "{said}");
     assert!(
         said.contains("AUDIT TRAIL NOT WHOLLY CHECKED: audit entries 1 to 5"),
         "{said}"
     );
-    let (code, said) = cli(&[
-        "audit".as_ref(),
-        "verify".as_ref(),
-        "--db".as_ref(),
-        db.0.as_ref(),
-        "--key".as_ref(),
-        kept.as_ref(),
-    ]);
+    let (code, said) = cli(&verify_args(&db.0, &[&kept]));
     assert_eq!(
         (code, said.trim()),
         (Some(0), "audit trail intact: 7 entries")
@@ -1314,43 +1302,20 @@ fn a_lost_key_is_recorded_and_a_copy_checks_with_the_key_given() {
     ]);
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("audit trail intact: 7 entries"), "{said}");
-    let (code, said) = cli(&[
-        "audit".as_ref(),
-        "verify".as_ref(),
-        "--db".as_ref(),
-        backup.as_ref(),
-        "--key".as_ref(),
-        kept.as_ref(),
-    ]);
+    let (code, said) = cli(&verify_args(&backup, &[&kept]));
     assert_eq!(code, Some(1), "{said}");
     assert!(
         said.contains("audit entries 6 to 7 are keyed with audit key"),
         "{said}"
     );
-    let (code, said) = cli(&[
-        "audit".as_ref(),
-        "verify".as_ref(),
-        "--db".as_ref(),
-        backup.as_ref(),
-        "--key".as_ref(),
-        kept.as_ref(),
-        "--key".as_ref(),
-        key_path.as_ref(),
-    ]);
+    let (code, said) = cli(&verify_args(&backup, &[&kept, &key_path]));
     assert_eq!(
         (code, said.trim()),
         (Some(0), "audit trail intact: 7 entries")
     );
     // A key file that is not one is refused by name, as a usage error.
     std::fs::write(&kept, "not a key").unwrap();
-    let (code, said) = cli(&[
-        "audit".as_ref(),
-        "verify".as_ref(),
-        "--db".as_ref(),
-        db.0.as_ref(),
-        "--key".as_ref(),
-        kept.as_ref(),
-    ]);
+    let (code, said) = cli(&verify_args(&db.0, &[&kept]));
     assert_eq!(code, Some(2), "{said}");
     assert!(said.contains("is not an audit key file"), "{said}");
     // Entries cut from the end, scans and events with them, and the head rewound: without an
@@ -1360,17 +1325,29 @@ fn a_lost_key_is_recorded_and_a_copy_checks_with_the_key_given() {
         "DELETE FROM audit WHERE seq >= 5; DELETE FROM outbox WHERE id >= 5; DELETE FROM scans WHERE id >= 5;
          UPDATE audit_head SET seq = 4, hash = (SELECT hash FROM audit WHERE seq = 4);",
     );
-    let (code, said) = cli(&[
-        "audit".as_ref(),
-        "verify".as_ref(),
-        "--db".as_ref(),
-        db.0.as_ref(),
-    ]);
+    let (code, said) = cli(&verify_args(&db.0, &[]));
     assert_eq!(code, Some(1), "{said}");
     assert!(
         said.contains("ends at entry 4") && said.contains("removed from the end"),
         "{said}"
     );
+}
+
+/// `audit verify --db DB` with a `--key` for each of `keys`.
+fn verify_args<'a>(
+    db: &'a std::path::Path,
+    keys: &[&'a std::path::Path],
+) -> Vec<&'a std::ffi::OsStr> {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--db".as_ref(),
+        db.as_ref(),
+    ];
+    for key in keys {
+        args.extend([std::ffi::OsStr::new("--key"), key.as_os_str()]);
+    }
+    args
 }
 
 /// A command that writes the journal says so loudly when it had to make a new audit key: site IT

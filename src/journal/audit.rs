@@ -444,6 +444,13 @@ fn cell(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<serde_json::Value
 
 type Fields = Vec<(&'static str, serde_json::Value)>;
 
+/// Keeps in `slot` the record named by the earliest entry seen so far.
+fn earliest<K: Clone>(slot: &mut Option<(K, i64)>, id: &K, seq: i64) {
+    if slot.as_ref().is_none_or(|(_, first)| seq < *first) {
+        *slot = Some((id.clone(), seq));
+    }
+}
+
 fn not_covered(what: String) -> Option<BrokenLink> {
     Some(BrokenLink::NotCovered { what })
 }
@@ -506,9 +513,7 @@ fn scan_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, Jour
             None
         }
         Pairing::EntryOnly(id, (seq, _)) => {
-            if deleted.is_none_or(|(_, first)| *seq < first) {
-                deleted = Some((*id, *seq));
-            }
+            earliest(&mut deleted, id, *seq);
             None
         }
     })?;
@@ -567,9 +572,7 @@ fn job_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, Journ
             "print job {id} has no audit entry: recorded outside coi-agent, or its entry removed"
         )),
         Pairing::EntryOnly(id, (seq, _)) => {
-            if deleted.as_ref().is_none_or(|(_, first)| seq < first) {
-                deleted = Some((id.clone(), *seq));
-            }
+            earliest(&mut deleted, id, *seq);
             None
         }
     }
@@ -629,9 +632,7 @@ fn event_coverage(conn: &rusqlite::Connection) -> Result<Option<BrokenLink>, Jou
             None
         }
         Pairing::EntryOnly(id, (seq, _)) => {
-            if deleted.as_ref().is_none_or(|(_, first)| seq < first) {
-                deleted = Some((id.clone(), *seq));
-            }
+            earliest(&mut deleted, id, *seq);
             None
         }
     })?;
